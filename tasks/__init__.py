@@ -1,0 +1,1 @@
+"""Mapp Engage prepared SMS through Celery."""

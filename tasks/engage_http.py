@@ -1,0 +1,176 @@
+"""HTTP plumbing shared by the REST and SOAP clients: the pooled session and the error choke point.
+
+Every answer other than the expected one is turned into a typed error of :mod:`tasks.errors`
+here, and every ``requests`` exception is sorted into "never left" or "may have arrived".
+"""
+
+from __future__ import annotations
+
+import email.utils
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import requests
+from requests.adapters import HTTPAdapter
+from urllib3.exceptions import (
+    ConnectTimeoutError,
+    MaxRetryError,
+    NameResolutionError,
+    NewConnectionError,
+)
+
+from tasks.errors import (
+    CredentialsRejected,
+    EngageAPIError,
+    EngageClientError,
+    EngageServerError,
+    OutcomeUnknown,
+    RateLimited,
+    RequestNotSent,
+    UnknownRecipient,
+)
+from tasks.masking import mask_text
+
+#: Connections kept per host: one per worker thread is enough, more only wastes sockets.
+POOL_SIZE = 32
+#: How much of a non-JSON error body is kept in the error (masked).
+BODY_EXCERPT = 200
+
+
+def make_session(username: str, password: str, *, pool_size: int = POOL_SIZE) -> requests.Session:
+    """A pooled session with Basic auth; urllib3's own retries are off (we decide about retries)."""
+    session = requests.Session()
+    session.auth = (username, password)
+    adapter = HTTPAdapter(pool_connections=4, pool_maxsize=pool_size, max_retries=0)
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    return session
+
+
+def post(
+    session: requests.Session,
+    url: str,
+    operation: str,
+    *,
+    timeout: tuple[float, float],
+    **kwargs: Any,
+) -> requests.Response:
+    """POST, sorting transport failures into RequestNotSent and OutcomeUnknown."""
+    try:
+        return session.post(url, timeout=timeout, **kwargs)
+    except requests.exceptions.ConnectTimeout as err:
+        raise RequestNotSent(operation, f"connect timed out after {timeout[0]:g} s") from err
+    except requests.exceptions.SSLError as err:
+        raise RequestNotSent(operation, f"TLS handshake failed: {err}") from err
+    except requests.exceptions.ReadTimeout as err:
+        raise OutcomeUnknown(
+            operation, f"no answer within {timeout[1]:g} s after the request was sent"
+        ) from err
+    except requests.exceptions.ConnectionError as err:
+        if _never_connected(err):
+            raise RequestNotSent(operation, f"could not connect: {_reason(err)}") from err
+        raise OutcomeUnknown(
+            operation, f"connection lost after the request was sent: {_reason(err)}"
+        ) from err
+
+
+def get(
+    session: requests.Session, url: str, operation: str, *, timeout: tuple[float, float]
+) -> requests.Response:
+    """GET with the same error sorting as :func:`post` (a GET changes nothing, any failure may be retried)."""
+    try:
+        return session.get(url, timeout=timeout)
+    except requests.exceptions.ConnectTimeout as err:
+        raise RequestNotSent(operation, f"connect timed out after {timeout[0]:g} s") from err
+    except requests.exceptions.RequestException as err:
+        raise RequestNotSent(operation, f"request failed: {_reason(err)}") from err
+
+
+def _never_connected(err: requests.exceptions.ConnectionError) -> bool:
+    cause: object = err.args[0] if err.args else None
+    if isinstance(cause, MaxRetryError):
+        cause = cause.reason
+    return isinstance(cause, NewConnectionError | NameResolutionError | ConnectTimeoutError)
+
+
+def _reason(err: Exception) -> str:
+    cause: object = err.args[0] if err.args else err
+    if isinstance(cause, MaxRetryError) and cause.reason is not None:
+        cause = cause.reason
+    return type(cause).__name__ if not str(cause) else f"{type(cause).__name__}: {cause}"
+
+
+def api_error(
+    operation: str,
+    status: int,
+    fields: Mapping[str, Any],
+    headers: Mapping[str, str],
+    *,
+    fallback_message: str | None = None,
+) -> EngageAPIError:
+    """The typed error for an error answer; ``fields`` is Engage's error body (may be empty)."""
+    details = {
+        k: v for k, v in fields.items() if k not in ("errorActor", "errorCode", "message")
+    }
+    actor = _str_or_none(fields.get("errorActor"))
+    code = _str_or_none(fields.get("errorCode"))
+    message = _str_or_none(fields.get("message")) or fallback_message
+    retry_after = parse_retry_after(headers.get("Retry-After"))
+    kwargs: dict[str, Any] = {
+        "status": status,
+        "error_actor": actor,
+        "error_code": code,
+        "message": mask_text(message) if message else None,
+        "details": {k: mask_text(v) if isinstance(v, str) else v for k, v in details.items()},
+        "retry_after": retry_after,
+    }
+    if status in (401, 403):
+        return CredentialsRejected(operation, **kwargs)
+    if status == 429:
+        return RateLimited(operation, **kwargs)
+    if status >= 500:
+        return EngageServerError(operation, **kwargs)
+    if code == "NO_SUCH_OBJECT" and _about_contact(operation, details):
+        return UnknownRecipient(operation, **kwargs)
+    return EngageClientError(operation, **kwargs)
+
+
+def json_error_fields(response: requests.Response) -> tuple[dict[str, Any], str | None]:
+    """Engage's JSON error body, or ({}, an excerpt of whatever else came back)."""
+    text = response.text
+    if not text.strip():
+        return {}, f"empty {response.status_code} answer"
+    try:
+        body = response.json()
+    except ValueError:
+        return {}, f"non-JSON answer: {' '.join(text[:BODY_EXCERPT].split())}"
+    if not isinstance(body, dict):
+        return {}, f"unexpected JSON answer: {str(body)[:BODY_EXCERPT]}"
+    return body, None
+
+
+def _about_contact(operation: str, details: Mapping[str, Any]) -> bool:
+    object_type = details.get("objectType")
+    if object_type is not None:
+        return str(object_type).lower() in ("contact", "user", "recipient")
+    # Without objectType only the lookup can be about the contact.
+    return operation == "contact/get"
+
+
+def _str_or_none(value: object) -> str | None:
+    return None if value is None else str(value)
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """Seconds to wait from a Retry-After header (delta-seconds or HTTP date), or None."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())

@@ -1,0 +1,171 @@
+"""Every error this package raises, and whether a later attempt may succeed.
+
+The tree::
+
+    EngageSmsError
+    ├── ConfigurationError            a setting is missing or malformed (never a delivery error)
+    ├── InvalidSendRequest            bad input at enqueue time; nothing was enqueued
+    ├── IdempotencyConflict           the key was used before for a different request
+    ├── DeadLettered                  a send ended in the dead-letter store (raised by tasks)
+    └── EngageError                   something went wrong talking to Engage
+        ├── RequestNotSent            the request never left (connect refused/timed out): safe to retry
+        ├── OutcomeUnknown            the request left but no answer came: the SMS may have been sent
+        └── EngageAPIError            Engage answered with an error status
+            ├── CredentialsRejected   401/403: wrong user or password, wrong for every message
+            ├── UnknownRecipient      400 NO_SUCH_OBJECT for the contact
+            ├── RateLimited           429, or any answer carrying Retry-After
+            ├── EngageServerError     5xx (including 500 "Database Access Limit Exceeded")
+            └── EngageClientError     any other 4xx; ``error_code`` says which
+
+Retry decisions live in :mod:`tasks.retry_policy`, keyed on these types.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+
+class EngageSmsError(Exception):
+    """Base of every error raised by this package."""
+
+
+class ConfigurationError(EngageSmsError):
+    """A setting is missing or malformed; ``setting`` names it."""
+
+    def __init__(self, setting: str, problem: str) -> None:
+        self.setting = setting
+        self.problem = problem
+        super().__init__(f"{setting}: {problem}")
+
+
+class InvalidSendRequest(EngageSmsError, ValueError):
+    """The send request is invalid; ``field`` names the argument at fault."""
+
+    def __init__(self, field: str, problem: str) -> None:
+        self.field = field
+        self.problem = problem
+        super().__init__(f"{field}: {problem}")
+
+
+class IdempotencyConflict(EngageSmsError):
+    """The idempotency key was already used for a different request."""
+
+    def __init__(self, key: str) -> None:
+        self.key = key
+        super().__init__(
+            f"idempotency key {key!r} was already used for a different request; "
+            "use a new key for a new send"
+        )
+
+
+class DeadLettered(EngageSmsError):
+    """The send was moved to the dead-letter store; raised so Flower shows it as failed."""
+
+    def __init__(self, key: str, reason: str, detail: str) -> None:
+        self.key = key
+        self.reason = reason
+        self.detail = detail
+        super().__init__(f"dead-lettered ({reason}): {detail} [key={key}]")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.key, self.reason, self.detail))
+
+
+class EngageError(EngageSmsError):
+    """A call to Engage failed; ``operation`` names the call (``contact/get``, ...)."""
+
+    def __init__(self, operation: str, message: str) -> None:
+        self.operation = operation
+        super().__init__(f"{operation}: {message}")
+
+
+class RequestNotSent(EngageError):
+    """The request never reached Engage (connection refused or connect timeout)."""
+
+
+class OutcomeUnknown(EngageError):
+    """The request was sent but no answer arrived: Engage may or may not have acted on it."""
+
+
+class EngageAPIError(EngageError):
+    """Engage answered with an error status; carries its error body."""
+
+    def __init__(
+        self,
+        operation: str,
+        *,
+        status: int,
+        error_actor: str | None = None,
+        error_code: str | None = None,
+        message: str | None = None,
+        details: Mapping[str, Any] | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        self.status = status
+        self.error_actor = error_actor
+        self.error_code = error_code
+        self.engage_message = message
+        self.details: dict[str, Any] = dict(details or {})
+        self.retry_after = retry_after
+        super().__init__(operation, self._describe())
+
+    def _describe(self) -> str:
+        parts = [f"HTTP {self.status}"]
+        if self.error_code:
+            parts.append(self.error_code)
+        if self.error_actor:
+            parts.append(f"actor={self.error_actor}")
+        text = " ".join(parts)
+        if self.engage_message:
+            text += f": {self.engage_message}"
+        return text
+
+    def to_dict(self) -> dict[str, Any]:
+        """The error as stored in a dead-letter entry."""
+        return {
+            "status": self.status,
+            "errorActor": self.error_actor,
+            "errorCode": self.error_code,
+            "message": self.engage_message,
+            **self.details,
+        }
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Celery pickles nothing (JSON only) but keeps exceptions for Flower's repr; stay simple.
+        return (_rebuild_api_error, (type(self), self.operation, self.to_dict(), self.retry_after))
+
+
+def _rebuild_api_error(
+    cls: type[EngageAPIError], operation: str, body: dict[str, Any], retry_after: float | None
+) -> EngageAPIError:
+    body = dict(body)
+    return cls(
+        operation,
+        status=body.pop("status"),
+        error_actor=body.pop("errorActor"),
+        error_code=body.pop("errorCode"),
+        message=body.pop("message"),
+        details=body,
+        retry_after=retry_after,
+    )
+
+
+class CredentialsRejected(EngageAPIError):
+    """Engage refused the API user's credentials (401/403)."""
+
+
+class UnknownRecipient(EngageAPIError):
+    """Engage knows no contact with this identifier (400 NO_SUCH_OBJECT)."""
+
+
+class RateLimited(EngageAPIError):
+    """Engage asked us to slow down (429 or Retry-After)."""
+
+
+class EngageServerError(EngageAPIError):
+    """Engage failed on its side (5xx)."""
+
+
+class EngageClientError(EngageAPIError):
+    """Engage rejected the request (4xx other than the cases above)."""

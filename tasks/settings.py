@@ -1,0 +1,238 @@
+"""One settings object, read once from the environment and handed to constructors.
+
+Nothing else in the package reads ``os.environ``: ``celeryconfig.py`` and the CLI call
+:func:`load_settings` and pass the result on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+from tasks.errors import ConfigurationError
+
+#: Broker used when ``CELERY_BROKER_URL`` is not set: the local Redis.
+DEFAULT_BROKER_URL = "redis://127.0.0.1:6379/0"
+#: Engage asks for client timeouts above 30 s; connecting should be quick.
+DEFAULT_CONNECT_TIMEOUT = 5.0
+DEFAULT_READ_TIMEOUT = 35.0
+#: Engage's documented budget per tenant.
+DEFAULT_RATE_LIMIT = 10.0
+#: Production retry schedule from Engage's guidance: after >= 30 s, then >= 15 min, then stop.
+DEFAULT_RETRY_BASE_DELAY = 30.0
+DEFAULT_RETRY_BACKOFF = 30.0
+DEFAULT_RETRY_MAX_DELAY = 900.0
+DEFAULT_RETRY_MAX_ATTEMPTS = 3
+DEFAULT_RETRY_MAX_TOTAL = 1800.0
+#: A contact created a moment ago may not be visible yet: a few short lookups before giving up.
+DEFAULT_UNKNOWN_RECIPIENT_RETRIES = 2
+DEFAULT_UNKNOWN_RECIPIENT_DELAY = 5.0
+#: 400s with an errorCode this package does not know: bounded retries, then dead-letter.
+DEFAULT_UNKNOWN_ERROR_RETRIES = 2
+#: Deliveries of one task attempt before it counts as killing its worker (poison message).
+DEFAULT_MAX_REDELIVERIES = 3
+#: Redis transport: an unacked message is handed out again after this many seconds.
+DEFAULT_VISIBILITY_TIMEOUT = 7200.0
+#: Dead-letter store bounds.
+DEFAULT_DLQ_MAX_ENTRIES = 10_000
+DEFAULT_DLQ_MAX_AGE = 180 * 86400.0
+#: Idempotency records outlive the retry window by this much.
+DEFAULT_KEY_GRACE = 86400.0
+#: Contact-id cache lifetime.
+DEFAULT_CONTACT_CACHE_TTL = 86400.0
+
+TRANSPORTS = ("rest", "soap")
+UNKNOWN_OUTCOME_ACTIONS = ("dead_letter", "retry")
+
+
+@dataclass(frozen=True)
+class RetrySettings:
+    """How often and how long each class of error is retried."""
+
+    base_delay: float = DEFAULT_RETRY_BASE_DELAY
+    backoff: float = DEFAULT_RETRY_BACKOFF
+    max_delay: float = DEFAULT_RETRY_MAX_DELAY
+    max_attempts: int = DEFAULT_RETRY_MAX_ATTEMPTS
+    max_total: float = DEFAULT_RETRY_MAX_TOTAL
+    unknown_recipient_retries: int = DEFAULT_UNKNOWN_RECIPIENT_RETRIES
+    unknown_recipient_delay: float = DEFAULT_UNKNOWN_RECIPIENT_DELAY
+    unknown_error_retries: int = DEFAULT_UNKNOWN_ERROR_RETRIES
+    on_unknown_outcome: str = "dead_letter"
+    max_redeliveries: int = DEFAULT_MAX_REDELIVERIES
+
+    @property
+    def window(self) -> float:
+        """The longest time a send can spend retrying."""
+        return self.max_total + self.max_delay
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the package needs to run, validated."""
+
+    engage_base_url: str
+    engage_username: str
+    engage_password: str = field(repr=False)
+    broker_url: str = DEFAULT_BROKER_URL
+    result_backend: str | None = None
+    redis_url: str = DEFAULT_BROKER_URL
+    engage_transport: str = "rest"
+    connect_timeout: float = DEFAULT_CONNECT_TIMEOUT
+    read_timeout: float = DEFAULT_READ_TIMEOUT
+    rate_limit: float = DEFAULT_RATE_LIMIT
+    rate_burst: float = DEFAULT_RATE_LIMIT
+    contact_cache_ttl: float = DEFAULT_CONTACT_CACHE_TTL
+    visibility_timeout: float = DEFAULT_VISIBILITY_TIMEOUT
+    dlq_max_entries: int = DEFAULT_DLQ_MAX_ENTRIES
+    dlq_max_age: float = DEFAULT_DLQ_MAX_AGE
+    key_grace: float = DEFAULT_KEY_GRACE
+    retry: RetrySettings = field(default_factory=RetrySettings)
+    key_prefix: str = "engage"
+
+    @property
+    def key_retention(self) -> float:
+        """How long an idempotency record is kept: the whole retry window plus the grace."""
+        return self.retry.window + self.key_grace
+
+    @property
+    def lease_seconds(self) -> float:
+        """How long a send may hold its lease: one full HTTP exchange and a margin."""
+        return self.connect_timeout + self.read_timeout + 30.0
+
+
+def load_settings(environ: Mapping[str, str]) -> Settings:
+    """Build :class:`Settings` from environment variables; raise ConfigurationError naming the bad one."""
+    env = _Env(environ)
+    broker_url = env.url("CELERY_BROKER_URL", DEFAULT_BROKER_URL, schemes=_BROKER_SCHEMES)
+    retry = RetrySettings(
+        base_delay=env.number("ENGAGE_RETRY_BASE_DELAY", DEFAULT_RETRY_BASE_DELAY, minimum=0),
+        backoff=env.number("ENGAGE_RETRY_BACKOFF", DEFAULT_RETRY_BACKOFF, minimum=1),
+        max_delay=env.number("ENGAGE_RETRY_MAX_DELAY", DEFAULT_RETRY_MAX_DELAY, minimum=0),
+        max_attempts=env.integer("ENGAGE_RETRY_MAX_ATTEMPTS", DEFAULT_RETRY_MAX_ATTEMPTS, 1),
+        max_total=env.number("ENGAGE_RETRY_MAX_TOTAL", DEFAULT_RETRY_MAX_TOTAL, minimum=0),
+        unknown_recipient_retries=env.integer(
+            "ENGAGE_UNKNOWN_RECIPIENT_RETRIES", DEFAULT_UNKNOWN_RECIPIENT_RETRIES, 0
+        ),
+        unknown_recipient_delay=env.number(
+            "ENGAGE_UNKNOWN_RECIPIENT_DELAY", DEFAULT_UNKNOWN_RECIPIENT_DELAY, minimum=0
+        ),
+        unknown_error_retries=env.integer(
+            "ENGAGE_UNKNOWN_ERROR_RETRIES", DEFAULT_UNKNOWN_ERROR_RETRIES, 0
+        ),
+        on_unknown_outcome=env.choice(
+            "ENGAGE_ON_UNKNOWN_OUTCOME", "dead_letter", UNKNOWN_OUTCOME_ACTIONS
+        ),
+        max_redeliveries=env.integer("ENGAGE_MAX_REDELIVERIES", DEFAULT_MAX_REDELIVERIES, 1),
+    )
+    settings = Settings(
+        engage_base_url=env.url("ENGAGE_BASE_URL", None, schemes=("http", "https")).rstrip("/"),
+        engage_username=env.text("ENGAGE_USERNAME"),
+        engage_password=env.text("ENGAGE_PASSWORD"),
+        broker_url=broker_url,
+        result_backend=env.optional_text("CELERY_RESULT_BACKEND"),
+        redis_url=env.url("REDIS_URL", broker_url, schemes=_REDIS_SCHEMES),
+        engage_transport=env.choice("ENGAGE_TRANSPORT", "rest", TRANSPORTS),
+        connect_timeout=env.number("ENGAGE_CONNECT_TIMEOUT", DEFAULT_CONNECT_TIMEOUT, minimum=0.1),
+        read_timeout=env.number("ENGAGE_READ_TIMEOUT", DEFAULT_READ_TIMEOUT, minimum=0.1),
+        rate_limit=env.number("ENGAGE_RATE_LIMIT", DEFAULT_RATE_LIMIT, minimum=0),
+        rate_burst=env.number("ENGAGE_RATE_BURST", DEFAULT_RATE_LIMIT, minimum=1),
+        contact_cache_ttl=env.number(
+            "ENGAGE_CONTACT_CACHE_TTL", DEFAULT_CONTACT_CACHE_TTL, minimum=0
+        ),
+        visibility_timeout=env.number(
+            "ENGAGE_VISIBILITY_TIMEOUT", DEFAULT_VISIBILITY_TIMEOUT, minimum=1
+        ),
+        dlq_max_entries=env.integer("ENGAGE_DLQ_MAX_ENTRIES", DEFAULT_DLQ_MAX_ENTRIES, 1),
+        dlq_max_age=env.number("ENGAGE_DLQ_MAX_AGE_DAYS", DEFAULT_DLQ_MAX_AGE / 86400, minimum=0)
+        * 86400,
+        key_grace=env.number("ENGAGE_KEY_GRACE", DEFAULT_KEY_GRACE, minimum=0),
+        retry=retry,
+        key_prefix=env.optional_text("ENGAGE_KEY_PREFIX") or "engage",
+    )
+    _check_consistency(settings)
+    return settings
+
+
+def _check_consistency(settings: Settings) -> None:
+    retry = settings.retry
+    longest_wait = max(retry.max_delay, retry.unknown_recipient_delay) * 1.25 + settings.lease_seconds
+    if broker_is_redis(settings.broker_url) and longest_wait >= settings.visibility_timeout:
+        # A countdown past the visibility timeout makes Redis hand the task to a second worker.
+        raise ConfigurationError(
+            "ENGAGE_VISIBILITY_TIMEOUT",
+            f"must exceed the longest retry delay with jitter plus the send lease "
+            f"({longest_wait:.0f} s); got {settings.visibility_timeout:.0f} s",
+        )
+
+
+def broker_is_redis(url: str) -> bool:
+    """True when the broker is Redis (visibility timeout applies)."""
+    return urlsplit(url).scheme in _REDIS_SCHEMES
+
+
+_REDIS_SCHEMES = ("redis", "rediss", "unix")
+_BROKER_SCHEMES = (*_REDIS_SCHEMES, "amqp", "amqps", "pyamqp", "memory")
+
+
+class _Env:
+    """Typed reads of environment variables, each failing with the variable's name."""
+
+    def __init__(self, environ: Mapping[str, str]) -> None:
+        self._environ = environ
+
+    def _raw(self, name: str) -> str | None:
+        value = self._environ.get(name)
+        return None if value is None or not value.strip() else value.strip()
+
+    def text(self, name: str) -> str:
+        value = self._raw(name)
+        if value is None:
+            raise ConfigurationError(name, "is not set")
+        return value
+
+    def optional_text(self, name: str) -> str | None:
+        return self._raw(name)
+
+    def url(self, name: str, default: str | None, *, schemes: tuple[str, ...]) -> str:
+        value = self._raw(name) or default
+        if value is None:
+            raise ConfigurationError(name, "is not set")
+        parts = urlsplit(value)
+        if parts.scheme not in schemes:
+            raise ConfigurationError(
+                name, f"must be a URL starting with {' or '.join(s + '://' for s in schemes)}"
+            )
+        if parts.scheme in ("http", "https") and not parts.hostname:
+            raise ConfigurationError(name, "has no host")
+        return value
+
+    def number(self, name: str, default: float, *, minimum: float) -> float:
+        raw = self._raw(name)
+        if raw is None:
+            return default
+        try:
+            value = float(raw)
+        except ValueError:
+            raise ConfigurationError(name, f"must be a number, got {raw!r}") from None
+        if value < minimum or value != value:  # noqa: PLR0124  (NaN check)
+            raise ConfigurationError(name, f"must be at least {minimum:g}, got {raw!r}")
+        return value
+
+    def integer(self, name: str, default: int, minimum: int) -> int:
+        raw = self._raw(name)
+        if raw is None:
+            return default
+        try:
+            value = int(raw)
+        except ValueError:
+            raise ConfigurationError(name, f"must be a whole number, got {raw!r}") from None
+        if value < minimum:
+            raise ConfigurationError(name, f"must be at least {minimum}, got {raw!r}")
+        return value
+
+    def choice(self, name: str, default: str, choices: tuple[str, ...]) -> str:
+        value = (self._raw(name) or default).lower()
+        if value not in choices:
+            raise ConfigurationError(name, f"must be one of {', '.join(choices)}, got {value!r}")
+        return value
