@@ -1,0 +1,61 @@
+"""Celery configuration, read by ``celery -A tasks worker``: everything comes from the environment.
+
+The variables are listed in the README (Configuration). A missing or malformed one stops the
+worker at start with a one-line error naming it.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from tasks.errors import ConfigurationError
+from tasks.settings import Settings, broker_is_redis, load_settings
+
+
+def _load() -> Settings:
+    try:
+        return load_settings(os.environ)
+    except ConfigurationError as err:
+        if _running_celery_command():
+            # A worker, beat or flower cannot start without it: one clear line, no traceback.
+            sys.exit(f"engage-sms: configuration error: {err}")
+        raise
+
+
+def _running_celery_command() -> bool:
+    return os.path.basename(sys.argv[0]) in ("celery", "celery.exe") or sys.argv[1:2] in (
+        ["worker"], ["beat"], ["flower"]
+    )
+
+
+engage_settings = _load()
+
+broker_url = engage_settings.broker_url
+result_backend = engage_settings.result_backend
+task_ignore_result = engage_settings.result_backend is None
+result_expires = 86400
+
+# JSON only: task messages must be readable by any consumer and never unpickled.
+task_serializer = "json"
+result_serializer = "json"
+accept_content = ["json"]
+event_serializer = "json"
+
+# Delivery guarantees: acknowledge after the task ran; requeue if its worker process dies.
+task_acks_late = True
+task_reject_on_worker_lost = True
+worker_prefetch_multiplier = 4
+broker_connection_retry_on_startup = True
+if broker_is_redis(broker_url):
+    broker_transport_options = {"visibility_timeout": engage_settings.visibility_timeout}
+    result_backend_transport_options = {"visibility_timeout": engage_settings.visibility_timeout}
+
+# Visible in Flower: workers send task events, and a published task is shown as "sent".
+worker_send_task_events = True
+task_send_sent_event = True
+task_track_started = True
+
+# Timestamps in UTC everywhere.
+enable_utc = True
+timezone = "UTC"

@@ -1,0 +1,170 @@
+"""``engage-sms``: enqueue sends, read their status, steer the dead-letter store, run the sandbox.
+
+Exit codes: 0 done (``send --wait``: sent), 1 the send failed (dead-lettered), 2 bad input or
+configuration, 3 still in progress when ``--wait`` ran out.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from tasks.errors import ConfigurationError, EngageSmsError, IdempotencyConflict, InvalidSendRequest
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_PENDING = 0, 1, 2, 3
+#: How often ``send --wait`` asks for the status.
+POLL_INTERVAL = 0.1
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``engage-sms`` command."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    handler: Callable[[argparse.Namespace], int] = args.handler
+    try:
+        return handler(args)
+    except ConfigurationError as err:
+        print(f"engage-sms: configuration error: {err}", file=sys.stderr)
+    except (InvalidSendRequest, IdempotencyConflict) as err:
+        print(f"engage-sms: {err}", file=sys.stderr)
+    except EngageSmsError as err:
+        print(f"engage-sms: {err}", file=sys.stderr)
+        return EXIT_FAILED
+    return EXIT_USAGE
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="engage-sms", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(required=True, metavar="COMMAND")
+
+    send = commands.add_parser("send", help="enqueue one prepared SMS")
+    send.add_argument("--message-id", required=True, help="the prepared message's id in Engage")
+    who = send.add_mutually_exclusive_group(required=True)
+    who.add_argument("--mobile", help="mobile number with country code (+48 505 606 707)")
+    who.add_argument("--email", help="the contact's e-mail address")
+    who.add_argument("--app-alias", help="the contact's mobile app alias")
+    who.add_argument("--external-id", help="the contact's id in an external system")
+    who.add_argument("--recipient-id", help="the Engage contact id (skips the lookup)")
+    send.add_argument(
+        "--param", action="append", default=[], metavar="NAME=VALUE", help="placeholder value"
+    )
+    send.add_argument("--idempotency-key", help="one key per logical send (default: derived)")
+    send.add_argument(
+        "--wait", type=float, metavar="SECONDS", help="wait for the outcome; exit 0 only if sent"
+    )
+    send.set_defaults(handler=_send)
+
+    status = commands.add_parser("status", help="show where a send stands (JSON)")
+    status.add_argument("key", help="the idempotency key")
+    status.set_defaults(handler=_status)
+
+    from tasks.cli_dlq import add_dlq_commands  # noqa: PLC0415  (keeps this module small)
+
+    add_dlq_commands(commands)
+
+    sandbox = commands.add_parser("sandbox", help="run the local Engage sandbox in the foreground")
+    sandbox.add_argument("--host", default="127.0.0.1")
+    sandbox.add_argument("--port", type=int, default=8099)
+    sandbox.add_argument("--prefix", default="/api/rest/v19", help="path prefix of the REST API")
+    sandbox.add_argument("--username", default="api@example.com")
+    sandbox.add_argument("--password", default="sandbox-password")
+    sandbox.set_defaults(handler=_sandbox)
+
+    demo = commands.add_parser("demo", help="start Redis, the sandbox and a worker; send one SMS")
+    demo.set_defaults(handler=_demo)
+    return parser
+
+
+def _send(args: argparse.Namespace) -> int:
+    from tasks.api import delivery_status, send_prepared_sms  # noqa: PLC0415  (loads Celery)
+
+    handle = send_prepared_sms(
+        args.message_id,
+        mobile=args.mobile,
+        email=args.email,
+        app_alias=args.app_alias,
+        external_id=args.external_id,
+        recipient_id=args.recipient_id,
+        parameters=_parameters(args.param),
+        idempotency_key=args.idempotency_key,
+    )
+    summary: dict[str, Any] = handle.to_dict()
+    summary["outcome"] = handle.state
+    if args.wait is None:
+        _print_json(summary)
+        return EXIT_OK
+    status = _wait_for_outcome(delivery_status, handle.key, args.wait)
+    summary["outcome"] = status["state"]
+    for field in ("reason", "detail"):
+        if field in status:
+            summary[field] = status[field]
+    _print_json(summary)
+    if status["state"] == "sent":
+        return EXIT_OK
+    if status["state"] == "dead_lettered":
+        print(f"engage-sms: not sent: {status.get('reason')}: {status.get('detail')}", file=sys.stderr)
+        return EXIT_FAILED
+    print(f"engage-sms: still {status['state']} after {args.wait:g} s", file=sys.stderr)
+    return EXIT_PENDING
+
+
+def _wait_for_outcome(
+    status_of: Callable[[str], dict[str, Any]], key: str, seconds: float
+) -> dict[str, Any]:
+    deadline = time.monotonic() + seconds
+    while True:
+        status = status_of(key)
+        if status["state"] in ("sent", "dead_lettered") or time.monotonic() >= deadline:
+            return status
+        time.sleep(POLL_INTERVAL)
+
+
+def _parameters(pairs: list[str]) -> dict[str, str]:
+    parameters: dict[str, str] = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep:
+            raise InvalidSendRequest("--param", f"expected NAME=VALUE, got {pair!r}")
+        if name in parameters:
+            raise InvalidSendRequest("--param", f"{name!r} given twice")
+        parameters[name] = value
+    return parameters
+
+
+def _status(args: argparse.Namespace) -> int:
+    from tasks.api import delivery_status  # noqa: PLC0415
+
+    status = delivery_status(args.key)
+    _print_json(status)
+    return EXIT_OK if status["state"] != "unknown" else EXIT_FAILED
+
+
+def _sandbox(args: argparse.Namespace) -> int:
+    from tasks.sandbox.server import serve_forever  # noqa: PLC0415
+    from tasks.sandbox.state import SandboxState  # noqa: PLC0415
+
+    state = SandboxState(username=args.username, password=args.password)
+    print(f"Engage sandbox on http://{args.host}:{args.port}{args.prefix}", flush=True)
+    try:
+        serve_forever(args.host, args.port, args.prefix, state)
+    except KeyboardInterrupt:
+        pass
+    return EXIT_OK
+
+
+def _demo(_: argparse.Namespace) -> int:
+    from tasks.demo import run_demo  # noqa: PLC0415
+
+    return run_demo()
+
+
+def _print_json(data: Any) -> None:
+    print(json.dumps(data, indent=2, sort_keys=False))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

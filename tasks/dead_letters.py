@@ -1,0 +1,210 @@
+"""The dead-letter store: sends that ended without being sent, with why, kept for an operator.
+
+Shaped like rq's FailedJobRegistry: a sorted set of idempotency keys scored by the time they were
+dead-lettered, a hash of JSON entries, bounded by size and age. Moving a send here and flipping its
+ledger record to ``dead_lettered`` is one atomic script; so is a replay.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import Counter
+from typing import Any
+
+import redis
+
+from tasks.delivery_ledger import RedisKeys, iso
+from tasks.send_request import SendRequest
+
+#: Why a send was dead-lettered.
+REASONS = (
+    "unknown_recipient",  # Engage knows no such contact (after a few short retries)
+    "rejected",  # Engage refused the request for good (400 with a permanent errorCode)
+    "auth_failed",  # Engage refused our credentials: parked until an operator replays
+    "outcome_unknown",  # the request left but no answer came: it may have been sent
+    "retries_exhausted",  # transient failures outlasted the retry budget
+    "worker_lost",  # the task killed its worker repeatedly (poison message)
+)
+
+_ADD = """
+local ledger, dlq, entries, reasons, inflight = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local key, now, reason = ARGV[1], tonumber(ARGV[2]), ARGV[3]
+if redis.call('HGET', ledger, 'state') == 'sent' then return 0 end
+redis.call('HSET', ledger, 'state', 'dead_lettered', 'reason', reason, 'detail', ARGV[4],
+  'updated_at', ARGV[2])
+redis.call('HDEL', ledger, 'lease_owner', 'lease_until', 'retry_at')
+-- The record must outlive its dead-letter entry, or a replay could not know it was not sent.
+redis.call('PEXPIRE', ledger, ARGV[6])
+redis.call('ZREM', inflight, key)
+redis.call('ZADD', dlq, now, key)
+redis.call('HSET', entries, key, ARGV[5])
+redis.call('HSET', reasons, key, reason)
+local function drop(members)
+  for _, m in ipairs(members) do
+    redis.call('ZREM', dlq, m); redis.call('HDEL', entries, m); redis.call('HDEL', reasons, m)
+  end
+end
+drop(redis.call('ZRANGEBYSCORE', dlq, '-inf', '(' .. (now - tonumber(ARGV[7]))))
+local extra = redis.call('ZCARD', dlq) - tonumber(ARGV[8])
+if extra > 0 then drop(redis.call('ZRANGE', dlq, 0, extra - 1)) end
+return 1
+"""
+
+_REPLAY = """
+local ledger, dlq, entries, reasons, inflight = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local key = ARGV[1]
+local entry = redis.call('HGET', entries, key)
+if not entry then return {'missing', ''} end
+redis.call('ZREM', dlq, key); redis.call('HDEL', entries, key); redis.call('HDEL', reasons, key)
+local state = redis.call('HGET', ledger, 'state')
+if state == 'sent' then return {'sent', ''} end
+if state and state ~= 'dead_lettered' then return {state, ''} end
+local e = cjson.decode(entry)
+redis.call('HSET', ledger, 'state', 'queued', 'request', cjson.encode(e['request']),
+  'fingerprint', e['fingerprint'], 'task_id', ARGV[2], 'task_ids', ARGV[3], 'updated_at', ARGV[4],
+  'started_at', ARGV[4], 'attempts', 0)
+redis.call('HSETNX', ledger, 'created_at', ARGV[4])
+redis.call('HINCRBY', ledger, 'replays', 1)
+redis.call('HDEL', ledger, 'reason', 'detail', 'last_error', 'retry_at', 'first_failure_at')
+redis.call('PEXPIRE', ledger, ARGV[5])
+redis.call('ZADD', inflight, ARGV[4], key)
+return {'requeued', cjson.encode(e['request'])}
+"""
+
+
+class DeadLetterStore:
+    """Dead-lettered sends by idempotency key, bounded by ``max_entries`` and ``max_age`` seconds."""
+
+    def __init__(
+        self,
+        client: redis.Redis,
+        *,
+        keys: RedisKeys,
+        max_entries: int,
+        max_age: float,
+        retention: float,
+    ) -> None:
+        self._redis = client
+        self._keys = keys
+        self._max_entries = max_entries
+        self._max_age = max_age
+        self._retention_ms = int(retention * 1000)
+        self._add = client.register_script(_ADD)
+        self._replay = client.register_script(_REPLAY)
+
+    def _script_keys(self, key: str) -> list[str]:
+        k = self._keys
+        return [k.send(key), k.dlq, k.dlq_entries, f"{k.dlq}:reasons", k.inflight]
+
+    def add(
+        self,
+        key: str,
+        *,
+        reason: str,
+        detail: str,
+        error: dict[str, Any] | None,
+        task_ids: list[str],
+    ) -> bool:
+        """Dead-letter the send; False when it was sent meanwhile (a sent send is never moved)."""
+        now = time.time()
+        record = {
+            k.decode(): v.decode() for k, v in self._redis.hgetall(self._keys.send(key)).items()
+        }
+        request = json.loads(record["request"]) if "request" in record else None
+        entry = {
+            "key": key,
+            "reason": reason,
+            "detail": detail,
+            "error": error,
+            "request": request,
+            "fingerprint": record.get("fingerprint"),
+            "attempts": int(record.get("attempts", 0)),
+            "first_failure_at": float(record.get("first_failure_at", now)),
+            "last_failure_at": now,
+            "task_ids": task_ids,
+            "replays": int(record.get("replays", 0)),
+        }
+        return bool(
+            self._add(
+                keys=self._script_keys(key),
+                args=[
+                    key,
+                    repr(now),
+                    reason,
+                    detail,
+                    json.dumps(entry),
+                    int(max(self._max_age * 1000, self._retention_ms)),
+                    self._max_age,
+                    self._max_entries,
+                ],
+            )
+        )
+
+    def replay(self, key: str, task_ids: list[str]) -> tuple[str, SendRequest | None]:
+        """Take the entry out and put its send back to ``queued`` under the same key."""
+        outcome, request = self._replay(
+            keys=self._script_keys(key),
+            args=[key, task_ids[-1], json.dumps(task_ids), repr(time.time()), self._retention_ms],
+        )
+        outcome = outcome.decode() if isinstance(outcome, bytes) else outcome
+        if outcome != "requeued":
+            return outcome, None
+        return outcome, SendRequest.from_dict(json.loads(request))
+
+    def get(self, key: str) -> dict[str, Any] | None:
+        """One entry with the request masked, or None."""
+        raw = self._redis.hget(self._keys.dlq_entries, key)
+        return None if raw is None else _shown(json.loads(raw))
+
+    def keys(self, reason: str | None = None, limit: int | None = None) -> list[str]:
+        """Keys of entries, newest first, optionally of one reason."""
+        raw = self._redis.zrevrange(self._keys.dlq, 0, -1)
+        found = [k.decode() for k in raw]
+        if reason is not None:
+            reasons = self._redis.hgetall(f"{self._keys.dlq}:reasons")
+            found = [k for k in found if reasons.get(k.encode(), b"").decode() == reason]
+        return found[:limit] if limit is not None else found
+
+    def list(self, reason: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
+        """Entries, newest first, with requests masked."""
+        keys = self.keys(reason, limit)
+        if not keys:
+            return []
+        raw = self._redis.hmget(self._keys.dlq_entries, keys)
+        return [_shown(json.loads(r)) for r in raw if r is not None]
+
+    def purge(self, reason: str | None = None) -> int:
+        """Delete entries (all, or of one reason); the ledger keeps them dead-lettered."""
+        return self._drop(self.keys(reason))
+
+    def depth_by_reason(self) -> dict[str, int]:
+        """How many entries each reason has (for monitoring)."""
+        reasons = self._redis.hvals(f"{self._keys.dlq}:reasons")
+        return dict(Counter(r.decode() for r in reasons))
+
+    def cleanup(self) -> int:
+        """Drop entries past the age bound; returns how many went."""
+        cutoff = time.time() - self._max_age
+        old = self._redis.zrangebyscore(self._keys.dlq, "-inf", f"({cutoff}")
+        return self._drop([k.decode() for k in old])
+
+    def _drop(self, keys: list[str]) -> int:
+        if keys:
+            pipe = self._redis.pipeline()
+            pipe.zrem(self._keys.dlq, *keys)
+            pipe.hdel(self._keys.dlq_entries, *keys)
+            pipe.hdel(f"{self._keys.dlq}:reasons", *keys)
+            pipe.execute()
+        return len(keys)
+
+
+def _shown(entry: dict[str, Any]) -> dict[str, Any]:
+    shown = dict(entry)
+    request = shown.pop("request", None)
+    shown.pop("fingerprint", None)
+    if request is not None:
+        shown["request"] = SendRequest.from_dict(request).masked()
+    for field in ("first_failure_at", "last_failure_at"):
+        shown[field] = iso(shown.get(field))
+    return shown

@@ -1,0 +1,156 @@
+"""The two steps of a send, as plain functions: look the contact up, send the message.
+
+The Celery tasks in :mod:`tasks.pipeline` are thin wrappers: they turn :class:`RetryLater` into
+``task.retry`` and let :class:`DeadLettered` fail the task so Flower shows it.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from tasks.delivery_log import log_event
+from tasks.errors import (
+    CredentialsRejected,
+    DeadLettered,
+    EngageAPIError,
+    EngageError,
+    UnknownRecipient,
+)
+from tasks.retry_policy import Attempt, decide
+from tasks.runtime import Runtime
+from tasks.send_request import SendRequest
+
+#: What a step returns when the send was already finished by an earlier delivery.
+SKIP_STATES = ("sent", "dead_lettered")
+
+
+class RetryLater(Exception):
+    """Try this step again in ``delay`` seconds."""
+
+    def __init__(self, delay: float, error: EngageError) -> None:
+        self.delay = delay
+        self.error = error
+        super().__init__(f"retry in {delay:.1f} s after {error}")
+
+
+@dataclass(frozen=True)
+class StepContext:
+    """Which send this is and which delivery of which task is running it."""
+
+    key: str
+    task_id: str
+    retries: int
+    task_ids: list[str]
+
+    @property
+    def owner(self) -> str:
+        """Names this delivery attempt: the same value on a redelivery of the same attempt."""
+        return f"{self.task_id}:{self.retries}"
+
+
+def resolve(rt: Runtime, request: SendRequest, ctx: StepContext) -> int | str:
+    """The contact id to send to, or the state (``sent``/``dead_lettered``) when nothing is left to do."""
+    state = _ensure_record(rt, request, ctx)
+    if state in SKIP_STATES:
+        return state
+    if rt.ledger.count_delivery(ctx.key, f"{ctx.owner}:resolve") > rt.settings.retry.max_redeliveries:
+        raise _dead_letter(rt, request, ctx, "worker_lost", None, "the lookup killed its worker")
+    if rt.auth.is_open():
+        raise _dead_letter(rt, request, ctx, "auth_failed", None, "Engage refused the credentials")
+    try:
+        contact = rt.engage.get_contact(request.identifier)
+    except EngageError as err:
+        raise _failed(rt, request, ctx, err, sending=False) from err
+    return contact.contact_id
+
+
+def send(rt: Runtime, request: SendRequest, contact_id: int, ctx: StepContext) -> str:
+    """Send once; returns ``sent``, or why nothing was done (``dead_lettered``, ``in_progress``)."""
+    if rt.auth.is_open():
+        raise _dead_letter(rt, request, ctx, "auth_failed", None, "Engage refused the credentials")
+    resend = rt.settings.retry.on_unknown_outcome == "retry"
+    start = rt.ledger.begin_send(ctx.key, ctx.owner, contact_id, resend_interrupted=resend)
+    if start.outcome == "missing":
+        _ensure_record(rt, request, ctx)
+        start = rt.ledger.begin_send(ctx.key, ctx.owner, contact_id, resend_interrupted=resend)
+    if start.outcome == "interrupted":
+        raise _dead_letter(
+            rt, request, ctx, "outcome_unknown", None,
+            "a worker stopped during message/sendSingle; Engage may have sent it",
+        )
+    if start.outcome != "acquired":
+        # sent or dead-lettered by an earlier delivery, or another delivery holds the lease.
+        return "in_progress" if start.outcome == "busy" else start.outcome
+    try:
+        rt.engage.send_single(request.message_id, contact_id, request.parameters)
+    except EngageError as err:
+        raise _failed(rt, request, ctx, err, sending=True, contact_id=contact_id) from err
+    rt.ledger.mark_sent(ctx.key)
+    log_event(
+        "sent", key=ctx.key, task_id=ctx.task_id, recipient=request.identifier.masked(),
+        message_id=request.message_id, contact_id=contact_id, attempts=start.attempts,
+    )
+    return "sent"
+
+
+def _ensure_record(rt: Runtime, request: SendRequest, ctx: StepContext) -> str:
+    state = rt.ledger.state(ctx.key)
+    if state is None:
+        # The record is gone (purged by hand, or Redis lost it): recreate it before acting.
+        state = rt.ledger.claim(ctx.key, request, ctx.task_ids).state
+    return state
+
+
+def _failed(
+    rt: Runtime,
+    request: SendRequest,
+    ctx: StepContext,
+    err: EngageError,
+    *,
+    sending: bool,
+    contact_id: int | None = None,
+) -> Exception:
+    if isinstance(err, CredentialsRejected):
+        rt.auth.trip()
+    started = float(rt.ledger.record(ctx.key).get("started_at", time.time()))
+    attempt = Attempt(retries=ctx.retries, elapsed=time.time() - started, sending=sending)
+    decision = decide(err, attempt, rt.settings.retry)
+    if decision.retry_in is not None:
+        rt.ledger.mark_retrying(ctx.key, ctx.owner, str(err), decision.retry_in)
+        log_event(
+            "retrying", key=ctx.key, task_id=ctx.task_id, recipient=request.identifier.masked(),
+            retry_in=round(decision.retry_in, 3), **_error_fields(err),
+        )
+        return RetryLater(decision.retry_in, err)
+    reason = decision.reason or "retries_exhausted"
+    if isinstance(err, UnknownRecipient) and contact_id is not None:
+        reason = "unknown_recipient"
+    return _dead_letter(rt, request, ctx, reason, err, str(err))
+
+
+def _dead_letter(
+    rt: Runtime,
+    request: SendRequest,
+    ctx: StepContext,
+    reason: str,
+    err: EngageError | None,
+    detail: str,
+) -> DeadLettered:
+    error = err.to_dict() if isinstance(err, EngageAPIError) else None
+    if err is not None and error is None:
+        error = {"type": type(err).__name__, "message": str(err)}
+    if not rt.dead_letters.add(ctx.key, reason=reason, detail=detail, error=error, task_ids=ctx.task_ids):
+        # Sent meanwhile by another delivery: nothing to dead-letter, nothing to raise.
+        return DeadLettered(ctx.key, "already_sent", "the send had already succeeded")
+    log_event(
+        "dead_lettered", key=ctx.key, task_id=ctx.task_id, recipient=request.identifier.masked(),
+        reason=reason, detail=detail, **(_error_fields(err) if err else {}),
+    )
+    return DeadLettered(ctx.key, reason, detail)
+
+
+def _error_fields(err: EngageError) -> dict[str, object]:
+    if isinstance(err, EngageAPIError):
+        return {"status": err.status, "error_code": err.error_code, "operation": err.operation}
+    return {"error": type(err).__name__, "operation": err.operation}

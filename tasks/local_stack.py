@@ -1,0 +1,146 @@
+"""Start and stop local processes for the demo, integration tests and benchmarks.
+
+Redis (only when none answers), Celery workers and Flower, each as a real subprocess.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import IO
+from urllib.parse import urlsplit
+
+import redis
+
+REDIS_START = ("redis-server", "--daemonize", "yes", "--save", "", "--appendonly", "no")
+
+
+def redis_answers(url: str) -> bool:
+    """True when a Redis server answers PING at ``url``."""
+    try:
+        return bool(redis.Redis.from_url(url, socket_connect_timeout=1).ping())
+    except redis.RedisError:
+        return False
+
+
+def ensure_redis(url: str, timeout: float = 10.0) -> bool:
+    """Start a throwaway local Redis when none answers; True when this call started it."""
+    if redis_answers(url):
+        return False
+    parts = urlsplit(url)
+    if parts.hostname not in ("127.0.0.1", "localhost") or not shutil.which("redis-server"):
+        raise RuntimeError(f"Redis does not answer at {url} and cannot be started here")
+    port = str(parts.port or 6379)
+    subprocess.run([*REDIS_START, "--port", port], check=True, capture_output=True)  # noqa: S603
+    deadline = time.monotonic() + timeout
+    while not redis_answers(url):
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"started redis-server on port {port} but it does not answer")
+        time.sleep(0.1)
+    return True
+
+
+def stop_redis(url: str) -> None:
+    """Shut down a Redis this process started."""
+    try:
+        redis.Redis.from_url(url).shutdown(nosave=True)
+    except redis.RedisError:
+        pass  # a shut-down server closes the connection: that is the expected answer
+
+
+class ManagedProcess:
+    """A subprocess with its output in a log file, started and stopped on request."""
+
+    def __init__(self, argv: list[str], *, env: dict[str, str], log_path: Path) -> None:
+        self.argv = argv
+        self.env = env
+        self.log_path = log_path
+        self._log: IO[bytes] | None = None
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> ManagedProcess:
+        """Start the process in its own session (so a kill takes its children too)."""
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        self._log = self.log_path.open("ab")
+        self.process = subprocess.Popen(  # noqa: S603  (argv built by this module)
+            self.argv, env=self.env, stdout=self._log, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        return self
+
+    def log_text(self) -> str:
+        """Everything the process wrote so far."""
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def wait_for_log(self, marker: str, timeout: float, *, offset: int = 0) -> None:
+        """Wait until ``marker`` appears in the log after ``offset`` characters."""
+        deadline = time.monotonic() + timeout
+        while marker not in self.log_text()[offset:]:
+            if self.process is not None and self.process.poll() is not None:
+                raise RuntimeError(f"{self.argv[2:5]} exited early:\n{self.log_text()[-2000:]}")
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"no {marker!r} within {timeout} s:\n{self.log_text()[-2000:]}")
+            time.sleep(0.1)
+
+    def stop(self, timeout: float = 15.0) -> None:
+        """Stop gracefully (SIGTERM to the group), then SIGKILL if it lingers."""
+        if self.process is not None and self.process.poll() is None:
+            self._signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self._signal(signal.SIGKILL)
+                self.process.wait()
+        self._close()
+
+    def kill(self) -> None:
+        """SIGKILL the whole process group at once, as a crash would."""
+        if self.process is not None and self.process.poll() is None:
+            self._signal(signal.SIGKILL)
+            self.process.wait()
+        self._close()
+
+    def _signal(self, sig: signal.Signals) -> None:
+        assert self.process is not None
+        try:
+            os.killpg(self.process.pid, sig)
+        except ProcessLookupError:
+            pass
+
+    def _close(self) -> None:
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+
+
+def celery_worker(
+    env: dict[str, str],
+    log_path: Path,
+    *,
+    name: str,
+    pool: str = "threads",
+    concurrency: int = 16,
+    queues: str | None = None,
+) -> ManagedProcess:
+    """A real ``celery -A tasks worker`` process (not yet started)."""
+    argv = [
+        sys.executable, "-m", "celery", "-A", "tasks", "worker", "--loglevel", "INFO",
+        "--pool", pool, "--concurrency", str(concurrency), "-n", f"{name}@%h",
+        "--without-gossip", "--without-mingle",
+    ]
+    if queues:
+        argv += ["-Q", queues]
+    return ManagedProcess(argv, env=env, log_path=log_path)
+
+
+def start_worker(worker: ManagedProcess, timeout: float = 60.0) -> ManagedProcess:
+    """Start a worker and wait until it consumes."""
+    offset = len(worker.log_text())
+    worker.start()
+    worker.wait_for_log(" ready.", timeout, offset=offset)
+    return worker

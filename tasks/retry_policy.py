@@ -1,0 +1,121 @@
+"""What to do after a failed Engage call: retry after a delay, or dead-letter with a reason.
+
+Retryability follows the error's type (see :mod:`tasks.errors`), never a blanket rule.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+from tasks.errors import (
+    CredentialsRejected,
+    EngageAPIError,
+    EngageClientError,
+    EngageError,
+    EngageServerError,
+    OutcomeUnknown,
+    RateLimited,
+    RequestNotSent,
+    UnknownRecipient,
+)
+from tasks.settings import RetrySettings
+
+#: Engage error codes that will not change on a second try of the same request.
+PERMANENT_ERROR_CODES = frozenset(
+    {
+        "ARCHIVED_ATTRIBUTE",
+        "INCORRECT_STATUS",
+        "INVALID_ATTRIBUTE",
+        "INVALID_ATTRIBUTE_VALUE",
+        "INVALID_JOB_ARGUMENT",
+        "INVALID_JOB_DEFINITION_ID",
+        "INVALID_PARAMETER",
+        "INVALID_REQUEST",
+        "MAXIMUM_ATTRIBUTE_COUNT_EXCEEDED",
+        "MAXIMUM_SIZE_EXCEEDED",
+        "MISSING_JOB_ARGUMENT",
+        "MISSING_PARAMETER",
+        "NO_SUCH_ATTRIBUTE",
+        "NO_SUCH_OBJECT",
+        "OBJECT_ALREADY_EXISTS",
+        "OPERATION_DISABLED",
+        "PERMISSION_DENIED",
+    }
+)
+#: Upward jitter: Engage asks to wait *at least* the delay, so jitter only adds.
+JITTER = 0.2
+
+
+@dataclass(frozen=True)
+class Decision:
+    """Retry after ``retry_in`` seconds, or dead-letter with ``reason``."""
+
+    retry_in: float | None = None
+    reason: str | None = None
+
+    @property
+    def retry(self) -> bool:
+        """True when the send should be tried again."""
+        return self.retry_in is not None
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """Where a send stands: how many retries it has had and how long it has been trying."""
+
+    retries: int
+    elapsed: float
+    sending: bool  # the failed call was message/sendSingle (not the lookup)
+
+
+def decide(
+    error: EngageError, attempt: Attempt, policy: RetrySettings, rng: random.Random | None = None
+) -> Decision:
+    """The decision for one failure."""
+    rng = rng or random.Random()
+    if isinstance(error, CredentialsRejected):
+        return Decision(reason="auth_failed")
+    if isinstance(error, UnknownRecipient):
+        if not attempt.sending and attempt.retries < policy.unknown_recipient_retries:
+            return Decision(retry_in=_jittered(policy.unknown_recipient_delay, rng))
+        return Decision(reason="unknown_recipient")
+    if isinstance(error, OutcomeUnknown) and attempt.sending:
+        if policy.on_unknown_outcome != "retry":
+            return Decision(reason="outcome_unknown")
+        return _backoff(attempt, policy, rng)
+    if isinstance(error, EngageAPIError) and error.retry_after is not None:
+        return _told_to_wait(error.retry_after, attempt, policy)
+    if isinstance(error, RateLimited):
+        return _backoff(attempt, policy, rng)
+    if isinstance(error, EngageClientError):
+        if error.error_code in PERMANENT_ERROR_CODES or error.status in (404, 405, 406, 415):
+            return Decision(reason="rejected")
+        if attempt.retries < policy.unknown_error_retries:
+            return _backoff(attempt, policy, rng)
+        return Decision(reason="rejected")
+    if isinstance(error, EngageServerError | RequestNotSent | OutcomeUnknown):
+        return _backoff(attempt, policy, rng)
+    return Decision(reason="retries_exhausted")
+
+
+def _backoff(attempt: Attempt, policy: RetrySettings, rng: random.Random) -> Decision:
+    if attempt.retries + 1 >= policy.max_attempts:
+        return Decision(reason="retries_exhausted")
+    delay = min(policy.base_delay * policy.backoff**attempt.retries, policy.max_delay)
+    delay = _jittered(delay, rng)
+    if attempt.elapsed + delay > policy.max_total:
+        return Decision(reason="retries_exhausted")
+    return Decision(retry_in=delay)
+
+
+def _told_to_wait(seconds: float, attempt: Attempt, policy: RetrySettings) -> Decision:
+    # Waiting as told does not use up attempts, only the time budget.
+    delay = min(max(seconds, 0.0), policy.max_delay)
+    if attempt.elapsed + delay > policy.max_total:
+        return Decision(reason="retries_exhausted")
+    return Decision(retry_in=delay)
+
+
+def _jittered(delay: float, rng: random.Random) -> float:
+    return delay * (1 + JITTER * rng.random())
