@@ -25,7 +25,9 @@ def _load() -> Settings:
 
 def _running_celery_command() -> bool:
     return os.path.basename(sys.argv[0]) in ("celery", "celery.exe") or sys.argv[1:2] in (
-        ["worker"], ["beat"], ["flower"]
+        ["worker"],
+        ["beat"],
+        ["flower"],
     )
 
 

@@ -79,12 +79,17 @@ def enqueue(rt: Runtime, request: SendRequest, key: str) -> SendHandle:
             rt.ledger.release_unpublished(key, task_ids[-1])
             raise
         log_event(
-            "enqueued", key=key, task_id=task_ids[-1], recipient=request.identifier.masked(),
+            "enqueued",
+            key=key,
+            task_id=task_ids[-1],
+            recipient=request.identifier.masked(),
             message_id=request.message_id,
         )
     else:
         log_event("duplicate", key=key, task_id=claim.task_id, state=claim.state)
-    return SendHandle(key=key, task_id=claim.task_id, state=claim.state, created=claim.outcome == "created")
+    return SendHandle(
+        key=key, task_id=claim.task_id, state=claim.state, created=claim.outcome == "created"
+    )
 
 
 def publish(request: SendRequest, key: str, task_ids: list[str]) -> None:
@@ -97,12 +102,12 @@ def publish(request: SendRequest, key: str, task_ids: list[str]) -> None:
 
 
 def delivery_status(key: str) -> dict[str, Any]:
-    """Where the send under ``key`` stands: queued, sending, retrying, sent, dead_lettered or unknown."""
+    """Where the send under ``key`` stands (queued ... sent, dead_lettered, or unknown)."""
     return _runtime().ledger.status(key)
 
 
 def replay_dead_letter(key: str) -> str:
-    """Re-enter a dead-lettered send under its key: ``requeued``, ``sent`` (was sent) or ``missing``."""
+    """Re-enter a dead-lettered send under its key: ``requeued``, ``sent`` or ``missing``."""
     rt = _runtime()
     entry = rt.dead_letters.get(key)
     task_ids = [uuid(), uuid()]
@@ -113,8 +118,11 @@ def replay_dead_letter(key: str) -> str:
         except BaseException as err:
             # Put it back where it was rather than leave a queued send with no task.
             rt.dead_letters.add(
-                key, reason=entry["reason"], detail=f"replay not published: {err}",
-                error=entry.get("error"), task_ids=task_ids,
+                key,
+                reason=entry["reason"],
+                detail=f"replay not published: {err}",
+                error=entry.get("error"),
+                task_ids=task_ids,
             )
             raise
         log_event("replayed", key=key, task_id=task_ids[-1], recipient=request.identifier.masked())

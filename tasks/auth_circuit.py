@@ -19,9 +19,7 @@ AUTH_PARK_SECONDS = 60
 class AuthCircuit:
     """Remembers, for a while, that these credentials were refused."""
 
-    def __init__(
-        self, client: redis.Redis, *, prefix: str, username: str, password: str
-    ) -> None:
+    def __init__(self, client: redis.Redis, *, prefix: str, username: str, password: str) -> None:
         digest = hashlib.sha256(f"{username}\0{password}".encode()).hexdigest()[:16]
         self._redis = client
         self._key = f"{prefix}:auth_failed:{digest}"

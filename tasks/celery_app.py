@@ -20,9 +20,7 @@ class MaskedTask(Task):  # type: ignore[misc]  # Celery ships no type hints
     Every publish goes through ``apply_async``: the first call, the chain's next step and retries.
     """
 
-    def apply_async(
-        self, args: Any = None, kwargs: Any = None, **options: Any
-    ) -> Any:
+    def apply_async(self, args: Any = None, kwargs: Any = None, **options: Any) -> Any:
         """Publish with masked representations of the arguments."""
         options.setdefault("argsrepr", repr(mask_value(list(args or ()))))
         options.setdefault("kwargsrepr", repr(mask_value(dict(kwargs or {}))))

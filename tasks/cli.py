@@ -7,6 +7,7 @@ configuration, 3 still in progress when ``--wait`` ran out.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 import time
@@ -106,7 +107,9 @@ def _send(args: argparse.Namespace) -> int:
     if status["state"] == "sent":
         return EXIT_OK
     if status["state"] == "dead_lettered":
-        print(f"engage-sms: not sent: {status.get('reason')}: {status.get('detail')}", file=sys.stderr)
+        print(
+            f"engage-sms: not sent: {status.get('reason')}: {status.get('detail')}", file=sys.stderr
+        )
         return EXIT_FAILED
     print(f"engage-sms: still {status['state']} after {args.wait:g} s", file=sys.stderr)
     return EXIT_PENDING
@@ -149,10 +152,8 @@ def _sandbox(args: argparse.Namespace) -> int:
 
     state = SandboxState(username=args.username, password=args.password)
     print(f"Engage sandbox on http://{args.host}:{args.port}{args.prefix}", flush=True)
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         serve_forever(args.host, args.port, args.prefix, state)
-    except KeyboardInterrupt:
-        pass
     return EXIT_OK
 
 

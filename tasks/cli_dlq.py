@@ -26,7 +26,9 @@ def add_dlq_commands(commands: Any) -> None:
     show.add_argument("id", help="the entry id: the send's idempotency key")
     show.set_defaults(handler=_show)
 
-    replay = sub.add_parser("replay", help="send again under the same key (never doubles a sent one)")
+    replay = sub.add_parser(
+        "replay", help="send again under the same key (never doubles a sent one)"
+    )
     which = replay.add_mutually_exclusive_group(required=True)
     which.add_argument("id", nargs="?", help="one entry")
     which.add_argument("--reason", choices=REASONS, help="every entry of this reason")
@@ -51,7 +53,7 @@ def _store() -> Any:
 
 
 def _list(args: argparse.Namespace) -> int:
-    entries = _store().list(reason=args.reason, limit=args.limit)
+    entries = _store().entries(reason=args.reason, limit=args.limit)
     if args.json:
         print(json.dumps(entries, indent=2))
         return EXIT_OK

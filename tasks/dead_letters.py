@@ -14,7 +14,7 @@ from typing import Any
 
 import redis
 
-from tasks.delivery_ledger import RedisKeys, iso
+from tasks.delivery_ledger import RedisKeys, iso, text
 from tasks.send_request import SendRequest
 
 #: Why a send was dead-lettered.
@@ -74,7 +74,7 @@ return {'requeued', cjson.encode(e['request'])}
 
 
 class DeadLetterStore:
-    """Dead-lettered sends by idempotency key, bounded by ``max_entries`` and ``max_age`` seconds."""
+    """Dead-lettered sends by idempotency key, bounded in count and age (seconds)."""
 
     def __init__(
         self,
@@ -95,7 +95,7 @@ class DeadLetterStore:
 
     def _script_keys(self, key: str) -> list[str]:
         k = self._keys
-        return [k.send(key), k.dlq, k.dlq_entries, f"{k.dlq}:reasons", k.inflight]
+        return [k.send(key), k.dlq, k.dlq_entries, k.dlq_reasons, k.inflight]
 
     def add(
         self,
@@ -108,9 +108,7 @@ class DeadLetterStore:
     ) -> bool:
         """Dead-letter the send; False when it was sent meanwhile (a sent send is never moved)."""
         now = time.time()
-        record = {
-            k.decode(): v.decode() for k, v in self._redis.hgetall(self._keys.send(key)).items()
-        }
+        record = {text(k): text(v) for k, v in self._redis.hgetall(self._keys.send(key)).items()}
         request = json.loads(record["request"]) if "request" in record else None
         entry = {
             "key": key,
@@ -147,10 +145,9 @@ class DeadLetterStore:
             keys=self._script_keys(key),
             args=[key, task_ids[-1], json.dumps(task_ids), repr(time.time()), self._retention_ms],
         )
-        outcome = outcome.decode() if isinstance(outcome, bytes) else outcome
-        if outcome != "requeued":
-            return outcome, None
-        return outcome, SendRequest.from_dict(json.loads(request))
+        if text(outcome) != "requeued":
+            return text(outcome), None
+        return "requeued", SendRequest.from_dict(json.loads(request))
 
     def get(self, key: str) -> dict[str, Any] | None:
         """One entry with the request masked, or None."""
@@ -159,14 +156,15 @@ class DeadLetterStore:
 
     def keys(self, reason: str | None = None, limit: int | None = None) -> list[str]:
         """Keys of entries, newest first, optionally of one reason."""
-        raw = self._redis.zrevrange(self._keys.dlq, 0, -1)
-        found = [k.decode() for k in raw]
+        found = [text(k) for k in self._redis.zrevrange(self._keys.dlq, 0, -1)]
         if reason is not None:
-            reasons = self._redis.hgetall(f"{self._keys.dlq}:reasons")
-            found = [k for k in found if reasons.get(k.encode(), b"").decode() == reason]
+            reasons = {
+                text(k): text(v) for k, v in self._redis.hgetall(self._keys.dlq_reasons).items()
+            }
+            found = [k for k in found if reasons.get(k) == reason]
         return found[:limit] if limit is not None else found
 
-    def list(self, reason: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
+    def entries(self, reason: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
         """Entries, newest first, with requests masked."""
         keys = self.keys(reason, limit)
         if not keys:
@@ -180,21 +178,21 @@ class DeadLetterStore:
 
     def depth_by_reason(self) -> dict[str, int]:
         """How many entries each reason has (for monitoring)."""
-        reasons = self._redis.hvals(f"{self._keys.dlq}:reasons")
-        return dict(Counter(r.decode() for r in reasons))
+        reasons = self._redis.hvals(self._keys.dlq_reasons)
+        return dict(Counter(text(r) for r in reasons))
 
     def cleanup(self) -> int:
         """Drop entries past the age bound; returns how many went."""
         cutoff = time.time() - self._max_age
         old = self._redis.zrangebyscore(self._keys.dlq, "-inf", f"({cutoff}")
-        return self._drop([k.decode() for k in old])
+        return self._drop([text(k) for k in old])
 
     def _drop(self, keys: list[str]) -> int:
         if keys:
             pipe = self._redis.pipeline()
             pipe.zrem(self._keys.dlq, *keys)
             pipe.hdel(self._keys.dlq_entries, *keys)
-            pipe.hdel(f"{self._keys.dlq}:reasons", *keys)
+            pipe.hdel(self._keys.dlq_reasons, *keys)
             pipe.execute()
         return len(keys)
 

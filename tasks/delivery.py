@@ -50,11 +50,14 @@ class StepContext:
 
 
 def resolve(rt: Runtime, request: SendRequest, ctx: StepContext) -> int | str:
-    """The contact id to send to, or the state (``sent``/``dead_lettered``) when nothing is left to do."""
+    """The contact id to send to, or the final state when an earlier delivery finished the send."""
     state = _ensure_record(rt, request, ctx)
     if state in SKIP_STATES:
         return state
-    if rt.ledger.count_delivery(ctx.key, f"{ctx.owner}:resolve") > rt.settings.retry.max_redeliveries:
+    if (
+        rt.ledger.count_delivery(ctx.key, f"{ctx.owner}:resolve")
+        > rt.settings.retry.max_redeliveries
+    ):
         raise _dead_letter(rt, request, ctx, "worker_lost", None, "the lookup killed its worker")
     if rt.auth.is_open():
         raise _dead_letter(rt, request, ctx, "auth_failed", None, "Engage refused the credentials")
@@ -76,7 +79,11 @@ def send(rt: Runtime, request: SendRequest, contact_id: int, ctx: StepContext) -
         start = rt.ledger.begin_send(ctx.key, ctx.owner, contact_id, resend_interrupted=resend)
     if start.outcome == "interrupted":
         raise _dead_letter(
-            rt, request, ctx, "outcome_unknown", None,
+            rt,
+            request,
+            ctx,
+            "outcome_unknown",
+            None,
             "a worker stopped during message/sendSingle; Engage may have sent it",
         )
     if start.outcome != "acquired":
@@ -88,8 +95,13 @@ def send(rt: Runtime, request: SendRequest, contact_id: int, ctx: StepContext) -
         raise _failed(rt, request, ctx, err, sending=True, contact_id=contact_id) from err
     rt.ledger.mark_sent(ctx.key)
     log_event(
-        "sent", key=ctx.key, task_id=ctx.task_id, recipient=request.identifier.masked(),
-        message_id=request.message_id, contact_id=contact_id, attempts=start.attempts,
+        "sent",
+        key=ctx.key,
+        task_id=ctx.task_id,
+        recipient=request.identifier.masked(),
+        message_id=request.message_id,
+        contact_id=contact_id,
+        attempts=start.attempts,
     )
     return "sent"
 
@@ -119,8 +131,12 @@ def _failed(
     if decision.retry_in is not None:
         rt.ledger.mark_retrying(ctx.key, ctx.owner, str(err), decision.retry_in)
         log_event(
-            "retrying", key=ctx.key, task_id=ctx.task_id, recipient=request.identifier.masked(),
-            retry_in=round(decision.retry_in, 3), **_error_fields(err),
+            "retrying",
+            key=ctx.key,
+            task_id=ctx.task_id,
+            recipient=request.identifier.masked(),
+            retry_in=round(decision.retry_in, 3),
+            **_error_fields(err),
         )
         return RetryLater(decision.retry_in, err)
     reason = decision.reason or "retries_exhausted"
@@ -129,7 +145,7 @@ def _failed(
     return _dead_letter(rt, request, ctx, reason, err, str(err))
 
 
-def _dead_letter(
+def _dead_letter(  # noqa: PLR0917  (internal helper, called with all six every time)
     rt: Runtime,
     request: SendRequest,
     ctx: StepContext,
@@ -140,12 +156,19 @@ def _dead_letter(
     error = err.to_dict() if isinstance(err, EngageAPIError) else None
     if err is not None and error is None:
         error = {"type": type(err).__name__, "message": str(err)}
-    if not rt.dead_letters.add(ctx.key, reason=reason, detail=detail, error=error, task_ids=ctx.task_ids):
+    if not rt.dead_letters.add(
+        ctx.key, reason=reason, detail=detail, error=error, task_ids=ctx.task_ids
+    ):
         # Sent meanwhile by another delivery: nothing to dead-letter, nothing to raise.
         return DeadLettered(ctx.key, "already_sent", "the send had already succeeded")
     log_event(
-        "dead_lettered", key=ctx.key, task_id=ctx.task_id, recipient=request.identifier.masked(),
-        reason=reason, detail=detail, **(_error_fields(err) if err else {}),
+        "dead_lettered",
+        key=ctx.key,
+        task_id=ctx.task_id,
+        recipient=request.identifier.masked(),
+        reason=reason,
+        detail=detail,
+        **(_error_fields(err) if err else {}),
     )
     return DeadLettered(ctx.key, reason, detail)
 

@@ -51,6 +51,11 @@ class RedisKeys:
         """Hash of dead-letter entries (JSON) by idempotency key."""
         return f"{self.prefix}:dlq:entries"
 
+    @property
+    def dlq_reasons(self) -> str:
+        """Hash of dead-letter reasons by idempotency key (depth by reason without parsing)."""
+        return f"{self.prefix}:dlq:reasons"
+
 
 @dataclass(frozen=True)
 class Claim:
@@ -171,11 +176,13 @@ class DeliveryLedger:
                 key,
             ],
         )
-        return Claim(_text(outcome), _text(state), _text(task_id))
+        return Claim(text(outcome), text(state), text(task_id))
 
     def release_unpublished(self, key: str, task_id: str) -> bool:
-        """Undo a claim whose task could not be published, so a retry of the enqueue starts clean."""
-        return bool(self._release(keys=[self._keys.send(key), self._keys.inflight], args=[task_id, key]))
+        """Undo a claim whose task was not published, so a retried enqueue starts clean."""
+        return bool(
+            self._release(keys=[self._keys.send(key), self._keys.inflight], args=[task_id, key])
+        )
 
     def begin_send(
         self, key: str, owner: str, contact_id: int, *, resend_interrupted: bool = False
@@ -185,12 +192,17 @@ class DeliveryLedger:
             keys=[self._keys.send(key), self._keys.inflight],
             args=[owner, _now(), self._lease, "1" if resend_interrupted else "0", contact_id, key],
         )
-        return SendStart(_text(outcome), int(attempts))
+        return SendStart(text(outcome), int(attempts))
 
     def mark_sent(self, key: str) -> None:
         """Engage accepted the send: final."""
         self._sent(
-            keys=[self._keys.send(key), self._keys.inflight, self._keys.dlq, self._keys.dlq_entries],
+            keys=[
+                self._keys.send(key),
+                self._keys.inflight,
+                self._keys.dlq,
+                self._keys.dlq_entries,
+            ],
             args=[_now(), self._retention_ms, key],
         )
 
@@ -211,12 +223,12 @@ class DeliveryLedger:
     def state(self, key: str) -> str | None:
         """The record's state, or None when the key is unknown."""
         value = self._redis.hget(self._keys.send(key), "state")
-        return None if value is None else _text(value)
+        return None if value is None else text(value)
 
     def record(self, key: str) -> dict[str, str]:
         """The raw record (empty when unknown)."""
         raw = self._redis.hgetall(self._keys.send(key))
-        return {_text(k): _text(v) for k, v in raw.items()}
+        return {text(k): text(v) for k, v in raw.items()}
 
     def status(self, key: str) -> dict[str, Any]:
         """The record as shown to callers and operators: masked, with ISO timestamps."""
@@ -244,7 +256,7 @@ class DeliveryLedger:
         """Keys not finished and untouched for ``older_than`` seconds (stuck sends)."""
         cutoff = time.time() - older_than
         raw = self._redis.zrangebyscore(self._keys.inflight, "-inf", cutoff, start=0, num=limit)
-        return [_text(k) for k in raw]
+        return [text(k) for k in raw]
 
 
 def iso(value: str | float | None) -> str | None:
@@ -258,5 +270,6 @@ def _now() -> str:
     return repr(time.time())
 
 
-def _text(value: bytes | str) -> str:
+def text(value: object) -> str:
+    """A Redis reply as text, whether the client decodes replies or not."""
     return value.decode() if isinstance(value, bytes) else str(value)

@@ -12,8 +12,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from tasks.masking import mask_value
 from tasks.local_stack import celery_worker, ensure_redis, start_worker, stop_redis
+from tasks.masking import mask_value
 from tasks.sandbox import Sandbox, SandboxState
 
 DEMO_BROKER = "redis://127.0.0.1:6379/15"
@@ -61,11 +61,15 @@ def _send_and_show(sandbox: Sandbox) -> int:
     run = time.strftime("%Y%m%dT%H%M%S")
     _say(f"enqueue: message {MESSAGE_ID} to {KNOWN_MOBILE} with firstName=Ann")
     handle = send_prepared_sms(
-        MESSAGE_ID, mobile=KNOWN_MOBILE, parameters={"firstName": "Ann"},
+        MESSAGE_ID,
+        mobile=KNOWN_MOBILE,
+        parameters={"firstName": "Ann"},
         idempotency_key=f"demo-{run}",
     )
     again = send_prepared_sms(
-        MESSAGE_ID, mobile=KNOWN_MOBILE, parameters={"firstName": "Ann"},
+        MESSAGE_ID,
+        mobile=KNOWN_MOBILE,
+        parameters={"firstName": "Ann"},
         idempotency_key=f"demo-{run}",
     )
     _say(f"same key again -> created={again.created}, same task {again.task_id == handle.task_id}")

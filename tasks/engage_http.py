@@ -78,7 +78,7 @@ def post(
 def get(
     session: requests.Session, url: str, operation: str, *, timeout: tuple[float, float]
 ) -> requests.Response:
-    """GET with the same error sorting as :func:`post` (a GET changes nothing, any failure may be retried)."""
+    """GET; any failure is RequestNotSent, since a GET changes nothing and may be retried."""
     try:
         return session.get(url, timeout=timeout)
     except requests.exceptions.ConnectTimeout as err:
@@ -110,9 +110,7 @@ def api_error(
     fallback_message: str | None = None,
 ) -> EngageAPIError:
     """The typed error for an error answer; ``fields`` is Engage's error body (may be empty)."""
-    details = {
-        k: v for k, v in fields.items() if k not in ("errorActor", "errorCode", "message")
-    }
+    details = {k: v for k, v in fields.items() if k not in ("errorActor", "errorCode", "message")}
     actor = _str_or_none(fields.get("errorActor"))
     code = _str_or_none(fields.get("errorCode"))
     message = _str_or_none(fields.get("message")) or fallback_message

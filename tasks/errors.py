@@ -8,8 +8,8 @@ The tree::
     ├── IdempotencyConflict           the key was used before for a different request
     ├── DeadLettered                  a send ended in the dead-letter store (raised by tasks)
     └── EngageError                   something went wrong talking to Engage
-        ├── RequestNotSent            the request never left (connect refused/timed out): safe to retry
-        ├── OutcomeUnknown            the request left but no answer came: the SMS may have been sent
+        ├── RequestNotSent            the request never left (connect failed): safe to retry
+        ├── OutcomeUnknown            the request left, no answer came: it may have been sent
         └── EngageAPIError            Engage answered with an error status
             ├── CredentialsRejected   401/403: wrong user or password, wrong for every message
             ├── UnknownRecipient      400 NO_SUCH_OBJECT for the contact

@@ -5,6 +5,7 @@ Redis (only when none answers), Celery workers and Flower, each as a real subpro
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -47,10 +48,9 @@ def ensure_redis(url: str, timeout: float = 10.0) -> bool:
 
 def stop_redis(url: str) -> None:
     """Shut down a Redis this process started."""
-    try:
+    # A shut-down server closes the connection: that error is the expected answer.
+    with contextlib.suppress(redis.RedisError):
         redis.Redis.from_url(url).shutdown(nosave=True)
-    except redis.RedisError:
-        pass  # a shut-down server closes the connection: that is the expected answer
 
 
 class ManagedProcess:
@@ -68,7 +68,10 @@ class ManagedProcess:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         self._log = self.log_path.open("ab")
         self.process = subprocess.Popen(  # noqa: S603  (argv built by this module)
-            self.argv, env=self.env, stdout=self._log, stderr=subprocess.STDOUT,
+            self.argv,
+            env=self.env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
             start_new_session=True,
         )
         return self
@@ -107,10 +110,8 @@ class ManagedProcess:
 
     def _signal(self, sig: signal.Signals) -> None:
         assert self.process is not None
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(self.process.pid, sig)
-        except ProcessLookupError:
-            pass
 
     def _close(self) -> None:
         if self._log is not None:
@@ -129,9 +130,22 @@ def celery_worker(
 ) -> ManagedProcess:
     """A real ``celery -A tasks worker`` process (not yet started)."""
     argv = [
-        sys.executable, "-m", "celery", "-A", "tasks", "worker", "--loglevel", "INFO",
-        "--pool", pool, "--concurrency", str(concurrency), "-n", f"{name}@%h",
-        "--without-gossip", "--without-mingle",
+        sys.executable,
+        "-m",
+        "celery",
+        "-A",
+        "tasks",
+        "worker",
+        "--loglevel",
+        "INFO",
+        "--pool",
+        pool,
+        "--concurrency",
+        str(concurrency),
+        "-n",
+        f"{name}@%h",
+        "--without-gossip",
+        "--without-mingle",
     ]
     if queues:
         argv += ["-Q", queues]

@@ -27,11 +27,15 @@ _TASK_OPTIONS: dict[str, Any] = {
 
 
 @app.task(name="engage.resolve_contact", **_TASK_OPTIONS)
-def resolve_contact(self: Task, request: dict[str, Any], key: str, task_ids: list[str]) -> dict[str, Any]:
+def resolve_contact(
+    self: Task, request: dict[str, Any], key: str, task_ids: list[str]
+) -> dict[str, Any]:
     """Look the contact up in Engage; returns ``{"contact_id": N}`` or ``{"skip": state}``."""
     ctx = _context(self, key, task_ids)
     try:
-        found = delivery.resolve(current_runtime(engage_settings()), SendRequest.from_dict(request), ctx)
+        found = delivery.resolve(
+            current_runtime(engage_settings()), SendRequest.from_dict(request), ctx
+        )
     except RetryLater as later:
         raise self.retry(countdown=later.delay, exc=later.error) from None
     except DeadLettered as dead:
@@ -68,5 +72,6 @@ def send_single(
 
 
 def _context(task: Task, key: str, task_ids: list[str]) -> StepContext:
-    return StepContext(key=key, task_id=task.request.id, retries=task.request.retries, task_ids=task_ids)
-
+    return StepContext(
+        key=key, task_id=task.request.id, retries=task.request.retries, task_ids=task_ids
+    )

@@ -69,7 +69,7 @@ class Attempt:
     sending: bool  # the failed call was message/sendSingle (not the lookup)
 
 
-def decide(
+def decide(  # noqa: PLR0911  (a decision table reads best as early returns)
     error: EngageError, attempt: Attempt, policy: RetrySettings, rng: random.Random | None = None
 ) -> Decision:
     """The decision for one failure."""

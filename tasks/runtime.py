@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-import redis
+from redis import Redis
 
 from tasks.auth_circuit import AuthCircuit
 from tasks.dead_letters import DeadLetterStore
@@ -23,7 +23,7 @@ class Runtime:
     """Everything a task needs, built from one :class:`Settings`."""
 
     settings: Settings
-    redis: redis.Redis
+    redis: Redis
     engage: EngageClient
     ledger: DeliveryLedger
     dead_letters: DeadLetterStore
@@ -34,12 +34,15 @@ class Runtime:
         cls,
         settings: Settings,
         *,
-        redis_client: redis.Redis | None = None,
+        redis_client: Redis | None = None,
         engage: EngageClient | None = None,
     ) -> Runtime:
         """Wire the objects; tests pass fakeredis or a client of their own."""
-        client = redis_client or redis.Redis.from_url(
-            settings.redis_url, socket_timeout=10, socket_connect_timeout=5, health_check_interval=30
+        client = redis_client or Redis.from_url(
+            settings.redis_url,
+            socket_timeout=10,
+            socket_connect_timeout=5,
+            health_check_interval=30,
         )
         keys = RedisKeys(settings.key_prefix)
         return cls(

@@ -32,6 +32,8 @@ _PARAM_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]*$")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _PHONE_SEPARATORS = re.compile(r"[ \-().\u00a0/]")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# Tab, newline and carriage return are text; other control characters cannot travel in XML.
+_UNSENDABLE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
 @dataclass(frozen=True)
@@ -128,7 +130,7 @@ def validate_idempotency_key(key: object) -> str:
 
 
 def normalize_mobile(number: str) -> str:
-    """Digits-only international form: ``+48 505-606-707`` and ``0048505606707`` -> ``48505606707``."""
+    """Digits-only international form: ``+48 505-606-707`` -> ``48505606707``."""
     text = number.strip()
     if text.startswith("+"):
         text = text[1:]
@@ -189,7 +191,7 @@ def _identifier(
             "give exactly one of mobile, email, app_alias, external_id, recipient_id "
             f"(got {found})",
         )
-    (name, value), = given.items()
+    ((name, value),) = given.items()
     if name == "recipient_id":
         return Identifier("ID", str(_engage_id("recipient_id", value)))
     if not isinstance(value, str):
@@ -203,9 +205,7 @@ def _identifier(
         return Identifier("EMAIL", address)
     text = value.strip()
     if not text or len(text) > MAX_IDENTIFIER_LENGTH or _CONTROL.search(text):
-        raise InvalidSendRequest(
-            name, f"must be 1 to {MAX_IDENTIFIER_LENGTH} printable characters"
-        )
+        raise InvalidSendRequest(name, f"must be 1 to {MAX_IDENTIFIER_LENGTH} printable characters")
     return Identifier("APP_ALIAS" if name == "app_alias" else "EXTERNAL", text)
 
 
@@ -228,6 +228,8 @@ def _parameters(parameters: Mapping[str, str] | None) -> tuple[tuple[str, str], 
             raise InvalidSendRequest(
                 "parameters", f"value of {name!r} must be a string, got {type(value).__name__}"
             )
+        if _UNSENDABLE.search(value):
+            raise InvalidSendRequest("parameters", f"value of {name!r} has control characters")
         if len(value) > MAX_PARAMETER_VALUE_LENGTH:
             raise InvalidSendRequest(
                 "parameters", f"value of {name!r} exceeds {MAX_PARAMETER_VALUE_LENGTH} characters"

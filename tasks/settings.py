@@ -39,6 +39,8 @@ DEFAULT_DLQ_MAX_ENTRIES = 10_000
 DEFAULT_DLQ_MAX_AGE = 180 * 86400.0
 #: Idempotency records outlive the retry window by this much.
 DEFAULT_KEY_GRACE = 86400.0
+#: Margin added to the HTTP timeouts to make the send lease: covers scheduling and Redis calls.
+DEFAULT_LEASE_MARGIN = 30.0
 #: Contact-id cache lifetime.
 DEFAULT_CONTACT_CACHE_TTL = 86400.0
 
@@ -87,6 +89,7 @@ class Settings:
     dlq_max_entries: int = DEFAULT_DLQ_MAX_ENTRIES
     dlq_max_age: float = DEFAULT_DLQ_MAX_AGE
     key_grace: float = DEFAULT_KEY_GRACE
+    lease_margin: float = DEFAULT_LEASE_MARGIN
     retry: RetrySettings = field(default_factory=RetrySettings)
     key_prefix: str = "engage"
 
@@ -98,11 +101,11 @@ class Settings:
     @property
     def lease_seconds(self) -> float:
         """How long a send may hold its lease: one full HTTP exchange and a margin."""
-        return self.connect_timeout + self.read_timeout + 30.0
+        return self.connect_timeout + self.read_timeout + self.lease_margin
 
 
 def load_settings(environ: Mapping[str, str]) -> Settings:
-    """Build :class:`Settings` from environment variables; raise ConfigurationError naming the bad one."""
+    """Build :class:`Settings` from the environment; ConfigurationError names a bad variable."""
     env = _Env(environ)
     broker_url = env.url("CELERY_BROKER_URL", DEFAULT_BROKER_URL, schemes=_BROKER_SCHEMES)
     retry = RetrySettings(
@@ -147,6 +150,7 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         dlq_max_age=env.number("ENGAGE_DLQ_MAX_AGE_DAYS", DEFAULT_DLQ_MAX_AGE / 86400, minimum=0)
         * 86400,
         key_grace=env.number("ENGAGE_KEY_GRACE", DEFAULT_KEY_GRACE, minimum=0),
+        lease_margin=env.number("ENGAGE_LEASE_MARGIN", DEFAULT_LEASE_MARGIN, minimum=0.5),
         retry=retry,
         key_prefix=env.optional_text("ENGAGE_KEY_PREFIX") or "engage",
     )
@@ -156,7 +160,9 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
 
 def _check_consistency(settings: Settings) -> None:
     retry = settings.retry
-    longest_wait = max(retry.max_delay, retry.unknown_recipient_delay) * 1.25 + settings.lease_seconds
+    longest_wait = (
+        max(retry.max_delay, retry.unknown_recipient_delay) * 1.25 + settings.lease_seconds
+    )
     if broker_is_redis(settings.broker_url) and longest_wait >= settings.visibility_timeout:
         # A countdown past the visibility timeout makes Redis hand the task to a second worker.
         raise ConfigurationError(

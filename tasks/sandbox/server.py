@@ -12,6 +12,7 @@ tests and demos lives under ``/_sandbox/`` and needs no credentials::
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import socket
 import threading
@@ -62,7 +63,7 @@ class SandboxHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server: SandboxHTTPServer
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002  (stdlib signature)
+    def log_message(self, format: str, *args: Any) -> None:
         """Silence the per-request stderr log; calls are recorded in the state instead."""
 
     # -- routing -------------------------------------------------------------------------------
@@ -244,10 +245,8 @@ class SandboxHandler(BaseHTTPRequestHandler):
     def _drop(self) -> None:
         # Reset the connection without an answer: the client cannot know what happened.
         self.close_connection = True
-        try:
+        with contextlib.suppress(OSError):
             self.connection.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
 
 
 def _error(actor: str, code: str, message: str) -> dict[str, str]:

@@ -113,7 +113,7 @@ class SandboxState:
                 self._messages[int(message["messageId"])] = required
 
     def set_faults(self, spec: dict[str, Any]) -> None:
-        """Replace the fault plan: ``{"script": {op: [503, "drop_after"]}, "latency": s, "random": {...}}``."""
+        """Replace the fault plan: ``{"script": {op: [503, "drop_after"]}, "latency": s, ...}``."""
         script = {op: deque(steps) for op, steps in spec.get("script", {}).items()}
         for steps in script.values():
             for step in steps:
@@ -121,7 +121,9 @@ class SandboxState:
                     raise ValueError(f"unknown fault step {step!r}")
         plan = RandomFaults(**spec.get("random", {}))
         with self._lock:
-            self.faults = Faults(script=script, latency=float(spec.get("latency", 0.0)), random=plan)
+            self.faults = Faults(
+                script=script, latency=float(spec.get("latency", 0.0)), random=plan
+            )
             self._rng = random.Random(plan.seed)
 
     # -- the operations ------------------------------------------------------------------------
@@ -158,7 +160,9 @@ class SandboxState:
             return _invalid_parameter("type", id_type), None
         with self._lock:
             if id_type == "ID":
-                contact_id = int(value) if value.isdigit() and int(value) in self._contact_ids else None
+                contact_id = (
+                    int(value) if value.isdigit() and int(value) in self._contact_ids else None
+                )
             else:
                 contact_id = self._contacts.get((id_type, value))
         if contact_id is None:

@@ -1,0 +1,240 @@
+"""The sandbox's SOAP 1.1 endpoint: the REST operations, auth and faults, wrapped in envelopes.
+
+Operations are recorded under the REST names (``contactGet`` -> ``contact/get``,
+``messageSendSingle`` -> ``message/sendSingle``, ``systemGetApiVersion`` ->
+``system/getApiVersion``), so tests assert the same things on both transports.
+Errors are SOAP faults (HTTP 500, or the injected status) whose detail carries Engage's fields.
+"""
+
+from __future__ import annotations
+
+import time
+import xml.etree.ElementTree as ET
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+from defusedxml.ElementTree import fromstring as _safe_fromstring
+
+from tasks.engage_soap import NAMESPACE, SOAP_ENV_NAMESPACE
+from tasks.sandbox.server import API_VERSION, SandboxHandler
+from tasks.sandbox.state import (
+    DROP_AFTER,
+    DROP_BEFORE,
+    Answer,
+    Call,
+    SandboxState,
+    now,
+    server_error_body,
+)
+
+#: SOAP operation element -> the operation name shared with REST.
+OPERATIONS = {
+    "contactGet": "contact/get",
+    "messageSendSingle": "message/sendSingle",
+    "systemGetApiVersion": "system/getApiVersion",
+}
+#: Recorded operation for a request whose operation cannot be read.
+UNREADABLE = "soap/unreadable"
+
+_CONTENT_TYPE = "text/xml; charset=utf-8"
+
+
+@dataclass
+class SoapRequest:
+    """A SOAP request as the state sees it; ``problem`` says why it cannot be run."""
+
+    operation: str
+    query: dict[str, str] = field(default_factory=dict)
+    body: Any = None
+    problem: str | None = None
+
+
+def parse_request(raw: bytes) -> SoapRequest:
+    """Read an envelope into the JSON-friendly form REST calls are recorded in."""
+    try:
+        # Like Engage, refuse DTDs: no entity expansion, no external entities.
+        root = _safe_fromstring(raw, forbid_dtd=True)
+    except (ET.ParseError, ValueError) as err:
+        text = raw.decode("utf-8", errors="replace")
+        return SoapRequest(UNREADABLE, body=text, problem=f"Unreadable SOAP request: {err}")
+    body = _child(root, "Body") if _local(root.tag) == "Envelope" else None
+    element = body[0] if body is not None and len(body) else None
+    if element is None:
+        return SoapRequest(UNREADABLE, problem="Not a SOAP envelope with a Body.")
+    name = _local(element.tag)
+    operation = OPERATIONS.get(name)
+    if operation is None:
+        return SoapRequest(f"soap/{name}", problem=f"Unknown operation {name}.")
+    if operation == "contact/get":
+        identifier = _child(element, "identifier")
+        fields = _leaves(identifier) if identifier is not None else {}
+        return SoapRequest(
+            operation, body={"type": fields.get("type"), "value": fields.get("value")}
+        )
+    if operation == "message/sendSingle":
+        query = {k: v for k, v in _leaves(element).items() if k in ("messageId", "recipientId")}
+        content = _child(element, "additionalContent")
+        children = list(content) if content is not None else []
+        holders = [c for c in children if _local(c.tag) == "parameters"]
+        parameters = [
+            {"name": p.get("name", ""), "value": p.get("value", "")} for p in map(_leaves, holders)
+        ]
+        return SoapRequest(operation, query=query, body={"parameters": parameters})
+    return SoapRequest(operation)
+
+
+def handle(handler: SandboxHandler, raw: bytes) -> None:
+    """Answer one SOAP POST like Engage, recording it as REST calls are recorded."""
+    state = handler.server.state
+    request = parse_request(raw)
+    path = urlsplit(handler.path).path
+    authorized = handler._authorized()
+    call = Call(
+        request.operation, handler.command, path, request.query, request.body, authorized, 0, now()
+    )
+    state.record(call)
+    if handler.headers.get("Authorization") is None:
+        call.status = 401
+        _send_fault(handler, 401, _error("CLIENT", "PERMISSION_DENIED", "Authentication required."))
+        return
+    if not authorized:
+        call.status = 403
+        _send_fault(handler, 403, _error("CLIENT", "PERMISSION_DENIED", "Access denied."))
+        return
+    delay, fault = state.next_fault(request.operation)
+    if delay:
+        time.sleep(delay)
+    if fault == DROP_BEFORE:
+        call.status = DROP_BEFORE
+        handler._drop()
+        return
+    if isinstance(fault, int):
+        call.status = fault
+        _send_injected(handler, fault)
+        return
+    status, payload = _run(state, request)
+    if fault == DROP_AFTER:
+        call.status = DROP_AFTER
+        handler._drop()
+        return
+    call.status = status
+    handler._send_raw(status, payload, _CONTENT_TYPE)
+
+
+def _run(state: SandboxState, request: SoapRequest) -> tuple[int, bytes]:
+    if request.problem is not None:
+        return 500, fault_envelope(_error("CLIENT", "INVALID_REQUEST", request.problem))
+    if request.operation == "system/getApiVersion":
+        return 200, answer_envelope("systemGetApiVersionResponse", {"return": API_VERSION})
+    if request.operation == "contact/get":
+        return _contact_get(state, request.body)
+    return _send_single(state, request.query, request.body)
+
+
+def _contact_get(state: SandboxState, body: dict[str, Any]) -> tuple[int, bytes]:
+    answer, contact_id = state.contact_get(str(body["type"]), str(body["value"]))
+    if contact_id is None:
+        return _answer_fault(answer)
+    contact = {"id": str(contact_id), "identifier": str(body["value"])}
+    return 200, answer_envelope("contactGetResponse", {"return": contact})
+
+
+def _send_single(
+    state: SandboxState, query: dict[str, str], body: dict[str, Any]
+) -> tuple[int, bytes]:
+    for name in ("messageId", "recipientId"):
+        if not query.get(name, "").isdigit():
+            missing = _error("CLIENT", "MISSING_PARAMETER", f"Parameter {name} is missing.")
+            return 500, fault_envelope({**missing, "parameterName": name})
+    params = {p["name"]: p["value"] for p in body["parameters"]}
+    answer = state.send_single(int(query["messageId"]), int(query["recipientId"]), params)
+    if answer.status >= 400:
+        return _answer_fault(answer)
+    return 200, answer_envelope("messageSendSingleResponse", {})
+
+
+def _answer_fault(answer: Answer) -> tuple[int, bytes]:
+    # SOAP 1.1 answers every fault with 500; the detail's errorActor says whose fault it is.
+    return 500, fault_envelope(answer.body or _error("SERVER", "UNEXPECTED_ERROR", "Error."))
+
+
+def _send_injected(handler: SandboxHandler, status: int) -> None:
+    if status >= 500:
+        _send_fault(handler, status, server_error_body(status))
+    elif status == 429:
+        too_many = _error("SERVER", "OPERATION_DISABLED", "Too many requests.")
+        _send_fault(handler, 429, too_many, {"Retry-After": "1"})
+    elif status in (401, 403):
+        _send_fault(handler, status, _error("CLIENT", "PERMISSION_DENIED", "Access denied."))
+    else:
+        _send_fault(handler, status, _error("CLIENT", "INVALID_REQUEST", "Injected fault."))
+
+
+def _send_fault(
+    handler: SandboxHandler,
+    status: int,
+    fields: Mapping[str, Any],
+    extra: dict[str, str] | None = None,
+) -> None:
+    handler._send_raw(status, fault_envelope(fields), _CONTENT_TYPE, extra)
+
+
+# -- envelopes ---------------------------------------------------------------------------------
+# JAX-WS style prefixes (S:, ns2:), unlike the client's, so tests show the client reads any prefix.
+
+
+def answer_envelope(operation: str, content: Mapping[str, Any]) -> bytes:
+    """A successful answer: ``<ns2:operation>`` holding ``content`` (dicts nest elements)."""
+    root, body = _envelope()
+    _fill(ET.SubElement(body, f"ns2:{operation}", {"xmlns:ns2": NAMESPACE}), content)
+    return _serialize(root)
+
+
+def fault_envelope(fields: Mapping[str, Any]) -> bytes:
+    """A fault whose detail carries Engage's error fields in one typed element."""
+    root, body = _envelope()
+    fault = ET.SubElement(body, "S:Fault")
+    actor = "Client" if fields.get("errorActor") == "CLIENT" else "Server"
+    ET.SubElement(fault, "faultcode").text = f"S:{actor}"
+    ET.SubElement(fault, "faultstring").text = str(fields.get("message", ""))
+    detail = ET.SubElement(fault, "detail")
+    _fill(ET.SubElement(detail, "ns2:ApiException", {"xmlns:ns2": NAMESPACE}), fields)
+    return _serialize(root)
+
+
+def _serialize(root: ET.Element) -> bytes:
+    return (
+        '<?xml version="1.0" encoding="UTF-8"?>' + ET.tostring(root, encoding="unicode")
+    ).encode()
+
+
+def _envelope() -> tuple[ET.Element, ET.Element]:
+    root = ET.Element("S:Envelope", {"xmlns:S": SOAP_ENV_NAMESPACE})
+    return root, ET.SubElement(root, "S:Body")
+
+
+def _fill(parent: ET.Element, content: Mapping[str, Any]) -> None:
+    for name, value in content.items():
+        child = ET.SubElement(parent, name)
+        if isinstance(value, Mapping):
+            _fill(child, value)
+        elif value is not None:
+            child.text = str(value)
+
+
+def _error(actor: str, code: str, message: str) -> dict[str, str]:
+    return {"errorActor": actor, "errorCode": code, "message": message}
+
+
+def _local(tag: str) -> str:
+    return tag.rpartition("}")[2]
+
+
+def _child(element: ET.Element, name: str) -> ET.Element | None:
+    return next((c for c in element if _local(c.tag) == name), None)
+
+
+def _leaves(element: ET.Element) -> dict[str, str]:
+    return {_local(c.tag): (c.text or "") for c in element if len(c) == 0}
