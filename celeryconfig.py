@@ -24,11 +24,9 @@ def _load() -> Settings:
 
 
 def _running_celery_command() -> bool:
-    return os.path.basename(sys.argv[0]) in ("celery", "celery.exe") or sys.argv[1:2] in (
-        ["worker"],
-        ["beat"],
-        ["flower"],
-    )
+    # `celery ...` and `python -m celery ...` (worker, beat, flower): a process of its own.
+    program = sys.argv[0].replace("\\", "/") if sys.argv else ""
+    return os.path.basename(program) == "celery" or program.endswith("celery/__main__.py")
 
 
 engage_settings = _load()

@@ -132,6 +132,8 @@ def validate_idempotency_key(key: object) -> str:
 def normalize_mobile(number: str) -> str:
     """Digits-only international form: ``+48 505-606-707`` -> ``48505606707``."""
     text = number.strip()
+    if not text:
+        raise InvalidSendRequest("mobile", "is empty")
     if text.startswith("+"):
         text = text[1:]
     elif text.startswith("00"):

@@ -75,8 +75,7 @@ class SandboxState:
         contacts: tuple[dict[str, Any], ...] = DEMO_CONTACTS,
         messages: tuple[dict[str, Any], ...] = DEMO_MESSAGES,
     ) -> None:
-        self.username = username
-        self.password = password
+        self._credentials = (username, password)
         self._lock = threading.Lock()
         self._seed_contacts = contacts
         self._seed_messages = messages
@@ -85,7 +84,8 @@ class SandboxState:
     # -- configuration -------------------------------------------------------------------------
 
     def reset(self) -> None:
-        """Forget calls, sends and faults; restore the seed contacts and messages."""
+        """Forget calls, sends and faults; restore the credentials, seed contacts and messages."""
+        self.username, self.password = self._credentials
         with self._lock:
             self.calls: list[Call] = []
             self.sends: Counter[tuple[int, int]] = Counter()

@@ -1,0 +1,76 @@
+"""Shared fixtures: the Engage sandbox, settings, fakeredis-backed runtimes."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import fakeredis
+import pytest
+
+from tasks.runtime import Runtime, install_runtime
+from tasks.sandbox import Sandbox
+from tasks.settings import Settings, load_settings
+
+SANDBOX_USER = "api@example.com"
+SANDBOX_PASSWORD = "sandbox-password"
+#: Redis database the test suite owns (integration tests flush it).
+TEST_REDIS_URL = "redis://127.0.0.1:6379/12"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Give this process a configuration before anything reads celeryconfig.py."""
+    # The in-process app only enqueues and reads state; workers get their own environment.
+    os.environ.setdefault("CELERY_BROKER_URL", TEST_REDIS_URL)
+    os.environ.setdefault("ENGAGE_BASE_URL", "http://127.0.0.1:9/api/rest/v19")
+    os.environ.setdefault("ENGAGE_USERNAME", SANDBOX_USER)
+    os.environ.setdefault("ENGAGE_PASSWORD", SANDBOX_PASSWORD)
+
+
+@pytest.fixture(scope="session")
+def session_sandbox() -> Iterator[Sandbox]:
+    """One sandbox server for the session (starting one costs half a second)."""
+    with Sandbox() as sandbox:
+        yield sandbox
+
+
+@pytest.fixture
+def sandbox(session_sandbox: Sandbox) -> Sandbox:
+    """The sandbox with its seed contacts and messages, no calls and no faults."""
+    session_sandbox.state.reset()
+    return session_sandbox
+
+
+def make_settings(base_url: str, **env: str) -> Settings:
+    """Settings for tests: fast timeouts and retries unless ``env`` says otherwise."""
+    values = {
+        "ENGAGE_BASE_URL": base_url,
+        "ENGAGE_USERNAME": SANDBOX_USER,
+        "ENGAGE_PASSWORD": SANDBOX_PASSWORD,
+        "ENGAGE_CONNECT_TIMEOUT": "1",
+        "ENGAGE_READ_TIMEOUT": "1",
+        "ENGAGE_LEASE_MARGIN": "1",
+        "ENGAGE_RETRY_BASE_DELAY": "0.1",
+        "ENGAGE_RETRY_BACKOFF": "2",
+        "ENGAGE_RETRY_MAX_DELAY": "1",
+        "ENGAGE_RETRY_MAX_TOTAL": "60",
+        "ENGAGE_UNKNOWN_RECIPIENT_DELAY": "0.1",
+        "ENGAGE_VISIBILITY_TIMEOUT": "30",
+        **env,
+    }
+    return load_settings(values)
+
+
+@pytest.fixture
+def fake_redis() -> fakeredis.FakeRedis:
+    """An in-memory Redis with Lua."""
+    return fakeredis.FakeRedis()
+
+
+@pytest.fixture
+def runtime(sandbox: Sandbox, fake_redis: fakeredis.FakeRedis) -> Iterator[Runtime]:
+    """A runtime on fakeredis talking to the sandbox, installed as this process's runtime."""
+    rt = Runtime.build(make_settings(sandbox.base_url), redis_client=fake_redis)
+    install_runtime(rt)
+    yield rt
+    install_runtime(None)

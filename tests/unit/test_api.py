@@ -1,0 +1,114 @@
+"""The enqueue API: validation first, one claim, one publish, nothing half-done."""
+
+from __future__ import annotations
+
+import pytest
+
+import tasks.api
+from tasks.api import delivery_status, send_prepared_sms
+from tasks.errors import IdempotencyConflict, InvalidSendRequest
+from tasks.runtime import Runtime
+from tasks.send_request import SendRequest
+
+
+class Broker:
+    """Records what would have been published (the broker is the boundary here)."""
+
+    def __init__(self, fail: bool = False) -> None:
+        self.published: list[tuple[SendRequest, str, list[str]]] = []
+        self.fail = fail
+
+    def __call__(self, request: SendRequest, key: str, task_ids: list[str]) -> None:
+        if self.fail:
+            raise ConnectionError("broker down")
+        self.published.append((request, key, task_ids))
+
+
+@pytest.fixture
+def broker(monkeypatch: pytest.MonkeyPatch) -> Broker:
+    """The publish seam, recording."""
+    recorder = Broker()
+    monkeypatch.setattr(tasks.api, "publish", recorder)
+    return recorder
+
+
+def test_send_claims_and_publishes_once(runtime: Runtime, broker: Broker) -> None:
+    """A new send is queued and published with its two task ids."""
+    handle = send_prepared_sms(23541, mobile="+48 505 606 707", idempotency_key="order-1")
+    assert (handle.key, handle.state, handle.created) == ("order-1", "queued", True)
+    (published,) = broker.published
+    assert published[1] == "order-1"
+    assert published[2][-1] == handle.task_id
+    assert delivery_status("order-1")["state"] == "queued"
+
+
+def test_same_key_twice_publishes_once_and_returns_the_same_handle(
+    runtime: Runtime, broker: Broker
+) -> None:
+    """A repeated enqueue returns the first task id and publishes nothing."""
+    first = send_prepared_sms(23541, mobile="+48505606707", idempotency_key="order-1")
+    second = send_prepared_sms(23541, mobile="+48 505 606 707", idempotency_key="order-1")
+    assert second.task_id == first.task_id
+    assert not second.created
+    assert len(broker.published) == 1
+
+
+def test_default_key_dedupes_identical_requests(runtime: Runtime, broker: Broker) -> None:
+    """Without a key, the same request is enqueued once."""
+    first = send_prepared_sms(23541, mobile="+48505606707", parameters={"a": "1"})
+    second = send_prepared_sms(23541, mobile="+48505606707", parameters={"a": "1"})
+    third = send_prepared_sms(23541, mobile="+48505606707", parameters={"a": "2"})
+    assert first.key == second.key != third.key
+    assert first.key.startswith("auto:")
+    assert len(broker.published) == 2
+
+
+def test_same_key_different_request_is_a_conflict(runtime: Runtime, broker: Broker) -> None:
+    """Reusing a key for another request raises and enqueues nothing."""
+    send_prepared_sms(23541, mobile="+48505606707", idempotency_key="order-1")
+    with pytest.raises(IdempotencyConflict, match="order-1"):
+        send_prepared_sms(23541, mobile="+48505606708", idempotency_key="order-1")
+    assert len(broker.published) == 1
+
+
+def test_invalid_input_enqueues_nothing(runtime: Runtime, broker: Broker) -> None:
+    """Bad input raises before any Redis write or publish."""
+    with pytest.raises(InvalidSendRequest, match="mobile"):
+        send_prepared_sms(23541, mobile="not a number", idempotency_key="order-1")
+    assert broker.published == []
+    assert delivery_status("order-1")["state"] == "unknown"
+
+
+def test_failed_publish_leaves_no_claim(runtime: Runtime, broker: Broker) -> None:
+    """If the broker refuses, the claim is undone so a retry of the enqueue works."""
+    broker.fail = True
+    with pytest.raises(ConnectionError):
+        send_prepared_sms(23541, mobile="+48505606707", idempotency_key="order-1")
+    assert delivery_status("order-1")["state"] == "unknown"
+    broker.fail = False
+    assert send_prepared_sms(23541, mobile="+48505606707", idempotency_key="order-1").created
+
+
+def test_replay_of_a_dead_letter_publishes_under_the_same_key(
+    runtime: Runtime, broker: Broker
+) -> None:
+    """A replay re-enters the chain with new task ids and the same key."""
+    handle = send_prepared_sms(23541, mobile="+48505606707", idempotency_key="order-1")
+    runtime.dead_letters.add(
+        "order-1", reason="unknown_recipient", detail="d", error=None, task_ids=[]
+    )
+    assert tasks.api.replay_dead_letter("order-1") == "requeued"
+    assert [p[1] for p in broker.published] == ["order-1", "order-1"]
+    assert broker.published[1][2][-1] != handle.task_id
+    assert delivery_status("order-1")["state"] == "queued"
+
+
+def test_replay_never_resends_a_sent_message(runtime: Runtime, broker: Broker) -> None:
+    """A key that was sent meanwhile is reported sent and not published."""
+    send_prepared_sms(23541, mobile="+48505606707", idempotency_key="order-1")
+    runtime.dead_letters.add(
+        "order-1", reason="outcome_unknown", detail="d", error=None, task_ids=[]
+    )
+    runtime.ledger.mark_sent("order-1")  # the answer arrived late: it was sent
+    assert tasks.api.replay_dead_letter("order-1") == "missing"
+    assert len(broker.published) == 1

@@ -1,0 +1,134 @@
+"""The command line at its edge: clear errors, exit codes, nothing enqueued on bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+import tasks.api
+from tasks.cli import EXIT_OK, EXIT_USAGE, main
+from tasks.runtime import Runtime
+from tests.unit.test_api import Broker
+
+
+@pytest.fixture
+def broker(monkeypatch: pytest.MonkeyPatch) -> Broker:
+    """The publish seam, recording."""
+    recorder = Broker()
+    monkeypatch.setattr(tasks.api, "publish", recorder)
+    return recorder
+
+
+def test_send_prints_a_json_summary(
+    runtime: Runtime, broker: Broker, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Without --wait, send enqueues and prints task id, key and outcome."""
+    code = main(
+        [
+            "send",
+            "--message-id",
+            "23541",
+            "--mobile",
+            "+48505606707",
+            "--param",
+            "firstName=Ann",
+            "--idempotency-key",
+            "cli-1",
+        ]
+    )
+    summary = json.loads(capsys.readouterr().out)
+    assert code == EXIT_OK
+    assert summary["key"] == "cli-1"
+    assert summary["outcome"] == "queued"
+    assert summary["task_id"] == broker.published[0][2][-1]
+    assert broker.published[0][0].parameters == (("firstName", "Ann"),)
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--message-id", "0", "--mobile", "+48505606707"], "message_id: must be a positive"),
+        (["--message-id", "1", "--mobile", "12ab"], "mobile: may contain only digits"),
+        (["--message-id", "1", "--mobile", "+48505606707", "--param", "novalue"], "NAME=VALUE"),
+        (
+            ["--message-id", "1", "--mobile", "+48505606707", "--param", "a=1", "--param", "a=2"],
+            "given twice",
+        ),
+    ],
+)
+def test_bad_input_exits_2_with_one_line_and_enqueues_nothing(
+    runtime: Runtime,
+    broker: Broker,
+    capsys: pytest.CaptureFixture[str],
+    argv: list[str],
+    message: str,
+) -> None:
+    """Validation errors are one line on stderr, exit 2, no publish."""
+    code = main(["send", *argv])
+    err = capsys.readouterr().err
+    assert code == EXIT_USAGE
+    assert message in err
+    assert len(err.strip().splitlines()) == 1
+    assert broker.published == []
+
+
+def test_two_identifiers_are_refused_by_the_parser(capsys: pytest.CaptureFixture[str]) -> None:
+    """--mobile and --email together are a usage error."""
+    with pytest.raises(SystemExit) as caught:
+        main(["send", "--message-id", "1", "--mobile", "+48505606707", "--email", "a@b.co"])
+    assert caught.value.code == 2
+    assert "not allowed with argument" in capsys.readouterr().err
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    """The environment without any ENGAGE_/CELERY_ variable."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ENGAGE_", "CELERY_"))}
+    return {**env, **extra}
+
+
+def test_cli_names_a_missing_setting() -> None:
+    """engage-sms send without ENGAGE_BASE_URL says so in one line, exit 2."""
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "tasks.cli",
+            "send",
+            "--message-id",
+            "1",
+            "--mobile",
+            "+48505606707",
+        ],
+        env=clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == EXIT_USAGE
+    assert result.stderr.strip() == "engage-sms: configuration error: ENGAGE_BASE_URL: is not set"
+
+
+def test_worker_names_a_malformed_setting_without_a_traceback() -> None:
+    """celery -A tasks worker with a bad timeout stops with one clear line."""
+    env = clean_env(
+        ENGAGE_BASE_URL="http://127.0.0.1:9/api",
+        ENGAGE_USERNAME="u",
+        ENGAGE_PASSWORD="p",
+        ENGAGE_READ_TIMEOUT="soon",
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "celery", "-A", "tasks", "worker"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode != 0
+    assert "configuration error: ENGAGE_READ_TIMEOUT: must be a number, got 'soon'" in result.stderr
+    assert "Traceback" not in result.stderr

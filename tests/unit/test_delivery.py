@@ -1,0 +1,146 @@
+"""The two steps of a send against the sandbox, with state on fakeredis."""
+
+from __future__ import annotations
+
+import pytest
+
+from tasks import delivery
+from tasks.delivery import RetryLater, StepContext
+from tasks.errors import DeadLettered
+from tasks.runtime import Runtime
+from tasks.sandbox import Sandbox
+from tasks.send_request import SendRequest, build_send_request
+
+REQUEST = build_send_request(23541, mobile="+48505606707", parameters={"firstName": "Ann"})
+
+
+def ctx(retries: int = 0, task_id: str = "s1") -> StepContext:
+    """A step context for key k1."""
+    return StepContext(key="k1", task_id=task_id, retries=retries, task_ids=["r1", "s1"])
+
+
+def claimed(runtime: Runtime, request: SendRequest = REQUEST) -> Runtime:
+    """The runtime with k1 claimed for ``request``."""
+    runtime.ledger.claim("k1", request, ["r1", "s1"])
+    return runtime
+
+
+def test_resolve_then_send_sends_once_with_exact_calls(runtime: Runtime, sandbox: Sandbox) -> None:
+    """The happy path: one lookup, one send, state sent."""
+    rt = claimed(runtime)
+    contact_id = delivery.resolve(rt, REQUEST, ctx())
+    assert contact_id == 33457
+    assert delivery.send(rt, REQUEST, 33457, ctx()) == "sent"
+    assert [c.body for c in sandbox.state.calls_to("contact/get")] == [
+        {"type": "MOBILE", "value": "48505606707"}
+    ]
+    (call,) = sandbox.state.calls_to("message/sendSingle")
+    assert call.query == {"messageId": "23541", "recipientId": "33457"}
+    assert call.body == {"parameters": [{"name": "firstName", "value": "Ann"}]}
+    assert rt.ledger.state("k1") == "sent"
+
+
+def test_a_second_delivery_after_sent_does_nothing(runtime: Runtime, sandbox: Sandbox) -> None:
+    """Redelivered or repeated steps see sent and make no call."""
+    rt = claimed(runtime)
+    delivery.send(rt, REQUEST, 33457, ctx())
+    assert delivery.resolve(rt, REQUEST, ctx(task_id="again")) == "sent"
+    assert delivery.send(rt, REQUEST, 33457, ctx(task_id="again")) == "sent"
+    assert len(sandbox.state.calls_to("message/sendSingle")) == 1
+    assert len(sandbox.state.calls_to("contact/get")) == 0
+
+
+def test_503_asks_for_a_retry_and_releases_the_lease(runtime: Runtime, sandbox: Sandbox) -> None:
+    """A 5xx on send means retry later; the ledger shows retrying."""
+    rt = claimed(runtime)
+    sandbox.state.set_faults({"script": {"message/sendSingle": [503]}})
+    with pytest.raises(RetryLater) as caught:
+        delivery.send(rt, REQUEST, 33457, ctx())
+    assert 0.1 <= caught.value.delay <= 0.12
+    assert rt.ledger.state("k1") == "retrying"
+    assert delivery.send(rt, REQUEST, 33457, ctx(retries=1)) == "sent"
+    assert sandbox.state.sends[(23541, 33457)] == 1
+
+
+def test_unknown_recipient_retries_then_dead_letters(runtime: Runtime, sandbox: Sandbox) -> None:
+    """Two short retries of the lookup, then dead-lettered unknown_recipient; no send."""
+    request = build_send_request(23541, mobile="+48600000001")
+    rt = claimed(runtime, request)
+    for retries in (0, 1):
+        with pytest.raises(RetryLater):
+            delivery.resolve(rt, request, ctx(retries))
+    with pytest.raises(DeadLettered) as caught:
+        delivery.resolve(rt, request, ctx(2))
+    assert caught.value.reason == "unknown_recipient"
+    assert rt.ledger.state("k1") == "dead_lettered"
+    entry = rt.dead_letters.get("k1")
+    assert entry is not None
+    assert entry["error"]["errorCode"] == "NO_SUCH_OBJECT"
+    assert sandbox.state.calls_to("message/sendSingle") == []
+
+
+def test_permanent_rejection_dead_letters_at_once(runtime: Runtime, sandbox: Sandbox) -> None:
+    """MISSING_PARAMETER is dead-lettered as rejected, with Engage's error kept."""
+    sandbox.state.add_messages([{"messageId": 23541, "requiredParameters": ["code"]}])
+    rt = claimed(runtime)
+    with pytest.raises(DeadLettered) as caught:
+        delivery.send(rt, REQUEST, 33457, ctx())
+    assert caught.value.reason == "rejected"
+    entry = rt.dead_letters.get("k1")
+    assert entry is not None
+    assert entry["error"]["parameterName"] == "code"
+
+
+def test_unknown_outcome_is_dead_lettered_not_resent(runtime: Runtime, sandbox: Sandbox) -> None:
+    """A dropped answer after the send left: outcome_unknown, and no second call."""
+    sandbox.state.set_faults({"script": {"message/sendSingle": ["drop_after"]}})
+    rt = claimed(runtime)
+    with pytest.raises(DeadLettered) as caught:
+        delivery.send(rt, REQUEST, 33457, ctx())
+    assert caught.value.reason == "outcome_unknown"
+    assert delivery.send(rt, REQUEST, 33457, ctx(retries=1)) == "dead_lettered"
+    assert len(sandbox.state.calls_to("message/sendSingle")) == 1
+
+
+def test_worker_death_mid_send_is_outcome_unknown(runtime: Runtime, sandbox: Sandbox) -> None:
+    """The same attempt delivered again while 'sending' is dead-lettered, never resent."""
+    rt = claimed(runtime)
+    rt.ledger.begin_send("k1", ctx().owner, 33457)  # a worker took the lease and died
+    with pytest.raises(DeadLettered) as caught:
+        delivery.send(rt, REQUEST, 33457, ctx())
+    assert caught.value.reason == "outcome_unknown"
+    assert sandbox.state.calls_to("message/sendSingle") == []
+
+
+def test_wrong_credentials_park_every_send_without_calling(
+    runtime: Runtime, sandbox: Sandbox
+) -> None:
+    """After one 403, further sends are parked as auth_failed without a call."""
+    sandbox.state.password = "rotated"
+    rt = claimed(runtime)
+    with pytest.raises(DeadLettered) as first:
+        delivery.resolve(rt, REQUEST, ctx())
+    assert first.value.reason == "auth_failed"
+    rt.ledger.claim("k2", REQUEST, ["r2", "s2"])
+    second = StepContext(key="k2", task_id="r2", retries=0, task_ids=["r2", "s2"])
+    with pytest.raises(DeadLettered, match="auth_failed"):
+        delivery.resolve(rt, REQUEST, second)
+    assert len(sandbox.state.calls) == 1
+
+
+def test_poison_lookup_stops_after_bounded_redeliveries(runtime: Runtime, sandbox: Sandbox) -> None:
+    """The same lookup attempt delivered too often is dead-lettered worker_lost."""
+    rt = claimed(runtime)
+    for _ in range(rt.settings.retry.max_redeliveries):
+        rt.ledger.count_delivery("k1", f"{ctx().owner}:resolve")
+    with pytest.raises(DeadLettered) as caught:
+        delivery.resolve(rt, REQUEST, ctx())
+    assert caught.value.reason == "worker_lost"
+    assert sandbox.state.calls == []
+
+
+def test_missing_record_is_recreated_before_sending(runtime: Runtime, sandbox: Sandbox) -> None:
+    """A task whose ledger record vanished still gets exactly-once protection."""
+    assert delivery.resolve(runtime, REQUEST, ctx()) == 33457
+    assert runtime.ledger.state("k1") == "queued"
+    assert delivery.send(runtime, REQUEST, 33457, ctx()) == "sent"

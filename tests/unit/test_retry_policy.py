@@ -1,0 +1,133 @@
+"""Retry decisions per error class."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from tasks.errors import (
+    CredentialsRejected,
+    EngageClientError,
+    EngageError,
+    EngageServerError,
+    OutcomeUnknown,
+    RateLimited,
+    RequestNotSent,
+    UnknownRecipient,
+)
+from tasks.retry_policy import Attempt, decide
+from tasks.settings import RetrySettings
+
+POLICY = RetrySettings(
+    base_delay=30,
+    backoff=30,
+    max_delay=900,
+    max_attempts=3,
+    max_total=1800,
+    unknown_recipient_retries=2,
+    unknown_recipient_delay=5,
+    unknown_error_retries=2,
+)
+
+
+def lookup(retries: int = 0, elapsed: float = 0.0) -> Attempt:
+    """A failed contact/get."""
+    return Attempt(retries=retries, elapsed=elapsed, sending=False)
+
+
+def sending(retries: int = 0, elapsed: float = 0.0) -> Attempt:
+    """A failed message/sendSingle."""
+    return Attempt(retries=retries, elapsed=elapsed, sending=True)
+
+
+def server_error(status: int = 503) -> EngageServerError:
+    """A 5xx."""
+    return EngageServerError("message/sendSingle", status=status)
+
+
+def client_error(code: str | None, status: int = 400) -> EngageClientError:
+    """A 4xx with an error code."""
+    return EngageClientError("message/sendSingle", status=status, error_code=code)
+
+
+def test_5xx_follows_engage_guidance_30_s_then_15_min_then_stop() -> None:
+    """Production defaults: at least 30 s, then at least 15 min, then dead-letter."""
+    rng = random.Random(1)
+    first = decide(server_error(), sending(0), POLICY, rng)
+    second = decide(server_error(), sending(1, elapsed=40), POLICY, rng)
+    third = decide(server_error(), sending(2, elapsed=1000), POLICY, rng)
+    assert first.retry_in is not None
+    assert 30 <= first.retry_in <= 36
+    assert second.retry_in is not None
+    assert 900 <= second.retry_in <= 1080
+    assert third.reason == "retries_exhausted"
+
+
+def test_total_time_budget_ends_retries() -> None:
+    """A retry that would end past max_total is not scheduled."""
+    assert decide(server_error(), sending(1, elapsed=1000), POLICY).reason == "retries_exhausted"
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        RequestNotSent("message/sendSingle", "refused"),
+        server_error(500),
+        RateLimited("contact/get", status=429),
+    ],
+)
+def test_transient_failures_are_retried(error: EngageError) -> None:
+    """Connection failures before sending, 5xx and a bare 429 retry with backoff."""
+    assert decide(error, sending(0), POLICY).retry
+
+
+def test_retry_after_is_obeyed_without_using_attempts() -> None:
+    """Retry-After sets the delay even when the attempts are used up."""
+    error = RateLimited("contact/get", status=429, retry_after=12)
+    assert decide(error, lookup(retries=5), POLICY).retry_in == 12
+
+
+def test_unknown_recipient_on_lookup_retries_briefly_then_dead_letters() -> None:
+    """A few short lookups for a contact created a moment ago, then unknown_recipient."""
+    error = UnknownRecipient("contact/get", status=400, error_code="NO_SUCH_OBJECT")
+    first = decide(error, lookup(0), POLICY)
+    assert first.retry_in is not None
+    assert 5 <= first.retry_in <= 6
+    assert decide(error, lookup(2), POLICY).reason == "unknown_recipient"
+
+
+@pytest.mark.parametrize("code", ["MISSING_PARAMETER", "NO_SUCH_OBJECT", "INVALID_PARAMETER"])
+def test_permanent_400s_dead_letter_at_once(code: str) -> None:
+    """Known permanent codes are not retried."""
+    assert decide(client_error(code), sending(0), POLICY).reason == "rejected"
+
+
+def test_unknown_400_codes_get_a_bounded_retry() -> None:
+    """An errorCode we do not know is retried a little, then dead-lettered."""
+    assert decide(client_error("SOMETHING_NEW"), sending(0), POLICY).retry
+    assert decide(client_error("SOMETHING_NEW"), sending(2), POLICY).reason == "rejected"
+
+
+@pytest.mark.parametrize("status", [401, 403])
+def test_credentials_errors_park_at_once(status: int) -> None:
+    """Wrong credentials are not retried per message."""
+    error = CredentialsRejected("contact/get", status=status)
+    assert decide(error, lookup(0), POLICY).reason == "auth_failed"
+
+
+def test_unknown_outcome_of_a_send_is_dead_lettered_by_default() -> None:
+    """A send that may have happened is never resent blindly."""
+    error = OutcomeUnknown("message/sendSingle", "timeout")
+    assert decide(error, sending(0), POLICY).reason == "outcome_unknown"
+
+
+def test_unknown_outcome_may_be_retried_when_configured() -> None:
+    """ENGAGE_ON_UNKNOWN_OUTCOME=retry chooses a retry instead."""
+    policy = RetrySettings(on_unknown_outcome="retry")
+    assert decide(OutcomeUnknown("message/sendSingle", "timeout"), sending(0), policy).retry
+
+
+def test_unknown_outcome_of_a_lookup_is_simply_retried() -> None:
+    """A lookup changes nothing in Engage, so a lost answer is retried."""
+    assert decide(OutcomeUnknown("contact/get", "timeout"), lookup(0), POLICY).retry
