@@ -48,7 +48,13 @@ task_reject_on_worker_lost = True
 worker_prefetch_multiplier = 4
 broker_connection_retry_on_startup = True
 if broker_is_redis(broker_url):
-    broker_transport_options = {"visibility_timeout": engage_settings.visibility_timeout}
+    broker_transport_options = {
+        "visibility_timeout": engage_settings.visibility_timeout,
+        # Messages of a killed worker come back one visibility timeout later, found by a sweep
+        # every few seconds (kombu's default sweeps only every 100 s).
+        "unacked_restore_interval": max(1, min(10, int(engage_settings.visibility_timeout / 5))),
+        "unacked_restore_throttle": 1,
+    }
     result_backend_transport_options = {"visibility_timeout": engage_settings.visibility_timeout}
 
 # Visible in Flower: workers send task events, and a published task is shown as "sent".

@@ -15,6 +15,7 @@ import base64
 import contextlib
 import json
 import socket
+import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -55,6 +56,11 @@ class SandboxHTTPServer(ThreadingHTTPServer):
         self.prefix = "/" + prefix.strip("/") if prefix.strip("/") else ""
         self.soap_path = "/" + soap_path.strip("/")
         super().__init__(address, SandboxHandler)
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        """A client that hung up (a killed worker, a timeout) is expected here, not an error."""
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)  # type: ignore[arg-type]
 
 
 class SandboxHandler(BaseHTTPRequestHandler):

@@ -1,0 +1,84 @@
+"""Real Redis, real Celery workers, the sandbox over HTTP. Missing Redis fails in CI."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+
+from tasks.local_stack import ManagedProcess, celery_worker, redis_answers, start_worker
+from tasks.runtime import install_runtime
+from tests.conftest import SANDBOX_PASSWORD, SANDBOX_USER, TEST_REDIS_URL
+
+#: Fast settings for workers under test (production defaults are minutes).
+FAST_ENV = {
+    "CELERY_BROKER_URL": TEST_REDIS_URL,
+    "ENGAGE_USERNAME": SANDBOX_USER,
+    "ENGAGE_PASSWORD": SANDBOX_PASSWORD,
+    "ENGAGE_CONNECT_TIMEOUT": "1",
+    "ENGAGE_READ_TIMEOUT": "2",
+    "ENGAGE_LEASE_MARGIN": "1",
+    "ENGAGE_RETRY_BASE_DELAY": "0.2",
+    "ENGAGE_RETRY_BACKOFF": "2",
+    "ENGAGE_RETRY_MAX_DELAY": "1",
+    "ENGAGE_UNKNOWN_RECIPIENT_DELAY": "0.2",
+    "ENGAGE_VISIBILITY_TIMEOUT": "10",
+}
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def redis_db() -> Iterator[redis.Redis]:
+    """The test database, empty; fails (not skips) in CI when Redis does not answer."""
+    if not redis_answers(TEST_REDIS_URL):
+        message = f"Redis does not answer at {TEST_REDIS_URL}"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    client = redis.Redis.from_url(TEST_REDIS_URL)
+    client.flushdb()
+    install_runtime(None)  # enqueue through the real Redis, not a unit test's fake
+    yield client
+    client.flushdb()
+
+
+WorkerFactory = Callable[..., ManagedProcess]
+
+
+@pytest.fixture
+def start_workers(redis_db: redis.Redis, tmp_path: Path) -> Iterator[WorkerFactory]:
+    """Start real workers: ``start_workers(base_url, **env)``; all stopped at the end."""
+    started: list[ManagedProcess] = []
+
+    def start(base_url: str, *, name: str = "w", **env: str) -> ManagedProcess:
+        full_env = {**os.environ, **FAST_ENV, "ENGAGE_BASE_URL": base_url, **env}
+        worker = celery_worker(
+            full_env,
+            tmp_path / f"{name}-{len(started)}.log",
+            name=f"{name}{len(started)}",
+            concurrency=4,
+        )
+        started.append(worker)
+        return start_worker(worker)
+
+    yield start
+    for worker in started:
+        worker.stop()
+
+
+def wait_for(check: Callable[[], Any], timeout: float = 20.0, what: str = "condition") -> Any:
+    """Poll ``check`` until it returns something truthy."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.05)
