@@ -26,12 +26,12 @@ SKIP_STATES = ("sent", "dead_lettered")
 
 
 class RetryLater(Exception):
-    """Try this step again in ``delay`` seconds."""
+    """Try this step again in ``delay`` seconds (after ``error``, or waiting for a rate slot)."""
 
-    def __init__(self, delay: float, error: EngageError) -> None:
+    def __init__(self, delay: float, error: EngageError | None) -> None:
         self.delay = delay
         self.error = error
-        super().__init__(f"retry in {delay:.1f} s after {error}")
+        super().__init__(f"retry in {delay:.1f} s after {error or 'waiting for a rate slot'}")
 
 
 @dataclass(frozen=True)
@@ -61,17 +61,26 @@ def resolve(rt: Runtime, request: SendRequest, ctx: StepContext) -> int | str:
         raise _dead_letter(rt, request, ctx, "worker_lost", None, "the lookup killed its worker")
     if rt.auth.is_open():
         raise _dead_letter(rt, request, ctx, "auth_failed", None, "Engage refused the credentials")
-    try:
-        contact = rt.engage.get_contact(request.identifier)
-    except EngageError as err:
-        raise _failed(rt, request, ctx, err, sending=False) from err
-    return contact.contact_id
+    ident = request.identifier
+    if ident.type == "ID":
+        return int(ident.value)  # a known contact id needs no lookup
+    contact_id = rt.contacts.get(ident.type, ident.value)
+    if contact_id is None:
+        _pace(rt)
+        try:
+            contact_id = rt.engage.get_contact(ident).contact_id
+        except EngageError as err:
+            raise _failed(rt, request, ctx, err, stage="resolve") from err
+        rt.contacts.put(ident.type, ident.value, contact_id)
+    rt.ledger.mark_resolved(ctx.key, contact_id)
+    return contact_id
 
 
 def send(rt: Runtime, request: SendRequest, contact_id: int, ctx: StepContext) -> str:
     """Send once; returns ``sent``, or why nothing was done (``dead_lettered``, ``in_progress``)."""
     if rt.auth.is_open():
         raise _dead_letter(rt, request, ctx, "auth_failed", None, "Engage refused the credentials")
+    _pace(rt)  # before taking the lease, so waiting for a slot does not eat into it
     resend = rt.settings.retry.on_unknown_outcome == "retry"
     start = rt.ledger.begin_send(ctx.key, ctx.owner, contact_id, resend_interrupted=resend)
     if start.outcome == "missing":
@@ -92,7 +101,10 @@ def send(rt: Runtime, request: SendRequest, contact_id: int, ctx: StepContext) -
     try:
         rt.engage.send_single(request.message_id, contact_id, request.parameters)
     except EngageError as err:
-        raise _failed(rt, request, ctx, err, sending=True, contact_id=contact_id) from err
+        if isinstance(err, UnknownRecipient):
+            # The id may have come from the cache: the next send of this contact looks it up.
+            rt.contacts.invalidate(request.identifier.type, request.identifier.value)
+        raise _failed(rt, request, ctx, err, stage="send") from err
     rt.ledger.mark_sent(ctx.key)
     log_event(
         "sent",
@@ -114,19 +126,22 @@ def _ensure_record(rt: Runtime, request: SendRequest, ctx: StepContext) -> str:
     return state
 
 
+def _pace(rt: Runtime) -> None:
+    """Wait for a slot of the global Engage rate limit, or hand the task back to Celery."""
+    if not rt.rate_limiter.acquire(rt.settings.rate_max_wait):
+        # Come back about when a slot frees; never later than a normal retry (visibility timeout).
+        hint = rt.rate_limiter.wait_hint() - rt.settings.rate_max_wait / 2
+        raise RetryLater(min(max(hint, 0.1), rt.settings.retry.max_delay), None)
+
+
 def _failed(
-    rt: Runtime,
-    request: SendRequest,
-    ctx: StepContext,
-    err: EngageError,
-    *,
-    sending: bool,
-    contact_id: int | None = None,
+    rt: Runtime, request: SendRequest, ctx: StepContext, err: EngageError, *, stage: str
 ) -> Exception:
     if isinstance(err, CredentialsRejected):
         rt.auth.trip()
+    failures = rt.ledger.count_failure(ctx.key, stage)
     started = float(rt.ledger.record(ctx.key).get("started_at", time.time()))
-    attempt = Attempt(retries=ctx.retries, elapsed=time.time() - started, sending=sending)
+    attempt = Attempt(retries=failures - 1, elapsed=time.time() - started, sending=stage == "send")
     decision = decide(err, attempt, rt.settings.retry)
     if decision.retry_in is not None:
         rt.ledger.mark_retrying(ctx.key, ctx.owner, str(err), decision.retry_in)
@@ -139,10 +154,7 @@ def _failed(
             **_error_fields(err),
         )
         return RetryLater(decision.retry_in, err)
-    reason = decision.reason or "retries_exhausted"
-    if isinstance(err, UnknownRecipient) and contact_id is not None:
-        reason = "unknown_recipient"
-    return _dead_letter(rt, request, ctx, reason, err, str(err))
+    return _dead_letter(rt, request, ctx, decision.reason or "retries_exhausted", err, str(err))
 
 
 def _dead_letter(  # noqa: PLR0917  (internal helper, called with all six every time)

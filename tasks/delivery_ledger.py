@@ -146,6 +146,15 @@ return 1
 """
 
 
+_RESOLVED = """
+local state = redis.call('HGET', KEYS[1], 'state')
+if state ~= 'queued' and state ~= 'retrying' then return 0 end
+redis.call('HSET', KEYS[1], 'contact_id', ARGV[1], 'updated_at', ARGV[2])
+redis.call('ZADD', KEYS[2], ARGV[2], ARGV[3])
+return 1
+"""
+
+
 class DeliveryLedger:
     """Idempotency records in Redis: who may send, and what happened."""
 
@@ -161,6 +170,7 @@ class DeliveryLedger:
         self._begin = client.register_script(_BEGIN_SEND)
         self._sent = client.register_script(_MARK_SENT)
         self._retrying = client.register_script(_RETRYING)
+        self._resolved = client.register_script(_RESOLVED)
 
     def claim(self, key: str, request: SendRequest, task_ids: list[str]) -> Claim:
         """Create the record for a new send, or report the existing one (or a conflict)."""
@@ -215,6 +225,16 @@ class DeliveryLedger:
                 args=[owner, repr(now), error, repr(now + retry_in), key],
             )
         )
+
+    def mark_resolved(self, key: str, contact_id: int) -> None:
+        """The lookup succeeded: keep the contact id and show the send is moving."""
+        self._resolved(
+            keys=[self._keys.send(key), self._keys.inflight], args=[contact_id, _now(), key]
+        )
+
+    def count_failure(self, key: str, stage: str) -> int:
+        """Failed Engage calls of one step so far (waiting for a rate-limit slot is no failure)."""
+        return int(self._redis.hincrby(self._keys.send(key), f"failures:{stage}", 1))
 
     def count_delivery(self, key: str, attempt: str) -> int:
         """How many times this task attempt was delivered (more than once: a worker died)."""

@@ -12,9 +12,11 @@ from dataclasses import dataclass
 from redis import Redis
 
 from tasks.auth_circuit import AuthCircuit
+from tasks.contact_cache import ContactCache
 from tasks.dead_letters import DeadLetterStore
 from tasks.delivery_ledger import DeliveryLedger, RedisKeys
 from tasks.engage_client import EngageClient, build_client
+from tasks.rate_limit import RateLimiter
 from tasks.settings import Settings
 
 
@@ -28,6 +30,8 @@ class Runtime:
     ledger: DeliveryLedger
     dead_letters: DeadLetterStore
     auth: AuthCircuit
+    rate_limiter: RateLimiter
+    contacts: ContactCache
 
     @classmethod
     def build(
@@ -64,6 +68,15 @@ class Runtime:
                 prefix=settings.key_prefix,
                 username=settings.engage_username,
                 password=settings.engage_password,
+            ),
+            rate_limiter=RateLimiter(
+                client,
+                key=f"{settings.key_prefix}:rate:engage",
+                rate=settings.rate_limit,
+                burst=settings.rate_burst,
+            ),
+            contacts=ContactCache(
+                client, prefix=settings.key_prefix, ttl=settings.contact_cache_ttl
             ),
         )
 

@@ -17,8 +17,12 @@ DEFAULT_BROKER_URL = "redis://127.0.0.1:6379/0"
 #: Engage asks for client timeouts above 30 s; connecting should be quick.
 DEFAULT_CONNECT_TIMEOUT = 5.0
 DEFAULT_READ_TIMEOUT = 35.0
-#: Engage's documented budget per tenant.
+#: Engage's documented budget per tenant, and how many calls may start at one instant (1: evenly
+#: spaced calls, so no one-second window sees more than the rate).
 DEFAULT_RATE_LIMIT = 10.0
+DEFAULT_RATE_BURST = 1.0
+#: Longest a task sleeps for its rate-limit slot before handing the slot back to Celery.
+DEFAULT_RATE_MAX_WAIT = 5.0
 #: Production retry schedule from Engage's guidance: after >= 30 s, then >= 15 min, then stop.
 DEFAULT_RETRY_BASE_DELAY = 30.0
 DEFAULT_RETRY_BACKOFF = 30.0
@@ -83,7 +87,8 @@ class Settings:
     connect_timeout: float = DEFAULT_CONNECT_TIMEOUT
     read_timeout: float = DEFAULT_READ_TIMEOUT
     rate_limit: float = DEFAULT_RATE_LIMIT
-    rate_burst: float = DEFAULT_RATE_LIMIT
+    rate_burst: float = DEFAULT_RATE_BURST
+    rate_max_wait: float = DEFAULT_RATE_MAX_WAIT
     contact_cache_ttl: float = DEFAULT_CONTACT_CACHE_TTL
     visibility_timeout: float = DEFAULT_VISIBILITY_TIMEOUT
     dlq_max_entries: int = DEFAULT_DLQ_MAX_ENTRIES
@@ -92,6 +97,10 @@ class Settings:
     lease_margin: float = DEFAULT_LEASE_MARGIN
     retry: RetrySettings = field(default_factory=RetrySettings)
     key_prefix: str = "engage"
+    #: Port of the worker's Prometheus endpoint; None: no endpoint.
+    metrics_port: int | None = None
+    #: TOML file of periodic prepared sends run by celery beat; None: no schedules.
+    schedule_file: str | None = None
 
     @property
     def key_retention(self) -> float:
@@ -139,7 +148,8 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         connect_timeout=env.number("ENGAGE_CONNECT_TIMEOUT", DEFAULT_CONNECT_TIMEOUT, minimum=0.1),
         read_timeout=env.number("ENGAGE_READ_TIMEOUT", DEFAULT_READ_TIMEOUT, minimum=0.1),
         rate_limit=env.number("ENGAGE_RATE_LIMIT", DEFAULT_RATE_LIMIT, minimum=0),
-        rate_burst=env.number("ENGAGE_RATE_BURST", DEFAULT_RATE_LIMIT, minimum=1),
+        rate_burst=env.number("ENGAGE_RATE_BURST", DEFAULT_RATE_BURST, minimum=1),
+        rate_max_wait=env.number("ENGAGE_RATE_MAX_WAIT", DEFAULT_RATE_MAX_WAIT, minimum=0),
         contact_cache_ttl=env.number(
             "ENGAGE_CONTACT_CACHE_TTL", DEFAULT_CONTACT_CACHE_TTL, minimum=0
         ),
@@ -153,6 +163,8 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         lease_margin=env.number("ENGAGE_LEASE_MARGIN", DEFAULT_LEASE_MARGIN, minimum=0.5),
         retry=retry,
         key_prefix=env.optional_text("ENGAGE_KEY_PREFIX") or "engage",
+        metrics_port=env.optional_port("ENGAGE_METRICS_PORT"),
+        schedule_file=env.optional_text("ENGAGE_SCHEDULE_FILE"),
     )
     _check_consistency(settings)
     return settings
@@ -236,6 +248,14 @@ class _Env:
         if value < minimum:
             raise ConfigurationError(name, f"must be at least {minimum}, got {raw!r}")
         return value
+
+    def optional_port(self, name: str) -> int | None:
+        if self._raw(name) is None:
+            return None
+        port = self.integer(name, 0, 1)
+        if port > 65535:
+            raise ConfigurationError(name, f"must be a TCP port (1 to 65535), got {port}")
+        return port
 
     def choice(self, name: str, default: str, choices: tuple[str, ...]) -> str:
         value = (self._raw(name) or default).lower()

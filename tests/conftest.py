@@ -56,6 +56,7 @@ def make_settings(base_url: str, **env: str) -> Settings:
         "ENGAGE_RETRY_MAX_TOTAL": "60",
         "ENGAGE_UNKNOWN_RECIPIENT_DELAY": "0.1",
         "ENGAGE_VISIBILITY_TIMEOUT": "30",
+        "ENGAGE_RATE_LIMIT": "0",
         **env,
     }
     return load_settings(values)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fakeredis
 import pytest
 
 from tasks import delivery
@@ -10,6 +11,7 @@ from tasks.errors import DeadLettered
 from tasks.runtime import Runtime
 from tasks.sandbox import Sandbox
 from tasks.send_request import SendRequest, build_send_request
+from tests.conftest import make_settings
 
 REQUEST = build_send_request(23541, mobile="+48505606707", parameters={"firstName": "Ann"})
 
@@ -144,3 +146,46 @@ def test_missing_record_is_recreated_before_sending(runtime: Runtime, sandbox: S
     assert delivery.resolve(runtime, REQUEST, ctx()) == 33457
     assert runtime.ledger.state("k1") == "queued"
     assert delivery.send(runtime, REQUEST, 33457, ctx()) == "sent"
+
+
+def test_repeat_recipient_is_looked_up_once(runtime: Runtime, sandbox: Sandbox) -> None:
+    """The contact-id cache saves the second lookup of the same number."""
+    rt = claimed(runtime)
+    rt.ledger.claim("k2", REQUEST, ["r2", "s2"])
+    other = StepContext(key="k2", task_id="r2", retries=0, task_ids=["r2", "s2"])
+    assert delivery.resolve(rt, REQUEST, ctx()) == delivery.resolve(rt, REQUEST, other) == 33457
+    assert len(sandbox.state.calls_to("contact/get")) == 1
+
+
+def test_unknown_recipient_on_send_drops_the_cached_id(runtime: Runtime, sandbox: Sandbox) -> None:
+    """A cached id Engage no longer knows is forgotten, so the next send looks it up again."""
+    rt = claimed(runtime)
+    rt.contacts.put("MOBILE", "48505606707", 424242)
+    assert delivery.resolve(rt, REQUEST, ctx()) == 424242
+    with pytest.raises(DeadLettered, match="unknown_recipient"):
+        delivery.send(rt, REQUEST, 424242, ctx())
+    assert rt.contacts.get("MOBILE", "48505606707") is None
+
+
+def test_known_contact_id_makes_no_lookup(runtime: Runtime, sandbox: Sandbox) -> None:
+    """recipient_id sends go straight to sendSingle."""
+    request = build_send_request(23541, recipient_id=33457)
+    rt = claimed(runtime, request)
+    assert delivery.resolve(rt, request, ctx()) == 33457
+    assert sandbox.state.calls == []
+
+
+def test_no_rate_slot_within_max_wait_hands_the_task_back(
+    sandbox: Sandbox, fake_redis: fakeredis.FakeRedis
+) -> None:
+    """With the budget spent, the step asks for a later retry and calls nobody."""
+    settings = make_settings(sandbox.base_url, ENGAGE_RATE_LIMIT="0.5", ENGAGE_RATE_MAX_WAIT="0")
+    rt = claimed(Runtime.build(settings, redis_client=fake_redis))
+    assert delivery.resolve(rt, REQUEST, ctx()) == 33457
+    rt.contacts.invalidate("MOBILE", "48505606707")
+    with pytest.raises(RetryLater) as caught:
+        delivery.resolve(rt, REQUEST, ctx(retries=1))
+    assert caught.value.error is None
+    assert 0.1 <= caught.value.delay <= 1.0
+    assert len(sandbox.state.calls) == 1
+    assert rt.ledger.record("k1").get("failures:resolve") is None

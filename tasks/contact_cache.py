@@ -1,0 +1,52 @@
+"""The contact-id cache: one Redis string per identifier, holding the Engage ``contactId``.
+
+Keys are ``{prefix}:contact:{TYPE}:{digest}``, the digest being the first 32 hex digits of the
+SHA-256 of the identifier's value: key names show up in monitoring tools and ``redis-cli``
+sessions, phone numbers and e-mail addresses must not. (A bare digest of a phone number can be
+reversed by trying every number; it keeps numbers off screens, it is no anonymisation.)
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+import redis
+
+
+class ContactCache:
+    """Remembers, for ``ttl`` seconds, which contact id Engage gave for an identifier."""
+
+    def __init__(self, client: redis.Redis, *, prefix: str, ttl: float) -> None:
+        self._redis = client
+        self._prefix = prefix
+        self._enabled = ttl > 0
+        # Never 0: PX 0 is an error, and a tiny positive TTL still means "cache, briefly".
+        self._ttl_ms = max(1, int(ttl * 1000))
+
+    def get(self, id_type: str, value: str) -> int | None:
+        """The cached contact id, or None (not cached, expired, or the cache is off)."""
+        if not self._enabled:
+            return None
+        raw = self._redis.get(self.key(id_type, value))
+        if raw is None:
+            return None
+        try:
+            return int(raw)
+        except (TypeError, ValueError):
+            # Whatever wrote this, a cache must not fail a send: ask Engage instead.
+            return None
+
+    def put(self, id_type: str, value: str, contact_id: int) -> None:
+        """Remember the contact id Engage returned for this identifier."""
+        if self._enabled:
+            self._redis.set(self.key(id_type, value), str(contact_id), px=self._ttl_ms)
+
+    def invalidate(self, id_type: str, value: str) -> None:
+        """Forget the identifier (Engage no longer knows the cached contact)."""
+        if self._enabled:
+            self._redis.delete(self.key(id_type, value))
+
+    def key(self, id_type: str, value: str) -> str:
+        """The Redis key for an identifier: its type in clear, its value only as a digest."""
+        digest = hashlib.sha256(value.encode()).hexdigest()[:32]
+        return f"{self._prefix}:contact:{id_type}:{digest}"

@@ -1,0 +1,93 @@
+"""A global rate limit on Engage calls: one Redis string per limit, the next free slot (GCRA).
+
+The string holds the *theoretical arrival time* (TAT) of the generic cell rate algorithm, in
+microseconds of the Redis server's clock, so every worker process and host shares one schedule
+whatever its own clock says. A caller reserves a slot atomically (one Lua script, one round
+trip) and sleeps until it; a caller whose slot would be too far away reserves nothing and is
+retried later by Celery.
+
+The guarantee, with ``T = 1 / rate``: the slots handed out (start times on the Redis clock)
+satisfy, for every closed interval of ``W`` seconds, ``count <= burst + rate * W``. So at most
+``burst`` calls start at the same instant, and with ``rate=10, burst=10`` at most 20 start in
+any 1 s window (at most ~10 per second once the burst is spent). Proof sketch: each
+reservation pushes the TAT on by at least ``T`` and starts no earlier than ``TAT - burst * T``
+and no later than ``TAT - T``. Callers start at their slot or a little after (the reply's
+latency and the sleep's overshoot), never before; that jitter is the only slack on the bound.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+import redis
+
+#: A sensible ``max_wait``. A worker slot holds at most one reservation while it sleeps, so with
+#: N slots in all the next one is about N / rate away at worst: 5 s covers 50 slots at 10/s.
+DEFAULT_MAX_WAIT = 5.0
+
+# Everything in whole microseconds: Lua numbers are doubles, exact up to 2**53 (year 2255 in
+# microseconds), while tostring() would round to 14 digits, hence the explicit '%.0f'.
+_GCRA = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local tat = tonumber(redis.call('GET', KEYS[1]) or now)
+if tat < now then tat = now end
+local next_tat = tat + tonumber(ARGV[1])
+local start = next_tat - tonumber(ARGV[2])
+if start < now then start = now end
+local delay = start - now
+if ARGV[4] ~= '1' or delay > tonumber(ARGV[3]) then return {0, delay} end
+-- Once the TAT is in the past the key says nothing a missing key would not: let it go then.
+local ttl_ms = math.floor((next_tat - now) / 1000) + 1
+redis.call('SET', KEYS[1], string.format('%.0f', next_tat), 'PX', string.format('%d', ttl_ms))
+return {1, delay}
+"""
+
+
+class RateLimiter:
+    """Hands out start times for Engage calls, at most ``rate`` per second plus ``burst``."""
+
+    def __init__(self, client: redis.Redis, *, key: str, rate: float, burst: float) -> None:
+        self._key = key
+        self._unlimited = rate <= 0
+        if not self._unlimited and burst < 1:
+            raise ValueError(f"burst must be at least 1, got {burst!r}")
+        # Rounding the interval up and the tolerance down keeps the bound on the strict side.
+        self._interval_us = 0 if self._unlimited else math.ceil(1_000_000 / rate)
+        self._tolerance_us = int(burst * self._interval_us)
+        self._script = client.register_script(_GCRA)
+
+    def reserve(self, max_wait: float) -> float | None:
+        """Reserve the next slot if it is within ``max_wait`` s: seconds to sleep, or None."""
+        if self._unlimited:
+            return 0.0
+        granted, delay_us = self._run(max_wait, reserve=True)
+        return delay_us / 1_000_000 if granted else None
+
+    def wait_hint(self) -> float:
+        """Seconds until the next slot, without reserving it (a countdown for a retry)."""
+        if self._unlimited:
+            return 0.0
+        return self._run(0.0, reserve=False)[1] / 1_000_000
+
+    def acquire(self, max_wait: float) -> bool:
+        """Reserve a slot and sleep until it; False, at once, when it is beyond ``max_wait``."""
+        delay = self.reserve(max_wait)
+        if delay is None:
+            return False
+        if delay > 0:
+            time.sleep(delay)
+        return True
+
+    def _run(self, max_wait: float, *, reserve: bool) -> tuple[bool, int]:
+        granted, delay_us = self._script(
+            keys=[self._key],
+            args=[
+                self._interval_us,
+                self._tolerance_us,
+                max(0, int(max_wait * 1_000_000)),
+                "1" if reserve else "0",
+            ],
+        )
+        return bool(granted), int(delay_us)

@@ -1,0 +1,195 @@
+"""The GCRA rate limiter: reservations on fakeredis, the window bound on real Redis."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+
+import fakeredis
+import pytest
+import redis
+
+from tasks.rate_limit import RateLimiter
+
+#: Redis database these tests own; each test uses and deletes a key of its own.
+REAL_REDIS_DB = 14
+#: fakeredis reads the real clock, so a reservation is a little less than its slot offset.
+SLACK = 0.05
+
+
+def limiter(
+    client: redis.Redis | None = None, *, rate: float = 1, burst: float = 1, key: str = "t:rate"
+) -> RateLimiter:
+    """A limiter on fakeredis unless a client is given."""
+    return RateLimiter(client or fakeredis.FakeRedis(), key=key, rate=rate, burst=burst)
+
+
+@pytest.fixture
+def real_redis() -> Iterator[redis.Redis]:
+    """The local Redis (db 14): skips when it does not answer, fails in CI."""
+    client = redis.Redis(host="127.0.0.1", port=6379, db=REAL_REDIS_DB, socket_connect_timeout=1)
+    try:
+        client.ping()
+    except redis.ConnectionError as err:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"Redis at 127.0.0.1:6379 is required in CI: {err}")
+        pytest.skip(f"Redis at 127.0.0.1:6379 does not answer: {err}")
+    yield client
+    client.close()
+
+
+def test_first_call_may_go_now() -> None:
+    """An unused limit lets the first call start at once."""
+    assert limiter().reserve(max_wait=10) == 0.0
+
+
+def test_burst_calls_go_at_once_and_the_next_waits_one_interval() -> None:
+    """With burst=3 three calls start now; the fourth is scheduled 1/rate later."""
+    rl = limiter(rate=10, burst=3)
+    assert [rl.reserve(max_wait=10) for _ in range(3)] == [0.0, 0.0, 0.0]
+    assert rl.reserve(max_wait=10) == pytest.approx(0.1, abs=SLACK)
+
+
+def test_reservations_queue_one_interval_apart() -> None:
+    """At rate=1, burst=1 successive reservations are 0, ~1 and ~2 seconds away."""
+    rl = limiter()
+    delays = [rl.reserve(max_wait=10) for _ in range(3)]
+    assert delays == [0.0, pytest.approx(1.0, abs=SLACK), pytest.approx(2.0, abs=SLACK)]
+
+
+def test_slot_beyond_max_wait_is_refused_and_not_reserved() -> None:
+    """A slot further than max_wait gives None, and the next caller gets that same slot."""
+    rl = limiter()
+    rl.reserve(max_wait=10)
+    assert rl.reserve(max_wait=0.5) is None
+    assert rl.reserve(max_wait=10) == pytest.approx(1.0, abs=SLACK)
+
+
+def test_wait_hint_reports_the_next_slot_without_reserving_it() -> None:
+    """wait_hint() says how far the next slot is, and calling it leaves the schedule alone."""
+    rl = limiter()
+    rl.reserve(max_wait=10)
+    assert rl.wait_hint() == pytest.approx(1.0, abs=SLACK)
+    assert rl.wait_hint() == pytest.approx(1.0, abs=SLACK)
+    assert rl.reserve(max_wait=10) == pytest.approx(1.0, abs=SLACK)
+
+
+def test_wait_hint_is_zero_when_a_slot_is_free() -> None:
+    """An unused limit has a slot free now."""
+    assert limiter().wait_hint() == 0.0
+
+
+def test_unused_capacity_comes_back_with_time() -> None:
+    """After a pause of more than one interval the next call may go at once again."""
+    rl = limiter(rate=20, burst=1)
+    rl.reserve(max_wait=10)
+    time.sleep(0.1)
+    assert rl.reserve(max_wait=10) == 0.0
+
+
+def test_limiters_on_one_key_share_one_schedule() -> None:
+    """Two limiters (as in two worker processes) on the same key queue behind each other."""
+    client = fakeredis.FakeRedis()
+    limiter(client).reserve(max_wait=10)
+    assert limiter(client).reserve(max_wait=10) == pytest.approx(1.0, abs=SLACK)
+
+
+def test_limiters_on_different_keys_are_independent() -> None:
+    """A reservation under one key does not delay calls under another."""
+    client = fakeredis.FakeRedis()
+    limiter(client, key="t:rate:a").reserve(max_wait=10)
+    assert limiter(client, key="t:rate:b").reserve(max_wait=10) == 0.0
+
+
+def test_key_expires_when_its_schedule_is_past() -> None:
+    """After three reservations at 1/s the key lives about three seconds, no longer."""
+    client = fakeredis.FakeRedis()
+    rl = limiter(client)
+    for _ in range(3):
+        rl.reserve(max_wait=10)
+    assert 2900 < client.pttl("t:rate") <= 3001
+
+
+def test_refused_reservation_leaves_the_key_unchanged() -> None:
+    """A refused reservation writes nothing: the stored schedule is the same before and after."""
+    client = fakeredis.FakeRedis()
+    rl = limiter(client)
+    rl.reserve(max_wait=10)
+    before = client.get("t:rate")
+    assert rl.reserve(max_wait=0.5) is None
+    assert client.get("t:rate") == before
+
+
+def test_wait_hint_creates_no_key() -> None:
+    """Asking for a hint on an unused limit leaves Redis empty."""
+    client = fakeredis.FakeRedis()
+    limiter(client).wait_hint()
+    assert client.exists("t:rate") == 0
+
+
+def test_zero_rate_is_unlimited_without_calling_redis() -> None:
+    """rate=0 lets every call go at once and never connects (this client has no server)."""
+    nowhere = redis.Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.2)
+    rl = RateLimiter(nowhere, key="t:rate", rate=0, burst=1)
+    assert [rl.reserve(max_wait=0), rl.wait_hint(), rl.acquire(max_wait=0)] == [0.0, 0.0, True]
+
+
+def test_burst_below_one_is_refused() -> None:
+    """A burst under one call could never let a call through: the constructor says so."""
+    with pytest.raises(ValueError, match="burst"):
+        limiter(rate=10, burst=0.5)
+
+
+def test_acquire_sleeps_until_the_reserved_slot() -> None:
+    """The second acquire at rate=5 returns True after sleeping about 0.2 s."""
+    rl = limiter(rate=5, burst=1)
+    rl.acquire(max_wait=10)
+    started = time.monotonic()
+    assert rl.acquire(max_wait=10) is True
+    assert time.monotonic() - started == pytest.approx(0.2, abs=SLACK)
+
+
+def test_acquire_refuses_at_once_when_the_slot_is_too_far() -> None:
+    """acquire() returns False without sleeping when the wait would exceed max_wait."""
+    rl = limiter()
+    rl.acquire(max_wait=10)
+    started = time.monotonic()
+    assert rl.acquire(max_wait=0.5) is False
+    assert time.monotonic() - started < SLACK
+
+
+def test_concurrent_starts_stay_within_rate_plus_burst_per_second(
+    real_redis: redis.Redis,
+) -> None:
+    """Eight threads acquiring for 1.5 s at rate=20, burst=5: no 1 s window holds over 25 starts."""
+    rate, burst = 20, 5
+    key = f"test:rate:{uuid.uuid4().hex}"
+    rl = RateLimiter(real_redis, key=key, rate=rate, burst=burst)
+    starts: list[float] = []
+    barrier = threading.Barrier(8)
+    deadline = time.monotonic() + 1.5
+
+    def call_engage() -> None:
+        barrier.wait()
+        while time.monotonic() < deadline:
+            if rl.acquire(max_wait=2.0):
+                starts.append(time.monotonic())
+            else:
+                time.sleep(rl.wait_hint())
+
+    threads = [threading.Thread(target=call_engage) for _ in range(8)]
+    try:
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        real_redis.delete(key)
+    starts.sort()
+    busiest = max(sum(1 for s in starts[i:] if s - first <= 1.0) for i, first in enumerate(starts))
+    # The limit must also let calls through: burst + 1.5 s at the rate is 35 starts.
+    assert len(starts) >= 30
+    assert busiest <= rate + burst
