@@ -219,3 +219,31 @@ def test_task_messages_show_masked_arguments(redis_db: redis.Redis) -> None:
 def is_dead_lettered(key: str) -> bool:
     """True once the send under ``key`` is dead-lettered."""
     return bool(delivery_status(key)["state"] == "dead_lettered")
+
+
+def test_concurrent_enqueues_from_several_processes_send_once(
+    start_workers: WorkerFactory, sandbox: Sandbox
+) -> None:
+    """Four processes enqueue one key at once: one chain, one sendSingle."""
+    start_workers(sandbox.base_url)
+    env = {**os.environ, **FAST_ENV, "ENGAGE_BASE_URL": sandbox.base_url}
+    argv = [
+        sys.executable,
+        "-m",
+        "tasks.cli",
+        "send",
+        "--message-id",
+        "23541",
+        "--mobile",
+        "+48505606707",
+        "--idempotency-key",
+        "race-1",
+    ]
+    processes = [
+        subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, text=True) for _ in range(4)
+    ]
+    summaries = [json.loads(p.communicate(timeout=60)[0]) for p in processes]
+    assert [s["created"] for s in summaries].count(True) == 1
+    assert len({s["task_id"] for s in summaries}) == 1
+    wait_for(lambda: delivery_status("race-1")["state"] == "sent", what="sent")
+    assert len(sandbox.state.calls_to("message/sendSingle")) == 1

@@ -1,0 +1,184 @@
+"""``make chaos``: many sends through a misbehaving sandbox while the worker is SIGKILLed.
+
+Prints sent, dead-lettered by reason, duplicates (counted by the sandbox per message and
+recipient) and lost (neither sent nor dead-lettered). Exits 1 unless duplicates and lost are 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import sys
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import redis
+
+from tasks.local_stack import celery_worker, ensure_redis, start_worker
+from tasks.sandbox import Sandbox, SandboxState
+
+BROKER = "redis://127.0.0.1:6379/11"
+USER, PASSWORD = "api@example.com", "sandbox-password"
+MESSAGE_ID = 555
+FIRST_CONTACT_ID = 100_000
+WORKER_ENV = {
+    "CELERY_BROKER_URL": BROKER,
+    "ENGAGE_USERNAME": USER,
+    "ENGAGE_PASSWORD": PASSWORD,
+    "ENGAGE_KEY_PREFIX": "chaos",
+    "ENGAGE_CONNECT_TIMEOUT": "1",
+    "ENGAGE_READ_TIMEOUT": "2",
+    "ENGAGE_LEASE_MARGIN": "1",
+    "ENGAGE_RETRY_BASE_DELAY": "0.2",
+    "ENGAGE_RETRY_BACKOFF": "2",
+    "ENGAGE_RETRY_MAX_DELAY": "2",
+    "ENGAGE_RETRY_MAX_ATTEMPTS": "6",
+    "ENGAGE_RETRY_MAX_TOTAL": "120",
+    "ENGAGE_UNKNOWN_RECIPIENT_DELAY": "0.2",
+    "ENGAGE_VISIBILITY_TIMEOUT": "10",
+}
+
+
+def main() -> int:
+    """Run the chaos scenario and print its figures."""
+    args = _arguments()
+    rng = random.Random(args.seed)
+    ensure_redis(BROKER)
+    redis.Redis.from_url(BROKER).flushdb()
+    state = SandboxState(username=USER, password=PASSWORD, messages=())
+    state.add_messages([{"messageId": MESSAGE_ID}])
+    mobiles = [f"4860{n:07d}" for n in range(args.sends)]
+    unknown = set(rng.sample(range(args.sends), k=args.sends // 20))
+    state.add_contacts(
+        {"type": "MOBILE", "value": m, "contactId": FIRST_CONTACT_ID + n}
+        for n, m in enumerate(mobiles)
+        if n not in unknown
+    )
+    sandbox = Sandbox(state).start()
+    state.set_faults(
+        {
+            "random": {
+                "server_error": 0.08,
+                "drop_before": 0.01,
+                "drop_after": 0.01,
+                "latency_max": 0.05,
+                "seed": args.seed,
+            }
+        }
+    )
+    env = {**os.environ, **WORKER_ENV, "ENGAGE_BASE_URL": sandbox.base_url}
+    os.environ.update(env)
+    from tasks.api import delivery_status, send_prepared_sms  # noqa: PLC0415  (after env)
+
+    log_dir = Path(".run")
+    worker = start_worker(celery_worker(env, log_dir / "chaos-worker.log", name="chaos"))
+    started = time.monotonic()
+    keys = [f"chaos-{n}" for n in range(args.sends)]
+    duplicates_enqueued = _enqueue_all(send_prepared_sms, mobiles, keys, rng)
+    print(f"enqueued {args.sends} sends (+{duplicates_enqueued} duplicate enqueues)", flush=True)
+
+    kills = 0
+    while kills < args.kills:
+        time.sleep(rng.uniform(1.5, 4.0))
+        worker.kill()
+        kills += 1
+        print(f"SIGKILL #{kills} of the worker; restarting", flush=True)
+        worker = start_worker(celery_worker(env, log_dir / "chaos-worker.log", name="chaos"))
+
+    states = _wait_until_final(delivery_status, keys, args.timeout)
+    elapsed = time.monotonic() - started
+    worker.stop()
+    sandbox.stop()
+    return _report(states, state, keys=keys, unknown=unknown, elapsed=elapsed, kills=kills)
+
+
+def _arguments() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sends", type=int, default=1000)
+    parser.add_argument("--kills", type=int, default=4)
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--timeout", type=float, default=300.0)
+    return parser.parse_args()
+
+
+Status = dict[str, Any]
+
+
+def _enqueue_all(
+    send: Callable[..., object], mobiles: list[str], keys: list[str], rng: random.Random
+) -> int:
+    """Enqueue every send; 10% twice more from racing threads (a retried web request)."""
+    repeated = rng.sample(range(len(keys)), k=len(keys) // 10)
+
+    def enqueue(n: int) -> None:
+        send(MESSAGE_ID, mobile=f"+{mobiles[n]}", idempotency_key=keys[n])
+
+    for n in range(len(keys)):
+        enqueue(n)
+    threads = [threading.Thread(target=enqueue, args=(n,)) for n in repeated for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return len(threads)
+
+
+def _wait_until_final(
+    status_of: Callable[[str], Status], keys: list[str], timeout: float
+) -> dict[str, Status]:
+    deadline = time.monotonic() + timeout
+    while True:
+        states = {k: status_of(k) for k in keys}
+        pending = [k for k, s in states.items() if s["state"] not in ("sent", "dead_lettered")]
+        if not pending or time.monotonic() > deadline:
+            return states
+        time.sleep(1.0)
+
+
+def _report(
+    states: dict[str, Status],
+    sandbox: SandboxState,
+    *,
+    keys: list[str],
+    unknown: set[int],
+    elapsed: float,
+    kills: int,
+) -> int:
+    final = Counter(s["state"] for s in states.values())
+    reasons = Counter(s.get("reason") for s in states.values() if s["state"] == "dead_lettered")
+    sends = dict(sandbox.sends)
+    duplicates = sum(n - 1 for n in sends.values() if n > 1)
+
+    def sent_by_engage(key: str) -> bool:
+        return sends.get((MESSAGE_ID, FIRST_CONTACT_ID + int(key.split("-")[1])), 0) > 0
+
+    phantom = sum(1 for k in keys if states[k]["state"] == "sent" and not sent_by_engage(k))
+    unknown_but_sent = sum(
+        1 for k in keys if states[k].get("reason") == "outcome_unknown" and sent_by_engage(k)
+    )
+    pending = [k for k in keys if states[k]["state"] not in ("sent", "dead_lettered")]
+    lost = len(pending)
+    stats = sandbox.stats()
+    print()
+    print(f"sends:                 {len(keys)} ({len(unknown)} to unknown numbers)")
+    print(f"worker SIGKILLs:       {kills}")
+    print(f"elapsed:               {elapsed:.1f} s")
+    print(f"Engage calls:          {stats['calls']} {stats['calls_by_operation']}")
+    print(f"sent:                  {final['sent']}")
+    print(f"dead-lettered:         {final['dead_lettered']} {dict(sorted(reasons.items()))}")
+    print(f"  of which outcome_unknown but really sent: {unknown_but_sent}")
+    print(f"duplicates:            {duplicates}")
+    print(f"lost:                  {lost} {pending[:10] if pending else ''}")
+    print(f"marked sent, never sent: {phantom}")
+    ok = duplicates == 0 and lost == 0 and phantom == 0
+    print("RESULT:", "OK" if ok else "FAILED")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
