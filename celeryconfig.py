@@ -8,14 +8,20 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable
+from typing import TypeVar
 
+from tasks.beat_schedule import housekeeping_entries, schedule_entries
 from tasks.errors import ConfigurationError
-from tasks.settings import Settings, broker_is_redis, load_settings
+from tasks.schedule_file import load_schedules
+from tasks.settings import broker_is_redis, load_settings
+
+_T = TypeVar("_T")
 
 
-def _load() -> Settings:
+def _load(read: Callable[[], _T]) -> _T:
     try:
-        return load_settings(os.environ)
+        return read()
     except ConfigurationError as err:
         if _running_celery_command():
             # A worker, beat or flower cannot start without it: one clear line, no traceback.
@@ -29,7 +35,10 @@ def _running_celery_command() -> bool:
     return os.path.basename(program) == "celery" or program.endswith("celery/__main__.py")
 
 
-engage_settings = _load()
+engage_settings = _load(lambda: load_settings(os.environ))
+# Validated in full here, so a bad file stops beat and workers at start, not at 9 a.m.
+engage_schedules = _load(lambda: load_schedules(engage_settings.schedule_file))
+beat_schedule = {**housekeeping_entries(), **schedule_entries(engage_schedules)}
 
 broker_url = engage_settings.broker_url
 result_backend = engage_settings.result_backend

@@ -66,6 +66,9 @@ def _parser() -> argparse.ArgumentParser:
     from tasks.cli_dlq import add_dlq_commands  # noqa: PLC0415  (keeps this module small)
 
     add_dlq_commands(commands)
+    from tasks.cli_ops import add_ops_commands  # noqa: PLC0415
+
+    add_ops_commands(commands)
 
     sandbox = commands.add_parser("sandbox", help="run the local Engage sandbox in the foreground")
     sandbox.add_argument("--host", default="127.0.0.1")

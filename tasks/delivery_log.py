@@ -6,6 +6,7 @@ import json
 import logging
 from typing import Any
 
+from tasks import metrics
 from tasks.masking import mask_value
 
 logger = logging.getLogger("engage.delivery")
@@ -15,7 +16,8 @@ EVENTS = ("enqueued", "duplicate", "retrying", "sent", "dead_lettered", "replaye
 
 
 def log_event(event: str, *, key: str, task_id: str | None = None, **fields: Any) -> None:
-    """Log ``event`` for ``key`` as one JSON line; every value is masked."""
+    """Log ``event`` for ``key`` as one JSON line (every value masked) and count it."""
+    metrics.count_event(event, fields)
     record = {"event": event, "key": key, "task_id": task_id}
     record.update({k: v for k, v in fields.items() if v is not None})
     level = logging.WARNING if event == "dead_lettered" else logging.INFO

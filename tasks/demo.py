@@ -8,11 +8,19 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
+import sys
 import time
 from pathlib import Path
 from typing import Any
 
-from tasks.local_stack import celery_worker, ensure_redis, start_worker, stop_redis
+from tasks.local_stack import (
+    ManagedProcess,
+    celery_worker,
+    ensure_redis,
+    start_worker,
+    stop_redis,
+)
 from tasks.masking import mask_value
 from tasks.sandbox import Sandbox, SandboxState
 
@@ -23,6 +31,8 @@ MESSAGE_ID = 23541
 KNOWN_MOBILE = "+48 505 606 707"
 UNKNOWN_MOBILE = "+48 600 000 001"
 LOG_DIR = Path(".run")
+FLOWER_PORT = 5555
+FLOWER_USER = "demo"
 
 
 def run_demo() -> int:
@@ -43,16 +53,51 @@ def run_demo() -> int:
     }
     os.environ.update(env)  # this process enqueues through the same configuration
     worker = celery_worker(env, LOG_DIR / "demo-worker.log", name="demo", concurrency=4)
+    flower_password = secrets.token_urlsafe(9)  # printed below; Flower is never open
+    flower = flower_process(env, LOG_DIR / "demo-flower.log", password=flower_password)
     try:
         start_worker(worker)
         _say(f"Celery worker: running (log: {worker.log_path})")
+        _start_flower(flower, flower_password)
         return _send_and_show(sandbox)
     finally:
+        flower.stop()
         worker.stop()
         sandbox.stop()
         if started_redis:
             stop_redis(DEMO_BROKER)
         _say("stopped what the demo started")
+
+
+def flower_process(
+    env: dict[str, str], log_path: Path, *, password: str, port: int = FLOWER_PORT
+) -> ManagedProcess:
+    """Flower on 127.0.0.1 behind basic auth (never open), not yet started."""
+    argv = [
+        sys.executable,
+        "-m",
+        "celery",
+        "-A",
+        "tasks",
+        "flower",
+        f"--port={port}",
+        "--address=127.0.0.1",
+        f"--basic_auth={FLOWER_USER}:{password}",
+    ]
+    return ManagedProcess(argv, env=env, log_path=log_path)
+
+
+def _start_flower(flower: ManagedProcess, password: str) -> None:
+    offset = len(flower.log_text())
+    flower.start()
+    try:
+        flower.wait_for_log("Visit me at", 30.0, offset=offset)
+    except (RuntimeError, TimeoutError):
+        # The send does not need Flower: say why it is missing and carry on.
+        flower.stop()
+        _say(f"Flower did not start (port {FLOWER_PORT} in use?); see {flower.log_path}")
+        return
+    _say(f"Flower: http://127.0.0.1:{FLOWER_PORT} (user {FLOWER_USER}, password {password})")
 
 
 def _send_and_show(sandbox: Sandbox) -> int:

@@ -20,6 +20,7 @@ from urllib3.exceptions import (
     NewConnectionError,
 )
 
+from tasks import metrics
 from tasks.errors import (
     CredentialsRejected,
     EngageAPIError,
@@ -56,7 +57,20 @@ def post(
     timeout: tuple[float, float],
     **kwargs: Any,
 ) -> requests.Response:
-    """POST, sorting transport failures into RequestNotSent and OutcomeUnknown."""
+    """POST, sorting transport failures into RequestNotSent and OutcomeUnknown; timed."""
+    return metrics.timed_call(
+        operation, lambda: _post(session, url, operation, timeout=timeout, **kwargs), _status
+    )
+
+
+def _post(
+    session: requests.Session,
+    url: str,
+    operation: str,
+    *,
+    timeout: tuple[float, float],
+    **kwargs: Any,
+) -> requests.Response:
     try:
         return session.post(url, timeout=timeout, **kwargs)
     except requests.exceptions.ConnectTimeout as err:
@@ -78,13 +92,25 @@ def post(
 def get(
     session: requests.Session, url: str, operation: str, *, timeout: tuple[float, float]
 ) -> requests.Response:
-    """GET; any failure is RequestNotSent, since a GET changes nothing and may be retried."""
+    """GET; any failure is RequestNotSent, since a GET changes nothing and may be retried; timed."""
+    return metrics.timed_call(
+        operation, lambda: _get(session, url, operation, timeout=timeout), _status
+    )
+
+
+def _get(
+    session: requests.Session, url: str, operation: str, *, timeout: tuple[float, float]
+) -> requests.Response:
     try:
         return session.get(url, timeout=timeout)
     except requests.exceptions.ConnectTimeout as err:
         raise RequestNotSent(operation, f"connect timed out after {timeout[0]:g} s") from err
     except requests.exceptions.RequestException as err:
         raise RequestNotSent(operation, f"request failed: {_reason(err)}") from err
+
+
+def _status(response: requests.Response) -> int:
+    return response.status_code
 
 
 def _never_connected(err: requests.exceptions.ConnectionError) -> bool:

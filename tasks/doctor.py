@@ -1,0 +1,184 @@
+"""``engage-sms doctor``: check the configuration end to end, each failure with its fix.
+
+Settings, the schedule file, Redis, the broker and Engage (reachability and credentials via
+``system/getApiVersion``). Nothing here prints a password, not even one that was rejected.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import redis
+from kombu.connection import Connection
+
+from tasks.engage_client import build_client
+from tasks.errors import (
+    ConfigurationError,
+    CredentialsRejected,
+    EngageAPIError,
+    EngageError,
+    RequestNotSent,
+)
+from tasks.schedule_file import load_schedules
+from tasks.settings import Settings, load_settings
+
+#: The doctor waits this long (seconds) for any one answer, not the 35 s a send may wait.
+TIMEOUT = 5.0
+
+
+@dataclass(frozen=True)
+class Check:
+    """One check's verdict: ``ok`` None means it could not run (an earlier check failed)."""
+
+    name: str
+    ok: bool | None
+    detail: str
+    fix: str = ""
+
+    def line(self) -> str:
+        """How the check is printed."""
+        status = {True: "OK  ", False: "FAIL", None: "SKIP"}[self.ok]
+        text = f"{status} {self.name}: {self.detail}"
+        return f"{text}\n     fix: {self.fix}" if self.fix else text
+
+
+def run_checks(environ: Mapping[str, str]) -> list[Check]:
+    """Every check, in order; later checks are skipped when the settings do not load."""
+    try:
+        settings = load_settings(environ)
+    except ConfigurationError as err:
+        fix = f"set {err.setting} correctly in the environment or .env (see .env.example)"
+        skipped = [
+            Check(name, None, "needs valid settings") for name in ("redis", "broker", "engage")
+        ]
+        return [Check("settings", False, str(err), fix), *skipped]
+    checks = [Check("settings", True, f"loaded (transport {settings.engage_transport})")]
+    if settings.schedule_file is not None:
+        checks.append(check_schedules(settings))
+    checks += [check_redis(settings), check_broker(settings), check_engage(settings)]
+    secrets = [settings.engage_password, *_url_passwords(settings)]
+    return [_scrubbed(check, secrets) for check in checks]
+
+
+def check_schedules(settings: Settings) -> Check:
+    """ENGAGE_SCHEDULE_FILE parses and validates."""
+    try:
+        schedules = load_schedules(settings.schedule_file)
+    except ConfigurationError as err:
+        return Check("schedules", False, str(err), "correct the named schedule and field")
+    return Check("schedules", True, f"{len(schedules)} schedule(s) in {settings.schedule_file}")
+
+
+def check_redis(settings: Settings) -> Check:
+    """REDIS_URL answers PING."""
+    url = redact_url(settings.redis_url)
+    try:
+        client = redis.Redis.from_url(
+            settings.redis_url, socket_connect_timeout=TIMEOUT, socket_timeout=TIMEOUT
+        )
+        client.ping()
+    except redis.RedisError as err:
+        return Check(
+            "redis",
+            False,
+            f"no answer from {url}: {type(err).__name__}: {err}",
+            "start Redis, or point REDIS_URL (default: CELERY_BROKER_URL) at a running one",
+        )
+    return Check("redis", True, f"PING answered at {url}")
+
+
+def check_broker(settings: Settings) -> Check:
+    """CELERY_BROKER_URL accepts a connection."""
+    url = redact_url(settings.broker_url)
+    try:
+        # kombu's Connection has no type hints.
+        connection: Any = Connection(settings.broker_url, connect_timeout=TIMEOUT)  # type: ignore[no-untyped-call]
+        with connection:
+            connection.ensure_connection(max_retries=1, interval_start=0, interval_step=0.5)
+    except Exception as err:  # any failure to connect, whatever the transport, is the verdict
+        return Check(
+            "broker",
+            False,
+            f"cannot connect to {url}: {type(err).__name__}: {err}",
+            "start the broker, or fix host, port, database and credentials in CELERY_BROKER_URL",
+        )
+    return Check("broker", True, f"connected to {url}")
+
+
+def check_engage(settings: Settings) -> Check:
+    """Engage answers system/getApiVersion with these credentials."""
+    quick = dataclasses.replace(
+        settings,
+        connect_timeout=min(settings.connect_timeout, TIMEOUT),
+        read_timeout=min(settings.read_timeout, TIMEOUT * 2),
+    )
+    base = redact_url(settings.engage_base_url)
+    try:
+        version = build_client(quick).api_version()
+    except CredentialsRejected as err:
+        return Check(
+            "engage",
+            False,
+            f"Engage refused ENGAGE_USERNAME/ENGAGE_PASSWORD (HTTP {err.status})",
+            "check the API user's password (and that ENGAGE_USERNAME is a user of type API User)",
+        )
+    except EngageAPIError as err:
+        return Check("engage", False, f"{base} answered: {err}", _api_error_fix(err.status))
+    except RequestNotSent as err:
+        where = urlsplit(settings.engage_base_url)
+        return Check(
+            "engage",
+            False,
+            f"could not reach {where.hostname}:{where.port or _default_port(where.scheme)}: {err}",
+            "check the host and port in ENGAGE_BASE_URL, and that this machine can reach it",
+        )
+    except EngageError as err:
+        return Check("engage", False, str(err), "check ENGAGE_BASE_URL and ENGAGE_TRANSPORT")
+    return Check("engage", True, f"API version {version} at {base}; credentials accepted")
+
+
+def _api_error_fix(status: int) -> str:
+    if status == 404:
+        return (
+            "check the path prefix and version in ENGAGE_BASE_URL "
+            "(REST: https://<tenant-host>/api/rest/v19, SOAP: .../api/soap/v17)"
+        )
+    if status >= 500:
+        return "Engage is failing or overloaded: try again later; if it lasts, ask Mapp support"
+    return "check ENGAGE_BASE_URL and ENGAGE_TRANSPORT (rest or soap)"
+
+
+def redact_url(url: str) -> str:
+    """``url`` with any password replaced by ``***``."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    user = f"{parts.username}:" if parts.username else ":"
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=f"{user}***@{host}"))
+
+
+def _url_passwords(settings: Settings) -> list[str]:
+    urls = (settings.redis_url, settings.broker_url, settings.engage_base_url)
+    return [p for p in (urlsplit(u).password for u in urls) if p]
+
+
+def _scrubbed(check: Check, secrets: list[str]) -> Check:
+    # A last guard: no error text from a library may carry a password onto the screen.
+    return dataclasses.replace(
+        check, detail=_replace_all(check.detail, secrets), fix=_replace_all(check.fix, secrets)
+    )
+
+
+def _replace_all(text: str, secrets: list[str]) -> str:
+    for secret in secrets:
+        text = text.replace(secret, "***")
+    return text
+
+
+def _default_port(scheme: str) -> int:
+    return 443 if scheme == "https" else 80

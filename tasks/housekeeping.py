@@ -1,0 +1,123 @@
+"""Housekeeping on beat: ``engage.dlq_cleanup`` (hourly) and ``engage.sweep_stuck`` (every minute).
+
+The sweep finds sends that stopped moving: one left in ``sending`` past its lease (its worker
+died mid-call, so Engage may have sent it) is dead-lettered as ``outcome_unknown``; one left
+``queued`` or ``retrying`` longer than the broker's visibility timeout lost its message and is
+published again under the same key and task ids (the ledger keeps that from sending twice).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from tasks import api
+from tasks.celery_app import MaskedTask, app, engage_settings
+from tasks.delivery_ledger import RedisKeys
+from tasks.delivery_log import log_event
+from tasks.runtime import Runtime, current_runtime
+from tasks.send_request import SendRequest
+
+logger = logging.getLogger("engage.housekeeping")
+
+#: Records read per sweep (oldest first); the next minute's sweep takes the rest.
+SWEEP_BATCH = 1000
+#: One sweep at a time across every worker and beat (seconds the lock is held at most).
+SWEEP_LOCK_SECONDS = 55
+STUCK_DETAIL = "stuck in sending past its lease"
+
+
+@dataclass
+class SweepResult:
+    """What one sweep did, by key."""
+
+    dead_lettered: list[str] = field(default_factory=list)
+    republished: list[str] = field(default_factory=list)
+    forgotten: list[str] = field(default_factory=list)
+    skipped: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form (the task's result)."""
+        return asdict(self)
+
+
+@app.task(name="engage.dlq_cleanup", base=MaskedTask)
+def dlq_cleanup() -> int:
+    """Drop dead-letter entries past ``ENGAGE_DLQ_MAX_AGE_DAYS``; returns how many went."""
+    dropped = current_runtime(engage_settings()).dead_letters.cleanup()
+    if dropped:
+        logger.info("dead-letter cleanup dropped %d entries past their age", dropped)
+    return dropped
+
+
+@app.task(name="engage.sweep_stuck", base=MaskedTask)
+def sweep_stuck() -> dict[str, Any]:
+    """Dead-letter sends stuck in ``sending``; publish again sends whose message was lost."""
+    return sweep(current_runtime(engage_settings()), now=time.time()).to_dict()
+
+
+def sweep(rt: Runtime, *, now: float) -> SweepResult:
+    """One sweep over the oldest unfinished sends (see the module docstring)."""
+    result = SweepResult()
+    lock = f"{rt.settings.key_prefix}:housekeeping:sweep"
+    if not rt.redis.set(lock, repr(now), nx=True, ex=SWEEP_LOCK_SECONDS):
+        result.skipped = True
+        return result
+    try:
+        # A send cannot be stuck before its lease could have run out.
+        for key in rt.ledger.stale_inflight(rt.settings.lease_seconds, limit=SWEEP_BATCH):
+            _sweep_one(rt, key, now, result)
+    finally:
+        rt.redis.delete(lock)
+    return result
+
+
+def _sweep_one(rt: Runtime, key: str, now: float, result: SweepResult) -> None:
+    record = rt.ledger.record(key)
+    if not record:
+        # The record expired but its inflight entry stayed: nothing left to act on.
+        rt.redis.zrem(RedisKeys(rt.settings.key_prefix).inflight, key)
+        result.forgotten.append(key)
+        return
+    state = record["state"]
+    task_ids: list[str] = json.loads(record.get("task_ids", "[]"))
+    request = SendRequest.from_dict(json.loads(record["request"]))
+    if state == "sending" and float(record.get("lease_until", now)) < now:
+        if rt.dead_letters.add(
+            key, reason="outcome_unknown", detail=STUCK_DETAIL, error=None, task_ids=task_ids
+        ):
+            log_event(
+                "dead_lettered",
+                key=key,
+                task_id=record.get("task_id"),
+                recipient=request.identifier.masked(),
+                reason="outcome_unknown",
+                detail=STUCK_DETAIL,
+            )
+            result.dead_lettered.append(key)
+        return
+    # Past the visibility timeout, Redis would have handed an unacked message out again.
+    lost_after = rt.settings.visibility_timeout
+    if state not in ("queued", "retrying") or _idle_since(record) > now - lost_after:
+        return
+    # Once per visibility timeout: a republished send waiting in a long queue is not lost.
+    marker = f"{rt.settings.key_prefix}:housekeeping:republished:{key}"
+    if not rt.redis.set(marker, repr(now), nx=True, ex=max(1, int(lost_after))):
+        return
+    api.publish(request, key, task_ids)
+    logger.warning(
+        "republished %s send %s (%s): no progress for over %.0f s",
+        state,
+        key,
+        request.identifier.masked(),
+        lost_after,
+    )
+    result.republished.append(key)
+
+
+def _idle_since(record: dict[str, str]) -> float:
+    # A retrying send is not idle before its retry was due.
+    return max(float(record.get("updated_at", 0)), float(record.get("retry_at", 0)))

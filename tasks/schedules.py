@@ -1,0 +1,59 @@
+"""``engage.dispatch_schedule``: one run of a schedule from ``ENGAGE_SCHEDULE_FILE``, sent once.
+
+Beat publishes only the schedule's name; the worker finds the schedule in its own copy of the
+file (loaded and validated by ``celeryconfig.py``), works out the run's slot and enqueues one send
+per recipient under a key made of name, slot and recipient, so repeated ticks never double-send.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from datetime import UTC, datetime
+from typing import Any
+
+from tasks import api
+from tasks.beat_schedule import DISPATCH_TASK, run_key, slot_of
+from tasks.celery_app import MaskedTask, app, engage_settings
+from tasks.errors import ConfigurationError, IdempotencyConflict
+from tasks.runtime import Runtime, current_runtime
+from tasks.schedule_file import SETTING, Schedule
+
+logger = logging.getLogger("engage.schedules")
+
+
+@app.task(name=DISPATCH_TASK, base=MaskedTask, acks_late=True)
+def dispatch_schedule(name: str) -> dict[str, Any]:
+    """Enqueue the current run of schedule ``name``; repeated ticks of one run enqueue nothing."""
+    schedules = configured_schedules()
+    schedule = next((s for s in schedules if s.name == name), None)
+    if schedule is None:
+        raise ConfigurationError(
+            SETTING, f"this worker's file has no schedule {name!r}: give beat and workers one file"
+        )
+    return dispatch(current_runtime(engage_settings()), schedule, datetime.now(UTC))
+
+
+def dispatch(rt: Runtime, schedule: Schedule, now: datetime) -> dict[str, Any]:
+    """Enqueue each recipient of the run ``now`` belongs to; returns what happened, counted."""
+    slot = slot_of(schedule, now)
+    counts: Counter[str] = Counter()
+    for request in schedule.requests:
+        key = run_key(schedule, slot, request)
+        try:
+            handle = api.enqueue(rt, request, key)
+        except IdempotencyConflict:
+            # The file changed within this run: the run went out already, with the old content.
+            logger.warning("schedule %s: %s already sent with other content", schedule.name, key)
+            counts["conflict"] += 1
+            continue
+        counts["enqueued" if handle.created else "duplicate"] += 1
+    result = {"schedule": schedule.name, "slot": slot.isoformat(), **counts}
+    logger.info("schedule run %s", result)
+    return result
+
+
+def configured_schedules() -> tuple[Schedule, ...]:
+    """The schedules ``celeryconfig.py`` loaded from ``ENGAGE_SCHEDULE_FILE``."""
+    schedules = app.conf.get("engage_schedules") or ()
+    return tuple(schedules)

@@ -1,0 +1,176 @@
+"""Flower behind basic auth shows both tasks of a real send, with the recipient masked."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import re
+import secrets
+import socket
+import string
+import subprocess
+import sys
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tasks.demo import FLOWER_USER, flower_process
+from tasks.local_stack import ManagedProcess, celery_worker, redis_answers, start_worker
+from tasks.sandbox import Sandbox
+from tests.conftest import SANDBOX_PASSWORD, SANDBOX_USER
+from tests.integration.conftest import wait_for
+
+pytestmark = pytest.mark.integration
+
+BROKER = "redis://127.0.0.1:6379/13"
+MOBILE = "+48 505 606 707"
+DIGITS = "48505606707"
+MASKED = "48*******07"
+
+
+@dataclass
+class Stack:
+    """A sandbox, a worker and Flower, all on one broker, and the one send made through them."""
+
+    sandbox: Sandbox
+    env: dict[str, str]
+    flower_url: str
+    flower_password: str
+    metrics_url: str
+    key: str = ""
+
+    def flower(self, path: str, *, auth: bool = True) -> tuple[int, Any]:
+        """GET a Flower path: (status, parsed JSON or None)."""
+        request = urllib.request.Request(self.flower_url + path)  # noqa: S310  (local URL)
+        if auth:
+            token = base64.b64encode(f"{FLOWER_USER}:{self.flower_password}".encode()).decode()
+            request.add_header("Authorization", f"Basic {token}")
+        try:
+            with urllib.request.urlopen(request, timeout=5) as response:  # noqa: S310
+                return response.status, json.loads(response.read() or b"null")
+        except urllib.error.HTTPError as err:
+            return err.code, None
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def require_redis() -> None:
+    """Skip without Redis locally; fail in CI."""
+    if not redis_answers(BROKER):
+        message = f"Redis does not answer at {BROKER}"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """Sandbox, worker (metrics on), Flower with basic auth; one send enqueued via the CLI."""
+    require_redis()
+    logs: Path = tmp_path_factory.mktemp("flower")
+    letters = "".join(secrets.choice(string.ascii_lowercase) for _ in range(12))
+    flower_port, metrics_port = free_port(), free_port()
+    password = secrets.token_urlsafe(12)
+    processes: list[ManagedProcess] = []
+    with Sandbox() as sandbox:
+        env = {
+            **os.environ,
+            "CELERY_BROKER_URL": BROKER,
+            "ENGAGE_BASE_URL": sandbox.base_url,
+            "ENGAGE_USERNAME": SANDBOX_USER,
+            "ENGAGE_PASSWORD": SANDBOX_PASSWORD,
+            "ENGAGE_KEY_PREFIX": f"flower-test-{letters}",
+            "ENGAGE_METRICS_PORT": str(metrics_port),
+        }
+        env.pop("ENGAGE_SCHEDULE_FILE", None)
+        try:
+            worker = celery_worker(env, logs / "worker.log", name=f"flower-{letters}")
+            processes.append(worker)
+            start_worker(worker)
+            flower = flower_process(env, logs / "flower.log", password=password, port=flower_port)
+            processes.append(flower)
+            flower.start()
+            flower.wait_for_log("Visit me at", 60.0)
+            stack = Stack(
+                sandbox=sandbox,
+                env=env,
+                flower_url=f"http://127.0.0.1:{flower_port}",
+                flower_password=password,
+                metrics_url=f"http://127.0.0.1:{metrics_port}/metrics",
+            )
+            # Flower learns of tasks from events: send only once it listens to them.
+            wait_for(lambda: stack.flower("/api/workers")[0] == 200, 30, "Flower's API")
+            stack.key = f"flower-{letters}"
+            enqueue(env, stack.key)
+            yield stack
+        finally:
+            for process in reversed(processes):
+                process.stop()
+
+
+def enqueue(env: dict[str, str], key: str) -> None:
+    """``engage-sms send`` in its own process: this one's Celery app may be configured already."""
+    subprocess.run(
+        [
+            *(sys.executable, "-m", "tasks.cli", "send", "--message-id", "23541"),
+            *("--mobile", MOBILE, "--param", "firstName=Ann", "--idempotency-key", key),
+            *("--wait", "30"),
+        ],
+        env=env,
+        check=True,
+        capture_output=True,
+        timeout=90,
+    )
+
+
+def flower_tasks(stack: Stack) -> dict[str, dict[str, Any]]:
+    """Flower's tasks of this test's send, by task name."""
+    status, tasks = stack.flower("/api/tasks")
+    assert status == 200
+    return {
+        info.get("name"): info
+        for info in (tasks or {}).values()
+        if stack.key in str(info.get("args"))
+    }
+
+
+def test_flower_api_refuses_requests_without_credentials(stack: Stack) -> None:
+    """Without basic auth Flower answers 401: it is never open."""
+    assert stack.flower("/api/tasks", auth=False)[0] == 401
+
+
+def test_flower_shows_both_tasks_with_the_mobile_masked(stack: Stack) -> None:
+    """resolve_contact and send_single both appear, their arguments masked (48*******07)."""
+    names = {"engage.resolve_contact", "engage.send_single"}
+
+    def both() -> dict[str, dict[str, Any]] | None:
+        tasks = flower_tasks(stack)
+        return tasks if names <= set(tasks) else None
+
+    found = wait_for(both, 30, "both tasks in Flower")
+    for name in names:
+        shown = f"{found[name].get('args')} {found[name].get('kwargs')}"
+        assert MASKED in shown
+        assert DIGITS not in shown
+        assert "505 606 707" not in shown
+
+
+def test_worker_metrics_count_the_send(stack: Stack) -> None:
+    """With ENGAGE_METRICS_PORT the worker serves its counters, and the send was counted."""
+    with urllib.request.urlopen(stack.metrics_url, timeout=5) as response:  # noqa: S310
+        text = response.read().decode()
+    sent = re.search(r'^engage_sms_sends_total\{outcome="sent"\} (\S+)$', text, re.MULTILINE)
+    assert sent is not None
+    assert float(sent.group(1)) >= 1

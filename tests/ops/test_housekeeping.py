@@ -1,0 +1,183 @@
+"""Housekeeping: stuck sends are dead-lettered or published again, old dead letters dropped."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+import fakeredis
+import pytest
+
+import tasks.api
+from tasks.delivery_ledger import RedisKeys
+from tasks.housekeeping import STUCK_DETAIL, dlq_cleanup, sweep
+from tasks.runtime import Runtime, install_runtime
+from tasks.send_request import SendRequest, build_send_request
+from tests.conftest import make_settings
+
+#: The test settings' lease (connect 1 + read 1 + margin 1) and visibility timeout.
+LEASE = 3.0
+VISIBILITY = 30.0
+
+
+class Broker:
+    """Records publishes (the broker is the boundary)."""
+
+    def __init__(self) -> None:
+        self.published: list[tuple[SendRequest, str, list[str]]] = []
+
+    def __call__(self, request: SendRequest, key: str, task_ids: list[str]) -> None:
+        self.published.append((request, key, task_ids))
+
+
+@pytest.fixture
+def broker(monkeypatch: pytest.MonkeyPatch) -> Broker:
+    """tasks.api.publish, recording."""
+    recorder = Broker()
+    monkeypatch.setattr(tasks.api, "publish", recorder)
+    return recorder
+
+
+@pytest.fixture
+def rt() -> Iterator[Runtime]:
+    """A fakeredis runtime with a short lease and visibility timeout, installed."""
+    runtime = Runtime.build(
+        make_settings("http://127.0.0.1:9/api/rest/v19", ENGAGE_DLQ_MAX_AGE_DAYS="1"),
+        redis_client=fakeredis.FakeRedis(),
+    )
+    assert (runtime.settings.lease_seconds, runtime.settings.visibility_timeout) == (
+        LEASE,
+        VISIBILITY,
+    )
+    install_runtime(runtime)
+    yield runtime
+    install_runtime(None)
+
+
+REQUEST = build_send_request(23541, mobile="+48505606707")
+
+
+def queued(rt: Runtime, key: str) -> list[str]:
+    """Claim ``key`` as a freshly queued send; returns its task ids."""
+    task_ids = [f"{key}-t0", f"{key}-t1"]
+    rt.ledger.claim(key, REQUEST, task_ids)
+    return task_ids
+
+
+def elapse(rt: Runtime, key: str, seconds: float) -> None:
+    """Let ``seconds`` pass for the send: every stored time of it moves that far back."""
+    keys = RedisKeys(rt.settings.key_prefix)
+    record = rt.ledger.record(key)
+    for field in ("updated_at", "lease_until", "retry_at"):
+        if field in record:
+            rt.redis.hset(keys.send(key), field, repr(float(record[field]) - seconds))
+    score = rt.redis.zscore(keys.inflight, key)
+    assert score is not None
+    rt.redis.zadd(keys.inflight, {key: score - seconds})
+
+
+def test_sending_past_its_lease_is_dead_lettered_as_outcome_unknown(
+    rt: Runtime, broker: Broker
+) -> None:
+    """A send whose worker died mid-call lands in the dead-letter store, not in silence."""
+    queued(rt, "k1")
+    rt.ledger.begin_send("k1", "k1-t1:0", contact_id=7)
+    elapse(rt, "k1", LEASE + 1)
+    result = sweep(rt, now=time.time())
+    assert result.dead_lettered == ["k1"]
+    assert rt.ledger.state("k1") == "dead_lettered"
+    entry = rt.dead_letters.get("k1")
+    assert entry is not None
+    assert (entry["reason"], entry["detail"]) == ("outcome_unknown", STUCK_DETAIL)
+    assert broker.published == []
+
+
+def test_sending_within_its_lease_is_left_alone(rt: Runtime, broker: Broker) -> None:
+    """A send whose lease still runs may be talking to Engage right now: untouched."""
+    queued(rt, "k1")
+    rt.ledger.begin_send("k1", "k1-t1:0", contact_id=7)
+    elapse(rt, "k1", LEASE + 1)
+    # Only the lease is fresh (the inflight entry is old): the lease decides.
+    rt.redis.hset(RedisKeys(rt.settings.key_prefix).send("k1"), "lease_until", time.time() + 60)
+    result = sweep(rt, now=time.time())
+    assert result.dead_lettered == []
+    assert rt.ledger.state("k1") == "sending"
+
+
+def test_queued_past_the_visibility_timeout_is_published_again(rt: Runtime, broker: Broker) -> None:
+    """A queued send whose message was lost is published again with its own key and task ids."""
+    task_ids = queued(rt, "k2")
+    elapse(rt, "k2", VISIBILITY + 5)
+    result = sweep(rt, now=time.time())
+    assert result.republished == ["k2"]
+    assert broker.published == [(REQUEST, "k2", task_ids)]
+
+
+def test_republish_happens_once_per_visibility_timeout(rt: Runtime, broker: Broker) -> None:
+    """The next minute's sweep does not publish the same waiting send again."""
+    queued(rt, "k2")
+    elapse(rt, "k2", VISIBILITY + 5)
+    sweep(rt, now=time.time())
+    sweep(rt, now=time.time() + 60)
+    assert len(broker.published) == 1
+
+
+def test_recently_queued_is_not_published_again(rt: Runtime, broker: Broker) -> None:
+    """A send queued for less than the visibility timeout is still on its way."""
+    queued(rt, "k3")
+    elapse(rt, "k3", VISIBILITY - 5)
+    assert sweep(rt, now=time.time()).republished == []
+    assert broker.published == []
+
+
+def test_retrying_waits_for_its_retry_time_before_counting_as_idle(
+    rt: Runtime, broker: Broker
+) -> None:
+    """A retry scheduled far ahead is not idle until its retry time plus the timeout."""
+    queued(rt, "k4")
+    rt.ledger.begin_send("k4", "k4-t1:0", contact_id=7)
+    rt.ledger.mark_retrying("k4", "k4-t1:0", "HTTP 503", retry_in=VISIBILITY)
+    elapse(rt, "k4", VISIBILITY + 5)
+    assert sweep(rt, now=time.time()).republished == []
+    elapse(rt, "k4", VISIBILITY)
+    assert sweep(rt, now=time.time()).republished == ["k4"]
+
+
+def test_sent_sends_are_not_touched(rt: Runtime, broker: Broker) -> None:
+    """A sent send is never moved, even if a stale inflight entry still names it."""
+    queued(rt, "k5")
+    rt.ledger.begin_send("k5", "k5-t1:0", contact_id=7)
+    rt.ledger.mark_sent("k5")
+    rt.redis.zadd(RedisKeys(rt.settings.key_prefix).inflight, {"k5": time.time() - 10 * VISIBILITY})
+    result = sweep(rt, now=time.time())
+    assert (result.dead_lettered, result.republished) == ([], [])
+    assert rt.ledger.state("k5") == "sent"
+
+
+def test_inflight_entry_without_record_is_forgotten(rt: Runtime, broker: Broker) -> None:
+    """An inflight key whose record expired is removed from the inflight set."""
+    keys = RedisKeys(rt.settings.key_prefix)
+    rt.redis.zadd(keys.inflight, {"gone": time.time() - 100})
+    assert sweep(rt, now=time.time()).forgotten == ["gone"]
+    assert rt.redis.zscore(keys.inflight, "gone") is None
+
+
+def test_concurrent_sweep_is_skipped(rt: Runtime, broker: Broker) -> None:
+    """While one sweep holds the lock (two beats), another does nothing."""
+    queued(rt, "k6")
+    elapse(rt, "k6", VISIBILITY + 5)
+    rt.redis.set(f"{rt.settings.key_prefix}:housekeeping:sweep", "other", ex=30)
+    result = sweep(rt, now=time.time())
+    assert result.skipped
+    assert broker.published == []
+
+
+def test_dlq_cleanup_drops_entries_past_their_age(rt: Runtime) -> None:
+    """engage.dlq_cleanup removes dead letters older than ENGAGE_DLQ_MAX_AGE_DAYS."""
+    for key in ("old", "new"):
+        queued(rt, key)
+        rt.dead_letters.add(key, reason="rejected", detail="x", error=None, task_ids=["t"])
+    keys = RedisKeys(rt.settings.key_prefix)
+    rt.redis.zadd(keys.dlq, {"old": time.time() - 2 * 86400})
+    assert dlq_cleanup.run() == 1
+    assert rt.dead_letters.keys() == ["new"]

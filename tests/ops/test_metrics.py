@@ -1,0 +1,130 @@
+"""Prometheus metrics: counters follow the delivery log, Engage calls are timed, Redis is gauged."""
+
+from __future__ import annotations
+
+import urllib.request
+
+import fakeredis
+import pytest
+from prometheus_client import CollectorRegistry
+
+from tasks import metrics
+from tasks.dead_letters import DeadLetterStore
+from tasks.delivery_ledger import RedisKeys
+from tasks.delivery_log import log_event
+from tasks.engage_client import build_client
+from tasks.errors import RequestNotSent
+from tasks.sandbox import Sandbox
+from tests.conftest import make_settings
+
+
+def sample(name: str, **labels: str) -> float:
+    """A sample of this process's registry; 0 when the series does not exist yet."""
+    return metrics.REGISTRY.get_sample_value(name, labels) or 0.0
+
+
+def store_on(client: fakeredis.FakeRedis) -> DeadLetterStore:
+    """A dead-letter store with room to spare."""
+    return DeadLetterStore(
+        client, keys=RedisKeys("metrics-test"), max_entries=100, max_age=86400, retention=86400
+    )
+
+
+def gauges(collector: metrics.RedisStateCollector) -> CollectorRegistry:
+    """A registry holding only ``collector``, as the sidecar serves it."""
+    registry = CollectorRegistry()
+    registry.register(collector)
+    return registry
+
+
+@pytest.mark.parametrize("outcome", metrics.OUTCOMES)
+def test_log_event_counts_each_send_outcome(outcome: str) -> None:
+    """Every outcome event moves engage_sms_sends_total for that outcome by one."""
+    before = sample("engage_sms_sends_total", outcome=outcome)
+    log_event(outcome, key="k-1", reason="rejected")
+    assert sample("engage_sms_sends_total", outcome=outcome) == before + 1
+
+
+def test_dead_lettered_event_counts_its_reason() -> None:
+    """A dead_lettered event moves engage_sms_dead_letters_total for its reason only."""
+    before = sample("engage_sms_dead_letters_total", reason="unknown_recipient")
+    other = sample("engage_sms_dead_letters_total", reason="rejected")
+    log_event("dead_lettered", key="k-2", reason="unknown_recipient", detail="no such contact")
+    assert sample("engage_sms_dead_letters_total", reason="unknown_recipient") == before + 1
+    assert sample("engage_sms_dead_letters_total", reason="rejected") == other
+
+
+def test_retrying_event_counts_its_operation_and_no_outcome() -> None:
+    """A retrying event moves engage_sms_retries_total{operation} and no sends counter."""
+    before = sample("engage_sms_retries_total", operation="message/sendSingle")
+    sends = [sample("engage_sms_sends_total", outcome=o) for o in metrics.OUTCOMES]
+    log_event("retrying", key="k-3", operation="message/sendSingle", retry_in=1.0)
+    assert sample("engage_sms_retries_total", operation="message/sendSingle") == before + 1
+    assert [sample("engage_sms_sends_total", outcome=o) for o in metrics.OUTCOMES] == sends
+
+
+def test_engage_call_latency_is_labelled_by_operation_and_status(sandbox: Sandbox) -> None:
+    """A call that Engage answers is observed under its HTTP status."""
+    labels = {"operation": "system/getApiVersion", "status": "200"}
+    before = sample("engage_sms_engage_call_seconds_count", **labels)
+    build_client(make_settings(sandbox.base_url)).api_version()
+    assert sample("engage_sms_engage_call_seconds_count", **labels) == before + 1
+
+
+def test_engage_call_without_answer_is_labelled_by_error_class() -> None:
+    """A call that never reached Engage is observed under the error class, not a status."""
+    labels = {"operation": "system/getApiVersion", "status": "RequestNotSent"}
+    before = sample("engage_sms_engage_call_seconds_count", **labels)
+    client = build_client(make_settings("http://127.0.0.1:9/api/rest/v19"))
+    with pytest.raises(RequestNotSent):
+        client.api_version()
+    assert sample("engage_sms_engage_call_seconds_count", **labels) == before + 1
+
+
+def test_collector_reports_dead_letter_depth_by_reason() -> None:
+    """The gauge counts the store's entries per reason, zero for reasons with none."""
+    client = fakeredis.FakeRedis()
+    store = store_on(client)
+    for key, reason in (("a", "rejected"), ("b", "rejected"), ("c", "outcome_unknown")):
+        store.add(key, reason=reason, detail="test", error=None, task_ids=["t1", "t2"])
+    registry = gauges(metrics.RedisStateCollector(dead_letters=store, broker=client))
+    depth = "engage_sms_dead_letter_depth"
+    assert registry.get_sample_value(depth, {"reason": "rejected"}) == 2
+    assert registry.get_sample_value(depth, {"reason": "outcome_unknown"}) == 1
+    assert registry.get_sample_value(depth, {"reason": "auth_failed"}) == 0
+
+
+def test_collector_reports_the_broker_queue_length() -> None:
+    """The gauge is the length of the Celery queue's list on the broker."""
+    client = fakeredis.FakeRedis()
+    client.rpush(metrics.DEFAULT_QUEUE, "m1", "m2", "m3")
+    registry = gauges(metrics.RedisStateCollector(dead_letters=store_on(client), broker=client))
+    assert registry.get_sample_value("engage_sms_queue_length", {"queue": "celery"}) == 3
+
+
+def test_collector_reports_redis_down_instead_of_failing_the_scrape() -> None:
+    """With Redis unreachable the scrape still answers, with engage_sms_redis_up 0."""
+    server = fakeredis.FakeServer()
+    server.connected = False
+    client = fakeredis.FakeRedis(server=server)
+    registry = gauges(metrics.RedisStateCollector(dead_letters=store_on(client), broker=client))
+    assert registry.get_sample_value("engage_sms_redis_up") == 0
+    assert registry.get_sample_value("engage_sms_queue_length", {"queue": "celery"}) is None
+
+
+def test_serve_exposes_the_registry_over_http() -> None:
+    """serve() answers GET /metrics with the registry's samples in the text format."""
+    client = fakeredis.FakeRedis()
+    store = store_on(client)
+    store.add("x", reason="worker_lost", detail="test", error=None, task_ids=["t"])
+    registry = gauges(metrics.RedisStateCollector(dead_letters=store, broker=None))
+    server, thread = metrics.serve(0, host="127.0.0.1", registry=registry)
+    try:
+        url = f"http://127.0.0.1:{server.server_port}/metrics"
+        with urllib.request.urlopen(url, timeout=5) as response:
+            text = response.read().decode()
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
+    assert 'engage_sms_dead_letter_depth{reason="worker_lost"} 1.0' in text

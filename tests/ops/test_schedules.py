@@ -1,0 +1,418 @@
+"""Periodic sends: the schedule file, run slots, beat entries, and a dispatch that never doubles."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tomllib
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import fakeredis
+import pytest
+from celery.schedules import crontab
+
+import tasks.api
+from tasks.beat_schedule import (
+    AlignedInterval,
+    cron_slot,
+    housekeeping_entries,
+    run_key,
+    schedule_entries,
+    slot_of,
+)
+from tasks.errors import ConfigurationError
+from tasks.runtime import Runtime, install_runtime
+from tasks.schedule_file import Schedule, load_schedules, parse_schedules
+from tasks.schedules import dispatch, dispatch_schedule
+from tasks.send_request import SendRequest
+from tests.conftest import make_settings
+
+DAILY = """
+[[schedule]]
+name = "daily-reminder"
+cron = "0 9 * * *"
+message_id = 23541
+parameters = { firstName = "Ann" }
+recipients = [{ mobile = "+48 505 606 707" }, { email = "a@example.com" }, { recipient_id = 33457 }]
+"""
+HOURLY = """
+[[schedule]]
+name = "hourly"
+every = 3600
+message_id = 23541
+recipients = [{ external_id = "crm-1" }]
+"""
+GOOD = DAILY + HOURLY
+
+
+def at(text: str) -> datetime:
+    """A UTC moment from ``YYYY-mm-dd HH:MM:SS``."""
+    return datetime.strptime(text, "%Y-%m-%d %H:%M:%S").replace(tzinfo=UTC)
+
+
+def schedule_from(toml: str) -> Schedule:
+    """The one schedule in ``toml``."""
+    (schedule,) = parse_schedules(tomllib.loads(toml))
+    return schedule
+
+
+def config_error(toml: str) -> str:
+    """The ConfigurationError text for ``toml``; fails the test if it loads."""
+    with pytest.raises(ConfigurationError) as caught:
+        parse_schedules(tomllib.loads(toml), source="s.toml")
+    assert caught.value.setting == "ENGAGE_SCHEDULE_FILE"
+    return str(caught.value)
+
+
+def one(body: str, name: str = "n") -> str:
+    """A one-schedule file with ``body`` as its fields."""
+    return f'[[schedule]]\nname = "{name}"\n{body}\n'
+
+
+#: A configuration for fresh interpreters (nothing in them connects anywhere).
+SUBPROCESS_ENV = {
+    "CELERY_BROKER_URL": "redis://127.0.0.1:9/0",
+    "ENGAGE_BASE_URL": "http://127.0.0.1:9/api/rest/v19",
+    "ENGAGE_USERNAME": "api@example.com",
+    "ENGAGE_PASSWORD": "sandbox-password",
+}
+VALID_BODY = 'cron = "0 9 * * *"\nmessage_id = 1\nrecipients = [{ mobile = "+48505606707" }]'
+
+
+class Broker:
+    """Records publishes (the broker is the boundary)."""
+
+    def __init__(self) -> None:
+        self.published: list[tuple[SendRequest, str, list[str]]] = []
+
+    def __call__(self, request: SendRequest, key: str, task_ids: list[str]) -> None:
+        self.published.append((request, key, task_ids))
+
+
+@pytest.fixture
+def broker(monkeypatch: pytest.MonkeyPatch) -> Broker:
+    """tasks.api.publish, recording."""
+    recorder = Broker()
+    monkeypatch.setattr(tasks.api, "publish", recorder)
+    return recorder
+
+
+@pytest.fixture
+def rt() -> Iterator[Runtime]:
+    """A fakeredis runtime installed for this process (no Engage call is made)."""
+    runtime = Runtime.build(
+        make_settings("http://127.0.0.1:9/api/rest/v19"), redis_client=fakeredis.FakeRedis()
+    )
+    install_runtime(runtime)
+    yield runtime
+    install_runtime(None)
+
+
+# -- the file -------------------------------------------------------------------------------
+
+
+def test_good_file_loads_every_schedule_and_recipient(tmp_path: Path) -> None:
+    """Both schedules load, recipients validated and normalised like API calls."""
+    path = tmp_path / "schedules.toml"
+    path.write_text(GOOD)
+    daily, hourly = load_schedules(str(path))
+    assert (daily.name, daily.cron, daily.every) == ("daily-reminder", "0 9 * * *", None)
+    assert [(r.identifier.type, r.identifier.value) for r in daily.requests] == [
+        ("MOBILE", "48505606707"),
+        ("EMAIL", "a@example.com"),
+        ("ID", "33457"),
+    ]
+    assert daily.requests[0].parameters == (("firstName", "Ann"),)
+    assert (hourly.every, hourly.cron_spec) == (3600, None)
+
+
+def test_no_file_means_no_schedules() -> None:
+    """ENGAGE_SCHEDULE_FILE unset: nothing is scheduled."""
+    assert load_schedules(None) == ()
+
+
+def test_missing_file_is_a_configuration_error(tmp_path: Path) -> None:
+    """A path that does not exist names the variable and the path."""
+    with pytest.raises(
+        ConfigurationError, match=r"ENGAGE_SCHEDULE_FILE: .*nope\.toml: cannot read"
+    ):
+        load_schedules(str(tmp_path / "nope.toml"))
+
+
+def test_invalid_toml_is_a_configuration_error(tmp_path: Path) -> None:
+    """A TOML syntax error names the variable and says it is not TOML."""
+    path = tmp_path / "bad.toml"
+    path.write_text("[[schedule]\nname = ")
+    with pytest.raises(ConfigurationError, match="not valid TOML"):
+        load_schedules(str(path))
+
+
+def test_bad_mobile_names_schedule_and_recipient_field() -> None:
+    """An invalid recipient is reported as schedule 'name': recipients[i].field."""
+    body = (
+        'every = 60\nmessage_id = 1\nrecipients = [{ mobile = "+48505606707" }, { mobile = "12" }]'
+    )
+    assert "schedule 'n': recipients[1].mobile: must have 8 to 15 digits" in config_error(one(body))
+
+
+def test_missing_name_names_the_schedule_by_position() -> None:
+    """Without a name, the schedule is named by its index."""
+    assert "schedule[0]: name:" in config_error(f"[[schedule]]\n{VALID_BODY}\n")
+
+
+def test_cron_and_every_together_are_refused() -> None:
+    """A schedule has exactly one of cron and every."""
+    text = config_error(one(VALID_BODY + "\nevery = 3600"))
+    assert "schedule 'n': cron: give exactly one of cron and every" in text
+
+
+def test_invalid_cron_is_named() -> None:
+    """A cron expression Celery cannot parse is reported with the field."""
+    body = VALID_BODY.replace('"0 9 * * *"', '"0 25 * * *"')
+    assert "schedule 'n': cron: '0 25 * * *'" in config_error(one(body))
+
+
+def test_interval_under_a_minute_is_refused() -> None:
+    """every must be at least 60 seconds."""
+    body = VALID_BODY.replace('cron = "0 9 * * *"', "every = 30")
+    assert "schedule 'n': every: must be a whole number of seconds >= 60" in config_error(one(body))
+
+
+def test_unknown_field_is_named() -> None:
+    """A misspelt field is an error, not silently ignored."""
+    assert "schedule 'n': recipient: unknown field" in config_error(
+        one(VALID_BODY + "\nrecipient = 1")
+    )
+
+
+def test_unknown_recipient_field_is_named() -> None:
+    """A recipient table with an unknown identifier names it."""
+    body = VALID_BODY.replace("mobile", "phone")
+    assert "schedule 'n': recipients[0].phone: unknown field" in config_error(one(body))
+
+
+def test_bad_message_id_is_named() -> None:
+    """message_id is validated like an API call's."""
+    body = VALID_BODY.replace("message_id = 1", "message_id = -3")
+    assert "schedule 'n': message_id: must be a positive" in config_error(one(body))
+
+
+def test_duplicate_recipient_is_refused() -> None:
+    """The same contact twice in one schedule (however written) is an error."""
+    body = VALID_BODY.replace(
+        '[{ mobile = "+48505606707" }]',
+        '[{ mobile = "+48505606707" }, { mobile = "0048 505 606 707" }]',
+    )
+    assert "recipients[1]: the same recipient as recipients[0]" in config_error(one(body))
+
+
+def test_duplicate_schedule_name_is_refused() -> None:
+    """Two schedules cannot share a name (it is part of the idempotency key)."""
+    assert "name: used by an earlier schedule" in config_error(one(VALID_BODY) + one(VALID_BODY))
+
+
+# -- slots ----------------------------------------------------------------------------------
+
+
+def test_cron_slot_is_the_latest_due_time_not_now() -> None:
+    """A daily 09:00 run seen at 10:30 belongs to 09:00 that day."""
+    schedule = schedule_from(one(VALID_BODY))
+    assert slot_of(schedule, at("2024-05-01 10:30:17")) == at("2024-05-01 09:00:00")
+
+
+def test_cron_slot_before_the_time_is_the_previous_day() -> None:
+    """Seen at 08:58, the latest daily 09:00 run is yesterday's."""
+    schedule = schedule_from(one(VALID_BODY))
+    assert slot_of(schedule, at("2024-05-01 08:58:00")) == at("2024-04-30 09:00:00")
+
+
+def test_tick_a_moment_early_belongs_to_the_run_it_is_for() -> None:
+    """A worker clock a few seconds behind beat's still finds the 09:00 run."""
+    schedule = schedule_from(one(VALID_BODY))
+    assert slot_of(schedule, at("2024-05-01 08:59:57")) == at("2024-05-01 09:00:00")
+
+
+def test_cron_weekday_slot() -> None:
+    """Mondays 08:30, seen on a Wednesday, is that week's Monday."""
+    spec = crontab(minute="30", hour="8", day_of_week="1")
+    assert cron_slot(spec, at("2024-05-01 12:00:00")) == at("2024-04-29 08:30:00")
+
+
+@pytest.mark.parametrize(
+    ("cron", "moment"),
+    [
+        ("*/15 * * * *", "2024-05-01 10:07:00"),
+        ("0 9 * * 1-5", "2024-05-04 12:00:00"),
+        ("30 6 1,15 * *", "2024-05-10 00:00:00"),
+        ("0 0 29 2 *", "2025-06-01 00:00:00"),
+    ],
+)
+def test_cron_slot_follows_celery_crontab(cron: str, moment: str) -> None:
+    """Celery's crontab, asked for the run after the previous slot, fires at our slot."""
+    minute, hour, dom, month, dow = cron.split()
+    spec = crontab(minute, hour, dow, dom, month)
+    slot = cron_slot(spec, at(moment))
+    previous = cron_slot(spec, slot - timedelta(minutes=1))
+    timed = crontab(minute, hour, dow, dom, month, nowfun=lambda: previous)
+    assert previous + timed.remaining_estimate(previous) == slot
+
+
+def test_interval_slot_is_floored_to_multiples_since_the_epoch() -> None:
+    """every = 3600 seen at 10:17 belongs to 10:00."""
+    schedule = schedule_from(
+        one("every = 3600\nmessage_id = 1\nrecipients = [{ recipient_id = 1 }]")
+    )
+    assert slot_of(schedule, at("2024-05-01 10:17:42")) == at("2024-05-01 10:00:00")
+
+
+def test_aligned_interval_is_due_once_per_boundary() -> None:
+    """Due after a boundary was crossed since the last run, not again within the same slot."""
+    now = at("2024-05-01 10:00:03")
+    every = AlignedInterval(timedelta(seconds=3600), nowfun=lambda: now)
+    due, next_check = every.is_due(at("2024-05-01 09:00:01"))
+    assert (due, next_check) == (True, 3597.0)
+    assert every.is_due(at("2024-05-01 10:00:01"))[0] is False
+
+
+# -- beat entries ---------------------------------------------------------------------------
+
+
+def test_schedule_entries_call_dispatch_with_the_name_only(tmp_path: Path) -> None:
+    """Each schedule is one beat entry: dispatch(name), crontab or aligned interval."""
+    path = tmp_path / "s.toml"
+    path.write_text(GOOD)
+    entries = schedule_entries(load_schedules(str(path)))
+    daily, hourly = entries["engage-schedule:daily-reminder"], entries["engage-schedule:hourly"]
+    assert (daily["task"], daily["args"]) == ("engage.dispatch_schedule", ("daily-reminder",))
+    assert isinstance(daily["schedule"], crontab)
+    assert isinstance(hourly["schedule"], AlignedInterval)
+    assert hourly["schedule"].run_every == timedelta(seconds=3600)
+
+
+def test_housekeeping_entries_sweep_every_minute_and_clean_hourly() -> None:
+    """Beat runs the stuck-send sweep every minute and the dead-letter cleanup hourly."""
+    entries = housekeeping_entries()
+    assert {e["task"]: e["schedule"] for e in entries.values()} == {
+        "engage.sweep_stuck": 60.0,
+        "engage.dlq_cleanup": 3600.0,
+    }
+
+
+def test_celeryconfig_builds_beat_schedule_from_the_file(tmp_path: Path) -> None:
+    """celeryconfig.beat_schedule holds the housekeeping entries and the file's schedules."""
+    path = tmp_path / "s.toml"
+    path.write_text(GOOD)
+    result = celery_python(
+        "import celeryconfig; print(sorted(celeryconfig.beat_schedule))",
+        ENGAGE_SCHEDULE_FILE=str(path),
+    )
+    assert result.stdout.strip() == str(
+        sorted(
+            [
+                "engage-dlq-cleanup",
+                "engage-schedule:daily-reminder",
+                "engage-schedule:hourly",
+                "engage-sweep-stuck",
+            ]
+        )
+    )
+
+
+def test_bad_file_stops_beat_with_one_line(tmp_path: Path) -> None:
+    """``celery -A tasks beat`` with a bad file exits non-zero with one line naming the field."""
+    path = tmp_path / "s.toml"
+    path.write_text(one('every = 60\nmessage_id = 1\nrecipients = [{ mobile = "12" }]'))
+    env = {**os.environ, **SUBPROCESS_ENV, "ENGAGE_SCHEDULE_FILE": str(path)}
+    result = subprocess.run(
+        [str(Path(sys.executable).with_name("celery")), "-A", "tasks", "beat"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode != 0
+    lines = (result.stdout + result.stderr).strip().splitlines()
+    assert lines[-1].startswith("engage-sms: configuration error: ENGAGE_SCHEDULE_FILE: ")
+    assert "schedule 'n': recipients[0].mobile" in lines[-1]
+    assert "Traceback" not in result.stderr
+
+
+def celery_python(code: str, **env: str) -> subprocess.CompletedProcess[str]:
+    """Run ``code`` in a fresh interpreter (celeryconfig is read once per process)."""
+    return subprocess.run(
+        [sys.executable, "-c", code],
+        env={**os.environ, **SUBPROCESS_ENV, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+
+
+# -- dispatch -------------------------------------------------------------------------------
+
+
+def test_same_slot_dispatched_twice_publishes_once_per_recipient(
+    rt: Runtime, broker: Broker
+) -> None:
+    """Two ticks of one run (two beats, a restart) enqueue each recipient exactly once."""
+    schedule = schedule_from(DAILY)
+    first = dispatch(rt, schedule, at("2024-05-01 09:00:01"))
+    second = dispatch(rt, schedule, at("2024-05-01 09:20:00"))
+    assert len(broker.published) == 3
+    assert len({key for _, key, _ in broker.published}) == 3
+    assert (first["enqueued"], second["duplicate"]) == (3, 3)
+    assert "enqueued" not in second
+
+
+def test_next_slot_sends_again(rt: Runtime, broker: Broker) -> None:
+    """The next day's run is a new run: every recipient is enqueued again."""
+    schedule = schedule_from(one(VALID_BODY))
+    dispatch(rt, schedule, at("2024-05-01 09:00:01"))
+    dispatch(rt, schedule, at("2024-05-02 09:00:01"))
+    assert len({key for _, key, _ in broker.published}) == 2
+
+
+def test_dispatch_keys_name_the_schedule_and_slot(rt: Runtime, broker: Broker) -> None:
+    """Keys read beat:<name>:<slot>:<16 hex of the recipient>, with the run's slot, not now."""
+    schedule = schedule_from(one(VALID_BODY, name="daily"))
+    result = dispatch(rt, schedule, at("2024-05-01 11:45:00"))
+    ((_, key, _),) = broker.published
+    prefix, name, stamp, digest = key.split(":")
+    assert (prefix, name, stamp) == ("beat", "daily", "20240501T090000Z")
+    assert len(digest) == 16
+    assert int(digest, 16) >= 0
+    assert result["slot"] == "2024-05-01T09:00:00+00:00"
+
+
+def test_recipient_digest_ignores_how_the_number_was_written() -> None:
+    """The same contact written two ways gets one key; another contact gets another."""
+    schedule = schedule_from(one(VALID_BODY))
+    slot = at("2024-05-01 09:00:00")
+    spaced, plain, other = (
+        schedule_from(one(VALID_BODY.replace("+48505606707", number))).requests[0]
+        for number in ("+48 505 606 707", "0048505606707", "+48505606708")
+    )
+    assert run_key(schedule, slot, spaced) == run_key(schedule, slot, plain)
+    assert run_key(schedule, slot, spaced) != run_key(schedule, slot, other)
+
+
+def test_changed_content_within_a_run_is_a_conflict_not_a_send(rt: Runtime, broker: Broker) -> None:
+    """Editing parameters mid-run does not send the run a second time."""
+    before = schedule_from(one(VALID_BODY + '\nparameters = { a = "1" }'))
+    after = schedule_from(one(VALID_BODY + '\nparameters = { a = "2" }'))
+    dispatch(rt, before, at("2024-05-01 09:00:01"))
+    result = dispatch(rt, after, at("2024-05-01 09:30:00"))
+    assert len(broker.published) == 1
+    assert result["conflict"] == 1
+
+
+def test_dispatch_task_refuses_an_unknown_schedule(rt: Runtime, broker: Broker) -> None:
+    """A name this worker's file does not have fails the task and publishes nothing."""
+    with pytest.raises(ConfigurationError, match="no schedule 'ghost'"):
+        dispatch_schedule.run("ghost")
+    assert broker.published == []
