@@ -13,8 +13,10 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
+# DEMO_HOLD=600 make demo keeps the worker, sandbox and Flower up for a look around.
+DEMO_HOLD ?= 0
 demo: install
-	$(VENV)/bin/engage-sms demo
+	$(VENV)/bin/engage-sms demo --hold $(DEMO_HOLD)
 
 test: install
 	$(VENV)/bin/ruff check .

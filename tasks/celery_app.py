@@ -7,6 +7,7 @@ from typing import Any
 from celery import Celery, Task
 
 from tasks.masking import mask_value
+from tasks.send_request import SendRequest
 from tasks.settings import Settings
 
 app = Celery("engage")
@@ -22,9 +23,16 @@ class MaskedTask(Task):  # type: ignore[misc]  # Celery ships no type hints
 
     def apply_async(self, args: Any = None, kwargs: Any = None, **options: Any) -> Any:
         """Publish with masked representations of the arguments."""
-        options.setdefault("argsrepr", repr(mask_value(list(args or ()))))
-        options.setdefault("kwargsrepr", repr(mask_value(dict(kwargs or {}))))
+        options.setdefault("argsrepr", repr([_shown(a) for a in args or ()]))
+        options.setdefault("kwargsrepr", repr({k: _shown(v) for k, v in (kwargs or {}).items()}))
         return super().apply_async(args, kwargs, **options)
+
+
+def _shown(value: Any) -> Any:
+    """A send request as its masked summary (parameter values can be personal too); else masked."""
+    if isinstance(value, dict) and {"message_id", "identifier", "parameters"} <= value.keys():
+        return SendRequest.from_dict(value).masked()
+    return mask_value(value)
 
 
 def engage_settings() -> Settings:

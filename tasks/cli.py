@@ -79,6 +79,13 @@ def _parser() -> argparse.ArgumentParser:
     sandbox.set_defaults(handler=_sandbox)
 
     demo = commands.add_parser("demo", help="start Redis, the sandbox and a worker; send one SMS")
+    demo.add_argument(
+        "--hold",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="keep the worker, sandbox and Flower up this long afterwards, to look around",
+    )
     demo.set_defaults(handler=_demo)
     return parser
 
@@ -160,10 +167,10 @@ def _sandbox(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _demo(_: argparse.Namespace) -> int:
+def _demo(args: argparse.Namespace) -> int:
     from tasks.demo import run_demo  # noqa: PLC0415
 
-    return run_demo()
+    return run_demo(hold=args.hold)
 
 
 def _print_json(data: Any) -> None:

@@ -6,6 +6,7 @@ answers on 127.0.0.1:6379; the demo uses database 15 and its own key prefix ther
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
@@ -13,6 +14,8 @@ import sys
 import time
 from pathlib import Path
 from typing import Any
+
+import requests
 
 from tasks.local_stack import (
     ManagedProcess,
@@ -35,8 +38,8 @@ FLOWER_PORT = 5555
 FLOWER_USER = "demo"
 
 
-def run_demo() -> int:
-    """Run the demo; 0 when the known contact's SMS was sent."""
+def run_demo(hold: float = 0.0) -> int:
+    """Run the demo; 0 when the known contact's SMS was sent. ``hold``: seconds to stay up."""
     started_redis = ensure_redis(DEMO_BROKER)
     _say(f"Redis: {'started a local one' if started_redis else 'using the one on 127.0.0.1:6379'}")
     sandbox = Sandbox(SandboxState(username=DEMO_USERNAME, password=DEMO_PASSWORD)).start()
@@ -58,8 +61,15 @@ def run_demo() -> int:
     try:
         start_worker(worker)
         _say(f"Celery worker: running (log: {worker.log_path})")
-        _start_flower(flower, flower_password)
-        return _send_and_show(sandbox)
+        flower_up = _start_flower(flower, flower_password)
+        outcome = _send_and_show(sandbox)
+        if flower_up:
+            _show_flower(flower_password)
+        if hold > 0:
+            _say(f"holding everything up for {hold:g} s (Ctrl-C to stop)")
+            with contextlib.suppress(KeyboardInterrupt):
+                time.sleep(hold)
+        return outcome
     finally:
         flower.stop()
         worker.stop()
@@ -87,7 +97,7 @@ def flower_process(
     return ManagedProcess(argv, env=env, log_path=log_path)
 
 
-def _start_flower(flower: ManagedProcess, password: str) -> None:
+def _start_flower(flower: ManagedProcess, password: str) -> bool:
     offset = len(flower.log_text())
     flower.start()
     try:
@@ -96,8 +106,31 @@ def _start_flower(flower: ManagedProcess, password: str) -> None:
         # The send does not need Flower: say why it is missing and carry on.
         flower.stop()
         _say(f"Flower did not start (port {FLOWER_PORT} in use?); see {flower.log_path}")
-        return
+        return False
     _say(f"Flower: http://127.0.0.1:{FLOWER_PORT} (user {FLOWER_USER}, password {password})")
+    return True
+
+
+def _show_flower(password: str) -> None:
+    """Print the tasks as Flower's API shows them: names, states, masked arguments."""
+    url = f"http://127.0.0.1:{FLOWER_PORT}/api/tasks"
+    tasks: dict[str, Any] = {}
+    deadline = time.monotonic() + 10
+    # Flower learns of tasks from worker events: give the last ones a moment to arrive.
+    while time.monotonic() < deadline:
+        try:
+            tasks = requests.get(url, auth=(FLOWER_USER, password), timeout=5).json()
+        except (requests.RequestException, ValueError):
+            tasks = {}
+        if tasks and all(t.get("state") in ("SUCCESS", "FAILURE") for t in tasks.values()):
+            break
+        time.sleep(0.5)
+    _say(f"what Flower shows ({url}):")
+    for task in sorted(tasks.values(), key=lambda t: t.get("received") or 0):
+        line = f"  {task.get('name')}  {task.get('state')}  args={task.get('args')}"
+        if task.get("exception"):
+            line += f"  exception={task['exception']}"
+        print(line[:400])
 
 
 def _send_and_show(sandbox: Sandbox) -> int:

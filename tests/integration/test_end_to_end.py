@@ -207,13 +207,17 @@ def test_wrong_password_parks_sends_as_auth_failed(
 
 
 def test_task_messages_show_masked_arguments(redis_db: redis.Redis) -> None:
-    """The published task's argsrepr (what Flower shows) has no full number."""
-    send_prepared_sms(23541, mobile="+48505606707", idempotency_key="mask-1")
+    """The published task's argsrepr (what Flower shows) has no number and no parameter values."""
+    send_prepared_sms(
+        23541, mobile="+48505606707", parameters={"code": "918273"}, idempotency_key="mask-1"
+    )
     (raw,) = redis_db.lrange("celery", 0, -1)
     headers = json.loads(raw)["headers"]
     assert headers["task"] == "engage.resolve_contact"
-    assert "48*******07" in headers["argsrepr"]
+    assert "MOBILE:48*******07" in headers["argsrepr"]
     assert "48505606707" not in headers["argsrepr"] + headers["kwargsrepr"]
+    assert "'code'" in headers["argsrepr"]
+    assert "918273" not in headers["argsrepr"]  # parameter values may be personal: names only
 
 
 def is_dead_lettered(key: str) -> bool:
