@@ -8,8 +8,10 @@ from collections.abc import Iterator
 import fakeredis
 import pytest
 
+import tasks.api
 from tasks.runtime import Runtime, install_runtime
 from tasks.sandbox import Sandbox
+from tasks.send_request import SendRequest
 from tasks.settings import Settings, load_settings
 
 SANDBOX_USER = "api@example.com"
@@ -75,3 +77,24 @@ def runtime(sandbox: Sandbox, fake_redis: fakeredis.FakeRedis) -> Iterator[Runti
     install_runtime(rt)
     yield rt
     install_runtime(None)
+
+
+class Broker:
+    """Records what would have been published: the broker is the boundary of unit tests."""
+
+    def __init__(self) -> None:
+        self.published: list[tuple[SendRequest, str, list[str]]] = []
+        self.fail = False
+
+    def __call__(self, request: SendRequest, key: str, task_ids: list[str]) -> None:
+        if self.fail:
+            raise ConnectionError("broker down")
+        self.published.append((request, key, task_ids))
+
+
+@pytest.fixture
+def broker(monkeypatch: pytest.MonkeyPatch) -> Broker:
+    """``tasks.api.publish``, recording instead of publishing."""
+    recorder = Broker()
+    monkeypatch.setattr(tasks.api, "publish", recorder)
+    return recorder

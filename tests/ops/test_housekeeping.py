@@ -8,34 +8,15 @@ from collections.abc import Iterator
 import fakeredis
 import pytest
 
-import tasks.api
 from tasks.delivery_ledger import RedisKeys
 from tasks.housekeeping import STUCK_DETAIL, dlq_cleanup, sweep
 from tasks.runtime import Runtime, install_runtime
-from tasks.send_request import SendRequest, build_send_request
-from tests.conftest import make_settings
+from tasks.send_request import build_send_request
+from tests.conftest import Broker, make_settings
 
 #: The test settings' lease (connect 1 + read 1 + margin 1) and visibility timeout.
 LEASE = 3.0
 VISIBILITY = 30.0
-
-
-class Broker:
-    """Records publishes (the broker is the boundary)."""
-
-    def __init__(self) -> None:
-        self.published: list[tuple[SendRequest, str, list[str]]] = []
-
-    def __call__(self, request: SendRequest, key: str, task_ids: list[str]) -> None:
-        self.published.append((request, key, task_ids))
-
-
-@pytest.fixture
-def broker(monkeypatch: pytest.MonkeyPatch) -> Broker:
-    """tasks.api.publish, recording."""
-    recorder = Broker()
-    monkeypatch.setattr(tasks.api, "publish", recorder)
-    return recorder
 
 
 @pytest.fixture

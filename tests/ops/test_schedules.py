@@ -14,7 +14,6 @@ import fakeredis
 import pytest
 from celery.schedules import crontab
 
-import tasks.api
 from tasks.beat_schedule import (
     AlignedInterval,
     cron_slot,
@@ -27,8 +26,7 @@ from tasks.errors import ConfigurationError
 from tasks.runtime import Runtime, install_runtime
 from tasks.schedule_file import Schedule, load_schedules, parse_schedules
 from tasks.schedules import dispatch, dispatch_schedule
-from tasks.send_request import SendRequest
-from tests.conftest import make_settings
+from tests.conftest import Broker, make_settings
 
 DAILY = """
 [[schedule]]
@@ -80,24 +78,6 @@ SUBPROCESS_ENV = {
     "ENGAGE_PASSWORD": "sandbox-password",
 }
 VALID_BODY = 'cron = "0 9 * * *"\nmessage_id = 1\nrecipients = [{ mobile = "+48505606707" }]'
-
-
-class Broker:
-    """Records publishes (the broker is the boundary)."""
-
-    def __init__(self) -> None:
-        self.published: list[tuple[SendRequest, str, list[str]]] = []
-
-    def __call__(self, request: SendRequest, key: str, task_ids: list[str]) -> None:
-        self.published.append((request, key, task_ids))
-
-
-@pytest.fixture
-def broker(monkeypatch: pytest.MonkeyPatch) -> Broker:
-    """tasks.api.publish, recording."""
-    recorder = Broker()
-    monkeypatch.setattr(tasks.api, "publish", recorder)
-    return recorder
 
 
 @pytest.fixture

@@ -8,28 +8,7 @@ import tasks.api
 from tasks.api import delivery_status, send_prepared_sms
 from tasks.errors import IdempotencyConflict, InvalidSendRequest
 from tasks.runtime import Runtime
-from tasks.send_request import SendRequest
-
-
-class Broker:
-    """Records what would have been published (the broker is the boundary here)."""
-
-    def __init__(self, fail: bool = False) -> None:
-        self.published: list[tuple[SendRequest, str, list[str]]] = []
-        self.fail = fail
-
-    def __call__(self, request: SendRequest, key: str, task_ids: list[str]) -> None:
-        if self.fail:
-            raise ConnectionError("broker down")
-        self.published.append((request, key, task_ids))
-
-
-@pytest.fixture
-def broker(monkeypatch: pytest.MonkeyPatch) -> Broker:
-    """The publish seam, recording."""
-    recorder = Broker()
-    monkeypatch.setattr(tasks.api, "publish", recorder)
-    return recorder
+from tests.conftest import Broker
 
 
 def test_send_claims_and_publishes_once(runtime: Runtime, broker: Broker) -> None:

@@ -9,18 +9,9 @@ import sys
 
 import pytest
 
-import tasks.api
 from tasks.cli import EXIT_OK, EXIT_USAGE, main
 from tasks.runtime import Runtime
-from tests.unit.test_api import Broker
-
-
-@pytest.fixture
-def broker(monkeypatch: pytest.MonkeyPatch) -> Broker:
-    """The publish seam, recording."""
-    recorder = Broker()
-    monkeypatch.setattr(tasks.api, "publish", recorder)
-    return recorder
+from tests.conftest import Broker
 
 
 def test_send_prints_a_json_summary(
