@@ -18,6 +18,7 @@ import socket
 import sys
 import threading
 import time
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any
@@ -129,35 +130,15 @@ class SandboxHandler(BaseHTTPRequestHandler):
     # -- Engage REST ---------------------------------------------------------------------------
 
     def _engage(self, operation: str, raw: bytes | None) -> None:
-        state = self.server.state
         split = urlsplit(self.path)
         query = dict(parse_qsl(split.query))
         body = _parse_json(raw)
         call = Call(operation, self.command, split.path, query, body, self._authorized(), 0, now())
-        state.record(call)
-        if self.headers.get("Authorization") is None:
-            call.status = 401
-            self._send_json(401, _error("CLIENT", "PERMISSION_DENIED", "Authentication required."))
-            return
-        if not call.authorized:
-            call.status = 403
-            self._send_json(403, _error("CLIENT", "PERMISSION_DENIED", "Access denied."))
-            return
-        delay, fault = state.next_fault(operation)
-        if delay:
-            time.sleep(delay)
-        if fault == DROP_BEFORE:
-            call.status = DROP_BEFORE
-            self._drop()
-            return
-        if isinstance(fault, int):
-            call.status = fault
-            self._send_fault_status(fault)
+        go_on, fault = self.admit(call, self._send_json, self._send_fault_status)
+        if not go_on:
             return
         answer, payload = self._run(operation, query, body)
-        if fault == DROP_AFTER:
-            call.status = DROP_AFTER
-            self._drop()
+        if self.dropped_after(call, fault):
             return
         call.status = answer.status
         if answer.status == 200 and payload is not None:
@@ -166,6 +147,47 @@ class SandboxHandler(BaseHTTPRequestHandler):
             self._send_json(answer.status, answer.body)
         else:
             self._send_raw(answer.status, b"", None)
+
+    def admit(
+        self,
+        call: Call,
+        refuse: Callable[[int, dict[str, str]], None],
+        inject: Callable[[int], None],
+    ) -> tuple[bool, int | str | None]:
+        """Record the call, check credentials, apply faults (REST and SOAP alike).
+
+        Returns whether to act on the request, and the fault still due after acting.
+        """
+        state = self.server.state
+        state.record(call)
+        if self.headers.get("Authorization") is None:
+            call.status = 401
+            refuse(401, _error("CLIENT", "PERMISSION_DENIED", "Authentication required."))
+            return False, None
+        if not call.authorized:
+            call.status = 403
+            refuse(403, _error("CLIENT", "PERMISSION_DENIED", "Access denied."))
+            return False, None
+        delay, fault = state.next_fault(call.operation)
+        if delay:
+            time.sleep(delay)
+        if fault == DROP_BEFORE:
+            call.status = DROP_BEFORE
+            self._drop()
+            return False, None
+        if isinstance(fault, int):
+            call.status = fault
+            inject(fault)
+            return False, None
+        return True, fault
+
+    def dropped_after(self, call: Call, fault: int | str | None) -> bool:
+        """Hang up without an answer after acting, when the fault plan says so."""
+        if fault != DROP_AFTER:
+            return False
+        call.status = DROP_AFTER
+        self._drop()
+        return True
 
     def _run(self, operation: str, query: dict[str, str], body: Any) -> tuple[Answer, bytes | None]:
         state = self.server.state

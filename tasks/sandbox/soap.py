@@ -8,7 +8,6 @@ Errors are SOAP faults (HTTP 500, or the injected status) whose detail carries E
 
 from __future__ import annotations
 
-import time
 import xml.etree.ElementTree as ET
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -20,8 +19,6 @@ from defusedxml.ElementTree import fromstring as _safe_fromstring
 from tasks.engage_soap import NAMESPACE, SOAP_ENV_NAMESPACE
 from tasks.sandbox.server import API_VERSION, SandboxHandler
 from tasks.sandbox.state import (
-    DROP_AFTER,
-    DROP_BEFORE,
     Answer,
     Call,
     SandboxState,
@@ -94,30 +91,15 @@ def handle(handler: SandboxHandler, raw: bytes) -> None:
     call = Call(
         request.operation, handler.command, path, request.query, request.body, authorized, 0, now()
     )
-    state.record(call)
-    if handler.headers.get("Authorization") is None:
-        call.status = 401
-        _send_fault(handler, 401, _error("CLIENT", "PERMISSION_DENIED", "Authentication required."))
-        return
-    if not authorized:
-        call.status = 403
-        _send_fault(handler, 403, _error("CLIENT", "PERMISSION_DENIED", "Access denied."))
-        return
-    delay, fault = state.next_fault(request.operation)
-    if delay:
-        time.sleep(delay)
-    if fault == DROP_BEFORE:
-        call.status = DROP_BEFORE
-        handler._drop()
-        return
-    if isinstance(fault, int):
-        call.status = fault
-        _send_injected(handler, fault)
+    go_on, fault = handler.admit(
+        call,
+        lambda status, body: _send_fault(handler, status, body),
+        lambda status: _send_injected(handler, status),
+    )
+    if not go_on:
         return
     status, payload = _run(state, request)
-    if fault == DROP_AFTER:
-        call.status = DROP_AFTER
-        handler._drop()
+    if handler.dropped_after(call, fault):
         return
     call.status = status
     handler._send_raw(status, payload, _CONTENT_TYPE)
