@@ -19,7 +19,7 @@ from typing import Any
 
 import redis
 
-from tasks.local_stack import celery_worker, ensure_redis, start_worker
+from tasks.local_stack import ManagedProcess, celery_worker, ensure_redis, start_worker
 from tasks.sandbox import Sandbox, SandboxState
 
 BROKER = "redis://127.0.0.1:6379/11"
@@ -76,6 +76,23 @@ def main() -> int:
     from tasks.api import delivery_status, send_prepared_sms  # noqa: PLC0415  (after env)
 
     log_dir = Path(".run")
+    # Beat runs the housekeeping sweep, which republishes a message the broker lost.
+    beat = ManagedProcess(
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "tasks",
+            "beat",
+            "--loglevel",
+            "INFO",
+            "-s",
+            str(log_dir / "chaos-beat-schedule"),
+        ],
+        env=env,
+        log_path=log_dir / "chaos-beat.log",
+    ).start()
     worker = start_worker(celery_worker(env, log_dir / "chaos-worker.log", name="chaos"))
     started = time.monotonic()
     keys = [f"chaos-{n}" for n in range(args.sends)]
@@ -93,6 +110,7 @@ def main() -> int:
     states = _wait_until_final(delivery_status, keys, args.timeout)
     elapsed = time.monotonic() - started
     worker.stop()
+    beat.stop()
     sandbox.stop()
     return _report(states, state, keys=keys, unknown=unknown, elapsed=elapsed, kills=kills)
 
