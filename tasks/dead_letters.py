@@ -63,7 +63,7 @@ if state and state ~= 'dead_lettered' then return {state, ''} end
 local e = cjson.decode(entry)
 redis.call('HSET', ledger, 'state', 'queued', 'request', cjson.encode(e['request']),
   'fingerprint', e['fingerprint'], 'task_id', ARGV[2], 'task_ids', ARGV[3], 'updated_at', ARGV[4],
-  'started_at', ARGV[4], 'attempts', 0)
+  'attempts', 0)
 redis.call('HSETNX', ledger, 'created_at', ARGV[4])
 redis.call('HINCRBY', ledger, 'replays', 1)
 redis.call('HDEL', ledger, 'reason', 'detail', 'last_error', 'retry_at', 'first_failure_at')

@@ -140,8 +140,9 @@ def _failed(
     if isinstance(err, CredentialsRejected):
         rt.auth.trip()
     failures = rt.ledger.count_failure(ctx.key, stage)
-    started = float(rt.ledger.record(ctx.key).get("started_at", time.time()))
-    attempt = Attempt(retries=failures - 1, elapsed=time.time() - started, sending=stage == "send")
+    # The time budget runs from the first failure: time spent waiting in a queue is no failure.
+    first = float(rt.ledger.record(ctx.key).get("first_failure_at", time.time()))
+    attempt = Attempt(retries=failures - 1, elapsed=time.time() - first, sending=stage == "send")
     decision = decide(err, attempt, rt.settings.retry)
     if decision.retry_in is not None:
         rt.ledger.mark_retrying(ctx.key, ctx.owner, str(err), decision.retry_in)

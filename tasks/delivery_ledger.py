@@ -83,7 +83,6 @@ if redis.call('EXISTS', k) == 1 then
 end
 redis.call('HSET', k, 'state', 'queued', 'fingerprint', ARGV[1], 'request', ARGV[2],
   'task_id', ARGV[3], 'task_ids', ARGV[4], 'created_at', ARGV[5], 'updated_at', ARGV[5],
-  'started_at', ARGV[5],
   'attempts', 0)
 redis.call('PEXPIRE', k, ARGV[6])
 redis.call('ZADD', KEYS[2], ARGV[5], ARGV[7])

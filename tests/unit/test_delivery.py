@@ -189,3 +189,14 @@ def test_no_rate_slot_within_max_wait_hands_the_task_back(
     assert 0.1 <= caught.value.delay <= 1.0
     assert len(sandbox.state.calls) == 1
     assert rt.ledger.record("k1").get("failures:resolve") is None
+
+
+def test_time_in_the_queue_does_not_use_up_the_retry_budget(
+    runtime: Runtime, sandbox: Sandbox, fake_redis: fakeredis.FakeRedis
+) -> None:
+    """A send enqueued long ago still gets its retries: the budget runs from the first failure."""
+    rt = claimed(runtime)
+    fake_redis.hset("engage:send:k1", "created_at", "1000000000.0")  # enqueued in 2001
+    sandbox.state.set_faults({"script": {"message/sendSingle": [503]}})
+    with pytest.raises(RetryLater):
+        delivery.send(rt, REQUEST, 33457, ctx())
