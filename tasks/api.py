@@ -45,8 +45,10 @@ def send_prepared_sms(
     """Validate and enqueue one prepared SMS; the same key twice enqueues it once.
 
     Raises InvalidSendRequest for bad input and IdempotencyConflict when the key was used for a
-    different request; in both cases nothing is enqueued. Without a key, the key is derived from
-    the request itself, so an identical send is enqueued once within the key retention window.
+    different request; in both cases nothing is enqueued. Without a key, a fresh one is made
+    (``auto:<uuid>``): that send is still sent at most once through every retry, redelivery and
+    replay, but calling again makes a new send, as a new Celery task would. Give a key to make
+    repeating the call safe.
     """
     request = build_send_request(
         message_id,
@@ -57,11 +59,7 @@ def send_prepared_sms(
         recipient_id=recipient_id,
         parameters=parameters,
     )
-    key = (
-        request.default_idempotency_key()
-        if idempotency_key is None
-        else validate_idempotency_key(idempotency_key)
-    )
+    key = f"auto:{uuid()}" if idempotency_key is None else validate_idempotency_key(idempotency_key)
     return enqueue(_runtime(), request, key)
 
 

@@ -87,10 +87,6 @@ class SendRequest:
         canonical = json.dumps(data, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()
 
-    def default_idempotency_key(self) -> str:
-        """The key used when the caller gives none: identical sends are sent once."""
-        return f"auto:{self.fingerprint()[:32]}"
-
     def masked(self) -> dict[str, Any]:
         """A description safe for logs, Flower and dead-letter listings."""
         return {
