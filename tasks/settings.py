@@ -18,7 +18,8 @@ DEFAULT_BROKER_URL = "redis://127.0.0.1:6379/0"
 DEFAULT_CONNECT_TIMEOUT = 5.0
 DEFAULT_READ_TIMEOUT = 35.0
 #: Engage's documented budget per tenant, and how many calls may start at one instant (1: evenly
-#: spaced calls, so no one-second window sees more than the rate).
+#: spaced calls, a little more than 1/rate apart, so no one-second window sees more than the
+#: rate; see tasks.rate_limit.JITTER_ALLOWANCE).
 DEFAULT_RATE_LIMIT = 10.0
 DEFAULT_RATE_BURST = 1.0
 #: Longest a task sleeps for its rate-limit slot before handing the slot back to Celery.

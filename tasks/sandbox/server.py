@@ -68,6 +68,9 @@ class SandboxHandler(BaseHTTPRequestHandler):
     """Routes one request to the control API, the REST API or the SOAP API."""
 
     protocol_version = "HTTP/1.1"
+    # Headers and body go out in two writes; without TCP_NODELAY, Nagle holds the body back
+    # until the client's delayed ACK (~40 ms per answer), a stall Engage does not have.
+    disable_nagle_algorithm = True
     server: SandboxHTTPServer
 
     def log_message(self, format: str, *args: Any) -> None:

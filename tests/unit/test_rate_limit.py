@@ -50,14 +50,21 @@ def test_burst_calls_go_at_once_and_the_next_waits_one_interval() -> None:
     """With burst=3 three calls start now; the fourth is scheduled 1/rate later."""
     rl = limiter(rate=10, burst=3)
     assert [rl.reserve(max_wait=10) for _ in range(3)] == [0.0, 0.0, 0.0]
-    assert rl.reserve(max_wait=10) == pytest.approx(0.1, abs=SLACK)
+    assert rl.reserve(max_wait=10) == pytest.approx(rl.interval, abs=SLACK)
+
+
+def test_slots_are_a_little_more_than_one_over_rate_apart() -> None:
+    """The jitter allowance spaces slots 5% wider than 1/rate: 105 ms at 10/s."""
+    assert limiter(rate=10).interval == pytest.approx(0.105)
+    assert limiter(rate=0).interval == 0.0
 
 
 def test_reservations_queue_one_interval_apart() -> None:
-    """At rate=1, burst=1 successive reservations are 0, ~1 and ~2 seconds away."""
+    """At rate=1, burst=1 successive reservations are 0, ~1 and ~2 intervals away."""
     rl = limiter()
     delays = [rl.reserve(max_wait=10) for _ in range(3)]
-    assert delays == [0.0, pytest.approx(1.0, abs=SLACK), pytest.approx(2.0, abs=SLACK)]
+    t = rl.interval
+    assert delays == [0.0, pytest.approx(t, abs=SLACK), pytest.approx(2 * t, abs=SLACK)]
 
 
 def test_slot_beyond_max_wait_is_refused_and_not_reserved() -> None:
@@ -65,16 +72,16 @@ def test_slot_beyond_max_wait_is_refused_and_not_reserved() -> None:
     rl = limiter()
     rl.reserve(max_wait=10)
     assert rl.reserve(max_wait=0.5) is None
-    assert rl.reserve(max_wait=10) == pytest.approx(1.0, abs=SLACK)
+    assert rl.reserve(max_wait=10) == pytest.approx(rl.interval, abs=SLACK)
 
 
 def test_wait_hint_reports_the_next_slot_without_reserving_it() -> None:
     """wait_hint() says how far the next slot is, and calling it leaves the schedule alone."""
     rl = limiter()
     rl.reserve(max_wait=10)
-    assert rl.wait_hint() == pytest.approx(1.0, abs=SLACK)
-    assert rl.wait_hint() == pytest.approx(1.0, abs=SLACK)
-    assert rl.reserve(max_wait=10) == pytest.approx(1.0, abs=SLACK)
+    assert rl.wait_hint() == pytest.approx(rl.interval, abs=SLACK)
+    assert rl.wait_hint() == pytest.approx(rl.interval, abs=SLACK)
+    assert rl.reserve(max_wait=10) == pytest.approx(rl.interval, abs=SLACK)
 
 
 def test_wait_hint_is_zero_when_a_slot_is_free() -> None:
@@ -94,7 +101,7 @@ def test_limiters_on_one_key_share_one_schedule() -> None:
     """Two limiters (as in two worker processes) on the same key queue behind each other."""
     client = fakeredis.FakeRedis()
     limiter(client).reserve(max_wait=10)
-    assert limiter(client).reserve(max_wait=10) == pytest.approx(1.0, abs=SLACK)
+    assert limiter(client).reserve(max_wait=10) == pytest.approx(limiter().interval, abs=SLACK)
 
 
 def test_limiters_on_different_keys_are_independent() -> None:
@@ -105,12 +112,13 @@ def test_limiters_on_different_keys_are_independent() -> None:
 
 
 def test_key_expires_when_its_schedule_is_past() -> None:
-    """After three reservations at 1/s the key lives about three seconds, no longer."""
+    """After three reservations at 1/s the key lives about three intervals, no longer."""
     client = fakeredis.FakeRedis()
     rl = limiter(client)
     for _ in range(3):
         rl.reserve(max_wait=10)
-    assert 2900 < client.pttl("t:rate") <= 3001
+    three_ms = 3 * rl.interval * 1000
+    assert three_ms - 100 < client.pttl("t:rate") <= three_ms + 1
 
 
 def test_refused_reservation_leaves_the_key_unchanged() -> None:
@@ -144,12 +152,12 @@ def test_burst_below_one_is_refused() -> None:
 
 
 def test_acquire_sleeps_until_the_reserved_slot() -> None:
-    """The second acquire at rate=5 returns True after sleeping about 0.2 s."""
+    """The second acquire at rate=5 returns True after sleeping one interval (0.21 s)."""
     rl = limiter(rate=5, burst=1)
     rl.acquire(max_wait=10)
     started = time.monotonic()
     assert rl.acquire(max_wait=10) is True
-    assert time.monotonic() - started == pytest.approx(0.2, abs=SLACK)
+    assert time.monotonic() - started == pytest.approx(rl.interval, abs=SLACK)
 
 
 def test_acquire_refuses_at_once_when_the_slot_is_too_far() -> None:
@@ -190,6 +198,6 @@ def test_concurrent_starts_stay_within_rate_plus_burst_per_second(
         real_redis.delete(key)
     starts.sort()
     busiest = max(sum(1 for s in starts[i:] if s - first <= 1.0) for i, first in enumerate(starts))
-    # The limit must also let calls through: burst + 1.5 s at the rate is 35 starts.
+    # The limit must also let calls through: burst + 1.5 s of slots is 33 starts.
     assert len(starts) >= 30
     assert busiest <= rate + burst
