@@ -24,6 +24,11 @@ class AuthCircuit:
         self._redis = client
         self._key = f"{prefix}:auth_failed:{digest}"
 
+    @property
+    def key(self) -> str:
+        """The flag's Redis key: it exists while sends must be parked (steps read it in Lua)."""
+        return self._key
+
     def is_open(self) -> bool:
         """True while sends must be parked without calling Engage."""
         return bool(self._redis.exists(self._key))

@@ -27,7 +27,18 @@ class ContactCache:
         """The cached contact id, or None (not cached, expired, or the cache is off)."""
         if not self._enabled:
             return None
-        raw = self._redis.get(self.key(id_type, value))
+        return self.decode(self._redis.get(self.key(id_type, value)))
+
+    def lookup_key(self, id_type: str, value: str) -> str | None:
+        """The key to read for this identifier, or None when the cache is off.
+
+        For callers that fetch the value together with other reads; :meth:`decode` it then.
+        """
+        return self.key(id_type, value) if self._enabled else None
+
+    @staticmethod
+    def decode(raw: str | bytes | None) -> int | None:
+        """A cached value as a contact id; None for a miss or for anything that is no id."""
         if raw is None:
             return None
         try:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
+from tasks.delivery_ledger import SendStart
 from tasks.delivery_log import log_event
 from tasks.errors import (
     CredentialsRejected,
@@ -51,20 +52,26 @@ class StepContext:
 
 def resolve(rt: Runtime, request: SendRequest, ctx: StepContext) -> int | str:
     """The contact id to send to, or the final state when an earlier delivery finished the send."""
-    state = _ensure_record(rt, request, ctx)
+    ident = request.identifier
+    cache_key = None if ident.type == "ID" else rt.contacts.lookup_key(ident.type, ident.value)
+    attempt = f"{ctx.owner}:resolve"
+    # One round trip: the state, this delivery counted, the credentials flag, the cached id.
+    step = rt.ledger.begin_step(
+        ctx.key, attempt, peek=[rt.auth.key] + ([cache_key] if cache_key else [])
+    )
+    state, deliveries = step.state, step.deliveries
+    if state is None:
+        state = _ensure_record(rt, request, ctx)
+        deliveries = rt.ledger.count_delivery(ctx.key, attempt)
     if state in SKIP_STATES:
         return state
-    if (
-        rt.ledger.count_delivery(ctx.key, f"{ctx.owner}:resolve")
-        > rt.settings.retry.max_redeliveries
-    ):
+    if deliveries > rt.settings.retry.max_redeliveries:
         raise _dead_letter(rt, request, ctx, "worker_lost", None, "the lookup killed its worker")
-    if rt.auth.is_open():
+    if step.peeked[0] is not None:
         raise _dead_letter(rt, request, ctx, "auth_failed", None, "Engage refused the credentials")
-    ident = request.identifier
     if ident.type == "ID":
         return int(ident.value)  # a known contact id needs no lookup
-    contact_id = rt.contacts.get(ident.type, ident.value)
+    contact_id = rt.contacts.decode(step.peeked[1]) if cache_key else None
     if contact_id is None:
         _pace(rt)
         try:
@@ -78,14 +85,21 @@ def resolve(rt: Runtime, request: SendRequest, ctx: StepContext) -> int | str:
 
 def send(rt: Runtime, request: SendRequest, contact_id: int, ctx: StepContext) -> str:
     """Send once; returns ``sent``, or why nothing was done (``dead_lettered``, ``in_progress``)."""
-    if rt.auth.is_open():
-        raise _dead_letter(rt, request, ctx, "auth_failed", None, "Engage refused the credentials")
     _pace(rt)  # before taking the lease, so waiting for a slot does not eat into it
     resend = rt.settings.retry.on_unknown_outcome == "retry"
-    start = rt.ledger.begin_send(ctx.key, ctx.owner, contact_id, resend_interrupted=resend)
+
+    def take_lease() -> SendStart:
+        # The credentials flag is checked inside the same script that takes the lease.
+        return rt.ledger.begin_send(
+            ctx.key, ctx.owner, contact_id, resend_interrupted=resend, blocked_by=[rt.auth.key]
+        )
+
+    start = take_lease()
     if start.outcome == "missing":
         _ensure_record(rt, request, ctx)
-        start = rt.ledger.begin_send(ctx.key, ctx.owner, contact_id, resend_interrupted=resend)
+        start = take_lease()
+    if start.outcome == "blocked":
+        raise _dead_letter(rt, request, ctx, "auth_failed", None, "Engage refused the credentials")
     if start.outcome == "interrupted":
         raise _dead_letter(
             rt,

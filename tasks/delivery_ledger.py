@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -70,8 +71,20 @@ class Claim:
 class SendStart:
     """What :meth:`DeliveryLedger.begin_send` found: go ahead, or why not."""
 
-    outcome: str  # "acquired" | "sent" | "dead_lettered" | "busy" | "interrupted"
+    outcome: str  # "acquired" | "sent" | "dead_lettered" | "busy" | "interrupted" | "blocked"
     attempts: int
+
+
+@dataclass(frozen=True)
+class StepStart:
+    """What :meth:`DeliveryLedger.begin_step` found, in one round trip."""
+
+    #: The record's state; None when the key is unknown (nothing was counted then).
+    state: str | None
+    #: How many times this task attempt has been delivered, this one included.
+    deliveries: int
+    #: The values of the ``peek`` keys, in order (None where a key does not exist).
+    peeked: list[str | None]
 
 
 _CLAIM = """
@@ -99,12 +112,24 @@ end
 return 0
 """
 
+_BEGIN_STEP = """
+local state = redis.call('HGET', KEYS[1], 'state')
+local deliveries = 0
+if state then deliveries = redis.call('HINCRBY', KEYS[1], ARGV[1], 1) end
+local reply = {state, deliveries}
+for i = 2, #KEYS do reply[i + 1] = redis.call('GET', KEYS[i]) end
+return reply
+"""
+
 _BEGIN_SEND = """
 local k = KEYS[1]
 local f = redis.call('HMGET', k, 'state', 'lease_owner', 'lease_until', 'attempts')
 local state, attempts = f[1], tonumber(f[4] or '0')
 if not state then return {'missing', 0} end
 if state == 'sent' or state == 'dead_lettered' then return {state, attempts} end
+for i = 3, #KEYS do
+  if redis.call('EXISTS', KEYS[i]) == 1 then return {'blocked', attempts} end
+end
 if state == 'sending' then
   -- The same attempt delivered again, or a lapsed lease, means the holder died mid-send.
   local interrupted = f[2] == ARGV[1] or tonumber(f[3]) <= tonumber(ARGV[2])
@@ -166,6 +191,7 @@ class DeliveryLedger:
         self._lease = lease
         self._claim = client.register_script(_CLAIM)
         self._release = client.register_script(_RELEASE_UNPUBLISHED)
+        self._step = client.register_script(_BEGIN_STEP)
         self._begin = client.register_script(_BEGIN_SEND)
         self._sent = client.register_script(_MARK_SENT)
         self._retrying = client.register_script(_RETRYING)
@@ -193,12 +219,33 @@ class DeliveryLedger:
             self._release(keys=[self._keys.send(key), self._keys.inflight], args=[task_id, key])
         )
 
+    def begin_step(self, key: str, attempt: str, peek: Sequence[str] = ()) -> StepStart:
+        """The state, this delivery counted (see :meth:`count_delivery`), and ``peek`` keys read.
+
+        One round trip for what a step checks before it calls Engage. The peeked keys are
+        other modules' (the credentials flag, the contact cache); the ledger only reads them.
+        """
+        reply = self._step(keys=[self._keys.send(key), *peek], args=[f"deliveries:{attempt}"])
+        state, deliveries = reply[0], reply[1]
+        peeked = [None if value is None else text(value) for value in reply[2:]]
+        return StepStart(None if state is None else text(state), int(deliveries), peeked)
+
     def begin_send(
-        self, key: str, owner: str, contact_id: int, *, resend_interrupted: bool = False
+        self,
+        key: str,
+        owner: str,
+        contact_id: int,
+        *,
+        resend_interrupted: bool = False,
+        blocked_by: Sequence[str] = (),
     ) -> SendStart:
-        """Take the send lease; ``owner`` names this delivery attempt (task id and retry)."""
+        """Take the send lease; ``owner`` names this delivery attempt (task id and retry).
+
+        When any key in ``blocked_by`` exists (the credentials flag), nothing is taken and the
+        outcome is ``blocked``.
+        """
         outcome, attempts = self._begin(
-            keys=[self._keys.send(key), self._keys.inflight],
+            keys=[self._keys.send(key), self._keys.inflight, *blocked_by],
             args=[owner, _now(), self._lease, "1" if resend_interrupted else "0", contact_id, key],
         )
         return SendStart(text(outcome), int(attempts))

@@ -105,3 +105,14 @@ def test_zero_ttl_disables_the_cache_without_calling_redis() -> None:
     contacts.put("MOBILE", PHONE, 123)
     contacts.invalidate("MOBILE", PHONE)
     assert contacts.get("MOBILE", PHONE) is None
+    assert contacts.lookup_key("MOBILE", PHONE) is None
+
+
+def test_lookup_key_is_the_key_get_reads() -> None:
+    """A caller reading lookup_key() itself and decoding the value sees what get() sees."""
+    client = fakeredis.FakeRedis()
+    contacts = cache(client)
+    contacts.put("MOBILE", PHONE, 123)
+    lookup_key = contacts.lookup_key("MOBILE", PHONE)
+    assert lookup_key is not None
+    assert contacts.decode(client.get(lookup_key)) == 123

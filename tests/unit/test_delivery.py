@@ -130,6 +130,20 @@ def test_wrong_credentials_park_every_send_without_calling(
     assert len(sandbox.state.calls) == 1
 
 
+def test_send_after_credentials_were_refused_is_parked_without_calling(
+    runtime: Runtime, sandbox: Sandbox
+) -> None:
+    """A send resolved before another worker got a 403 is parked auth_failed, lease untaken."""
+    rt = claimed(runtime)
+    contact_id = delivery.resolve(rt, REQUEST, ctx())
+    assert isinstance(contact_id, int)
+    rt.auth.trip()
+    with pytest.raises(DeadLettered, match="auth_failed"):
+        delivery.send(rt, REQUEST, contact_id, ctx())
+    assert sandbox.state.calls_to("message/sendSingle") == []
+    assert rt.ledger.record("k1")["attempts"] == "0"
+
+
 def test_poison_lookup_stops_after_bounded_redeliveries(runtime: Runtime, sandbox: Sandbox) -> None:
     """The same lookup attempt delivered too often is dead-lettered worker_lost."""
     rt = claimed(runtime)

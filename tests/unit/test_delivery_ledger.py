@@ -74,6 +74,38 @@ def test_release_unpublished_forgets_the_claim() -> None:
     assert book.claim("k1", REQUEST, ["r2", "s2"]).outcome == "created"
 
 
+def test_begin_step_counts_deliveries_and_reads_the_peeked_keys() -> None:
+    """One call: the state, the attempt's delivery count, other keys' values (None if absent)."""
+    client = fakeredis.FakeRedis()
+    book = ledger(client)
+    book.claim("k1", REQUEST, ["r1", "s1"])
+    client.set("t:flag", "1")
+    first = book.begin_step("k1", "r1:0:resolve", peek=["t:flag", "t:absent"])
+    second = book.begin_step("k1", "r1:0:resolve")
+    assert (first.state, first.deliveries, first.peeked) == ("queued", 1, ["1", None])
+    assert (second.deliveries, second.peeked) == (2, [])
+
+
+def test_begin_step_on_an_unknown_key_writes_nothing() -> None:
+    """No record: state None, nothing counted, no half-made hash left behind."""
+    client = fakeredis.FakeRedis()
+    step = ledger(client).begin_step("k1", "r1:0:resolve", peek=["t:flag"])
+    assert (step.state, step.deliveries, step.peeked) == (None, 0, [None])
+    assert client.exists(KEYS.send("k1")) == 0
+
+
+def test_begin_send_is_blocked_while_a_blocking_key_exists() -> None:
+    """A blocking key (the credentials flag) refuses the lease and changes nothing."""
+    client = fakeredis.FakeRedis()
+    book = ledger(client)
+    book.claim("k1", REQUEST, ["r1", "s1"])
+    client.set("t:flag", "1")
+    assert book.begin_send("k1", "s1:0", 33457, blocked_by=["t:flag"]).outcome == "blocked"
+    assert book.state("k1") == "queued"
+    client.delete("t:flag")
+    assert book.begin_send("k1", "s1:0", 33457, blocked_by=["t:flag"]).outcome == "acquired"
+
+
 def test_begin_send_takes_the_lease_once() -> None:
     """The first delivery acquires; a concurrent other delivery is told busy."""
     book = ledger()
