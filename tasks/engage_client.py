@@ -124,7 +124,7 @@ _JSON_HEADERS = {"Accept": "application/json"}
 def build_client(settings: Settings, session: requests.Session | None = None) -> EngageClient:
     """The client the settings ask for, on a new pooled session unless one is given."""
     session = session or engage_http.make_session(
-        settings.engage_username, settings.engage_password
+        settings.engage_username, settings.engage_password, base_url=settings.engage_base_url
     )
     if settings.engage_transport == "soap":
         from tasks.engage_soap import SoapEngageClient  # noqa: PLC0415  (only SOAP users pay)

@@ -31,7 +31,7 @@ def client_for(
     """A client with short timeouts."""
     return RestEngageClient(
         base_url=base_url,
-        session=make_session(SANDBOX_USER, password),
+        session=make_session(SANDBOX_USER, password, base_url=base_url),
         connect_timeout=1.0,
         read_timeout=read,
     )
@@ -265,7 +265,7 @@ def test_retry_after_on_503_is_honoured_in_the_error() -> None:
 
 def test_basic_auth_header_is_the_configured_user(sandbox: Sandbox) -> None:
     """The header decodes to user:password (and the password is never in an error)."""
-    session = make_session(SANDBOX_USER, "wrong-secret")
+    session = make_session(SANDBOX_USER, "wrong-secret", base_url=sandbox.base_url)
     prepared = session.prepare_request(requests.Request("POST", sandbox.base_url))
     header = prepared.headers["Authorization"]
     assert base64.b64decode(header.split()[1]).decode() == f"{SANDBOX_USER}:wrong-secret"
@@ -274,3 +274,25 @@ def test_basic_auth_header_is_the_configured_user(sandbox: Sandbox) -> None:
             base_url=sandbox.base_url, session=session, connect_timeout=1, read_timeout=1
         ).send_single(23541, 33457, [])
     assert "wrong-secret" not in str(caught.value)
+
+
+def test_proxy_and_ca_bundle_come_from_the_environment_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The session takes HTTPS_PROXY and REQUESTS_CA_BUNDLE at creation, then ignores env."""
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.internal:3128")
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", "/etc/ssl/tenant-ca.pem")
+    session = make_session("u", "p", base_url="https://tenant.example/api/rest/v19")
+    assert session.proxies["https"] == "http://proxy.internal:3128"
+    assert session.verify == "/etc/ssl/tenant-ca.pem"
+    assert session.trust_env is False
+
+
+def test_no_proxy_keeps_the_engage_host_direct(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A host listed in NO_PROXY gets no proxy, as requests would decide per call."""
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.internal:3128")
+    monkeypatch.setenv("NO_PROXY", "tenant.example")
+    session = make_session("u", "p", base_url="https://tenant.example/api/rest/v19")
+    assert "https" not in session.proxies

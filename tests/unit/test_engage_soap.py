@@ -85,7 +85,7 @@ def sandbox(shared_sandbox: Sandbox) -> Sandbox:
 
 def make_client(endpoint: str, auth: tuple[str, str] | None = (USER, PASSWORD)) -> SoapEngageClient:
     """A SOAP client with short timeouts; ``auth=None`` sends no credentials."""
-    session = engage_http.make_session(*auth) if auth else requests.Session()
+    session = engage_http.make_session(*auth, base_url=endpoint) if auth else requests.Session()
     return SoapEngageClient(
         endpoint=endpoint, session=session, connect_timeout=2.0, read_timeout=5.0
     )
