@@ -10,9 +10,11 @@ import os
 import sys
 from collections.abc import Callable
 from typing import TypeVar
+from urllib.parse import urlsplit
 
 from tasks.beat_schedule import housekeeping_entries, schedule_entries
 from tasks.errors import ConfigurationError
+from tasks.redis_transport import TRANSPORT
 from tasks.schedule_file import load_schedules
 from tasks.settings import broker_is_redis, load_settings
 
@@ -57,6 +59,9 @@ task_reject_on_worker_lost = True
 worker_prefetch_multiplier = 4
 broker_connection_retry_on_startup = True
 if broker_is_redis(broker_url):
+    if urlsplit(broker_url).scheme in ("redis", "rediss"):
+        # kombu's transport, minus a new client object per publish (see the module).
+        broker_transport = TRANSPORT
     broker_transport_options = {
         "visibility_timeout": engage_settings.visibility_timeout,
         # Messages of a killed worker come back one visibility timeout later, found by a sweep
@@ -66,9 +71,11 @@ if broker_is_redis(broker_url):
     }
     result_backend_transport_options = {"visibility_timeout": engage_settings.visibility_timeout}
 
-# Visible in Flower: workers send task events, and a published task is shown as "sent".
+# Visible in Flower: workers send task events (received, started, succeeded, retried, failed).
+# A task still waiting in the queue is listed only with ENGAGE_SENT_EVENTS=on: the "sent" event
+# costs every enqueue a Redis round trip (docs/benchmarks.md); queue depth is in Flower anyway.
 worker_send_task_events = True
-task_send_sent_event = True
+task_send_sent_event = engage_settings.sent_events
 task_track_started = True
 
 # Timestamps in UTC everywhere.

@@ -102,6 +102,9 @@ class Settings:
     metrics_port: int | None = None
     #: TOML file of periodic prepared sends run by celery beat; None: no schedules.
     schedule_file: str | None = None
+    #: Publish Celery's ``task-sent`` event at enqueue (Flower then lists tasks still queued).
+    #: Off by default: it is a third Redis round trip and ~0.3 ms per enqueue.
+    sent_events: bool = False
 
     @property
     def key_retention(self) -> float:
@@ -166,6 +169,7 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         key_prefix=env.optional_text("ENGAGE_KEY_PREFIX") or "engage",
         metrics_port=env.optional_port("ENGAGE_METRICS_PORT"),
         schedule_file=env.optional_text("ENGAGE_SCHEDULE_FILE"),
+        sent_events=env.choice("ENGAGE_SENT_EVENTS", "off", ("off", "on")) == "on",
     )
     _check_consistency(settings)
     return settings

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from collections.abc import Iterator
 
 import fakeredis
 import pytest
+import redis
 
 import tasks.api
 from tasks.runtime import Runtime, install_runtime
@@ -64,6 +67,24 @@ def make_settings(base_url: str, **env: str) -> Settings:
     return load_settings(values)
 
 
+#: The local Redis database fast tests may use; each test uses and deletes keys of its own.
+REAL_REDIS_DB = 14
+
+
+@pytest.fixture
+def real_redis() -> Iterator[redis.Redis]:
+    """The local Redis (db 14): skips when it does not answer, fails in CI."""
+    client = redis.Redis(host="127.0.0.1", port=6379, db=REAL_REDIS_DB, socket_connect_timeout=1)
+    try:
+        client.ping()
+    except redis.ConnectionError as err:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"Redis at 127.0.0.1:6379 is required in CI: {err}")
+        pytest.skip(f"Redis at 127.0.0.1:6379 does not answer: {err}")
+    yield client
+    client.close()
+
+
 @pytest.fixture
 def fake_redis() -> fakeredis.FakeRedis:
     """An in-memory Redis with Lua."""
@@ -98,3 +119,24 @@ def broker(monkeypatch: pytest.MonkeyPatch) -> Broker:
     recorder = Broker()
     monkeypatch.setattr(tasks.api, "publish", recorder)
     return recorder
+
+
+#: Settings for a child process that reads celeryconfig and never connects anywhere.
+SUBPROCESS_ENV = {
+    "CELERY_BROKER_URL": "redis://127.0.0.1:9/0",
+    "ENGAGE_BASE_URL": "http://127.0.0.1:9/api/rest/v19",
+    "ENGAGE_USERNAME": "api@example.com",
+    "ENGAGE_PASSWORD": "sandbox-password",
+}
+
+
+def celery_python(code: str, **env: str) -> subprocess.CompletedProcess[str]:
+    """Run ``code`` in a fresh interpreter (celeryconfig is read once per process)."""
+    return subprocess.run(
+        [sys.executable, "-c", code],
+        env={**os.environ, **SUBPROCESS_ENV, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )

@@ -26,7 +26,7 @@ from tasks.errors import ConfigurationError
 from tasks.runtime import Runtime, install_runtime
 from tasks.schedule_file import Schedule, load_schedules, parse_schedules
 from tasks.schedules import dispatch, dispatch_schedule
-from tests.conftest import Broker, make_settings
+from tests.conftest import SUBPROCESS_ENV, Broker, celery_python, make_settings
 
 DAILY = """
 [[schedule]]
@@ -71,12 +71,6 @@ def one(body: str, name: str = "n") -> str:
 
 
 #: A configuration for fresh interpreters (nothing in them connects anywhere).
-SUBPROCESS_ENV = {
-    "CELERY_BROKER_URL": "redis://127.0.0.1:9/0",
-    "ENGAGE_BASE_URL": "http://127.0.0.1:9/api/rest/v19",
-    "ENGAGE_USERNAME": "api@example.com",
-    "ENGAGE_PASSWORD": "sandbox-password",
-}
 VALID_BODY = 'cron = "0 9 * * *"\nmessage_id = 1\nrecipients = [{ mobile = "+48505606707" }]'
 
 
@@ -319,18 +313,6 @@ def test_bad_file_stops_beat_with_one_line(tmp_path: Path) -> None:
     assert lines[-1].startswith("engage-sms: configuration error: ENGAGE_SCHEDULE_FILE: ")
     assert "schedule 'n': recipients[0].mobile" in lines[-1]
     assert "Traceback" not in result.stderr
-
-
-def celery_python(code: str, **env: str) -> subprocess.CompletedProcess[str]:
-    """Run ``code`` in a fresh interpreter (celeryconfig is read once per process)."""
-    return subprocess.run(
-        [sys.executable, "-c", code],
-        env={**os.environ, **SUBPROCESS_ENV, **env},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
 
 
 # -- dispatch -------------------------------------------------------------------------------

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 import uuid
-from collections.abc import Iterator
 
 import fakeredis
 import pytest
@@ -14,8 +12,6 @@ import redis
 
 from tasks.rate_limit import RateLimiter
 
-#: Redis database these tests own; each test uses and deletes a key of its own.
-REAL_REDIS_DB = 14
 #: fakeredis reads the real clock, so a reservation is a little less than its slot offset.
 SLACK = 0.05
 
@@ -25,20 +21,6 @@ def limiter(
 ) -> RateLimiter:
     """A limiter on fakeredis unless a client is given."""
     return RateLimiter(client or fakeredis.FakeRedis(), key=key, rate=rate, burst=burst)
-
-
-@pytest.fixture
-def real_redis() -> Iterator[redis.Redis]:
-    """The local Redis (db 14): skips when it does not answer, fails in CI."""
-    client = redis.Redis(host="127.0.0.1", port=6379, db=REAL_REDIS_DB, socket_connect_timeout=1)
-    try:
-        client.ping()
-    except redis.ConnectionError as err:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"Redis at 127.0.0.1:6379 is required in CI: {err}")
-        pytest.skip(f"Redis at 127.0.0.1:6379 does not answer: {err}")
-    yield client
-    client.close()
 
 
 def test_first_call_may_go_now() -> None:
