@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from celery import chain, uuid
+from celery import uuid
 
 from tasks.celery_app import engage_settings
 from tasks.delivery_log import log_event
@@ -91,12 +91,16 @@ def enqueue(rt: Runtime, request: SendRequest, key: str) -> SendHandle:
 
 
 def publish(request: SendRequest, key: str, task_ids: list[str]) -> None:
-    """Publish ``resolve_contact -> send_single`` with the given task ids."""
+    """Publish the chain ``resolve_contact -> send_single`` with the given task ids.
+
+    One message: the first task's, carrying the rest of the chain in Celery's ``chain`` option,
+    exactly what ``celery.chain(...).apply_async()`` sends for two tasks; the worker publishes
+    ``send_single`` when ``resolve_contact`` returns. Built directly, it skips the canvas's
+    cloning and freezing: 0.16 ms less per enqueue (docs/benchmarks.md).
+    """
     data = request.to_dict()
-    chain(
-        resolve_contact.s(data, key, task_ids).set(task_id=task_ids[0]),
-        send_single.s(data, key, task_ids).set(task_id=task_ids[1]),
-    ).apply_async()
+    then = send_single.s(data, key, task_ids).set(task_id=task_ids[1])
+    resolve_contact.apply_async((data, key, task_ids), task_id=task_ids[0], chain=[then])
 
 
 def delivery_status(key: str) -> dict[str, Any]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import functools
 import json
 import os
@@ -207,12 +208,16 @@ def test_wrong_password_parks_sends_as_auth_failed(
 
 
 def test_task_messages_show_masked_arguments(redis_db: redis.Redis) -> None:
-    """The published task's argsrepr (what Flower shows) has no number and no parameter values."""
-    send_prepared_sms(
+    """One message: resolve_contact carrying send_single as its chain, arguments masked."""
+    handle = send_prepared_sms(
         23541, mobile="+48505606707", parameters={"code": "918273"}, idempotency_key="mask-1"
     )
     (raw,) = redis_db.lrange("celery", 0, -1)
-    headers = json.loads(raw)["headers"]
+    message = json.loads(raw)
+    headers = message["headers"]
+    _args, _kwargs, embed = json.loads(base64.b64decode(message["body"]))
+    (then,) = embed["chain"]
+    assert (then["task"], then["options"]["task_id"]) == ("engage.send_single", handle.task_id)
     assert headers["task"] == "engage.resolve_contact"
     assert "MOBILE:48*******07" in headers["argsrepr"]
     assert "48505606707" not in headers["argsrepr"] + headers["kwargsrepr"]
