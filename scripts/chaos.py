@@ -19,7 +19,13 @@ from typing import Any
 
 import redis
 
-from tasks.local_stack import ManagedProcess, celery_worker, ensure_redis, start_worker
+from tasks.local_stack import (
+    ManagedProcess,
+    celery_command,
+    celery_worker,
+    ensure_redis,
+    start_worker,
+)
 from tasks.sandbox import Sandbox, SandboxState
 
 BROKER = "redis://127.0.0.1:6379/11"
@@ -81,18 +87,7 @@ def main() -> int:
     log_dir = Path(".run")
     # Beat runs the housekeeping sweep, which republishes a message the broker lost.
     beat = ManagedProcess(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "tasks",
-            "beat",
-            "--loglevel",
-            "INFO",
-            "-s",
-            str(log_dir / "chaos-beat-schedule"),
-        ],
+        celery_command("beat", "--loglevel", "INFO", "-s", str(log_dir / "chaos-beat-schedule")),
         env=env,
         log_path=log_dir / "chaos-beat.log",
     ).start()

@@ -10,7 +10,6 @@ import contextlib
 import json
 import os
 import secrets
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,7 @@ import requests
 
 from tasks.local_stack import (
     ManagedProcess,
+    celery_command,
     celery_worker,
     ensure_redis,
     start_worker,
@@ -83,17 +83,9 @@ def flower_process(
     env: dict[str, str], log_path: Path, *, password: str, port: int = FLOWER_PORT
 ) -> ManagedProcess:
     """Flower on 127.0.0.1 behind basic auth (never open), not yet started."""
-    argv = [
-        sys.executable,
-        "-m",
-        "celery",
-        "-A",
-        "tasks",
-        "flower",
-        f"--port={port}",
-        "--address=127.0.0.1",
-        f"--basic_auth={FLOWER_USER}:{password}",
-    ]
+    argv = celery_command(
+        "flower", f"--port={port}", "--address=127.0.0.1", f"--basic_auth={FLOWER_USER}:{password}"
+    )
     return ManagedProcess(argv, env=env, log_path=log_path)
 
 

@@ -119,6 +119,11 @@ class ManagedProcess:
             self._log = None
 
 
+def celery_command(subcommand: str, *options: str) -> list[str]:
+    """``celery -A tasks <subcommand> <options>`` run by this interpreter."""
+    return [sys.executable, "-m", "celery", "-A", "tasks", subcommand, *options]
+
+
 def celery_worker(
     env: dict[str, str],
     log_path: Path,
@@ -129,24 +134,11 @@ def celery_worker(
     queues: str | None = None,
 ) -> ManagedProcess:
     """A real ``celery -A tasks worker`` process (not yet started)."""
-    argv = [
-        sys.executable,
-        "-m",
-        "celery",
-        "-A",
-        "tasks",
+    argv = celery_command(
         "worker",
-        "--loglevel",
-        "INFO",
-        "--pool",
-        pool,
-        "--concurrency",
-        str(concurrency),
-        "-n",
-        f"{name}@%h",
-        "--without-gossip",
-        "--without-mingle",
-    ]
+        *("--loglevel", "INFO", "--pool", pool, "--concurrency", str(concurrency)),
+        *("-n", f"{name}@%h", "--without-gossip", "--without-mingle"),
+    )
     if queues:
         argv += ["-Q", queues]
     return ManagedProcess(argv, env=env, log_path=log_path)
