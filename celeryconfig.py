@@ -59,8 +59,9 @@ task_reject_on_worker_lost = True
 worker_prefetch_multiplier = 4
 broker_connection_retry_on_startup = True
 if broker_is_redis(broker_url):
-    if urlsplit(broker_url).scheme in ("redis", "rediss"):
-        # kombu's transport, minus a new client object per publish (see the module).
+    if urlsplit(broker_url).scheme == "redis":
+        # kombu's transport, minus a new client object per publish (see the module). Not for
+        # rediss://: kombu turns TLS on by itself only when the transport is named "rediss".
         broker_transport = TRANSPORT
     broker_transport_options = {
         "visibility_timeout": engage_settings.visibility_timeout,

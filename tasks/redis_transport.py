@@ -8,7 +8,9 @@ connection of its own, it takes one from the pool per command and is safe to sha
 threads, so this channel keeps one for as long as its pool lives. Nothing else changes: same
 pool, same commands, same wire traffic (``docs/benchmarks.md`` has the figures).
 
-Used by ``celeryconfig.py`` for ``redis://`` and ``rediss://`` brokers via ``broker_transport``.
+Used by ``celeryconfig.py`` for ``redis://`` brokers via ``broker_transport``. ``rediss://`` keeps
+kombu's own transport: kombu enables TLS for a URL without ``broker_use_ssl`` only when the
+transport is the one named ``rediss``.
 """
 
 from __future__ import annotations

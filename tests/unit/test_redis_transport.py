@@ -39,12 +39,21 @@ def test_publishes_reuse_one_client_and_arrive(real_redis: redis.Redis) -> None:
     assert created.call_count <= 2
 
 
-def test_celeryconfig_uses_it_for_redis_brokers_only() -> None:
-    """redis:// gets this transport; any other broker keeps kombu's own choice."""
+def test_celeryconfig_uses_it_for_plain_redis_brokers_only() -> None:
+    """redis:// gets this transport; rediss:// (TLS) and other brokers keep kombu's choice."""
     code = "import celeryconfig; print(getattr(celeryconfig, 'broker_transport', None))"
-    redis_broker = celery_python(code, CELERY_BROKER_URL="redis://127.0.0.1:6379/0")
-    amqp_broker = celery_python(
-        code, CELERY_BROKER_URL="amqp://guest@127.0.0.1//", REDIS_URL="redis://127.0.0.1:9/0"
-    )
-    assert redis_broker.stdout.strip() == TRANSPORT
-    assert amqp_broker.stdout.strip() == "None"
+    chosen = {
+        url: celery_python(
+            code, CELERY_BROKER_URL=url, REDIS_URL="redis://127.0.0.1:9/0"
+        ).stdout.strip()
+        for url in (
+            "redis://127.0.0.1:6379/0",
+            "rediss://127.0.0.1:6380/0",
+            "amqp://guest@127.0.0.1//",
+        )
+    }
+    assert chosen == {
+        "redis://127.0.0.1:6379/0": TRANSPORT,
+        "rediss://127.0.0.1:6380/0": "None",
+        "amqp://guest@127.0.0.1//": "None",
+    }
