@@ -5,8 +5,10 @@ kombu's Redis channel builds a new ``redis.Redis`` object for every publish, eve
 copies its table of ~170 response callbacks on creation), twice per enqueue and about eight
 times per delivered message: a fifth of an enqueue's CPU. A ``redis.Redis`` object holds no
 connection of its own, it takes one from the pool per command and is safe to share between
-threads, so this channel keeps one for as long as its pool lives. Nothing else changes: same
-pool, same commands, same wire traffic (``docs/benchmarks.md`` has the figures).
+threads (redis-py docs, "Advanced Features: A note about threading"; pipelines, which are not,
+are still made per call by kombu), so this channel keeps one for as long as its pool lives.
+Nothing else changes: same pool, same commands, same wire traffic (``docs/benchmarks.md`` has
+the figures).
 
 Used by ``celeryconfig.py`` for ``redis://`` brokers via ``broker_transport``. ``rediss://`` keeps
 kombu's own transport: kombu enables TLS for a URL without ``broker_use_ssl`` only when the
