@@ -12,6 +12,7 @@ import pytest
 import redis
 
 import tasks.api
+from tasks.local_stack import redis_answers
 from tasks.runtime import Runtime, install_runtime
 from tasks.sandbox import Sandbox
 from tasks.send_request import SendRequest
@@ -71,16 +72,21 @@ def make_settings(base_url: str, **env: str) -> Settings:
 REAL_REDIS_DB = 14
 
 
+def require_redis(url: str) -> None:
+    """Skip the test when no Redis answers at ``url``; fail it in CI, where Redis must run."""
+    if not redis_answers(url):
+        message = f"Redis does not answer at {url}"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+
+
 @pytest.fixture
 def real_redis() -> Iterator[redis.Redis]:
     """The local Redis (db 14): skips when it does not answer, fails in CI."""
-    client = redis.Redis(host="127.0.0.1", port=6379, db=REAL_REDIS_DB, socket_connect_timeout=1)
-    try:
-        client.ping()
-    except redis.ConnectionError as err:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"Redis at 127.0.0.1:6379 is required in CI: {err}")
-        pytest.skip(f"Redis at 127.0.0.1:6379 does not answer: {err}")
+    url = f"redis://127.0.0.1:6379/{REAL_REDIS_DB}"
+    require_redis(url)
+    client = redis.Redis.from_url(url, socket_connect_timeout=1)
     yield client
     client.close()
 

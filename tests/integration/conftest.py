@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 import redis
 
-from tasks.local_stack import ManagedProcess, celery_worker, redis_answers, start_worker
+from tasks.local_stack import ManagedProcess, celery_worker, start_worker
 from tasks.runtime import install_runtime
-from tests.conftest import SANDBOX_PASSWORD, SANDBOX_USER, TEST_REDIS_URL
+from tests.conftest import SANDBOX_PASSWORD, SANDBOX_USER, TEST_REDIS_URL, require_redis
 
 #: Fast settings for workers under test (production defaults are minutes).
 FAST_ENV = {
@@ -36,11 +36,7 @@ pytestmark = pytest.mark.integration
 @pytest.fixture
 def redis_db() -> Iterator[redis.Redis]:
     """The test database, empty; fails (not skips) in CI when Redis does not answer."""
-    if not redis_answers(TEST_REDIS_URL):
-        message = f"Redis does not answer at {TEST_REDIS_URL}"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
+    require_redis(TEST_REDIS_URL)
     client = redis.Redis.from_url(TEST_REDIS_URL)
     client.flushdb()
     install_runtime(None)  # enqueue through the real Redis, not a unit test's fake

@@ -21,9 +21,9 @@ from typing import Any
 import pytest
 
 from tasks.demo import FLOWER_USER, flower_process
-from tasks.local_stack import ManagedProcess, celery_worker, redis_answers, start_worker
+from tasks.local_stack import ManagedProcess, celery_worker, start_worker
 from tasks.sandbox import Sandbox
-from tests.conftest import SANDBOX_PASSWORD, SANDBOX_USER
+from tests.conftest import SANDBOX_PASSWORD, SANDBOX_USER, require_redis
 from tests.integration.conftest import wait_for
 
 pytestmark = pytest.mark.integration
@@ -66,19 +66,10 @@ def free_port() -> int:
         return port
 
 
-def require_redis() -> None:
-    """Skip without Redis locally; fail in CI."""
-    if not redis_answers(BROKER):
-        message = f"Redis does not answer at {BROKER}"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
-
-
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     """Sandbox, worker (metrics on), Flower with basic auth; one send enqueued via the CLI."""
-    require_redis()
+    require_redis(BROKER)
     logs: Path = tmp_path_factory.mktemp("flower")
     letters = "".join(secrets.choice(string.ascii_lowercase) for _ in range(12))
     flower_port, metrics_port = free_port(), free_port()
