@@ -61,7 +61,7 @@ def resolve(rt: Runtime, request: SendRequest, ctx: StepContext) -> int | str:
     )
     state, deliveries = step.state, step.deliveries
     if state is None:
-        state = _ensure_record(rt, request, ctx)
+        state = _recreate_record(rt, request, ctx)
         deliveries = rt.ledger.count_delivery(ctx.key, attempt)
     if state in SKIP_STATES:
         return state
@@ -96,7 +96,7 @@ def send(rt: Runtime, request: SendRequest, contact_id: int, ctx: StepContext) -
 
     start = take_lease()
     if start.outcome == "missing":
-        _ensure_record(rt, request, ctx)
+        _recreate_record(rt, request, ctx)
         start = take_lease()
     if start.outcome == "blocked":
         raise _dead_letter(rt, request, ctx, "auth_failed", None, "Engage refused the credentials")
@@ -132,12 +132,13 @@ def send(rt: Runtime, request: SendRequest, contact_id: int, ctx: StepContext) -
     return "sent"
 
 
-def _ensure_record(rt: Runtime, request: SendRequest, ctx: StepContext) -> str:
-    state = rt.ledger.state(ctx.key)
-    if state is None:
-        # The record is gone (purged by hand, or Redis lost it): recreate it before acting.
-        state = rt.ledger.claim(ctx.key, request, ctx.task_ids).state
-    return state
+def _recreate_record(rt: Runtime, request: SendRequest, ctx: StepContext) -> str:
+    """The record was found gone (purged by hand, or Redis lost it): recreate it before acting.
+
+    A claim leaves an existing record as it is and reports its state, so a record that another
+    delivery recreated meanwhile is kept.
+    """
+    return rt.ledger.claim(ctx.key, request, ctx.task_ids).state
 
 
 def _pace(rt: Runtime) -> None:
