@@ -14,7 +14,7 @@ from typing import Any
 
 import redis
 
-from tasks.delivery_ledger import RedisKeys, iso, text
+from tasks.delivery_ledger import RedisKeys, iso, read_record, text
 from tasks.send_request import SendRequest
 
 #: Why a send was dead-lettered.
@@ -108,7 +108,7 @@ class DeadLetterStore:
     ) -> bool:
         """Dead-letter the send; False when it was sent meanwhile (a sent send is never moved)."""
         now = time.time()
-        record = {text(k): text(v) for k, v in self._redis.hgetall(self._keys.send(key)).items()}
+        record = read_record(self._redis, self._keys, key)
         request = json.loads(record["request"]) if "request" in record else None
         entry = {
             "key": key,

@@ -29,7 +29,11 @@ TERMINAL_STATES = ("sent", "dead_lettered")
 
 @dataclass(frozen=True)
 class RedisKeys:
-    """Names of every Redis key the package writes, under one prefix."""
+    """Names of the ledger's and the dead-letter store's Redis keys, under one prefix.
+
+    The other stores name their own keys under the same prefix (``auth_failed:``, ``contact:``,
+    ``rate:``, ``housekeeping:``).
+    """
 
     prefix: str = "engage"
 
@@ -293,8 +297,11 @@ class DeliveryLedger:
 
     def record(self, key: str) -> dict[str, str]:
         """The raw record (empty when unknown)."""
-        raw = self._redis.hgetall(self._keys.send(key))
-        return {text(k): text(v) for k, v in raw.items()}
+        return read_record(self._redis, self._keys, key)
+
+    def forget_inflight(self, key: str) -> None:
+        """Drop ``key`` from the in-flight set (its record expired: nothing is left to track)."""
+        self._redis.zrem(self._keys.inflight, key)
 
     def status(self, key: str) -> dict[str, Any]:
         """The record as shown to callers and operators: masked, with ISO timestamps."""
@@ -323,6 +330,11 @@ class DeliveryLedger:
         cutoff = time.time() - older_than
         raw = self._redis.zrangebyscore(self._keys.inflight, "-inf", cutoff, start=0, num=limit)
         return [text(k) for k in raw]
+
+
+def read_record(client: redis.Redis, keys: RedisKeys, key: str) -> dict[str, str]:
+    """The ledger record of ``key`` as text (empty when unknown)."""
+    return {text(k): text(v) for k, v in client.hgetall(keys.send(key)).items()}
 
 
 def iso(value: str | float | None) -> str | None:

@@ -16,7 +16,6 @@ from typing import Any
 
 from tasks import api
 from tasks.celery_app import MaskedTask, app, engage_settings
-from tasks.delivery_ledger import RedisKeys
 from tasks.delivery_log import log_event
 from tasks.runtime import Runtime, current_runtime
 from tasks.send_request import SendRequest
@@ -79,7 +78,7 @@ def _sweep_one(rt: Runtime, key: str, now: float, result: SweepResult) -> None:
     record = rt.ledger.record(key)
     if not record:
         # The record expired but its inflight entry stayed: nothing left to act on.
-        rt.redis.zrem(RedisKeys(rt.settings.key_prefix).inflight, key)
+        rt.ledger.forget_inflight(key)
         result.forgotten.append(key)
         return
     state = record["state"]
