@@ -29,10 +29,6 @@ class AuthCircuit:
         """The flag's Redis key: it exists while sends must be parked (steps read it in Lua)."""
         return self._key
 
-    def is_open(self) -> bool:
-        """True while sends must be parked without calling Engage."""
-        return bool(self._redis.exists(self._key))
-
     def trip(self) -> None:
         """Engage refused the credentials: park sends for :data:`AUTH_PARK_SECONDS`."""
         self._redis.set(self._key, "1", ex=AUTH_PARK_SECONDS)
