@@ -1,84 +1,9 @@
-"""Celery configuration, read by ``celery -A tasks worker``: everything comes from the environment.
+"""The package's Celery configuration, re-exported for tools run from this checkout.
 
-The variables are listed in the README (Configuration). A missing or malformed one stops the
-worker at start with a one-line error naming it.
+The app reads :mod:`tasks.worker.config` itself (``celery -A tasks worker`` needs nothing more);
+that module is not installed as a top-level ``celeryconfig``, so a web app with a
+``celeryconfig.py`` of its own never shadows ours, nor ours its. Every setting comes from the
+environment: the variables are listed in the README (Configuration).
 """
 
-from __future__ import annotations
-
-import os
-import sys
-from collections.abc import Callable
-from typing import TypeVar
-from urllib.parse import urlsplit
-
-from tasks.beat_schedule import housekeeping_entries, schedule_entries
-from tasks.errors import ConfigurationError
-from tasks.redis_transport import TRANSPORT
-from tasks.schedule_file import load_schedules
-from tasks.settings import broker_is_redis, load_settings
-
-_T = TypeVar("_T")
-
-
-def _load(read: Callable[[], _T]) -> _T:
-    try:
-        return read()
-    except ConfigurationError as err:
-        if _running_celery_command():
-            # A worker, beat or flower cannot start without it: one clear line, no traceback.
-            sys.exit(f"engage-sms: configuration error: {err}")
-        raise
-
-
-def _running_celery_command() -> bool:
-    # `celery ...` and `python -m celery ...` (worker, beat, flower): a process of its own.
-    program = sys.argv[0].replace("\\", "/") if sys.argv else ""
-    return os.path.basename(program) == "celery" or program.endswith("celery/__main__.py")
-
-
-engage_settings = _load(lambda: load_settings(os.environ))
-# Validated in full here, so a bad file stops beat and workers at start, not at 9 a.m.
-engage_schedules = _load(lambda: load_schedules(engage_settings.schedule_file))
-beat_schedule = {**housekeeping_entries(), **schedule_entries(engage_schedules)}
-
-broker_url = engage_settings.broker_url
-result_backend = engage_settings.result_backend
-task_ignore_result = engage_settings.result_backend is None
-result_expires = 86400
-
-# JSON only: task messages must be readable by any consumer and never unpickled.
-task_serializer = "json"
-result_serializer = "json"
-accept_content = ["json"]
-event_serializer = "json"
-
-# Delivery guarantees: acknowledge after the task ran; requeue if its worker process dies.
-task_acks_late = True
-task_reject_on_worker_lost = True
-worker_prefetch_multiplier = 4
-broker_connection_retry_on_startup = True
-if broker_is_redis(broker_url):
-    if urlsplit(broker_url).scheme == "redis":
-        # kombu's transport, minus a new client object per publish (see the module). Not for
-        # rediss://: kombu turns TLS on by itself only when the transport is named "rediss".
-        broker_transport = TRANSPORT
-    broker_transport_options = {
-        "visibility_timeout": engage_settings.visibility_timeout,
-        # Messages of a killed worker come back one visibility timeout later, found by a sweep
-        # every few seconds (kombu's default sweeps only every 100 s).
-        "unacked_restore_interval": max(1, min(10, int(engage_settings.visibility_timeout / 5))),
-        "unacked_restore_throttle": 1,
-    }
-    result_backend_transport_options = {"visibility_timeout": engage_settings.visibility_timeout}
-
-# Visible in Flower: workers send task events (received, started, succeeded, retried, failed).
-# A task still waiting in the queue is listed only with ENGAGE_SENT_EVENTS=on: the "sent" event
-# costs every enqueue a Redis round trip (docs/benchmarks.md); queue depth is in Flower anyway.
-worker_send_task_events = True
-task_send_sent_event = engage_settings.sent_events
-task_track_started = True
-
-# Timestamps in UTC everywhere.
-enable_utc = True
-timezone = "UTC"
+from tasks.worker.config import *  # noqa: F403

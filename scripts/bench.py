@@ -39,7 +39,7 @@ import redis
 from celery import chain, uuid
 from redis.connection import AbstractConnection
 
-from tasks.local_stack import ManagedProcess, celery_worker, ensure_redis, start_worker
+from tasks.cli.local_stack import ManagedProcess, celery_worker, ensure_redis, start_worker
 from tasks.sandbox import Sandbox, SandboxState
 
 BROKER = bench_baseline.BROKER_URL

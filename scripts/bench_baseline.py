@@ -36,7 +36,7 @@ app.conf.update(
     broker_connection_retry_on_startup=True,
     # celeryconfig.py's transport: kombu's, reusing one client object per channel. Named, not
     # imported: the worker imports it from the repository root (celery puts it on sys.path).
-    broker_transport="tasks.redis_transport:Transport",
+    broker_transport="tasks.worker.transport:Transport",
     broker_transport_options={
         "visibility_timeout": VISIBILITY_TIMEOUT,
         "unacked_restore_interval": 10,

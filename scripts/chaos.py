@@ -19,7 +19,7 @@ from typing import Any
 
 import redis
 
-from tasks.local_stack import (
+from tasks.cli.local_stack import (
     ManagedProcess,
     celery_command,
     celery_worker,

@@ -1,11 +1,34 @@
 """Send Mapp Engage prepared SMS through Celery: never twice, never lost silently.
 
-``celery -A tasks worker`` finds :data:`app` here; web apps call :func:`send_prepared_sms`.
+Web apps call :func:`send_prepared_sms`; ``celery -A tasks worker`` finds :data:`app` here. Both
+are loaded on first use, so ``import tasks.engage`` or ``import tasks.state`` does not load
+Celery: each layer imports only the layers below it (docs/design.md).
 """
 
-# Imported for their side effects: the beat tasks are registered, the worker hooks connected.
-from tasks import housekeeping, schedules, worker_signals  # noqa: F401
-from tasks.api import SendHandle, delivery_status, replay_dead_letter, send_prepared_sms
-from tasks.celery_app import app
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from tasks.api import SendHandle, delivery_status, replay_dead_letter, send_prepared_sms
+    from tasks.worker.app import app
 
 __all__ = ["SendHandle", "app", "delivery_status", "replay_dead_letter", "send_prepared_sms"]
+
+_WHERE = {
+    "SendHandle": "tasks.api",
+    "delivery_status": "tasks.api",
+    "replay_dead_letter": "tasks.api",
+    "send_prepared_sms": "tasks.api",
+    "app": "tasks.worker.app",
+}
+
+
+def __getattr__(name: str) -> Any:
+    """The public names, imported on first use (PEP 562)."""
+    if name not in _WHERE:
+        raise AttributeError(f"module 'tasks' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_WHERE[name]), name)
+    globals()[name] = value
+    return value

@@ -17,7 +17,7 @@ The tree::
             ├── EngageServerError     5xx (including 500 "Database Access Limit Exceeded")
             └── EngageClientError     any other 4xx; ``error_code`` says which
 
-Retry decisions live in :mod:`tasks.retry_policy`, keyed on these types.
+Retry decisions live in :mod:`tasks.delivery.retry_policy`, keyed on these types.
 """
 
 from __future__ import annotations

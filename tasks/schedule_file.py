@@ -11,7 +11,7 @@ A TOML file of ``[[schedule]]`` tables::
     recipients = [{ mobile = "+48505606707" }, { email = "a@example.com" },
                   { recipient_id = 33457 }]
 
-Every recipient is validated like an API call (:func:`tasks.send_request.build_send_request`);
+Every recipient is validated like an API call (:func:`tasks.request.build_send_request`);
 any error names the schedule and the field, as a ConfigurationError of ``ENGAGE_SCHEDULE_FILE``.
 """
 
@@ -26,7 +26,7 @@ from typing import Any
 from celery.schedules import ParseException, crontab
 
 from tasks.errors import ConfigurationError, InvalidSendRequest
-from tasks.send_request import SendRequest, build_send_request
+from tasks.request import SendRequest, build_send_request
 
 SETTING = "ENGAGE_SCHEDULE_FILE"
 #: Names go into idempotency keys: short, and without the key's ``:`` separator.

@@ -1,7 +1,10 @@
 """One settings object, read once from the environment and handed to constructors.
 
-Nothing else in the package reads ``os.environ``: ``celeryconfig.py`` and the CLI call
-:func:`load_settings` and pass the result on.
+Read per role: enqueueing and asking for a status need only the broker and Redis, so a web process
+never has to hold the Engage password; :meth:`Settings.require_engage` is what workers, ``doctor``
+and the demo call. The package's Celery configuration (:mod:`tasks.worker.config`) and the CLI
+call :func:`load_settings` and pass the result on. The only other reads of ``os.environ`` are
+requests' proxy and CA variables, read once in :func:`tasks.engage.http.make_session`.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ DEFAULT_CONNECT_TIMEOUT = 5.0
 DEFAULT_READ_TIMEOUT = 35.0
 #: Engage's documented budget per tenant, and how many calls may start at one instant (1: evenly
 #: spaced calls, a little more than 1/rate apart, so no one-second window sees more than the
-#: rate; see tasks.rate_limit.JITTER_ALLOWANCE).
+#: rate; see tasks.state.rate_limit.JITTER_ALLOWANCE).
 DEFAULT_RATE_LIMIT = 10.0
 DEFAULT_RATE_BURST = 1.0
 #: Longest a task sleeps for its rate-limit slot before handing the slot back to Celery.
@@ -75,16 +78,24 @@ class RetrySettings:
 
 
 @dataclass(frozen=True)
+class EngageSettings:
+    """Where Engage is and how to log in: needed only by processes that call Engage."""
+
+    base_url: str
+    username: str
+    password: str = field(repr=False)
+    transport: str = "rest"
+
+
+@dataclass(frozen=True)
 class Settings:
     """Everything the package needs to run, validated."""
 
-    engage_base_url: str
-    engage_username: str
-    engage_password: str = field(repr=False)
+    #: None in a process that only enqueues (``ENGAGE_BASE_URL`` not set).
+    engage: EngageSettings | None = None
     broker_url: str = DEFAULT_BROKER_URL
     result_backend: str | None = None
     redis_url: str = DEFAULT_BROKER_URL
-    engage_transport: str = "rest"
     connect_timeout: float = DEFAULT_CONNECT_TIMEOUT
     read_timeout: float = DEFAULT_READ_TIMEOUT
     rate_limit: float = DEFAULT_RATE_LIMIT
@@ -105,6 +116,14 @@ class Settings:
     #: Publish Celery's ``task-sent`` event at enqueue (Flower then lists tasks still queued).
     #: Off by default: it is a third Redis round trip and ~0.3 ms per enqueue.
     sent_events: bool = False
+
+    def require_engage(self) -> EngageSettings:
+        """The Engage settings, for a process that calls Engage; ConfigurationError without."""
+        if self.engage is None:
+            raise ConfigurationError(
+                "ENGAGE_BASE_URL", "is not set (workers, doctor and the demo call Engage)"
+            )
+        return self.engage
 
     @property
     def key_retention(self) -> float:
@@ -142,13 +161,10 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         max_redeliveries=env.integer("ENGAGE_MAX_REDELIVERIES", DEFAULT_MAX_REDELIVERIES, 1),
     )
     settings = Settings(
-        engage_base_url=env.url("ENGAGE_BASE_URL", None, schemes=("http", "https")).rstrip("/"),
-        engage_username=env.text("ENGAGE_USERNAME"),
-        engage_password=env.text("ENGAGE_PASSWORD"),
+        engage=_engage_settings(env),
         broker_url=broker_url,
         result_backend=env.optional_text("CELERY_RESULT_BACKEND"),
         redis_url=env.url("REDIS_URL", broker_url, schemes=_REDIS_SCHEMES),
-        engage_transport=env.choice("ENGAGE_TRANSPORT", "rest", TRANSPORTS),
         connect_timeout=env.number("ENGAGE_CONNECT_TIMEOUT", DEFAULT_CONNECT_TIMEOUT, minimum=0.1),
         read_timeout=env.number("ENGAGE_READ_TIMEOUT", DEFAULT_READ_TIMEOUT, minimum=0.1),
         rate_limit=env.number("ENGAGE_RATE_LIMIT", DEFAULT_RATE_LIMIT, minimum=0),
@@ -173,6 +189,22 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
     )
     _check_consistency(settings)
     return settings
+
+
+def _engage_settings(env: _Env) -> EngageSettings | None:
+    """Engage's address and login: all or nothing (a web process that only enqueues sets none)."""
+    transport = env.choice("ENGAGE_TRANSPORT", "rest", TRANSPORTS)
+    if env.optional_text("ENGAGE_BASE_URL") is None:
+        for name in ("ENGAGE_USERNAME", "ENGAGE_PASSWORD"):
+            if env.optional_text(name) is not None:
+                raise ConfigurationError("ENGAGE_BASE_URL", f"is not set, but {name} is")
+        return None
+    return EngageSettings(
+        base_url=env.url("ENGAGE_BASE_URL", None, schemes=("http", "https")).rstrip("/"),
+        username=env.text("ENGAGE_USERNAME"),
+        password=env.text("ENGAGE_PASSWORD"),
+        transport=transport,
+    )
 
 
 def _check_consistency(settings: Settings) -> None:

@@ -12,10 +12,11 @@ import pytest
 import redis
 
 import tasks.api
-from tasks.local_stack import redis_answers
-from tasks.runtime import Runtime, install_runtime
+import tasks.worker.publish
+from tasks.cli.local_stack import redis_answers
+from tasks.delivery.runtime import Runtime, install_runtime
+from tasks.request import SendRequest
 from tasks.sandbox import Sandbox
-from tasks.send_request import SendRequest
 from tasks.settings import Settings, load_settings
 
 SANDBOX_USER = "api@example.com"
@@ -121,8 +122,9 @@ class Broker:
 
 @pytest.fixture
 def broker(monkeypatch: pytest.MonkeyPatch) -> Broker:
-    """``tasks.api.publish``, recording instead of publishing."""
+    """``tasks.worker.publish.publish``, recording instead of publishing."""
     recorder = Broker()
+    monkeypatch.setattr(tasks.worker.publish, "publish", recorder)
     monkeypatch.setattr(tasks.api, "publish", recorder)
     return recorder
 

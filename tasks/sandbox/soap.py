@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 
 from defusedxml.ElementTree import fromstring as _safe_fromstring
 
-from tasks.engage_soap import NAMESPACE, SOAP_ENV_NAMESPACE
+from tasks.engage.soap import NAMESPACE, SOAP_ENV_NAMESPACE
 from tasks.sandbox.server import API_VERSION, SandboxHandler
 from tasks.sandbox.state import (
     Answer,

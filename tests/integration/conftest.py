@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 import redis
 
-from tasks.local_stack import ManagedProcess, celery_worker, start_worker
-from tasks.runtime import install_runtime
+from tasks.cli.local_stack import ManagedProcess, celery_worker, start_worker
+from tasks.delivery.runtime import install_runtime
 from tests.conftest import SANDBOX_PASSWORD, SANDBOX_USER, TEST_REDIS_URL, require_redis
 
 #: Fast settings for workers under test (production defaults are minutes).

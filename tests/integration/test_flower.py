@@ -20,8 +20,8 @@ from typing import Any
 
 import pytest
 
-from tasks.demo import FLOWER_USER, flower_process
-from tasks.local_stack import ManagedProcess, celery_worker, start_worker
+from tasks.cli.demo import FLOWER_USER, flower_process
+from tasks.cli.local_stack import ManagedProcess, celery_worker, start_worker
 from tasks.sandbox import Sandbox
 from tests.conftest import SANDBOX_PASSWORD, SANDBOX_USER, require_redis
 from tests.integration.conftest import wait_for

@@ -18,7 +18,7 @@ from celery.bin.celery import celery as celery_command
 from celery.concurrency import ALIASES as POOL_ALIASES
 from flower.options import options as flower_options
 
-from tasks.cli import _parser
+from tasks.cli.main import _parser
 from tasks.schedule_file import load_schedules
 from tasks.settings import load_settings
 
@@ -141,7 +141,7 @@ def test_env_example_lists_every_variable_the_code_reads() -> None:
 def test_env_example_is_a_working_sandbox_configuration() -> None:
     """The active lines load as settings and point at the sandbox service's host and port."""
     settings = load_settings(env_example(active_only=True))
-    assert settings.engage_base_url == "http://sandbox:8099/api/rest/v19"
+    assert settings.require_engage().base_url == "http://sandbox:8099/api/rest/v19"
     sandbox = argv_of(SERVICES["sandbox"])
     assert sandbox[sandbox.index("--host") + 1] == "0.0.0.0"  # noqa: S104  (reachable by service name)
     assert sandbox[sandbox.index("--port") + 1] == "8099"

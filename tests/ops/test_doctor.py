@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from tasks.cli import main
-from tasks.doctor import Check, redact_url, run_checks
+from tasks.cli.doctor import Check, redact_url, run_checks
 from tasks.sandbox import Sandbox
 from tests.conftest import SANDBOX_PASSWORD, SANDBOX_USER
 

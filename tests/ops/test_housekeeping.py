@@ -8,10 +8,10 @@ from collections.abc import Iterator
 import fakeredis
 import pytest
 
-from tasks.delivery_ledger import RedisKeys
-from tasks.housekeeping import STUCK_DETAIL, dlq_cleanup, sweep
-from tasks.runtime import Runtime, install_runtime
-from tasks.send_request import build_send_request
+from tasks.delivery.runtime import Runtime, install_runtime
+from tasks.request import build_send_request
+from tasks.state.ledger import RedisKeys
+from tasks.worker.housekeeping import STUCK_DETAIL, dlq_cleanup, sweep
 from tests.conftest import Broker, make_settings
 
 #: The test settings' lease (connect 1 + read 1 + margin 1) and visibility timeout.

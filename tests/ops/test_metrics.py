@@ -8,13 +8,15 @@ import fakeredis
 import pytest
 from prometheus_client import CollectorRegistry
 
-from tasks import metrics
-from tasks.dead_letters import DeadLetterStore
-from tasks.delivery_ledger import RedisKeys
-from tasks.delivery_log import log_event
-from tasks.engage_client import build_client
+from tasks.cli.metrics_sidecar import DEFAULT_QUEUE, RedisStateCollector
+from tasks.delivery import metrics
+from tasks.delivery.events import log_event
+from tasks.delivery.runtime import Runtime
+from tasks.engage import EngageClient
 from tasks.errors import RequestNotSent
 from tasks.sandbox import Sandbox
+from tasks.state.dead_letters import DeadLetterStore
+from tasks.state.ledger import RedisKeys
 from tests.conftest import make_settings
 
 
@@ -30,7 +32,12 @@ def store_on(client: fakeredis.FakeRedis) -> DeadLetterStore:
     )
 
 
-def gauges(collector: metrics.RedisStateCollector) -> CollectorRegistry:
+def worker_client(base_url: str) -> EngageClient:
+    """The Engage client as a worker builds it: observed by this process's histogram."""
+    return Runtime.build(make_settings(base_url), redis_client=fakeredis.FakeRedis()).engage
+
+
+def gauges(collector: RedisStateCollector) -> CollectorRegistry:
     """A registry holding only ``collector``, as the sidecar serves it."""
     registry = CollectorRegistry()
     registry.register(collector)
@@ -67,7 +74,7 @@ def test_engage_call_latency_is_labelled_by_operation_and_status(sandbox: Sandbo
     """A call that Engage answers is observed under its HTTP status."""
     labels = {"operation": "system/getApiVersion", "status": "200"}
     before = sample("engage_sms_engage_call_seconds_count", **labels)
-    build_client(make_settings(sandbox.base_url)).api_version()
+    worker_client(sandbox.base_url).api_version()
     assert sample("engage_sms_engage_call_seconds_count", **labels) == before + 1
 
 
@@ -75,7 +82,7 @@ def test_engage_call_without_answer_is_labelled_by_error_class() -> None:
     """A call that never reached Engage is observed under the error class, not a status."""
     labels = {"operation": "system/getApiVersion", "status": "RequestNotSent"}
     before = sample("engage_sms_engage_call_seconds_count", **labels)
-    client = build_client(make_settings("http://127.0.0.1:9/api/rest/v19"))
+    client = worker_client("http://127.0.0.1:9/api/rest/v19")
     with pytest.raises(RequestNotSent):
         client.api_version()
     assert sample("engage_sms_engage_call_seconds_count", **labels) == before + 1
@@ -87,7 +94,7 @@ def test_collector_reports_dead_letter_depth_by_reason() -> None:
     store = store_on(client)
     for key, reason in (("a", "rejected"), ("b", "rejected"), ("c", "outcome_unknown")):
         store.add(key, reason=reason, detail="test", error=None, task_ids=["t1", "t2"])
-    registry = gauges(metrics.RedisStateCollector(dead_letters=store, broker=client))
+    registry = gauges(RedisStateCollector(dead_letters=store, broker=client))
     depth = "engage_sms_dead_letter_depth"
     assert registry.get_sample_value(depth, {"reason": "rejected"}) == 2
     assert registry.get_sample_value(depth, {"reason": "outcome_unknown"}) == 1
@@ -97,8 +104,8 @@ def test_collector_reports_dead_letter_depth_by_reason() -> None:
 def test_collector_reports_the_broker_queue_length() -> None:
     """The gauge is the length of the Celery queue's list on the broker."""
     client = fakeredis.FakeRedis()
-    client.rpush(metrics.DEFAULT_QUEUE, "m1", "m2", "m3")
-    registry = gauges(metrics.RedisStateCollector(dead_letters=store_on(client), broker=client))
+    client.rpush(DEFAULT_QUEUE, "m1", "m2", "m3")
+    registry = gauges(RedisStateCollector(dead_letters=store_on(client), broker=client))
     assert registry.get_sample_value("engage_sms_queue_length", {"queue": "celery"}) == 3
 
 
@@ -107,7 +114,7 @@ def test_collector_reports_redis_down_instead_of_failing_the_scrape() -> None:
     server = fakeredis.FakeServer()
     server.connected = False
     client = fakeredis.FakeRedis(server=server)
-    registry = gauges(metrics.RedisStateCollector(dead_letters=store_on(client), broker=client))
+    registry = gauges(RedisStateCollector(dead_letters=store_on(client), broker=client))
     assert registry.get_sample_value("engage_sms_redis_up") == 0
     assert registry.get_sample_value("engage_sms_queue_length", {"queue": "celery"}) is None
 
@@ -117,7 +124,7 @@ def test_serve_exposes_the_registry_over_http() -> None:
     client = fakeredis.FakeRedis()
     store = store_on(client)
     store.add("x", reason="worker_lost", detail="test", error=None, task_ids=["t"])
-    registry = gauges(metrics.RedisStateCollector(dead_letters=store, broker=None))
+    registry = gauges(RedisStateCollector(dead_letters=store, broker=None))
     server, thread = metrics.serve(0, host="127.0.0.1", registry=registry)
     try:
         url = f"http://127.0.0.1:{server.server_port}/metrics"

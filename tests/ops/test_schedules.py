@@ -14,7 +14,10 @@ import fakeredis
 import pytest
 from celery.schedules import crontab
 
-from tasks.beat_schedule import (
+from tasks.delivery.runtime import Runtime, install_runtime
+from tasks.errors import ConfigurationError
+from tasks.schedule_file import Schedule, load_schedules, parse_schedules
+from tasks.worker.beat_schedule import (
     AlignedInterval,
     cron_slot,
     housekeeping_entries,
@@ -22,10 +25,7 @@ from tasks.beat_schedule import (
     schedule_entries,
     slot_of,
 )
-from tasks.errors import ConfigurationError
-from tasks.runtime import Runtime, install_runtime
-from tasks.schedule_file import Schedule, load_schedules, parse_schedules
-from tasks.schedules import dispatch, dispatch_schedule
+from tasks.worker.schedules import dispatch, dispatch_schedule
 from tests.conftest import SUBPROCESS_ENV, Broker, celery_python, make_settings
 
 DAILY = """

@@ -6,8 +6,8 @@ import pytest
 
 import tasks.api
 from tasks.api import delivery_status, send_prepared_sms
+from tasks.delivery.runtime import Runtime
 from tasks.errors import IdempotencyConflict, InvalidSendRequest
-from tasks.runtime import Runtime
 from tests.conftest import Broker
 
 

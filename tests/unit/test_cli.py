@@ -10,7 +10,7 @@ import sys
 import pytest
 
 from tasks.cli import EXIT_OK, EXIT_USAGE, main
-from tasks.runtime import Runtime
+from tasks.delivery.runtime import Runtime
 from tests.conftest import Broker
 
 
@@ -82,7 +82,7 @@ def clean_env(**extra: str) -> dict[str, str]:
 
 
 def test_cli_names_a_missing_setting() -> None:
-    """engage-sms send without ENGAGE_BASE_URL says so in one line, exit 2."""
+    """engage-sms send with half the Engage settings names the missing one in one line, exit 2."""
     result = subprocess.run(
         [
             sys.executable,
@@ -94,14 +94,29 @@ def test_cli_names_a_missing_setting() -> None:
             "--mobile",
             "+48505606707",
         ],
-        env=clean_env(),
+        env=clean_env(ENGAGE_BASE_URL="http://127.0.0.1:9/api"),
         capture_output=True,
         text=True,
         timeout=60,
         check=False,
     )
     assert result.returncode == EXIT_USAGE
-    assert result.stderr.strip() == "engage-sms: configuration error: ENGAGE_BASE_URL: is not set"
+    assert result.stderr.strip() == "engage-sms: configuration error: ENGAGE_USERNAME: is not set"
+
+
+def test_worker_refuses_to_start_without_engage_settings() -> None:
+    """A worker calls Engage: without ENGAGE_BASE_URL it stops at start with one line."""
+    result = subprocess.run(
+        [sys.executable, "-m", "celery", "-A", "tasks", "worker"],
+        env=clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode != 0
+    assert "configuration error: ENGAGE_BASE_URL: is not set" in result.stderr
+    assert "Traceback" not in result.stderr
 
 
 def test_worker_names_a_malformed_setting_without_a_traceback() -> None:

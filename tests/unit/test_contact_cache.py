@@ -7,7 +7,7 @@ import hashlib
 import fakeredis
 import redis
 
-from tasks.contact_cache import ContactCache
+from tasks.state.contact_cache import ContactCache
 
 PHONE = "48505606707"
 

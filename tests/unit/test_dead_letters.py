@@ -6,9 +6,9 @@ import time
 
 import fakeredis
 
-from tasks.dead_letters import DeadLetterStore
-from tasks.delivery_ledger import DeliveryLedger, RedisKeys
-from tasks.send_request import build_send_request
+from tasks.request import build_send_request
+from tasks.state.dead_letters import DeadLetterStore
+from tasks.state.ledger import DeliveryLedger, RedisKeys
 
 KEYS = RedisKeys("t")
 REQUEST = build_send_request(23541, mobile="+48505606707", parameters={"firstName": "Ann"})

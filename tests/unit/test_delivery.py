@@ -5,12 +5,12 @@ from __future__ import annotations
 import fakeredis
 import pytest
 
-from tasks import delivery
-from tasks.delivery import RetryLater, StepContext
+from tasks.delivery import steps as delivery
+from tasks.delivery.runtime import Runtime
+from tasks.delivery.steps import RetryLater, StepContext
 from tasks.errors import DeadLettered
-from tasks.runtime import Runtime
+from tasks.request import SendRequest, build_send_request
 from tasks.sandbox import Sandbox
-from tasks.send_request import SendRequest, build_send_request
 from tests.conftest import make_settings
 
 REQUEST = build_send_request(23541, mobile="+48505606707", parameters={"firstName": "Ann"})

@@ -6,8 +6,8 @@ import threading
 
 import fakeredis
 
-from tasks.delivery_ledger import DeliveryLedger, RedisKeys
-from tasks.send_request import build_send_request
+from tasks.request import build_send_request
+from tasks.state.ledger import DeliveryLedger, RedisKeys
 
 KEYS = RedisKeys("t")
 REQUEST = build_send_request(23541, mobile="+48505606707", parameters={"firstName": "Ann"})

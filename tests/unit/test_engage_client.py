@@ -9,8 +9,8 @@ import pytest
 import requests
 from requests.adapters import BaseAdapter
 
-from tasks.engage_client import RestEngageClient
-from tasks.engage_http import make_session
+from tasks.engage.http import make_session
+from tasks.engage.rest import RestEngageClient
 from tasks.errors import (
     CredentialsRejected,
     EngageClientError,
@@ -20,8 +20,8 @@ from tasks.errors import (
     RequestNotSent,
     UnknownRecipient,
 )
+from tasks.request import Identifier
 from tasks.sandbox import Sandbox
-from tasks.send_request import Identifier
 from tests.conftest import SANDBOX_PASSWORD, SANDBOX_USER
 
 

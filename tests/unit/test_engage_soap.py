@@ -11,8 +11,8 @@ import pytest
 import requests
 from defusedxml.ElementTree import fromstring as safe_fromstring
 
-from tasks import engage_http
-from tasks.engage_soap import (
+from tasks.engage import http as engage_http
+from tasks.engage.soap import (
     NAMESPACE,
     SOAP_ENV_NAMESPACE,
     SoapEngageClient,
@@ -35,9 +35,9 @@ from tasks.errors import (
     RequestNotSent,
     UnknownRecipient,
 )
+from tasks.request import Identifier
 from tasks.sandbox import Sandbox
 from tasks.sandbox.soap import fault_envelope
-from tasks.send_request import Identifier
 
 USER, PASSWORD = "api@example.com", "sandbox-password"
 DEMO_MOBILE, DEMO_CONTACT, DEMO_MESSAGE = "48505606707", 33457, 23541
@@ -87,7 +87,7 @@ def make_client(endpoint: str, auth: tuple[str, str] | None = (USER, PASSWORD)) 
     """A SOAP client with short timeouts; ``auth=None`` sends no credentials."""
     session = engage_http.make_session(*auth, base_url=endpoint) if auth else requests.Session()
     return SoapEngageClient(
-        endpoint=endpoint, session=session, connect_timeout=2.0, read_timeout=5.0
+        base_url=endpoint, session=session, connect_timeout=2.0, read_timeout=5.0
     )
 
 

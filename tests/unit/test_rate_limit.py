@@ -10,7 +10,7 @@ import fakeredis
 import pytest
 import redis
 
-from tasks.rate_limit import RateLimiter
+from tasks.state.rate_limit import RateLimiter
 
 #: fakeredis reads the real clock, so a reservation is a little less than its slot offset.
 SLACK = 0.05

@@ -8,7 +8,7 @@ from unittest import mock
 import redis
 from kombu.connection import Connection
 
-from tasks.redis_transport import TRANSPORT
+from tasks.worker.transport import TRANSPORT
 from tests.conftest import REAL_REDIS_DB, celery_python
 
 

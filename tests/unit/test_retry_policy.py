@@ -6,6 +6,7 @@ import random
 
 import pytest
 
+from tasks.delivery.retry_policy import Attempt, decide
 from tasks.errors import (
     CredentialsRejected,
     EngageClientError,
@@ -16,7 +17,6 @@ from tasks.errors import (
     RequestNotSent,
     UnknownRecipient,
 )
-from tasks.retry_policy import Attempt, decide
 from tasks.settings import RetrySettings
 
 POLICY = RetrySettings(

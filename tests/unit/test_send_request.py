@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tasks.errors import InvalidSendRequest
-from tasks.send_request import (
+from tasks.request import (
     Identifier,
     build_send_request,
     normalize_mobile,

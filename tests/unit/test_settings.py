@@ -20,7 +20,7 @@ def test_defaults_point_at_local_redis() -> None:
     assert settings.broker_url == "redis://127.0.0.1:6379/0"
     assert settings.redis_url == settings.broker_url
     assert settings.result_backend is None
-    assert settings.engage_base_url == "https://tenant.example/api/rest/v19"
+    assert settings.require_engage().base_url == "https://tenant.example/api/rest/v19"
 
 
 def test_redis_url_defaults_to_the_broker() -> None:

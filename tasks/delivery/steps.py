@@ -1,7 +1,8 @@
 """The two steps of a send, as plain functions: look the contact up, send the message.
 
-The Celery tasks in :mod:`tasks.pipeline` are thin wrappers: they turn :class:`RetryLater` into
-``task.retry`` and let :class:`DeadLettered` fail the task so Flower shows it.
+The Celery tasks in :mod:`tasks.worker.pipeline` are thin wrappers: they turn
+:class:`RetryLater` into ``task.retry`` and let :class:`DeadLettered` fail the task so Flower
+shows it.
 """
 
 from __future__ import annotations
@@ -9,8 +10,9 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from tasks.delivery_ledger import SendStart
-from tasks.delivery_log import log_event
+from tasks.delivery.events import log_event
+from tasks.delivery.retry_policy import Attempt, decide
+from tasks.delivery.runtime import Runtime
 from tasks.errors import (
     CredentialsRejected,
     DeadLettered,
@@ -18,9 +20,8 @@ from tasks.errors import (
     EngageError,
     UnknownRecipient,
 )
-from tasks.retry_policy import Attempt, decide
-from tasks.runtime import Runtime
-from tasks.send_request import SendRequest
+from tasks.request import SendRequest
+from tasks.state.ledger import SendStart
 
 #: What a step returns when the send was already finished by an earlier delivery.
 SKIP_STATES = ("sent", "dead_lettered")

@@ -6,7 +6,7 @@ import argparse
 import json
 from typing import Any
 
-from tasks.dead_letters import REASONS
+from tasks.state.dead_letters import REASONS
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -46,8 +46,8 @@ def add_dlq_commands(commands: Any) -> None:
 
 
 def _store() -> Any:
-    from tasks.celery_app import engage_settings  # noqa: PLC0415  (loads the configuration)
-    from tasks.runtime import current_runtime  # noqa: PLC0415
+    from tasks.delivery.runtime import current_runtime  # noqa: PLC0415
+    from tasks.worker.app import engage_settings  # noqa: PLC0415  (loads the configuration)
 
     return current_runtime(engage_settings()).dead_letters
 

@@ -14,8 +14,8 @@ from typing import Any
 
 from celery.schedules import crontab, schedstate, schedule
 
+from tasks.request import SendRequest
 from tasks.schedule_file import Schedule
-from tasks.send_request import SendRequest
 
 #: Housekeeping cadence (seconds).
 SWEEP_EVERY = 60.0

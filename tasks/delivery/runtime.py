@@ -1,37 +1,64 @@
-"""The per-process objects the tasks use: Redis, the Engage client and the stores built on them.
+"""The per-process objects the steps use: Redis, the Engage client and the stores built on them.
 
-Built once per worker process on first use (after the prefork fork, so no socket is shared
-between processes), from the settings object that ``celeryconfig.py`` loaded.
+Built once per process on first use (after the prefork fork, so no socket is shared between
+processes), from the settings object the Celery configuration loaded. The Engage client and the
+credentials flag are built on first use too: a web process that only enqueues never needs the
+Engage settings.
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import cached_property
 
 from redis import Redis
 
-from tasks.auth_circuit import AuthCircuit
-from tasks.contact_cache import ContactCache
-from tasks.dead_letters import DeadLetterStore
-from tasks.delivery_ledger import DeliveryLedger, RedisKeys
-from tasks.engage_client import EngageClient, build_client
-from tasks.rate_limit import RateLimiter
+from tasks.delivery import metrics
+from tasks.engage import EngageClient, build_client
 from tasks.settings import Settings
+from tasks.state.contact_cache import ContactCache
+from tasks.state.credentials import AuthCircuit
+from tasks.state.dead_letters import DeadLetterStore
+from tasks.state.ledger import DeliveryLedger, RedisKeys
+from tasks.state.rate_limit import RateLimiter
 
 
 @dataclass
 class Runtime:
-    """Everything a task needs, built from one :class:`Settings`."""
+    """Everything a step needs, built from one :class:`Settings`."""
 
     settings: Settings
     redis: Redis
-    engage: EngageClient
     ledger: DeliveryLedger
     dead_letters: DeadLetterStore
-    auth: AuthCircuit
     rate_limiter: RateLimiter
     contacts: ContactCache
+    #: An Engage client given by a test; otherwise built from the settings on first use.
+    engage_override: EngageClient | None = field(default=None, repr=False)
+
+    @cached_property
+    def engage(self) -> EngageClient:
+        """The Engage client the settings ask for (ConfigurationError without Engage settings)."""
+        if self.engage_override is not None:
+            return self.engage_override
+        return build_client(
+            self.settings.require_engage(),
+            connect_timeout=self.settings.connect_timeout,
+            read_timeout=self.settings.read_timeout,
+            observe=metrics.observe_call,
+        )
+
+    @cached_property
+    def auth(self) -> AuthCircuit:
+        """The flag that parks every send once Engage refused these credentials."""
+        engage = self.settings.require_engage()
+        return AuthCircuit(
+            self.redis,
+            prefix=self.settings.key_prefix,
+            username=engage.username,
+            password=engage.password,
+        )
 
     @classmethod
     def build(
@@ -52,7 +79,6 @@ class Runtime:
         return cls(
             settings=settings,
             redis=client,
-            engage=engage or build_client(settings),
             ledger=DeliveryLedger(
                 client, keys=keys, retention=settings.key_retention, lease=settings.lease_seconds
             ),
@@ -63,12 +89,6 @@ class Runtime:
                 max_age=settings.dlq_max_age,
                 retention=settings.key_retention,
             ),
-            auth=AuthCircuit(
-                client,
-                prefix=settings.key_prefix,
-                username=settings.engage_username,
-                password=settings.engage_password,
-            ),
             rate_limiter=RateLimiter(
                 client,
                 key=f"{settings.key_prefix}:rate:engage",
@@ -78,6 +98,7 @@ class Runtime:
             contacts=ContactCache(
                 client, prefix=settings.key_prefix, ttl=settings.contact_cache_ttl
             ),
+            engage_override=engage,
         )
 
 

@@ -22,7 +22,7 @@ from typing import Any
 import redis
 
 from tasks.masking import mask_value
-from tasks.send_request import SendRequest
+from tasks.request import SendRequest
 
 TERMINAL_STATES = ("sent", "dead_lettered")
 

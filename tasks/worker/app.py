@@ -1,4 +1,9 @@
-"""The Celery application. Its configuration comes from ``celeryconfig.py``, loaded lazily."""
+"""The Celery application, configured from :mod:`tasks.worker.config` (loaded lazily).
+
+The configuration module lives inside the package, not as a top-level ``celeryconfig`` module:
+a host application with its own ``celeryconfig.py`` and its own Celery app keeps both, and this
+app never becomes the host's current app (``set_as_current=False``).
+"""
 
 from __future__ import annotations
 
@@ -6,13 +11,23 @@ from typing import Any
 
 from celery import Celery, Task
 
+from tasks.errors import ConfigurationError
 from tasks.masking import mask_value
-from tasks.send_request import SendRequest
+from tasks.request import SendRequest
 from tasks.settings import Settings
 
-app = Celery("engage")
+#: Modules holding tasks and worker hooks: imported by ``celery -A tasks worker`` (and beat) at
+#: start, not by ``import tasks``.
+TASK_MODULES = (
+    "tasks.worker.pipeline",
+    "tasks.worker.housekeeping",
+    "tasks.worker.schedules",
+    "tasks.worker.signals",
+)
+
+app = Celery("engage", include=list(TASK_MODULES), set_as_current=False)
 # Lazy: the module is imported when the configuration is first read, not at import of this one.
-app.config_from_object("celeryconfig")
+app.config_from_object("tasks.worker.config")
 
 
 class MaskedTask(Task):  # type: ignore[misc]  # Celery ships no type hints
@@ -36,12 +51,10 @@ def _shown(value: Any) -> Any:
 
 
 def engage_settings() -> Settings:
-    """The settings object ``celeryconfig.py`` loaded from the environment."""
+    """The settings object :mod:`tasks.worker.config` loaded from the environment."""
     settings = app.conf.get("engage_settings")
     if not isinstance(settings, Settings):
-        from tasks.errors import ConfigurationError  # noqa: PLC0415
-
         raise ConfigurationError(
-            "engage_settings", "celeryconfig.py must define it (see README: Configuration)"
+            "engage_settings", "tasks.worker.config must define it (see README: Configuration)"
         )
     return settings

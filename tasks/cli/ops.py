@@ -32,7 +32,7 @@ def add_ops_commands(commands: Any) -> None:
 
 
 def _doctor(_: argparse.Namespace) -> int:
-    from tasks.doctor import run_checks  # noqa: PLC0415  (only this command needs it)
+    from tasks.cli.doctor import run_checks  # noqa: PLC0415  (only this command needs it)
 
     checks = run_checks(os.environ)
     for check in checks:
@@ -47,7 +47,8 @@ def _doctor(_: argparse.Namespace) -> int:
 
 
 def _metrics(args: argparse.Namespace) -> int:
-    from tasks.metrics import serve, sidecar_registry  # noqa: PLC0415
+    from tasks.cli.metrics_sidecar import sidecar_registry  # noqa: PLC0415
+    from tasks.delivery.metrics import serve  # noqa: PLC0415
     from tasks.settings import load_settings  # noqa: PLC0415
 
     registry = sidecar_registry(load_settings(os.environ))

@@ -14,8 +14,8 @@ from typing import Any
 
 import redis
 
-from tasks.delivery_ledger import RedisKeys, iso, read_record, text
-from tasks.send_request import SendRequest
+from tasks.request import SendRequest
+from tasks.state.ledger import RedisKeys, iso, read_record, text
 
 #: Why a send was dead-lettered.
 REASONS = (

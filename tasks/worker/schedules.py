@@ -12,12 +12,12 @@ from collections import Counter
 from datetime import UTC, datetime
 from typing import Any
 
-from tasks import api
-from tasks.beat_schedule import DISPATCH_TASK, run_key, slot_of
-from tasks.celery_app import MaskedTask, app, engage_settings
+from tasks.delivery.runtime import Runtime, current_runtime
 from tasks.errors import ConfigurationError, IdempotencyConflict
-from tasks.runtime import Runtime, current_runtime
 from tasks.schedule_file import SETTING, Schedule
+from tasks.worker import publish
+from tasks.worker.app import MaskedTask, app, engage_settings
+from tasks.worker.beat_schedule import DISPATCH_TASK, run_key, slot_of
 
 logger = logging.getLogger("engage.schedules")
 
@@ -41,7 +41,7 @@ def dispatch(rt: Runtime, schedule: Schedule, now: datetime) -> dict[str, Any]:
     for request in schedule.requests:
         key = run_key(schedule, slot, request)
         try:
-            handle = api.enqueue(rt, request, key)
+            handle = publish.enqueue(rt, request, key)
         except IdempotencyConflict:
             # The file changed within this run: the run went out already, with the old content.
             logger.warning("schedule %s: %s already sent with other content", schedule.name, key)

@@ -6,7 +6,7 @@ import json
 import logging
 from typing import Any
 
-from tasks import metrics
+from tasks.delivery import metrics
 from tasks.masking import mask_value
 
 logger = logging.getLogger("engage.delivery")

@@ -63,10 +63,10 @@ def _parser() -> argparse.ArgumentParser:
     status.add_argument("key", help="the idempotency key")
     status.set_defaults(handler=_status)
 
-    from tasks.cli_dlq import add_dlq_commands  # noqa: PLC0415  (keeps this module small)
+    from tasks.cli.dlq import add_dlq_commands  # noqa: PLC0415  (keeps this module small)
 
     add_dlq_commands(commands)
-    from tasks.cli_ops import add_ops_commands  # noqa: PLC0415
+    from tasks.cli.ops import add_ops_commands  # noqa: PLC0415
 
     add_ops_commands(commands)
 
@@ -168,14 +168,10 @@ def _sandbox(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from tasks.demo import run_demo  # noqa: PLC0415
+    from tasks.cli.demo import run_demo  # noqa: PLC0415
 
     return run_demo(hold=args.hold)
 
 
 def _print_json(data: Any) -> None:
     print(json.dumps(data, indent=2, sort_keys=False))
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -14,11 +14,11 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from tasks import api
-from tasks.celery_app import MaskedTask, app, engage_settings
-from tasks.delivery_log import log_event
-from tasks.runtime import Runtime, current_runtime
-from tasks.send_request import SendRequest
+from tasks.delivery.events import log_event
+from tasks.delivery.runtime import Runtime, current_runtime
+from tasks.request import SendRequest
+from tasks.worker import publish
+from tasks.worker.app import MaskedTask, app, engage_settings
 
 logger = logging.getLogger("engage.housekeeping")
 
@@ -106,7 +106,7 @@ def _sweep_one(rt: Runtime, key: str, now: float, result: SweepResult) -> None:
     marker = f"{rt.settings.key_prefix}:housekeeping:republished:{key}"
     if not rt.redis.set(marker, repr(now), nx=True, ex=max(1, int(lost_after))):
         return
-    api.publish(request, key, task_ids)
+    publish.publish(request, key, task_ids)
     logger.warning(
         "republished %s send %s (%s): no progress for over %.0f s",
         state,

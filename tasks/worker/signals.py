@@ -7,8 +7,8 @@ from typing import Any
 
 from celery.signals import worker_ready
 
-from tasks import metrics
-from tasks.celery_app import engage_settings
+from tasks.delivery import metrics
+from tasks.worker.app import engage_settings
 
 logger = logging.getLogger("engage.worker")
 

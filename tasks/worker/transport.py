@@ -24,7 +24,7 @@ from typing import Any
 from kombu.transport import redis as kombu_redis
 
 #: What ``broker_transport`` names.
-TRANSPORT = "tasks.redis_transport:Transport"
+TRANSPORT = "tasks.worker.transport:Transport"
 
 
 class Channel(kombu_redis.Channel):

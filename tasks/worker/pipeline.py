@@ -6,17 +6,17 @@ from typing import Any
 
 from celery import Task
 
-from tasks import delivery
-from tasks.celery_app import MaskedTask, app, engage_settings
-from tasks.delivery import RetryLater, StepContext
+from tasks.delivery import steps as delivery
+from tasks.delivery.runtime import current_runtime
+from tasks.delivery.steps import RetryLater, StepContext
 from tasks.errors import DeadLettered
-from tasks.runtime import current_runtime
-from tasks.send_request import SendRequest
+from tasks.request import SendRequest
+from tasks.worker.app import MaskedTask, app, engage_settings
 
 _TASK_OPTIONS: dict[str, Any] = {
     "bind": True,
     "base": MaskedTask,
-    # Retries are decided by tasks.retry_policy and counted here without a Celery cap.
+    # Retries are decided by tasks.delivery.retry_policy and counted here without a Celery cap.
     "max_retries": None,
     # Acknowledge only when done, and take the message back if the worker dies mid-task.
     "acks_late": True,

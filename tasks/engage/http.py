@@ -9,7 +9,7 @@ from __future__ import annotations
 import email.utils
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import requests
@@ -21,11 +21,11 @@ from urllib3.exceptions import (
     NewConnectionError,
 )
 
-from tasks import metrics
 from tasks.errors import (
     CredentialsRejected,
     EngageAPIError,
     EngageClientError,
+    EngageError,
     EngageServerError,
     OutcomeUnknown,
     RateLimited,
@@ -38,6 +38,10 @@ from tasks.masking import mask_text
 POOL_SIZE = 32
 #: How much of a non-JSON error body is kept in the error (masked).
 BODY_EXCERPT = 200
+
+#: Told of every Engage call: operation, HTTP status (or the error class when no answer came),
+#: seconds taken. The worker passes its latency histogram; this layer knows nothing of metrics.
+CallObserver = Callable[[str, str, float], None]
 
 
 def make_session(
@@ -68,11 +72,12 @@ def post(
     operation: str,
     *,
     timeout: tuple[float, float],
+    observe: CallObserver | None = None,
     **kwargs: Any,
 ) -> requests.Response:
-    """POST, sorting transport failures into RequestNotSent and OutcomeUnknown; timed."""
-    return metrics.timed_call(
-        operation, lambda: _post(session, url, operation, timeout=timeout, **kwargs), _status
+    """POST, sorting transport failures into RequestNotSent and OutcomeUnknown; observed."""
+    return _observed(
+        operation, observe, lambda: _post(session, url, operation, timeout=timeout, **kwargs)
     )
 
 
@@ -103,12 +108,31 @@ def _post(
 
 
 def get(
-    session: requests.Session, url: str, operation: str, *, timeout: tuple[float, float]
+    session: requests.Session,
+    url: str,
+    operation: str,
+    *,
+    timeout: tuple[float, float],
+    observe: CallObserver | None = None,
 ) -> requests.Response:
-    """GET; any failure is RequestNotSent, since a GET changes nothing and may be retried; timed."""
-    return metrics.timed_call(
-        operation, lambda: _get(session, url, operation, timeout=timeout), _status
-    )
+    """GET; any failure is RequestNotSent, since a GET changes nothing and may be retried."""
+    return _observed(operation, observe, lambda: _get(session, url, operation, timeout=timeout))
+
+
+def _observed(
+    operation: str, observe: CallObserver | None, call: Callable[[], requests.Response]
+) -> requests.Response:
+    """Run one call, telling ``observe`` its status (or error class) and duration."""
+    if observe is None:
+        return call()
+    started = time.perf_counter()
+    try:
+        response = call()
+    except EngageError as err:
+        observe(operation, type(err).__name__, time.perf_counter() - started)
+        raise
+    observe(operation, str(response.status_code), time.perf_counter() - started)
+    return response
 
 
 def _get(
@@ -120,10 +144,6 @@ def _get(
         raise RequestNotSent(operation, f"connect timed out after {timeout[0]:g} s") from err
     except requests.exceptions.RequestException as err:
         raise RequestNotSent(operation, f"request failed: {_reason(err)}") from err
-
-
-def _status(response: requests.Response) -> int:
-    return response.status_code
 
 
 def _never_connected(err: requests.exceptions.ConnectionError) -> bool:

@@ -15,7 +15,7 @@ from urllib.parse import urlsplit, urlunsplit
 import redis
 from kombu.connection import Connection
 
-from tasks.engage_client import build_client
+from tasks.engage import build_client
 from tasks.errors import (
     ConfigurationError,
     CredentialsRejected,
@@ -56,11 +56,13 @@ def run_checks(environ: Mapping[str, str]) -> list[Check]:
             Check(name, None, "needs valid settings") for name in ("redis", "broker", "engage")
         ]
         return [Check("settings", False, str(err), fix), *skipped]
-    checks = [Check("settings", True, f"loaded (transport {settings.engage_transport})")]
+    transport = "none: enqueue only" if settings.engage is None else settings.engage.transport
+    checks = [Check("settings", True, f"loaded (transport {transport})")]
     if settings.schedule_file is not None:
         checks.append(check_schedules(settings))
     checks += [check_redis(settings), check_broker(settings), check_engage(settings)]
-    secrets = [settings.engage_password, *_url_passwords(settings)]
+    password = [] if settings.engage is None else [settings.engage.password]
+    secrets = [*password, *_url_passwords(settings)]
     return [_scrubbed(check, secrets) for check in checks]
 
 
@@ -111,14 +113,22 @@ def check_broker(settings: Settings) -> Check:
 
 def check_engage(settings: Settings) -> Check:
     """Engage answers system/getApiVersion with these credentials."""
-    quick = dataclasses.replace(
-        settings,
-        connect_timeout=min(settings.connect_timeout, TIMEOUT),
-        read_timeout=min(settings.read_timeout, TIMEOUT * 2),
-    )
-    base = redact_url(settings.engage_base_url)
+    engage = settings.engage
+    if engage is None:
+        return Check(
+            "engage",
+            False,
+            "ENGAGE_BASE_URL is not set: this environment can enqueue, but a worker cannot send",
+            "set ENGAGE_BASE_URL, ENGAGE_USERNAME and ENGAGE_PASSWORD for workers",
+        )
+    base = redact_url(engage.base_url)
     try:
-        version = build_client(quick).api_version()
+        client = build_client(
+            engage,
+            connect_timeout=min(settings.connect_timeout, TIMEOUT),
+            read_timeout=min(settings.read_timeout, TIMEOUT * 2),
+        )
+        version = client.api_version()
     except CredentialsRejected as err:
         return Check(
             "engage",
@@ -129,7 +139,7 @@ def check_engage(settings: Settings) -> Check:
     except EngageAPIError as err:
         return Check("engage", False, f"{base} answered: {err}", _api_error_fix(err.status))
     except RequestNotSent as err:
-        where = urlsplit(settings.engage_base_url)
+        where = urlsplit(engage.base_url)
         return Check(
             "engage",
             False,
@@ -163,7 +173,8 @@ def redact_url(url: str) -> str:
 
 
 def _url_passwords(settings: Settings) -> list[str]:
-    urls = (settings.redis_url, settings.broker_url, settings.engage_base_url)
+    engage = [] if settings.engage is None else [settings.engage.base_url]
+    urls = (settings.redis_url, settings.broker_url, *engage)
     return [p for p in (urlsplit(u).password for u in urls) if p]
 
 

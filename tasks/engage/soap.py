@@ -1,8 +1,8 @@
-"""Engage's SOAP API behind the same :class:`~tasks.engage_client.EngageClient` interface as REST.
+"""Engage's SOAP API behind the same :class:`~tasks.engage.base.EngageClient` interface as REST.
 
 Requests are SOAP 1.1 envelopes built with :mod:`xml.etree` (every value escaped); answers are
 read with :mod:`defusedxml` and faults become the same typed errors as REST error bodies, through
-:func:`tasks.engage_http.api_error`, so "unknown recipient" means the same on both transports.
+:func:`tasks.engage.http.api_error`, so "unknown recipient" means the same on both transports.
 """
 
 from __future__ import annotations
@@ -13,15 +13,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TypeAlias
 
-import requests
 from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import fromstring as _safe_fromstring
 
-from tasks import engage_http
-from tasks.engage_client import Contact
+from tasks.engage import http as engage_http
+from tasks.engage.base import Contact, TransportClient
 from tasks.errors import EngageServerError, InvalidSendRequest, OutcomeUnknown, RequestNotSent
 from tasks.masking import mask_text
-from tasks.send_request import Identifier
+from tasks.request import Identifier
 
 #: Engage's SOAP namespace (the prepared-SMS page shows a placeholder; this is the real one).
 NAMESPACE = "http://ecircle.com/developer/ecmapi"
@@ -213,25 +212,11 @@ def _text(element: ET.Element | None) -> str:
 # -- the client --------------------------------------------------------------------------------
 
 
-class SoapEngageClient:
-    """Engage's SOAP API over one pooled session."""
+class SoapEngageClient(TransportClient):
+    """Engage's SOAP API over one pooled session; ``base_url`` is the SOAP endpoint."""
 
-    def __init__(
-        self,
-        *,
-        endpoint: str,
-        session: requests.Session,
-        connect_timeout: float,
-        read_timeout: float,
-    ) -> None:
-        self._endpoint = endpoint
-        self._session = session
-        self._timeout = (connect_timeout, read_timeout)
-
-    def get_contact(self, identifier: Identifier) -> Contact:
+    def _lookup(self, identifier: Identifier) -> Contact:
         """contactGet; a contact -> Contact, anything else -> a typed error."""
-        if identifier.type == "ID":
-            return Contact(contact_id=int(identifier.value))
         operation = "contact/get"
         try:
             element = self._call(operation, contact_get_envelope(identifier))
@@ -275,9 +260,10 @@ class SoapEngageClient:
         """POST the envelope; the Body's element, or a typed error (UnreadableAnswer on 2xx)."""
         response = engage_http.post(
             self._session,
-            self._endpoint,
+            self._base,
             operation,
             timeout=self._timeout,
+            observe=self._observe,
             data=envelope,
             headers=_HEADERS,
         )

@@ -16,7 +16,7 @@ from typing import Any
 
 import requests
 
-from tasks.local_stack import (
+from tasks.cli.local_stack import (
     ManagedProcess,
     celery_command,
     celery_worker,

@@ -1,0 +1,81 @@
+"""The ``engage-sms metrics`` sidecar: gauges read from Redis at scrape time.
+
+Broker queue length and dead-letter depth, served by one process beside the workers, so N
+workers do not report the same gauge N times.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import redis
+from prometheus_client import CollectorRegistry
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from tasks.settings import Settings, broker_is_redis
+from tasks.state.dead_letters import REASONS, DeadLetterStore
+from tasks.state.ledger import RedisKeys
+
+#: Celery's default queue: a Redis list of that name on the broker.
+DEFAULT_QUEUE = "celery"
+
+
+class RedisStateCollector(Collector):
+    """Gauges read from Redis at scrape time: broker queue length and dead-letter depth."""
+
+    def __init__(
+        self,
+        *,
+        dead_letters: DeadLetterStore,
+        broker: redis.Redis | None,
+        queue: str = DEFAULT_QUEUE,
+    ) -> None:
+        self._dead_letters = dead_letters
+        self._broker = broker
+        self._queue = queue
+
+    def collect(self) -> Iterator[Metric]:
+        """One scrape; Redis down shows as ``engage_sms_redis_up 0``, not as a failed scrape."""
+        up = GaugeMetricFamily("engage_sms_redis_up", "1 when Redis answered this scrape.")
+        try:
+            depth = self._dead_letters.depth_by_reason()
+            length = None if self._broker is None else int(self._broker.llen(self._queue))
+        except redis.RedisError:
+            up.add_metric([], 0)
+            yield up
+            return
+        up.add_metric([], 1)
+        yield up
+        dlq = GaugeMetricFamily(
+            "engage_sms_dead_letter_depth", "Entries in the dead-letter store.", labels=["reason"]
+        )
+        for reason in sorted({*REASONS, *depth}):
+            dlq.add_metric([reason], depth.get(reason, 0))
+        yield dlq
+        if length is not None:
+            queue = GaugeMetricFamily(
+                "engage_sms_queue_length", "Messages waiting in the broker queue.", labels=["queue"]
+            )
+            queue.add_metric([self._queue], length)
+            yield queue
+
+
+def sidecar_registry(settings: Settings) -> CollectorRegistry:
+    """A registry with only the Redis-derived gauges, for ``engage-sms metrics``."""
+    client = redis.Redis.from_url(settings.redis_url, socket_timeout=5, socket_connect_timeout=5)
+    broker = (
+        redis.Redis.from_url(settings.broker_url, socket_timeout=5, socket_connect_timeout=5)
+        if broker_is_redis(settings.broker_url)
+        else None
+    )
+    store = DeadLetterStore(
+        client,
+        keys=RedisKeys(settings.key_prefix),
+        max_entries=settings.dlq_max_entries,
+        max_age=settings.dlq_max_age,
+        retention=settings.key_retention,
+    )
+    registry = CollectorRegistry()
+    registry.register(RedisStateCollector(dead_letters=store, broker=broker))
+    return registry

@@ -1,0 +1,83 @@
+"""Prometheus counters: what happened to sends, and how fast Engage answers.
+
+They live in :data:`REGISTRY`, one per process: a worker serves them when
+``ENGAGE_METRICS_PORT`` is set (:mod:`tasks.worker.signals`). Queue length and dead-letter depth
+are read from Redis at scrape time by the ``engage-sms metrics`` sidecar
+(:mod:`tasks.cli.metrics_sidecar`), so N workers do not report the same gauge N times.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
+
+if TYPE_CHECKING:
+    from wsgiref.simple_server import WSGIServer
+
+from tasks.state.dead_letters import REASONS
+
+#: The registry of this process's counters (not prometheus_client's global one).
+REGISTRY = CollectorRegistry()
+#: Outcomes counted by ``engage_sms_sends_total``: the log events that end or start a send.
+OUTCOMES = ("enqueued", "duplicate", "sent", "dead_lettered", "replayed")
+#: Engage answers within 35 s or times out; buckets cover fast answers and the timeout.
+LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 40.0)
+
+SENDS = Counter(
+    "engage_sms_sends", "Sends by outcome (log events).", ["outcome"], registry=REGISTRY
+)
+DEAD_LETTERS = Counter(
+    "engage_sms_dead_letters",
+    "Sends moved to the dead-letter store.",
+    ["reason"],
+    registry=REGISTRY,
+)
+RETRIES = Counter(
+    "engage_sms_retries",
+    "Retries scheduled, by Engage operation.",
+    ["operation"],
+    registry=REGISTRY,
+)
+ENGAGE_CALL_SECONDS = Histogram(
+    "engage_sms_engage_call_seconds",
+    "Engage call latency by operation and HTTP status (or error class when no answer came).",
+    ["operation", "status"],
+    registry=REGISTRY,
+    buckets=LATENCY_BUCKETS,
+)
+# Series exist at zero from the start, so rate() and alerts work before the first event.
+for _outcome in OUTCOMES:
+    SENDS.labels(outcome=_outcome)
+for _reason in REASONS:
+    DEAD_LETTERS.labels(reason=_reason)
+
+
+def count_event(event: str, fields: Mapping[str, Any]) -> None:
+    """Count one delivery log event (called by :func:`tasks.delivery.events.log_event`)."""
+    if event in OUTCOMES:
+        SENDS.labels(outcome=event).inc()
+    if event == "dead_lettered":
+        DEAD_LETTERS.labels(reason=str(fields.get("reason") or "unknown")).inc()
+    elif event == "retrying":
+        RETRIES.labels(operation=str(fields.get("operation") or "unknown")).inc()
+
+
+def observe_call(operation: str, status: str, seconds: float) -> None:
+    """One Engage call's latency by HTTP status, or by error class when no answer came.
+
+    The Engage client calls it (:data:`tasks.engage.http.CallObserver`).
+    """
+    ENGAGE_CALL_SECONDS.labels(operation, status).observe(seconds)
+
+
+def serve(
+    port: int,
+    *,
+    host: str = "0.0.0.0",  # noqa: S104  (scraped from other hosts and containers)
+    registry: CollectorRegistry = REGISTRY,
+) -> tuple[WSGIServer, threading.Thread]:
+    """Serve ``/metrics`` for ``registry`` on a background thread."""
+    return start_http_server(port, addr=host, registry=registry)

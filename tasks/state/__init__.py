@@ -1,0 +1,4 @@
+"""Everything the package keeps in Redis: the ledger, dead letters, rate limit, caches, flags.
+
+Imports neither Celery nor requests: each store is a small class over a ``redis.Redis`` client.
+"""

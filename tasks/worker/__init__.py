@@ -1,0 +1,1 @@
+"""The Celery side: the app and its configuration, the tasks, publishing, housekeeping, beat."""

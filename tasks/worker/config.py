@@ -1,0 +1,92 @@
+"""The Celery configuration of :data:`tasks.worker.app.app`: everything comes from the environment.
+
+The variables are listed in the README (Configuration). A missing or malformed one stops the
+worker at start with a one-line error naming it. A process that only enqueues needs the broker
+and Redis settings; a worker needs Engage's too (checked here when ``celery worker`` starts).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable
+from typing import TypeVar
+from urllib.parse import urlsplit
+
+from tasks.errors import ConfigurationError
+from tasks.schedule_file import load_schedules
+from tasks.settings import Settings, broker_is_redis, load_settings
+from tasks.worker.beat_schedule import housekeeping_entries, schedule_entries
+from tasks.worker.transport import TRANSPORT
+
+_T = TypeVar("_T")
+
+
+def _load(read: Callable[[], _T]) -> _T:
+    try:
+        return read()
+    except ConfigurationError as err:
+        if _running_celery_command():
+            # A worker, beat or flower cannot start without it: one clear line, no traceback.
+            sys.exit(f"engage-sms: configuration error: {err}")
+        raise
+
+
+def _running_celery_command() -> bool:
+    # `celery ...` and `python -m celery ...` (worker, beat, flower): a process of its own.
+    program = sys.argv[0].replace("\\", "/") if sys.argv else ""
+    return os.path.basename(program) == "celery" or program.endswith("celery/__main__.py")
+
+
+def _settings_for_this_process() -> Settings:
+    settings = load_settings(os.environ)
+    if _running_celery_command() and "worker" in sys.argv[1:]:
+        settings.require_engage()  # a worker calls Engage: say so at start, not at the first send
+    return settings
+
+
+engage_settings = _load(_settings_for_this_process)
+# Validated in full here, so a bad file stops beat and workers at start, not at 9 a.m.
+engage_schedules = _load(lambda: load_schedules(engage_settings.schedule_file))
+beat_schedule = {**housekeeping_entries(), **schedule_entries(engage_schedules)}
+
+broker_url = engage_settings.broker_url
+result_backend = engage_settings.result_backend
+task_ignore_result = engage_settings.result_backend is None
+result_expires = 86400
+
+# JSON only: task messages must be readable by any consumer and never unpickled.
+task_serializer = "json"
+result_serializer = "json"
+accept_content = ["json"]
+event_serializer = "json"
+
+# Delivery guarantees: acknowledge after the task ran; requeue if its worker process dies.
+task_acks_late = True
+task_reject_on_worker_lost = True
+worker_prefetch_multiplier = 4
+broker_connection_retry_on_startup = True
+if broker_is_redis(broker_url):
+    if urlsplit(broker_url).scheme == "redis":
+        # kombu's transport, minus a new client object per publish (see the module). Not for
+        # rediss://: kombu turns TLS on by itself only when the transport is named "rediss".
+        broker_transport = TRANSPORT
+    broker_transport_options = {
+        "visibility_timeout": engage_settings.visibility_timeout,
+        # Messages of a killed worker come back one visibility timeout later, found by a sweep
+        # every few seconds (kombu's default sweeps only every 100 s).
+        "unacked_restore_interval": max(1, min(10, int(engage_settings.visibility_timeout / 5))),
+        "unacked_restore_throttle": 1,
+    }
+    result_backend_transport_options = {"visibility_timeout": engage_settings.visibility_timeout}
+
+# Visible in Flower: workers send task events (received, started, succeeded, retried, failed).
+# A task still waiting in the queue is listed only with ENGAGE_SENT_EVENTS=on: the "sent" event
+# costs every enqueue a Redis round trip (docs/benchmarks.md); queue depth is in Flower anyway.
+worker_send_task_events = True
+task_send_sent_event = engage_settings.sent_events
+task_track_started = True
+
+# Timestamps in UTC everywhere.
+enable_utc = True
+timezone = "UTC"
