@@ -11,9 +11,6 @@ from tasks.masking import mask_value
 
 logger = logging.getLogger("engage.delivery")
 
-#: Events that mark a state change of a send.
-EVENTS = ("enqueued", "duplicate", "retrying", "sent", "dead_lettered", "replayed")
-
 
 def log_event(event: str, *, key: str, task_id: str | None = None, **fields: Any) -> None:
     """Log ``event`` for ``key`` as one JSON line (every value masked) and count it."""

@@ -54,11 +54,6 @@ class Decision:
     retry_in: float | None = None
     reason: str | None = None
 
-    @property
-    def retry(self) -> bool:
-        """True when the send should be tried again."""
-        return self.retry_in is not None
-
 
 @dataclass(frozen=True)
 class Attempt:
