@@ -79,7 +79,7 @@ def test_total_time_budget_ends_retries() -> None:
 )
 def test_transient_failures_are_retried(error: EngageError) -> None:
     """Connection failures before sending, 5xx and a bare 429 retry with backoff."""
-    assert decide(error, sending(0), POLICY).retry
+    assert decide(error, sending(0), POLICY).retry_in is not None
 
 
 def test_retry_after_is_obeyed_without_using_attempts() -> None:
@@ -105,7 +105,7 @@ def test_permanent_400s_dead_letter_at_once(code: str) -> None:
 
 def test_unknown_400_codes_get_a_bounded_retry() -> None:
     """An errorCode we do not know is retried a little, then dead-lettered."""
-    assert decide(client_error("SOMETHING_NEW"), sending(0), POLICY).retry
+    assert decide(client_error("SOMETHING_NEW"), sending(0), POLICY).retry_in is not None
     assert decide(client_error("SOMETHING_NEW"), sending(2), POLICY).reason == "rejected"
 
 
@@ -125,9 +125,12 @@ def test_unknown_outcome_of_a_send_is_dead_lettered_by_default() -> None:
 def test_unknown_outcome_may_be_retried_when_configured() -> None:
     """ENGAGE_ON_UNKNOWN_OUTCOME=retry chooses a retry instead."""
     policy = RetrySettings(on_unknown_outcome="retry")
-    assert decide(OutcomeUnknown("message/sendSingle", "timeout"), sending(0), policy).retry
+    assert (
+        decide(OutcomeUnknown("message/sendSingle", "timeout"), sending(0), policy).retry_in
+        is not None
+    )
 
 
 def test_unknown_outcome_of_a_lookup_is_simply_retried() -> None:
     """A lookup changes nothing in Engage, so a lost answer is retried."""
-    assert decide(OutcomeUnknown("contact/get", "timeout"), lookup(0), POLICY).retry
+    assert decide(OutcomeUnknown("contact/get", "timeout"), lookup(0), POLICY).retry_in is not None
