@@ -25,6 +25,8 @@ REASONS = (
     "outcome_unknown",  # the request left but no answer came: it may have been sent
     "retries_exhausted",  # transient failures outlasted the retry budget
     "worker_lost",  # the task killed its worker repeatedly (poison message)
+    "unexpected_answer",  # not Engage's answer (a redirect, an HTML page): a deployment problem
+    "internal_error",  # a step raised something unforeseen: the entry names the exception type
 )
 
 _ADD = """
