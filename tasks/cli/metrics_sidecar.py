@@ -14,8 +14,9 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from tasks.settings import Settings, broker_is_redis
-from tasks.state.dead_letters import REASONS, DeadLetterStore
-from tasks.state.ledger import RedisKeys
+from tasks.state.dead_letters import DeadLetterStore
+from tasks.state.enums import Reason
+from tasks.state.keys import RedisKeys
 
 #: Celery's default queue: a Redis list of that name on the broker.
 DEFAULT_QUEUE = "celery"
@@ -50,7 +51,7 @@ class RedisStateCollector(Collector):
         dlq = GaugeMetricFamily(
             "engage_sms_dead_letter_depth", "Entries in the dead-letter store.", labels=["reason"]
         )
-        for reason in sorted({*REASONS, *depth}):
+        for reason in sorted({*Reason, *depth}):
             dlq.add_metric([reason], depth.get(reason, 0))
         yield dlq
         if length is not None:

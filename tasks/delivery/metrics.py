@@ -17,7 +17,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_
 if TYPE_CHECKING:
     from wsgiref.simple_server import WSGIServer
 
-from tasks.state.dead_letters import REASONS
+from tasks.state.enums import Reason
 
 #: The registry of this process's counters (not prometheus_client's global one).
 REGISTRY = CollectorRegistry()
@@ -51,7 +51,7 @@ ENGAGE_CALL_SECONDS = Histogram(
 # Series exist at zero from the start, so rate() and alerts work before the first event.
 for _outcome in OUTCOMES:
     SENDS.labels(outcome=_outcome)
-for _reason in REASONS:
+for _reason in Reason:
     DEAD_LETTERS.labels(reason=_reason)
 
 

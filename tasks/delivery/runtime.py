@@ -20,7 +20,9 @@ from tasks.settings import Settings
 from tasks.state.contact_cache import ContactCache
 from tasks.state.credentials import AuthCircuit
 from tasks.state.dead_letters import DeadLetterStore
-from tasks.state.ledger import DeliveryLedger, RedisKeys
+from tasks.state.hashing import KeyHasher
+from tasks.state.keys import RedisKeys
+from tasks.state.ledger import DeliveryLedger
 from tasks.state.rate_limit import RateLimiter
 
 
@@ -30,6 +32,10 @@ class Runtime:
 
     settings: Settings
     redis: Redis
+    #: The names of every key the stores (and housekeeping) write.
+    keys: RedisKeys
+    #: Keyed digests for key names derived from identifiers (the secret is read on first use).
+    hasher: KeyHasher
     ledger: DeliveryLedger
     dead_letters: DeadLetterStore
     rate_limiter: RateLimiter
@@ -55,7 +61,8 @@ class Runtime:
         engage = self.settings.require_engage()
         return AuthCircuit(
             self.redis,
-            prefix=self.settings.key_prefix,
+            keys=self.keys,
+            hasher=self.hasher,
             username=engage.username,
             password=engage.password,
         )
@@ -76,9 +83,12 @@ class Runtime:
             health_check_interval=30,
         )
         keys = RedisKeys(settings.key_prefix)
+        hasher = KeyHasher(client, keys=keys)
         return cls(
             settings=settings,
             redis=client,
+            keys=keys,
+            hasher=hasher,
             ledger=DeliveryLedger(
                 client, keys=keys, retention=settings.key_retention, lease=settings.lease_seconds
             ),
@@ -90,14 +100,9 @@ class Runtime:
                 retention=settings.key_retention,
             ),
             rate_limiter=RateLimiter(
-                client,
-                key=f"{settings.key_prefix}:rate:engage",
-                rate=settings.rate_limit,
-                burst=settings.rate_burst,
+                client, keys=keys, rate=settings.rate_limit, burst=settings.rate_burst
             ),
-            contacts=ContactCache(
-                client, prefix=settings.key_prefix, ttl=settings.contact_cache_ttl
-            ),
+            contacts=ContactCache(client, keys=keys, hasher=hasher, ttl=settings.contact_cache_ttl),
             engage_override=engage,
         )
 

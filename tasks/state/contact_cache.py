@@ -1,24 +1,31 @@
 """The contact-id cache: one Redis string per identifier, holding the Engage ``contactId``.
 
-Keys are ``{prefix}:contact:{TYPE}:{digest}``, the digest being the first 32 hex digits of the
-SHA-256 of the identifier's value: key names show up in monitoring tools and ``redis-cli``
-sessions, phone numbers and e-mail addresses must not. (A bare digest of a phone number can be
-reversed by trying every number; it keeps numbers off screens, it is no anonymisation.)
+Keys are ``{prefix}:contact:{TYPE}:{digest}``, the digest being 32 hex digits of a keyed
+HMAC-SHA256 of the identifier's value (:class:`~tasks.state.hashing.KeyHasher`): key names show
+up in monitoring tools and ``redis-cli`` sessions, phone numbers and e-mail addresses must not,
+and an unkeyed digest of a phone number is reversed by trying every number.
 """
 
 from __future__ import annotations
 
-import hashlib
-
 import redis
+
+from tasks.state.hashing import KeyHasher
+from tasks.state.keys import RedisKeys
+
+#: Hex digits of the keyed digest in a key name (128 bits: no two identifiers meet).
+DIGEST_LENGTH = 32
 
 
 class ContactCache:
     """Remembers, for ``ttl`` seconds, which contact id Engage gave for an identifier."""
 
-    def __init__(self, client: redis.Redis, *, prefix: str, ttl: float) -> None:
+    def __init__(
+        self, client: redis.Redis, *, keys: RedisKeys, hasher: KeyHasher, ttl: float
+    ) -> None:
         self._redis = client
-        self._prefix = prefix
+        self._keys = keys
+        self._hasher = hasher
         self._enabled = ttl > 0
         # Never 0: PX 0 is an error, and a tiny positive TTL still means "cache, briefly".
         self._ttl_ms = max(1, int(ttl * 1000))
@@ -58,6 +65,5 @@ class ContactCache:
             self._redis.delete(self.key(id_type, value))
 
     def key(self, id_type: str, value: str) -> str:
-        """The Redis key for an identifier: its type in clear, its value only as a digest."""
-        digest = hashlib.sha256(value.encode()).hexdigest()[:32]
-        return f"{self._prefix}:contact:{id_type}:{digest}"
+        """The Redis key for an identifier: its type in clear, its value only as a keyed digest."""
+        return self._keys.contact(id_type, self._hasher.digest("contact", value, DIGEST_LENGTH))

@@ -2,27 +2,40 @@
 
 Wrong credentials are wrong for every message: after the first 401/403, sends are parked in the
 dead-letter store (reason ``auth_failed``) without calling Engage, instead of each message
-hammering Engage with the same bad password. The flag is keyed by a digest of the credentials,
-so a worker restarted with a corrected password is not held back by it.
+hammering Engage with the same bad password. The flag is keyed by a keyed digest of the
+credentials (:class:`~tasks.state.hashing.KeyHasher`), so a worker restarted with a corrected
+password is not held back by it, and the key name reveals nothing of the password.
 """
 
 from __future__ import annotations
 
-import hashlib
-
 import redis
+
+from tasks.state.hashing import KeyHasher
+from tasks.state.keys import RedisKeys
 
 #: How long one refusal parks sends without asking Engage again.
 AUTH_PARK_SECONDS = 60
+#: Hex digits of the keyed digest in the flag's name.
+DIGEST_LENGTH = 16
 
 
 class AuthCircuit:
     """Remembers, for a while, that these credentials were refused."""
 
-    def __init__(self, client: redis.Redis, *, prefix: str, username: str, password: str) -> None:
-        digest = hashlib.sha256(f"{username}\0{password}".encode()).hexdigest()[:16]
+    def __init__(
+        self,
+        client: redis.Redis,
+        *,
+        keys: RedisKeys,
+        hasher: KeyHasher,
+        username: str,
+        password: str,
+    ) -> None:
         self._redis = client
-        self._key = f"{prefix}:auth_failed:{digest}"
+        self._key = keys.auth_failed(
+            hasher.digest("credentials", f"{username}\0{password}", DIGEST_LENGTH)
+        )
 
     @property
     def key(self) -> str:

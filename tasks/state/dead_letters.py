@@ -2,7 +2,9 @@
 
 Shaped like rq's FailedJobRegistry: a sorted set of idempotency keys scored by the time they were
 dead-lettered, a hash of JSON entries, bounded by size and age. Moving a send here and flipping its
-ledger record to ``dead_lettered`` is one atomic script; so is a replay.
+ledger record to ``dead_lettered`` is one atomic script (``lua/dlq_add.lua``); so is a replay.
+Every path that takes an entry out (replay, purge, the age and size bounds, the send found sent
+after all) removes it from all three keys: the sorted set, the entries and the reasons.
 """
 
 from __future__ import annotations
@@ -15,64 +17,10 @@ from typing import Any
 import redis
 
 from tasks.request import SendRequest
-from tasks.state.ledger import RedisKeys, iso, read_record, text
-
-#: Why a send was dead-lettered.
-REASONS = (
-    "unknown_recipient",  # Engage knows no such contact (after a few short retries)
-    "rejected",  # Engage refused the request for good (400 with a permanent errorCode)
-    "auth_failed",  # Engage refused our credentials: parked until an operator replays
-    "outcome_unknown",  # the request left but no answer came: it may have been sent
-    "retries_exhausted",  # transient failures outlasted the retry budget
-    "worker_lost",  # the task killed its worker repeatedly (poison message)
-    "unexpected_answer",  # not Engage's answer (a redirect, an HTML page): a deployment problem
-    "internal_error",  # a step raised something unforeseen: the entry names the exception type
-)
-
-_ADD = """
-local ledger, dlq, entries, reasons, inflight = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
-local key, now, reason = ARGV[1], tonumber(ARGV[2]), ARGV[3]
-if redis.call('HGET', ledger, 'state') == 'sent' then return 0 end
-redis.call('HSET', ledger, 'state', 'dead_lettered', 'reason', reason, 'detail', ARGV[4],
-  'updated_at', ARGV[2])
-redis.call('HDEL', ledger, 'lease_owner', 'lease_until', 'retry_at')
--- The record must outlive its dead-letter entry, or a replay could not know it was not sent.
-redis.call('PEXPIRE', ledger, ARGV[6])
-redis.call('ZREM', inflight, key)
-redis.call('ZADD', dlq, now, key)
-redis.call('HSET', entries, key, ARGV[5])
-redis.call('HSET', reasons, key, reason)
-local function drop(members)
-  for _, m in ipairs(members) do
-    redis.call('ZREM', dlq, m); redis.call('HDEL', entries, m); redis.call('HDEL', reasons, m)
-  end
-end
-drop(redis.call('ZRANGEBYSCORE', dlq, '-inf', '(' .. (now - tonumber(ARGV[7]))))
-local extra = redis.call('ZCARD', dlq) - tonumber(ARGV[8])
-if extra > 0 then drop(redis.call('ZRANGE', dlq, 0, extra - 1)) end
-return 1
-"""
-
-_REPLAY = """
-local ledger, dlq, entries, reasons, inflight = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
-local key = ARGV[1]
-local entry = redis.call('HGET', entries, key)
-if not entry then return {'missing', ''} end
-redis.call('ZREM', dlq, key); redis.call('HDEL', entries, key); redis.call('HDEL', reasons, key)
-local state = redis.call('HGET', ledger, 'state')
-if state == 'sent' then return {'sent', ''} end
-if state and state ~= 'dead_lettered' then return {state, ''} end
-local e = cjson.decode(entry)
-redis.call('HSET', ledger, 'state', 'queued', 'request', cjson.encode(e['request']),
-  'fingerprint', e['fingerprint'], 'task_id', ARGV[2], 'task_ids', ARGV[3], 'updated_at', ARGV[4],
-  'attempts', 0)
-redis.call('HSETNX', ledger, 'created_at', ARGV[4])
-redis.call('HINCRBY', ledger, 'replays', 1)
-redis.call('HDEL', ledger, 'reason', 'detail', 'last_error', 'retry_at', 'first_failure_at')
-redis.call('PEXPIRE', ledger, ARGV[5])
-redis.call('ZADD', inflight, ARGV[4], key)
-return {'requeued', cjson.encode(e['request'])}
-"""
+from tasks.state import scripts
+from tasks.state.enums import Reason
+from tasks.state.keys import RedisKeys
+from tasks.state.records import iso, read_record, text
 
 
 class DeadLetterStore:
@@ -92,8 +40,9 @@ class DeadLetterStore:
         self._max_entries = max_entries
         self._max_age = max_age
         self._retention_ms = int(retention * 1000)
-        self._add = client.register_script(_ADD)
-        self._replay = client.register_script(_REPLAY)
+        self._add = scripts.register(client, "dlq_add")
+        self._replay = scripts.register(client, "dlq_replay")
+        self._cleanup = scripts.register(client, "dlq_cleanup")
 
     def _script_keys(self, key: str) -> list[str]:
         k = self._keys
@@ -103,7 +52,7 @@ class DeadLetterStore:
         self,
         key: str,
         *,
-        reason: str,
+        reason: Reason,
         detail: str,
         error: dict[str, Any] | None,
         task_ids: list[str],
@@ -178,16 +127,20 @@ class DeadLetterStore:
         """Delete entries (all, or of one reason); the ledger keeps them dead-lettered."""
         return self._drop(self.keys(reason))
 
+    def remove(self, keys: list[str]) -> int:
+        """Delete these entries (the ones an operator confirmed); the ledger keeps them."""
+        return self._drop(keys)
+
     def depth_by_reason(self) -> dict[str, int]:
         """How many entries each reason has (for monitoring)."""
         reasons = self._redis.hvals(self._keys.dlq_reasons)
         return dict(Counter(text(r) for r in reasons))
 
     def cleanup(self) -> int:
-        """Drop entries past the age bound; returns how many went."""
+        """Drop entries past the age bound (and leftovers of removed ones); how many went by age."""
+        k = self._keys
         cutoff = time.time() - self._max_age
-        old = self._redis.zrangebyscore(self._keys.dlq, "-inf", f"({cutoff}")
-        return self._drop([text(k) for k in old])
+        return int(self._cleanup(keys=[k.dlq, k.dlq_entries, k.dlq_reasons], args=[repr(cutoff)]))
 
     def _drop(self, keys: list[str]) -> int:
         if keys:

@@ -6,8 +6,8 @@
       │  └──> retrying <─────────────────┘ (from any non-sent state)
       └─────────┘
 
-Every transition is one Lua script, so concurrent enqueues, redelivered tasks and replays see one
-truth. ``sent`` is final: nothing moves a sent record anywhere else.
+Every transition is one Lua script (``lua/*.lua``), so concurrent enqueues, redelivered tasks and
+replays see one truth. ``sent`` is final: nothing moves a sent record anywhere else.
 """
 
 from __future__ import annotations
@@ -16,58 +16,23 @@ import json
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 import redis
 
-from tasks.masking import mask_value
 from tasks.request import SendRequest
-
-TERMINAL_STATES = ("sent", "dead_lettered")
-
-
-@dataclass(frozen=True)
-class RedisKeys:
-    """Names of the ledger's and the dead-letter store's Redis keys, under one prefix.
-
-    The other stores name their own keys under the same prefix (``auth_failed:``, ``contact:``,
-    ``rate:``, ``housekeeping:``).
-    """
-
-    prefix: str = "engage"
-
-    def send(self, key: str) -> str:
-        """The ledger hash of one idempotency key."""
-        return f"{self.prefix}:send:{key}"
-
-    @property
-    def inflight(self) -> str:
-        """Sorted set of keys not yet sent or dead-lettered, scored by last change."""
-        return f"{self.prefix}:inflight"
-
-    @property
-    def dlq(self) -> str:
-        """Sorted set of dead-lettered keys, scored by when they were dead-lettered."""
-        return f"{self.prefix}:dlq"
-
-    @property
-    def dlq_entries(self) -> str:
-        """Hash of dead-letter entries (JSON) by idempotency key."""
-        return f"{self.prefix}:dlq:entries"
-
-    @property
-    def dlq_reasons(self) -> str:
-        """Hash of dead-letter reasons by idempotency key (depth by reason without parsing)."""
-        return f"{self.prefix}:dlq:reasons"
+from tasks.state import scripts
+from tasks.state.enums import ClaimOutcome, SendState, StartOutcome
+from tasks.state.keys import RedisKeys
+from tasks.state.records import read_record, shown_status, text
 
 
 @dataclass(frozen=True)
 class Claim:
     """The result of claiming a key at enqueue: new, already there, or taken by another request."""
 
-    outcome: str  # "created" | "exists" | "conflict"
-    state: str
+    outcome: ClaimOutcome
+    state: SendState
     task_id: str
 
 
@@ -75,7 +40,7 @@ class Claim:
 class SendStart:
     """What :meth:`DeliveryLedger.begin_send` found: go ahead, or why not."""
 
-    outcome: str  # "acquired" | "sent" | "dead_lettered" | "busy" | "interrupted" | "blocked"
+    outcome: StartOutcome
     attempts: int
 
 
@@ -84,103 +49,11 @@ class StepStart:
     """What :meth:`DeliveryLedger.begin_step` found, in one round trip."""
 
     #: The record's state; None when the key is unknown (nothing was counted then).
-    state: str | None
+    state: SendState | None
     #: How many times this task attempt has been delivered, this one included.
     deliveries: int
     #: The values of the ``peek`` keys, in order (None where a key does not exist).
     peeked: list[str | None]
-
-
-_CLAIM = """
-local k = KEYS[1]
-if redis.call('EXISTS', k) == 1 then
-  local f = redis.call('HMGET', k, 'fingerprint', 'state', 'task_id')
-  if f[1] ~= ARGV[1] then return {'conflict', f[2], f[3]} end
-  return {'exists', f[2], f[3]}
-end
-redis.call('HSET', k, 'state', 'queued', 'fingerprint', ARGV[1], 'request', ARGV[2],
-  'task_id', ARGV[3], 'task_ids', ARGV[4], 'created_at', ARGV[5], 'updated_at', ARGV[5],
-  'attempts', 0)
-redis.call('PEXPIRE', k, ARGV[6])
-redis.call('ZADD', KEYS[2], ARGV[5], ARGV[7])
-return {'created', 'queued', ARGV[3]}
-"""
-
-_RELEASE_UNPUBLISHED = """
-if redis.call('HGET', KEYS[1], 'task_id') == ARGV[1]
-   and redis.call('HGET', KEYS[1], 'state') == 'queued' then
-  redis.call('DEL', KEYS[1])
-  redis.call('ZREM', KEYS[2], ARGV[2])
-  return 1
-end
-return 0
-"""
-
-_BEGIN_STEP = """
-local state = redis.call('HGET', KEYS[1], 'state')
-local deliveries = 0
-if state then deliveries = redis.call('HINCRBY', KEYS[1], ARGV[1], 1) end
-local reply = {state, deliveries}
-for i = 2, #KEYS do reply[i + 1] = redis.call('GET', KEYS[i]) end
-return reply
-"""
-
-_BEGIN_SEND = """
-local k = KEYS[1]
-local f = redis.call('HMGET', k, 'state', 'lease_owner', 'lease_until', 'attempts')
-local state, attempts = f[1], tonumber(f[4] or '0')
-if not state then return {'missing', 0} end
-if state == 'sent' or state == 'dead_lettered' then return {state, attempts} end
-for i = 3, #KEYS do
-  if redis.call('EXISTS', KEYS[i]) == 1 then return {'blocked', attempts} end
-end
-if state == 'sending' then
-  -- The same attempt delivered again, or a lapsed lease, means the holder died mid-send.
-  local interrupted = f[2] == ARGV[1] or tonumber(f[3]) <= tonumber(ARGV[2])
-  if not interrupted then return {'busy', attempts} end
-  if ARGV[4] ~= '1' then return {'interrupted', attempts} end
-end
-attempts = attempts + 1
-redis.call('HSET', k, 'state', 'sending', 'lease_owner', ARGV[1],
-  'lease_until', tonumber(ARGV[2]) + tonumber(ARGV[3]), 'attempts', attempts,
-  'updated_at', ARGV[2], 'contact_id', ARGV[5])
-redis.call('ZADD', KEYS[2], ARGV[2], ARGV[6])
-return {'acquired', attempts}
-"""
-
-_MARK_SENT = """
-local k = KEYS[1]
-redis.call('HSET', k, 'state', 'sent', 'sent_at', ARGV[1], 'updated_at', ARGV[1])
-redis.call('HDEL', k, 'lease_owner', 'lease_until', 'reason', 'detail')
-redis.call('PEXPIRE', k, ARGV[2])
-redis.call('ZREM', KEYS[2], ARGV[3])
--- A send can only have been dead-lettered meanwhile as "outcome unknown": now it is known.
-redis.call('ZREM', KEYS[3], ARGV[3])
-redis.call('HDEL', KEYS[4], ARGV[3])
-return 1
-"""
-
-_RETRYING = """
-local k = KEYS[1]
-local state = redis.call('HGET', k, 'state')
-if state == 'sent' or state == 'dead_lettered' or not state then return 0 end
-if state == 'sending' and redis.call('HGET', k, 'lease_owner') ~= ARGV[1] then return 0 end
-redis.call('HSET', k, 'state', 'retrying', 'updated_at', ARGV[2], 'last_error', ARGV[3],
-  'retry_at', ARGV[4])
-redis.call('HSETNX', k, 'first_failure_at', ARGV[2])
-redis.call('HDEL', k, 'lease_owner', 'lease_until')
-redis.call('ZADD', KEYS[2], ARGV[2], ARGV[5])
-return 1
-"""
-
-
-_RESOLVED = """
-local state = redis.call('HGET', KEYS[1], 'state')
-if state ~= 'queued' and state ~= 'retrying' then return 0 end
-redis.call('HSET', KEYS[1], 'contact_id', ARGV[1], 'updated_at', ARGV[2])
-redis.call('ZADD', KEYS[2], ARGV[2], ARGV[3])
-return 1
-"""
 
 
 class DeliveryLedger:
@@ -193,18 +66,21 @@ class DeliveryLedger:
         self._keys = keys
         self._retention_ms = int(retention * 1000)
         self._lease = lease
-        self._claim = client.register_script(_CLAIM)
-        self._release = client.register_script(_RELEASE_UNPUBLISHED)
-        self._step = client.register_script(_BEGIN_STEP)
-        self._begin = client.register_script(_BEGIN_SEND)
-        self._sent = client.register_script(_MARK_SENT)
-        self._retrying = client.register_script(_RETRYING)
-        self._resolved = client.register_script(_RESOLVED)
+        self._claim = scripts.register(client, "claim")
+        self._release = scripts.register(client, "release_unpublished")
+        self._step = scripts.register(client, "begin_step")
+        self._begin = scripts.register(client, "begin_send")
+        self._sent = scripts.register(client, "mark_sent")
+        self._retrying = scripts.register(client, "mark_retrying")
+        self._resolved = scripts.register(client, "mark_resolved")
+
+    def _record_keys(self, key: str) -> list[str]:
+        return [self._keys.send(key), self._keys.inflight]
 
     def claim(self, key: str, request: SendRequest, task_ids: list[str]) -> Claim:
         """Create the record for a new send, or report the existing one (or a conflict)."""
         outcome, state, task_id = self._claim(
-            keys=[self._keys.send(key), self._keys.inflight],
+            keys=self._record_keys(key),
             args=[
                 request.fingerprint(),
                 json.dumps(request.to_dict()),
@@ -215,13 +91,11 @@ class DeliveryLedger:
                 key,
             ],
         )
-        return Claim(text(outcome), text(state), text(task_id))
+        return Claim(ClaimOutcome(text(outcome)), SendState(text(state)), text(task_id))
 
     def release_unpublished(self, key: str, task_id: str) -> bool:
         """Undo a claim whose task was not published, so a retried enqueue starts clean."""
-        return bool(
-            self._release(keys=[self._keys.send(key), self._keys.inflight], args=[task_id, key])
-        )
+        return bool(self._release(keys=self._record_keys(key), args=[task_id, key]))
 
     def begin_step(self, key: str, attempt: str, peek: Sequence[str] = ()) -> StepStart:
         """The state, this delivery counted (see :meth:`count_delivery`), and ``peek`` keys read.
@@ -232,7 +106,7 @@ class DeliveryLedger:
         reply = self._step(keys=[self._keys.send(key), *peek], args=[f"deliveries:{attempt}"])
         state, deliveries = reply[0], reply[1]
         peeked = [None if value is None else text(value) for value in reply[2:]]
-        return StepStart(None if state is None else text(state), int(deliveries), peeked)
+        return StepStart(None if state is None else SendState(text(state)), int(deliveries), peeked)
 
     def begin_send(
         self,
@@ -249,20 +123,16 @@ class DeliveryLedger:
         outcome is ``blocked``.
         """
         outcome, attempts = self._begin(
-            keys=[self._keys.send(key), self._keys.inflight, *blocked_by],
+            keys=[*self._record_keys(key), *blocked_by],
             args=[owner, _now(), self._lease, "1" if resend_interrupted else "0", contact_id, key],
         )
-        return SendStart(text(outcome), int(attempts))
+        return SendStart(StartOutcome(text(outcome)), int(attempts))
 
     def mark_sent(self, key: str) -> None:
-        """Engage accepted the send: final."""
+        """Engage accepted the send: final (and out of the dead-letter store, if it was there)."""
+        k = self._keys
         self._sent(
-            keys=[
-                self._keys.send(key),
-                self._keys.inflight,
-                self._keys.dlq,
-                self._keys.dlq_entries,
-            ],
+            keys=[k.send(key), k.inflight, k.dlq, k.dlq_entries, k.dlq_reasons],
             args=[_now(), self._retention_ms, key],
         )
 
@@ -271,16 +141,14 @@ class DeliveryLedger:
         now = time.time()
         return bool(
             self._retrying(
-                keys=[self._keys.send(key), self._keys.inflight],
+                keys=self._record_keys(key),
                 args=[owner, repr(now), error, repr(now + retry_in), key],
             )
         )
 
     def mark_resolved(self, key: str, contact_id: int) -> None:
         """The lookup succeeded: keep the contact id and show the send is moving."""
-        self._resolved(
-            keys=[self._keys.send(key), self._keys.inflight], args=[contact_id, _now(), key]
-        )
+        self._resolved(keys=self._record_keys(key), args=[contact_id, _now(), key])
 
     def count_failure(self, key: str, stage: str) -> int:
         """Failed Engage calls of one step so far (waiting for a rate-limit slot is no failure)."""
@@ -290,10 +158,10 @@ class DeliveryLedger:
         """How many times this task attempt was delivered (more than once: a worker died)."""
         return int(self._redis.hincrby(self._keys.send(key), f"deliveries:{attempt}", 1))
 
-    def state(self, key: str) -> str | None:
+    def state(self, key: str) -> SendState | None:
         """The record's state, or None when the key is unknown."""
         value = self._redis.hget(self._keys.send(key), "state")
-        return None if value is None else text(value)
+        return None if value is None else SendState(text(value))
 
     def record(self, key: str) -> dict[str, str]:
         """The raw record (empty when unknown)."""
@@ -305,25 +173,7 @@ class DeliveryLedger:
 
     def status(self, key: str) -> dict[str, Any]:
         """The record as shown to callers and operators: masked, with ISO timestamps."""
-        record = self.record(key)
-        if not record:
-            return {"key": key, "state": "unknown"}
-        request = SendRequest.from_dict(json.loads(record["request"]))
-        status: dict[str, Any] = {
-            "key": key,
-            "state": record["state"],
-            **request.masked(),
-            "task_id": record.get("task_id"),
-            "task_ids": json.loads(record.get("task_ids", "[]")),
-            "attempts": int(record.get("attempts", 0)),
-            "created_at": iso(record.get("created_at")),
-            "updated_at": iso(record.get("updated_at")),
-        }
-        for field in ("contact_id", "sent_at", "reason", "detail", "last_error", "retry_at"):
-            if field in record:
-                value = record[field]
-                status[field] = iso(value) if field.endswith("_at") else mask_value(value)
-        return status
+        return shown_status(key, self.record(key))
 
     def stale_inflight(self, older_than: float, limit: int = 1000) -> list[str]:
         """Keys not finished and untouched for ``older_than`` seconds (stuck sends)."""
@@ -332,22 +182,5 @@ class DeliveryLedger:
         return [text(k) for k in raw]
 
 
-def read_record(client: redis.Redis, keys: RedisKeys, key: str) -> dict[str, str]:
-    """The ledger record of ``key`` as text (empty when unknown)."""
-    return {text(k): text(v) for k, v in client.hgetall(keys.send(key)).items()}
-
-
-def iso(value: str | float | None) -> str | None:
-    """A stored epoch timestamp as ISO 8601 UTC."""
-    if value is None:
-        return None
-    return datetime.fromtimestamp(float(value), UTC).isoformat(timespec="milliseconds")
-
-
 def _now() -> str:
     return repr(time.time())
-
-
-def text(value: object) -> str:
-    """A Redis reply as text, whether the client decodes replies or not."""
-    return value.decode() if isinstance(value, bytes) else str(value)

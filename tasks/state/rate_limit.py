@@ -2,9 +2,9 @@
 
 The string holds the *theoretical arrival time* (TAT) of the generic cell rate algorithm, in
 microseconds of the Redis server's clock, so every worker process and host shares one schedule
-whatever its own clock says. A caller reserves a slot atomically (one Lua script, one round
-trip) and sleeps until it; a caller whose slot would be too far away reserves nothing and is
-retried later by Celery.
+whatever its own clock says. A caller reserves a slot atomically (one Lua script,
+``lua/gcra.lua``, one round trip) and sleeps until it; a caller whose slot would be too far away
+reserves nothing and is retried later by Celery.
 
 Slots are :data:`JITTER_ALLOWANCE` more than ``1 / rate`` apart: ``T = (1 + JITTER_ALLOWANCE) /
 rate``. The guarantee: the slots handed out (start times on the Redis clock) satisfy, for every
@@ -24,39 +24,20 @@ import time
 
 import redis
 
+from tasks.state import scripts
+from tasks.state.keys import RedisKeys
+
 #: Extra spacing between slots, as a share of one second, for callers that start late: 50 ms
 #: per second keeps ``rate + 1`` calls out of any one-second window unless one caller starts
 #: 50 ms later than the one ``rate`` slots before it. The price: at most ``rate / 1.05`` calls/s.
 JITTER_ALLOWANCE = 0.05
 
-#: A sensible ``max_wait``. A worker slot holds at most one reservation while it sleeps, so with
-#: N slots in all the next one is about N / rate away at worst: 5 s covers 50 slots at 10/s.
-DEFAULT_MAX_WAIT = 5.0
-
-# Everything in whole microseconds: Lua numbers are doubles, exact up to 2**53 (year 2255 in
-# microseconds), while tostring() would round to 14 digits, hence the explicit '%.0f'.
-_GCRA = """
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-local tat = tonumber(redis.call('GET', KEYS[1]) or now)
-if tat < now then tat = now end
-local next_tat = tat + tonumber(ARGV[1])
-local start = next_tat - tonumber(ARGV[2])
-if start < now then start = now end
-local delay = start - now
-if ARGV[4] ~= '1' or delay > tonumber(ARGV[3]) then return {0, delay} end
--- Once the TAT is in the past the key says nothing a missing key would not: let it go then.
-local ttl_ms = math.floor((next_tat - now) / 1000) + 1
-redis.call('SET', KEYS[1], string.format('%.0f', next_tat), 'PX', string.format('%d', ttl_ms))
-return {1, delay}
-"""
-
 
 class RateLimiter:
     """Hands out start times for Engage calls, at most ``rate`` per second plus ``burst``."""
 
-    def __init__(self, client: redis.Redis, *, key: str, rate: float, burst: float) -> None:
-        self._key = key
+    def __init__(self, client: redis.Redis, *, keys: RedisKeys, rate: float, burst: float) -> None:
+        self._key = keys.rate_limit
         self._unlimited = rate <= 0
         if not self._unlimited and burst < 1:
             raise ValueError(f"burst must be at least 1, got {burst!r}")
@@ -65,7 +46,7 @@ class RateLimiter:
             0 if self._unlimited else math.ceil(1_000_000 * (1 + JITTER_ALLOWANCE) / rate)
         )
         self._tolerance_us = int(burst * self._interval_us)
-        self._script = client.register_script(_GCRA)
+        self._script = scripts.register(client, "gcra")
 
     @property
     def interval(self) -> float:

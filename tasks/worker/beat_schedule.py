@@ -8,7 +8,6 @@ goes into each recipient's idempotency key, so the ledger lets each run out once
 
 from __future__ import annotations
 
-import hashlib
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -16,6 +15,7 @@ from celery.schedules import crontab, schedstate, schedule
 
 from tasks.request import SendRequest
 from tasks.schedule_file import Schedule
+from tasks.state.hashing import KeyHasher
 
 #: Housekeeping cadence (seconds).
 SWEEP_EVERY = 60.0
@@ -27,6 +27,8 @@ SLOT_TOLERANCE = timedelta(seconds=5)
 MAX_CRON_LOOKBACK_DAYS = 366 * 28
 
 DISPATCH_TASK = "engage.dispatch_schedule"
+#: Hex digits of the recipient's keyed digest in a run key.
+RECIPIENT_DIGEST_LENGTH = 16
 
 
 def housekeeping_entries() -> dict[str, dict[str, Any]]:
@@ -115,10 +117,13 @@ def cron_slot(spec: crontab, moment: datetime) -> datetime:
     raise ValueError(f"{spec!r} matched no minute in {MAX_CRON_LOOKBACK_DAYS} days")
 
 
-def run_key(schedule: Schedule, slot: datetime, request: SendRequest) -> str:
-    """The idempotency key of one recipient's send in one run of ``schedule``."""
+def run_key(schedule: Schedule, slot: datetime, request: SendRequest, hasher: KeyHasher) -> str:
+    """The idempotency key of one recipient's send in one run of ``schedule``.
+
+    The recipient shows only as a keyed digest: idempotency keys appear in logs and key names.
+    """
     # ISO 8601 basic format: no separators, so log masking does not take the date for a number.
     stamp = slot.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
     ident = request.identifier
-    digest = hashlib.sha256(f"{ident.type}:{ident.value}".encode()).hexdigest()[:16]
+    digest = hasher.digest("beat", f"{ident.type}:{ident.value}", RECIPIENT_DIGEST_LENGTH)
     return f"beat:{schedule.name}:{stamp}:{digest}"

@@ -17,6 +17,7 @@ from typing import Any
 from tasks.delivery.events import log_event
 from tasks.delivery.runtime import Runtime, current_runtime
 from tasks.request import SendRequest
+from tasks.state.enums import Reason, SendState
 from tasks.worker import publish
 from tasks.worker.app import MaskedTask, app, engage_settings
 
@@ -61,7 +62,7 @@ def sweep_stuck() -> dict[str, Any]:
 def sweep(rt: Runtime, *, now: float) -> SweepResult:
     """One sweep over the oldest unfinished sends (see the module docstring)."""
     result = SweepResult()
-    lock = f"{rt.settings.key_prefix}:housekeeping:sweep"
+    lock = rt.keys.sweep_lock
     if not rt.redis.set(lock, repr(now), nx=True, ex=SWEEP_LOCK_SECONDS):
         result.skipped = True
         return result
@@ -81,29 +82,36 @@ def _sweep_one(rt: Runtime, key: str, now: float, result: SweepResult) -> None:
         rt.ledger.forget_inflight(key)
         result.forgotten.append(key)
         return
-    state = record["state"]
+    state = SendState(record["state"])
     task_ids: list[str] = json.loads(record.get("task_ids", "[]"))
     request = SendRequest.from_dict(json.loads(record["request"]))
-    if state == "sending" and float(record.get("lease_until", now)) < now:
+    if state == SendState.SENDING and float(record.get("lease_until", now)) < now:
         if rt.dead_letters.add(
-            key, reason="outcome_unknown", detail=STUCK_DETAIL, error=None, task_ids=task_ids
+            key,
+            reason=Reason.OUTCOME_UNKNOWN,
+            detail=STUCK_DETAIL,
+            error=None,
+            task_ids=task_ids,
         ):
             log_event(
                 "dead_lettered",
                 key=key,
                 task_id=record.get("task_id"),
                 recipient=request.identifier.masked(),
-                reason="outcome_unknown",
+                reason=Reason.OUTCOME_UNKNOWN,
                 detail=STUCK_DETAIL,
             )
             result.dead_lettered.append(key)
         return
     # Past the visibility timeout, Redis would have handed an unacked message out again.
     lost_after = rt.settings.visibility_timeout
-    if state not in ("queued", "retrying") or _idle_since(record) > now - lost_after:
+    if (
+        state not in (SendState.QUEUED, SendState.RETRYING)
+        or _idle_since(record) > now - lost_after
+    ):
         return
     # Once per visibility timeout: a republished send waiting in a long queue is not lost.
-    marker = f"{rt.settings.key_prefix}:housekeeping:republished:{key}"
+    marker = rt.keys.republished(key)
     if not rt.redis.set(marker, repr(now), nx=True, ex=max(1, int(lost_after))):
         return
     publish.publish(request, key, task_ids)

@@ -39,7 +39,7 @@ def dispatch(rt: Runtime, schedule: Schedule, now: datetime) -> dict[str, Any]:
     slot = slot_of(schedule, now)
     counts: Counter[str] = Counter()
     for request in schedule.requests:
-        key = run_key(schedule, slot, request)
+        key = run_key(schedule, slot, request, rt.hasher)
         try:
             handle = publish.enqueue(rt, request, key)
         except IdempotencyConflict:

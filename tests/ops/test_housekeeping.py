@@ -5,14 +5,16 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 
-import fakeredis
 import pytest
 
-from tasks.delivery.runtime import Runtime, install_runtime
+from tasks.delivery.runtime import Runtime
 from tasks.request import build_send_request
-from tasks.state.ledger import RedisKeys
+from tasks.state.enums import Reason
+from tasks.state.keys import RedisKeys
 from tasks.worker.housekeeping import STUCK_DETAIL, dlq_cleanup, sweep
-from tests.conftest import Broker, make_settings
+from tests.support.broker import Broker
+from tests.support.environments import make_settings
+from tests.support.runtime import fake_runtime, installed
 
 #: The test settings' lease (connect 1 + read 1 + margin 1) and visibility timeout.
 LEASE = 3.0
@@ -22,17 +24,13 @@ VISIBILITY = 30.0
 @pytest.fixture
 def rt() -> Iterator[Runtime]:
     """A fakeredis runtime with a short lease and visibility timeout, installed."""
-    runtime = Runtime.build(
-        make_settings("http://127.0.0.1:9/api/rest/v19", ENGAGE_DLQ_MAX_AGE_DAYS="1"),
-        redis_client=fakeredis.FakeRedis(),
-    )
+    runtime = fake_runtime(make_settings(ENGAGE_DLQ_MAX_AGE_DAYS="1"))
     assert (runtime.settings.lease_seconds, runtime.settings.visibility_timeout) == (
         LEASE,
         VISIBILITY,
     )
-    install_runtime(runtime)
-    yield runtime
-    install_runtime(None)
+    with installed(runtime):
+        yield runtime
 
 
 REQUEST = build_send_request(23541, mobile="+48505606707")
@@ -157,7 +155,7 @@ def test_dlq_cleanup_drops_entries_past_their_age(rt: Runtime) -> None:
     """engage.dlq_cleanup removes dead letters older than ENGAGE_DLQ_MAX_AGE_DAYS."""
     for key in ("old", "new"):
         queued(rt, key)
-        rt.dead_letters.add(key, reason="rejected", detail="x", error=None, task_ids=["t"])
+        rt.dead_letters.add(key, reason=Reason.REJECTED, detail="x", error=None, task_ids=["t"])
     keys = RedisKeys(rt.settings.key_prefix)
     rt.redis.zadd(keys.dlq, {"old": time.time() - 2 * 86400})
     assert dlq_cleanup.run() == 1

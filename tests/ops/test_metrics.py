@@ -11,13 +11,14 @@ from prometheus_client import CollectorRegistry
 from tasks.cli.metrics_sidecar import DEFAULT_QUEUE, RedisStateCollector
 from tasks.delivery import metrics
 from tasks.delivery.events import log_event
-from tasks.delivery.runtime import Runtime
 from tasks.engage import EngageClient
 from tasks.errors import RequestNotSent
 from tasks.sandbox import Sandbox
 from tasks.state.dead_letters import DeadLetterStore
-from tasks.state.ledger import RedisKeys
-from tests.conftest import make_settings
+from tasks.state.enums import Reason
+from tasks.state.keys import RedisKeys
+from tests.support.environments import make_settings
+from tests.support.runtime import fake_runtime
 
 
 def sample(name: str, **labels: str) -> float:
@@ -34,7 +35,7 @@ def store_on(client: fakeredis.FakeRedis) -> DeadLetterStore:
 
 def worker_client(base_url: str) -> EngageClient:
     """The Engage client as a worker builds it: observed by this process's histogram."""
-    return Runtime.build(make_settings(base_url), redis_client=fakeredis.FakeRedis()).engage
+    return fake_runtime(make_settings(base_url)).engage
 
 
 def gauges(collector: RedisStateCollector) -> CollectorRegistry:
@@ -92,7 +93,11 @@ def test_collector_reports_dead_letter_depth_by_reason() -> None:
     """The gauge counts the store's entries per reason, zero for reasons with none."""
     client = fakeredis.FakeRedis()
     store = store_on(client)
-    for key, reason in (("a", "rejected"), ("b", "rejected"), ("c", "outcome_unknown")):
+    for key, reason in (
+        ("a", Reason.REJECTED),
+        ("b", Reason.REJECTED),
+        ("c", Reason.OUTCOME_UNKNOWN),
+    ):
         store.add(key, reason=reason, detail="test", error=None, task_ids=["t1", "t2"])
     registry = gauges(RedisStateCollector(dead_letters=store, broker=client))
     depth = "engage_sms_dead_letter_depth"
@@ -123,7 +128,7 @@ def test_serve_exposes_the_registry_over_http() -> None:
     """serve() answers GET /metrics with the registry's samples in the text format."""
     client = fakeredis.FakeRedis()
     store = store_on(client)
-    store.add("x", reason="worker_lost", detail="test", error=None, task_ids=["t"])
+    store.add("x", reason=Reason.WORKER_LOST, detail="test", error=None, task_ids=["t"])
     registry = gauges(RedisStateCollector(dead_letters=store, broker=None))
     server, thread = metrics.serve(0, host="127.0.0.1", registry=registry)
     try:

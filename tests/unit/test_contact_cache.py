@@ -3,18 +3,23 @@
 from __future__ import annotations
 
 import hashlib
+import re
 
 import fakeredis
 import redis
 
 from tasks.state.contact_cache import ContactCache
+from tasks.state.hashing import KeyHasher
+from tasks.state.keys import RedisKeys
 
 PHONE = "48505606707"
+KEYS = RedisKeys("t")
 
 
-def cache(client: fakeredis.FakeRedis | None = None, ttl: float = 3600) -> ContactCache:
-    """A cache on fakeredis under the prefix ``t``."""
-    return ContactCache(client or fakeredis.FakeRedis(), prefix="t", ttl=ttl)
+def cache(client: redis.Redis | None = None, ttl: float = 3600) -> ContactCache:
+    """A cache on fakeredis (unless a client is given) under the prefix ``t``."""
+    client = client or fakeredis.FakeRedis()
+    return ContactCache(client, keys=KEYS, hasher=KeyHasher(client, keys=KEYS), ttl=ttl)
 
 
 def test_unknown_identifier_is_a_miss() -> None:
@@ -29,12 +34,28 @@ def test_put_then_get_returns_the_contact_id() -> None:
     assert contacts.get("MOBILE", PHONE) == 123
 
 
-def test_key_holds_the_type_and_a_digest_of_the_value() -> None:
-    """The key is prefix:contact:TYPE:sha256(value)[:32], never the raw number."""
+def test_key_holds_the_type_and_a_keyed_digest_of_the_value() -> None:
+    """The key is prefix:contact:TYPE:<32 hex>, with neither the number nor its plain SHA-256."""
+    client = fakeredis.FakeRedis(decode_responses=True)
+    cache(client).put("MOBILE", PHONE, 123)
+    (key,) = client.keys("t:contact:*")
+    assert isinstance(key, str)
+    assert re.fullmatch(r"t:contact:MOBILE:[0-9a-f]{32}", key)
+    assert PHONE not in key
+    assert hashlib.sha256(PHONE.encode()).hexdigest()[:32] not in key
+
+
+def test_two_caches_on_one_redis_derive_the_same_key() -> None:
+    """A second process (another cache on the same Redis) finds what the first one stored."""
     client = fakeredis.FakeRedis()
     cache(client).put("MOBILE", PHONE, 123)
-    digest = hashlib.sha256(PHONE.encode()).hexdigest()[:32]
-    assert client.keys("*") == [f"t:contact:MOBILE:{digest}".encode()]
+    other = cache(client)
+    assert other.get("MOBILE", PHONE) == 123
+
+
+def test_another_secret_gives_another_key() -> None:
+    """Two Redis servers, two secrets: the same number gets different keys."""
+    assert cache().key("MOBILE", PHONE) != cache().key("MOBILE", PHONE)
 
 
 def test_stored_value_is_only_the_contact_id() -> None:
@@ -93,7 +114,7 @@ def test_unreadable_entry_is_a_miss() -> None:
 
 def test_works_with_a_decoding_client() -> None:
     """A client with decode_responses=True returns str values, still read as ints."""
-    contacts = ContactCache(fakeredis.FakeRedis(decode_responses=True), prefix="t", ttl=60)
+    contacts = cache(fakeredis.FakeRedis(decode_responses=True), ttl=60)
     contacts.put("MOBILE", PHONE, 123)
     assert contacts.get("MOBILE", PHONE) == 123
 
@@ -101,7 +122,7 @@ def test_works_with_a_decoding_client() -> None:
 def test_zero_ttl_disables_the_cache_without_calling_redis() -> None:
     """ttl=0 caches nothing and never connects (this client has no server)."""
     nowhere = redis.Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.2)
-    contacts = ContactCache(nowhere, prefix="t", ttl=0)
+    contacts = cache(nowhere, ttl=0)
     contacts.put("MOBILE", PHONE, 123)
     contacts.invalidate("MOBILE", PHONE)
     assert contacts.get("MOBILE", PHONE) is None

@@ -8,7 +8,9 @@ import fakeredis
 
 from tasks.request import build_send_request
 from tasks.state.dead_letters import DeadLetterStore
-from tasks.state.ledger import DeliveryLedger, RedisKeys
+from tasks.state.enums import Reason
+from tasks.state.keys import RedisKeys
+from tasks.state.ledger import DeliveryLedger
 
 KEYS = RedisKeys("t")
 REQUEST = build_send_request(23541, mobile="+48505606707", parameters={"firstName": "Ann"})
@@ -27,7 +29,10 @@ def stores(
 
 
 def dead(
-    book: DeliveryLedger, dlq: DeadLetterStore, key: str, reason: str = "unknown_recipient"
+    book: DeliveryLedger,
+    dlq: DeadLetterStore,
+    key: str,
+    reason: Reason = Reason.UNKNOWN_RECIPIENT,
 ) -> None:
     """Claim ``key`` and dead-letter it."""
     book.claim(key, REQUEST, [f"r-{key}", f"s-{key}"])
@@ -62,7 +67,7 @@ def test_a_sent_send_is_never_dead_lettered() -> None:
     book.claim("k1", REQUEST, ["r", "s"])
     book.begin_send("k1", "s:0", 1)
     book.mark_sent("k1")
-    assert not dlq.add("k1", reason="outcome_unknown", detail="", error=None, task_ids=[])
+    assert not dlq.add("k1", reason=Reason.OUTCOME_UNKNOWN, detail="", error=None, task_ids=[])
     assert book.state("k1") == "sent"
     assert dlq.get("k1") is None
 
@@ -70,10 +75,10 @@ def test_a_sent_send_is_never_dead_lettered() -> None:
 def test_filter_by_reason_and_depth() -> None:
     """Entries can be listed per reason, and counted per reason."""
     book, dlq, _ = stores()
-    dead(book, dlq, "k1", "unknown_recipient")
-    dead(book, dlq, "k2", "rejected")
-    dead(book, dlq, "k3", "rejected")
-    assert sorted(e["key"] for e in dlq.entries(reason="rejected")) == ["k2", "k3"]
+    dead(book, dlq, "k1", Reason.UNKNOWN_RECIPIENT)
+    dead(book, dlq, "k2", Reason.REJECTED)
+    dead(book, dlq, "k3", Reason.REJECTED)
+    assert sorted(e["key"] for e in dlq.entries(reason=Reason.REJECTED)) == ["k2", "k3"]
     assert dlq.depth_by_reason() == {"unknown_recipient": 1, "rejected": 2}
 
 
@@ -131,7 +136,43 @@ def test_dead_lettered_record_outlives_its_entry_window() -> None:
 def test_purge_by_reason() -> None:
     """Purge deletes only the named reason's entries."""
     book, dlq, _ = stores()
-    dead(book, dlq, "k1", "unknown_recipient")
-    dead(book, dlq, "k2", "rejected")
-    assert dlq.purge(reason="rejected") == 1
+    dead(book, dlq, "k1", Reason.UNKNOWN_RECIPIENT)
+    dead(book, dlq, "k2", Reason.REJECTED)
+    assert dlq.purge(reason=Reason.REJECTED) == 1
     assert dlq.keys() == ["k1"]
+
+
+def test_a_dead_letter_found_sent_leaves_no_reason_behind() -> None:
+    """An outcome_unknown send later recorded as sent is gone from the depth count too."""
+    book, dlq, _ = stores()
+    book.claim("k1", REQUEST, ["r", "s"])
+    book.begin_send("k1", "s:0", 1)
+    assert dlq.add("k1", reason=Reason.OUTCOME_UNKNOWN, detail="", error=None, task_ids=[])
+    book.mark_sent("k1")
+    assert (dlq.entries(), dlq.keys(reason=Reason.OUTCOME_UNKNOWN)) == ([], [])
+    assert dlq.depth_by_reason() == {}
+
+
+def test_every_way_out_of_the_store_takes_the_reason_along() -> None:
+    """The size bound, a replay, a purge and the age bound each take the reason out too."""
+    book, dlq, client = stores(max_entries=2)
+    for key in ("k1", "k2", "k3"):
+        dead(book, dlq, key)  # k3 pushes k1 out (size bound)
+    assert dlq.depth_by_reason() == {"unknown_recipient": 2}
+    assert dlq.replay("k2", ["r2", "s2"])[0] == "requeued"
+    assert dlq.depth_by_reason() == {"unknown_recipient": 1}
+    dead(book, dlq, "k4", Reason.REJECTED)
+    assert dlq.purge(reason=Reason.REJECTED) == 1
+    assert dlq.depth_by_reason() == {"unknown_recipient": 1}
+    ageless = DeadLetterStore(client, keys=KEYS, max_entries=2, max_age=0, retention=600)
+    assert ageless.cleanup() == 1  # k3, older than 0 s (age bound)
+    assert [client.exists(k) for k in (KEYS.dlq, KEYS.dlq_entries, KEYS.dlq_reasons)] == [0, 0, 0]
+
+
+def test_cleanup_drops_reasons_left_without_an_entry() -> None:
+    """A reason whose entry is gone (left by an older mark_sent) stops being counted."""
+    book, dlq, client = stores()
+    dead(book, dlq, "k1", Reason.REJECTED)
+    client.hset(KEYS.dlq_reasons, "gone", Reason.OUTCOME_UNKNOWN)
+    assert dlq.cleanup() == 0
+    assert dlq.depth_by_reason() == {"rejected": 1}

@@ -7,7 +7,8 @@ import threading
 import fakeredis
 
 from tasks.request import build_send_request
-from tasks.state.ledger import DeliveryLedger, RedisKeys
+from tasks.state.keys import RedisKeys
+from tasks.state.ledger import DeliveryLedger
 
 KEYS = RedisKeys("t")
 REQUEST = build_send_request(23541, mobile="+48505606707", parameters={"firstName": "Ann"})

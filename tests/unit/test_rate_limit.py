@@ -10,17 +10,21 @@ import fakeredis
 import pytest
 import redis
 
+from tasks.state.keys import RedisKeys
 from tasks.state.rate_limit import RateLimiter
 
 #: fakeredis reads the real clock, so a reservation is a little less than its slot offset.
 SLACK = 0.05
+#: The limit's key under the prefix ``t`` the limiters here use.
+KEY = RedisKeys("t").rate_limit
 
 
 def limiter(
-    client: redis.Redis | None = None, *, rate: float = 1, burst: float = 1, key: str = "t:rate"
+    client: redis.Redis | None = None, *, rate: float = 1, burst: float = 1, prefix: str = "t"
 ) -> RateLimiter:
     """A limiter on fakeredis unless a client is given."""
-    return RateLimiter(client or fakeredis.FakeRedis(), key=key, rate=rate, burst=burst)
+    keys = RedisKeys(prefix)
+    return RateLimiter(client or fakeredis.FakeRedis(), keys=keys, rate=rate, burst=burst)
 
 
 def test_first_call_may_go_now() -> None:
@@ -89,8 +93,8 @@ def test_limiters_on_one_key_share_one_schedule() -> None:
 def test_limiters_on_different_keys_are_independent() -> None:
     """A reservation under one key does not delay calls under another."""
     client = fakeredis.FakeRedis()
-    limiter(client, key="t:rate:a").reserve(max_wait=10)
-    assert limiter(client, key="t:rate:b").reserve(max_wait=10) == 0.0
+    limiter(client, prefix="a").reserve(max_wait=10)
+    assert limiter(client, prefix="b").reserve(max_wait=10) == 0.0
 
 
 def test_key_expires_when_its_schedule_is_past() -> None:
@@ -100,7 +104,7 @@ def test_key_expires_when_its_schedule_is_past() -> None:
     for _ in range(3):
         rl.reserve(max_wait=10)
     three_ms = 3 * rl.interval * 1000
-    assert three_ms - 100 < client.pttl("t:rate") <= three_ms + 1
+    assert three_ms - 100 < client.pttl(KEY) <= three_ms + 1
 
 
 def test_refused_reservation_leaves_the_key_unchanged() -> None:
@@ -108,22 +112,22 @@ def test_refused_reservation_leaves_the_key_unchanged() -> None:
     client = fakeredis.FakeRedis()
     rl = limiter(client)
     rl.reserve(max_wait=10)
-    before = client.get("t:rate")
+    before = client.get(KEY)
     assert rl.reserve(max_wait=0.5) is None
-    assert client.get("t:rate") == before
+    assert client.get(KEY) == before
 
 
 def test_wait_hint_creates_no_key() -> None:
     """Asking for a hint on an unused limit leaves Redis empty."""
     client = fakeredis.FakeRedis()
     limiter(client).wait_hint()
-    assert client.exists("t:rate") == 0
+    assert client.exists(KEY) == 0
 
 
 def test_zero_rate_is_unlimited_without_calling_redis() -> None:
     """rate=0 lets every call go at once and never connects (this client has no server)."""
     nowhere = redis.Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.2)
-    rl = RateLimiter(nowhere, key="t:rate", rate=0, burst=1)
+    rl = RateLimiter(nowhere, keys=RedisKeys("t"), rate=0, burst=1)
     assert [rl.reserve(max_wait=0), rl.wait_hint(), rl.acquire(max_wait=0)] == [0.0, 0.0, True]
 
 
@@ -156,8 +160,8 @@ def test_concurrent_starts_stay_within_rate_plus_burst_per_second(
 ) -> None:
     """Eight threads acquiring for 1.5 s at rate=20, burst=5: no 1 s window holds over 25 starts."""
     rate, burst = 20, 5
-    key = f"test:rate:{uuid.uuid4().hex}"
-    rl = RateLimiter(real_redis, key=key, rate=rate, burst=burst)
+    keys = RedisKeys(f"test-{uuid.uuid4().hex}")
+    rl = RateLimiter(real_redis, keys=keys, rate=rate, burst=burst)
     starts: list[float] = []
     barrier = threading.Barrier(8)
     deadline = time.monotonic() + 1.5
@@ -177,7 +181,7 @@ def test_concurrent_starts_stay_within_rate_plus_burst_per_second(
         for t in threads:
             t.join()
     finally:
-        real_redis.delete(key)
+        real_redis.delete(keys.rate_limit)
     starts.sort()
     busiest = max(sum(1 for s in starts[i:] if s - first <= 1.0) for i, first in enumerate(starts))
     # The limit must also let calls through: burst + 1.5 s of slots is 33 starts.

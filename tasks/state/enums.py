@@ -1,0 +1,60 @@
+"""The fixed vocabularies of the stores: send states, script outcomes, dead-letter reasons.
+
+``StrEnum``: each member is its string, so Redis fields, JSON, logs and metric labels read as
+before, while mypy checks every comparison against a member.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class SendState(StrEnum):
+    """Where a send stands: the ``state`` field of its ledger record."""
+
+    QUEUED = "queued"
+    SENDING = "sending"
+    RETRYING = "retrying"
+    SENT = "sent"
+    DEAD_LETTERED = "dead_lettered"
+
+
+class ClaimOutcome(StrEnum):
+    """What claiming a key at enqueue found."""
+
+    CREATED = "created"  # a new record: publish the send
+    EXISTS = "exists"  # the same request under this key: nothing new to publish
+    CONFLICT = "conflict"  # another request holds the key
+
+
+class StartOutcome(StrEnum):
+    """What taking the send lease found: go ahead, or why not."""
+
+    ACQUIRED = "acquired"  # this delivery holds the lease: call Engage
+    SENT = "sent"  # an earlier delivery sent it
+    DEAD_LETTERED = "dead_lettered"  # an earlier delivery dead-lettered it
+    BUSY = "busy"  # another delivery holds a live lease
+    INTERRUPTED = "interrupted"  # a holder died mid-send: Engage may have sent it
+    BLOCKED = "blocked"  # the credentials flag is up: nothing was taken
+    MISSING = "missing"  # no record (purged, or Redis lost it)
+
+
+class Reason(StrEnum):
+    """Why a send was dead-lettered."""
+
+    #: Engage knows no such contact (after a few short retries).
+    UNKNOWN_RECIPIENT = "unknown_recipient"
+    #: Engage refused the request for good (400 with a permanent errorCode).
+    REJECTED = "rejected"
+    #: Engage refused our credentials: parked until an operator replays.
+    AUTH_FAILED = "auth_failed"
+    #: The request left but no answer came: it may have been sent.
+    OUTCOME_UNKNOWN = "outcome_unknown"
+    #: Transient failures outlasted the retry budget.
+    RETRIES_EXHAUSTED = "retries_exhausted"
+    #: The task killed its worker repeatedly (poison message).
+    WORKER_LOST = "worker_lost"
+    #: Not Engage's answer (a redirect, an HTML page): a deployment problem.
+    UNEXPECTED_ANSWER = "unexpected_answer"
+    #: A step raised something unforeseen: the entry names the exception type.
+    INTERNAL_ERROR = "internal_error"

@@ -1,0 +1,97 @@
+"""Every Redis key this package writes, named in one place: :class:`RedisKeys`.
+
+All keys sit under one prefix (``ENGAGE_KEY_PREFIX``, default ``engage``), ``{p}`` below. Owner
+is the module under ``tasks/state/`` (``housekeeping``: ``tasks/worker/``) that writes it::
+
+    Key                                 Type    Owner               Holds (expiry)
+    {p}:send:{key}                      hash    ledger              one send's record (retention,
+                                                                    longer while dead-lettered)
+    {p}:inflight                        zset    ledger              unfinished keys by last change
+    {p}:dlq                             zset    dead_letters        dead-lettered keys by time
+    {p}:dlq:entries                     hash    dead_letters        key -> entry (JSON)
+    {p}:dlq:reasons                     hash    dead_letters        key -> reason
+    {p}:rate:engage                     string  rate_limit          next free slot, µs (until past)
+    {p}:auth_failed:{hmac16}            string  credentials         credentials refused (60 s)
+    {p}:contact:{TYPE}:{hmac32}         string  contact_cache       Engage contact id (cache TTL)
+    {p}:housekeeping:sweep              string  housekeeping        one sweep at a time (55 s)
+    {p}:housekeeping:republished:{key}  string  housekeeping        republished lately (visibility)
+    {p}:hmac_secret                     string  hashing             keyed-digest secret (none)
+
+``{key}`` is an idempotency key: the caller's, ``auto:<uuid>``, or for a scheduled send
+``beat:<schedule>:<slot>:<hmac16>`` (:func:`tasks.worker.beat_schedule.run_key`). Celery's own
+keys (broker queues, results) are Celery's and not listed. The dead-letter scripts change ledger
+records too, in the same script as their own keys.
+
+Keyed digests: three names carry a digest of something private, the contact cache's (a phone
+number or e-mail address), the credentials flag's (user name and password) and beat's
+idempotency keys (the recipient). An unsalted SHA-256 of a phone number is reversed by hashing
+every possible number, so these are HMAC-SHA256 under a secret made on first use
+(``secrets.token_hex(32)``, ``SET NX``, then ``GET``) and cached per process. Key names travel
+where values do not (``SCAN`` output, monitoring tools, the slow log, log lines naming an
+idempotency key); the secret keeps them opaque there. It is no access control: whoever can read
+``{p}:hmac_secret`` can still try every number, and can read the ledger's requests anyway.
+Never delete the secret alone: a new one orphans cached ids and the credentials flag (harmless)
+and gives a schedule run that is already under way new keys, so a repeated tick would send again.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class RedisKeys:
+    """The names of this package's Redis keys under one prefix (see the module's table)."""
+
+    prefix: str = "engage"
+
+    def send(self, key: str) -> str:
+        """The ledger hash of one idempotency key."""
+        return f"{self.prefix}:send:{key}"
+
+    @property
+    def inflight(self) -> str:
+        """Sorted set of keys not yet sent or dead-lettered, scored by last change."""
+        return f"{self.prefix}:inflight"
+
+    @property
+    def dlq(self) -> str:
+        """Sorted set of dead-lettered keys, scored by when they were dead-lettered."""
+        return f"{self.prefix}:dlq"
+
+    @property
+    def dlq_entries(self) -> str:
+        """Hash of dead-letter entries (JSON) by idempotency key."""
+        return f"{self.prefix}:dlq:entries"
+
+    @property
+    def dlq_reasons(self) -> str:
+        """Hash of dead-letter reasons by idempotency key (depth by reason without parsing)."""
+        return f"{self.prefix}:dlq:reasons"
+
+    @property
+    def rate_limit(self) -> str:
+        """String holding the Engage rate limit's next free slot (GCRA)."""
+        return f"{self.prefix}:rate:engage"
+
+    def auth_failed(self, digest: str) -> str:
+        """The flag that parks sends while the credentials with this keyed digest are refused."""
+        return f"{self.prefix}:auth_failed:{digest}"
+
+    def contact(self, id_type: str, digest: str) -> str:
+        """The cached contact id of an identifier: its type in clear, its value as a digest."""
+        return f"{self.prefix}:contact:{id_type}:{digest}"
+
+    @property
+    def sweep_lock(self) -> str:
+        """Lock held while one housekeeping sweep runs."""
+        return f"{self.prefix}:housekeeping:sweep"
+
+    def republished(self, key: str) -> str:
+        """Marker: the sweep published this send again recently."""
+        return f"{self.prefix}:housekeeping:republished:{key}"
+
+    @property
+    def hmac_secret(self) -> str:
+        """The secret of the keyed digests in key names."""
+        return f"{self.prefix}:hmac_secret"

@@ -1,0 +1,23 @@
+-- Take an entry out of the dead-letter store and put its send back to queued, same key.
+-- KEYS: record, dlq, dlq entries, dlq reasons, inflight
+-- ARGV: idempotency key, task id, task ids JSON, now, retention (ms)
+-- Returns {'requeued', request JSON}, {'missing', ''}, or {state, ''} when the record has moved
+-- on (sent, or queued again by another replay): the entry is dropped in every case but missing.
+local ledger, dlq, entries, reasons, inflight = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local key = ARGV[1]
+local entry = redis.call('HGET', entries, key)
+if not entry then return {'missing', ''} end
+redis.call('ZREM', dlq, key); redis.call('HDEL', entries, key); redis.call('HDEL', reasons, key)
+local state = redis.call('HGET', ledger, 'state')
+if state == 'sent' then return {'sent', ''} end
+if state and state ~= 'dead_lettered' then return {state, ''} end
+local e = cjson.decode(entry)
+redis.call('HSET', ledger, 'state', 'queued', 'request', cjson.encode(e['request']),
+  'fingerprint', e['fingerprint'], 'task_id', ARGV[2], 'task_ids', ARGV[3], 'updated_at', ARGV[4],
+  'attempts', 0)
+redis.call('HSETNX', ledger, 'created_at', ARGV[4])
+redis.call('HINCRBY', ledger, 'replays', 1)
+redis.call('HDEL', ledger, 'reason', 'detail', 'last_error', 'retry_at', 'first_failure_at')
+redis.call('PEXPIRE', ledger, ARGV[5])
+redis.call('ZADD', inflight, ARGV[4], key)
+return {'requeued', cjson.encode(e['request'])}

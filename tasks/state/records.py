@@ -1,0 +1,55 @@
+"""Reading ledger records: Redis replies as text, stored times as ISO 8601, the shown status."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+import redis
+
+from tasks.masking import mask_value
+from tasks.request import SendRequest
+from tasks.state.keys import RedisKeys
+
+#: Optional record fields a status shows (times as ISO 8601, the rest masked).
+_SHOWN_FIELDS = ("contact_id", "sent_at", "reason", "detail", "last_error", "retry_at")
+
+
+def text(value: object) -> str:
+    """A Redis reply as text, whether the client decodes replies or not."""
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def iso(value: str | float | None) -> str | None:
+    """A stored epoch timestamp as ISO 8601 UTC."""
+    if value is None:
+        return None
+    return datetime.fromtimestamp(float(value), UTC).isoformat(timespec="milliseconds")
+
+
+def read_record(client: redis.Redis, keys: RedisKeys, key: str) -> dict[str, str]:
+    """The ledger record of ``key`` as text (empty when unknown)."""
+    return {text(k): text(v) for k, v in client.hgetall(keys.send(key)).items()}
+
+
+def shown_status(key: str, record: dict[str, str]) -> dict[str, Any]:
+    """A record as callers and operators see it: masked, with ISO timestamps."""
+    if not record:
+        return {"key": key, "state": "unknown"}
+    request = SendRequest.from_dict(json.loads(record["request"]))
+    status: dict[str, Any] = {
+        "key": key,
+        "state": record["state"],
+        **request.masked(),
+        "task_id": record.get("task_id"),
+        "task_ids": json.loads(record.get("task_ids", "[]")),
+        "attempts": int(record.get("attempts", 0)),
+        "created_at": iso(record.get("created_at")),
+        "updated_at": iso(record.get("updated_at")),
+    }
+    for field in _SHOWN_FIELDS:
+        if field in record:
+            value = record[field]
+            status[field] = iso(value) if field.endswith("_at") else mask_value(value)
+    return status
