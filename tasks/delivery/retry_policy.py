@@ -17,9 +17,11 @@ from tasks.errors import (
     OutcomeUnknown,
     RateLimited,
     RequestNotSent,
+    UnexpectedAnswer,
     UnknownRecipient,
 )
 from tasks.settings import RetrySettings
+from tasks.state.enums import Reason
 
 #: Engage error codes that will not change on a second try of the same request.
 PERMANENT_ERROR_CODES = frozenset(
@@ -52,7 +54,7 @@ class Decision:
     """Retry after ``retry_in`` seconds, or dead-letter with ``reason``."""
 
     retry_in: float | None = None
-    reason: str | None = None
+    reason: Reason | None = None
 
 
 @dataclass(frozen=True)
@@ -70,14 +72,16 @@ def decide(  # noqa: PLR0911  (a decision table reads best as early returns)
     """The decision for one failure."""
     rng = rng or random.Random()
     if isinstance(error, CredentialsRejected):
-        return Decision(reason="auth_failed")
+        return Decision(reason=Reason.AUTH_FAILED)
     if isinstance(error, UnknownRecipient):
         if not attempt.sending and attempt.retries < policy.unknown_recipient_retries:
             return Decision(retry_in=_jittered(policy.unknown_recipient_delay, rng))
-        return Decision(reason="unknown_recipient")
+        return Decision(reason=Reason.UNKNOWN_RECIPIENT)
+    if isinstance(error, UnexpectedAnswer):
+        return _unexpected_answer(error, attempt, policy, rng)
     if isinstance(error, OutcomeUnknown) and attempt.sending:
         if policy.on_unknown_outcome != "retry":
-            return Decision(reason="outcome_unknown")
+            return Decision(reason=Reason.OUTCOME_UNKNOWN)
         return _backoff(attempt, policy, rng)
     if isinstance(error, EngageAPIError) and error.retry_after is not None:
         return _told_to_wait(error.retry_after, attempt, policy)
@@ -85,22 +89,40 @@ def decide(  # noqa: PLR0911  (a decision table reads best as early returns)
         return _backoff(attempt, policy, rng)
     if isinstance(error, EngageClientError):
         if error.error_code in PERMANENT_ERROR_CODES or error.status in (404, 405, 406, 415):
-            return Decision(reason="rejected")
+            return Decision(reason=Reason.REJECTED)
         if attempt.retries < policy.unknown_error_retries:
             return _backoff(attempt, policy, rng)
-        return Decision(reason="rejected")
+        return Decision(reason=Reason.REJECTED)
     if isinstance(error, EngageServerError | RequestNotSent | OutcomeUnknown):
         return _backoff(attempt, policy, rng)
-    return Decision(reason="retries_exhausted")
+    return Decision(reason=Reason.RETRIES_EXHAUSTED)
+
+
+def _unexpected_answer(
+    error: UnexpectedAnswer, attempt: Attempt, policy: RetrySettings, rng: random.Random
+) -> Decision:
+    """Something other than Engage's API answered: a deployment problem, retried a little."""
+    if attempt.sending and error.may_have_acted and policy.on_unknown_outcome != "retry":
+        # A 2xx that is not a page may be Engage's own answer after sending: never resent blindly.
+        return Decision(reason=Reason.UNEXPECTED_ANSWER)
+    # A redirect or an HTML page came from a proxy or login page in front of Engage: the request
+    # never reached the API, so even a send is safe to repeat. The bound is the one for errors we
+    # cannot classify (ENGAGE_UNKNOWN_ERROR_RETRIES): a few backed-off tries ride out a proxy's
+    # brief maintenance page; a lasting one needs an operator, who finds it by its reason.
+    if attempt.retries < policy.unknown_error_retries:
+        decision = _backoff(attempt, policy, rng)
+        if decision.retry_in is not None:
+            return decision
+    return Decision(reason=Reason.UNEXPECTED_ANSWER)
 
 
 def _backoff(attempt: Attempt, policy: RetrySettings, rng: random.Random) -> Decision:
     if attempt.retries + 1 >= policy.max_attempts:
-        return Decision(reason="retries_exhausted")
+        return Decision(reason=Reason.RETRIES_EXHAUSTED)
     delay = min(policy.base_delay * policy.backoff**attempt.retries, policy.max_delay)
     delay = _jittered(delay, rng)
     if attempt.elapsed + delay > policy.max_total:
-        return Decision(reason="retries_exhausted")
+        return Decision(reason=Reason.RETRIES_EXHAUSTED)
     return Decision(retry_in=delay)
 
 
@@ -108,7 +130,7 @@ def _told_to_wait(seconds: float, attempt: Attempt, policy: RetrySettings) -> De
     # Waiting as told does not use up attempts, only the time budget.
     delay = min(max(seconds, 0.0), policy.max_delay)
     if attempt.elapsed + delay > policy.max_total:
-        return Decision(reason="retries_exhausted")
+        return Decision(reason=Reason.RETRIES_EXHAUSTED)
     return Decision(retry_in=delay)
 
 

@@ -1,7 +1,9 @@
 """HTTP plumbing shared by the REST and SOAP clients: the pooled session and the error choke point.
 
-Every answer other than the expected one is turned into a typed error of :mod:`tasks.errors`
-here, and every ``requests`` exception is sorted into "never left" or "may have arrived".
+Every ``requests`` exception is sorted here, by one table per method, into "never left"
+(:class:`~tasks.errors.RequestNotSent`) or "may have arrived"
+(:class:`~tasks.errors.OutcomeUnknown`), and every error status into a typed
+:class:`~tasks.errors.EngageAPIError`.
 """
 
 from __future__ import annotations
@@ -9,10 +11,12 @@ from __future__ import annotations
 import email.utils
 import os
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import requests
+from requests import exceptions as req
 from requests.adapters import HTTPAdapter
 from urllib3.exceptions import (
     ConnectTimeoutError,
@@ -66,6 +70,51 @@ def make_session(
     return session
 
 
+@dataclass(frozen=True)
+class Failure:
+    """One row of a failure table: a ``requests`` exception and what it means for the call.
+
+    ``causes`` narrows the row to connection errors whose urllib3 cause is one of these types.
+    ``text`` may use ``{connect}``/``{read}`` (the timeouts), ``{error}`` and ``{reason}``.
+    """
+
+    raised: type[req.RequestException]
+    means: type[RequestNotSent | OutcomeUnknown]
+    text: str
+    causes: tuple[type[Exception], ...] = ()
+
+    def matches(self, err: req.RequestException) -> bool:
+        """The exception is of this row's type (and, when given, has one of its causes)."""
+        return isinstance(err, self.raised) and (
+            not self.causes or isinstance(_cause(err), self.causes)
+        )
+
+
+#: urllib3 causes proving that no byte of the request left this machine.
+NEVER_CONNECTED = (NewConnectionError, NameResolutionError, ConnectTimeoutError)
+
+#: A POST may change something: only failures before the connection stood are "not sent".
+#: The first matching row wins, so narrower rows come first.
+POST_FAILURES = (
+    Failure(req.ConnectTimeout, RequestNotSent, "connect timed out after {connect:g} s"),
+    Failure(req.SSLError, RequestNotSent, "TLS handshake failed: {error}"),
+    Failure(
+        req.ReadTimeout, OutcomeUnknown, "no answer within {read:g} s after the request was sent"
+    ),
+    Failure(req.ConnectionError, RequestNotSent, "could not connect: {reason}", NEVER_CONNECTED),
+    Failure(
+        req.ConnectionError, OutcomeUnknown, "connection lost after the request was sent: {reason}"
+    ),
+    # A cut or garbled answer (chunked encoding, content decoding): the request had left.
+    Failure(req.RequestException, OutcomeUnknown, "the answer could not be read: {reason}"),
+)
+#: A GET changes nothing, so every failure is as safe to retry as one that never left.
+GET_FAILURES = (
+    Failure(req.ConnectTimeout, RequestNotSent, "connect timed out after {connect:g} s"),
+    Failure(req.RequestException, RequestNotSent, "request failed: {reason}"),
+)
+
+
 def post(
     session: requests.Session,
     url: str,
@@ -77,34 +126,10 @@ def post(
 ) -> requests.Response:
     """POST, sorting transport failures into RequestNotSent and OutcomeUnknown; observed."""
     return _observed(
-        operation, observe, lambda: _post(session, url, operation, timeout=timeout, **kwargs)
+        operation,
+        observe,
+        lambda: _request(session, "POST", url, operation, POST_FAILURES, timeout, **kwargs),
     )
-
-
-def _post(
-    session: requests.Session,
-    url: str,
-    operation: str,
-    *,
-    timeout: tuple[float, float],
-    **kwargs: Any,
-) -> requests.Response:
-    try:
-        return session.post(url, timeout=timeout, **kwargs)
-    except requests.exceptions.ConnectTimeout as err:
-        raise RequestNotSent(operation, f"connect timed out after {timeout[0]:g} s") from err
-    except requests.exceptions.SSLError as err:
-        raise RequestNotSent(operation, f"TLS handshake failed: {err}") from err
-    except requests.exceptions.ReadTimeout as err:
-        raise OutcomeUnknown(
-            operation, f"no answer within {timeout[1]:g} s after the request was sent"
-        ) from err
-    except requests.exceptions.ConnectionError as err:
-        if _never_connected(err):
-            raise RequestNotSent(operation, f"could not connect: {_reason(err)}") from err
-        raise OutcomeUnknown(
-            operation, f"connection lost after the request was sent: {_reason(err)}"
-        ) from err
 
 
 def get(
@@ -116,7 +141,35 @@ def get(
     observe: CallObserver | None = None,
 ) -> requests.Response:
     """GET; any failure is RequestNotSent, since a GET changes nothing and may be retried."""
-    return _observed(operation, observe, lambda: _get(session, url, operation, timeout=timeout))
+    return _observed(
+        operation,
+        observe,
+        lambda: _request(session, "GET", url, operation, GET_FAILURES, timeout),
+    )
+
+
+def _request(  # noqa: PLR0917  (the one place every call goes through)
+    session: requests.Session,
+    method: str,
+    url: str,
+    operation: str,
+    failures: Sequence[Failure],
+    timeout: tuple[float, float],
+    **kwargs: Any,
+) -> requests.Response:
+    try:
+        # Never follow a redirect: Engage's API answers none, so one comes from something in
+        # front of it (a proxy's login page), and following it would turn that page into a
+        # "success" or re-POST a send to a stranger (307/308).
+        return session.request(method, url, timeout=timeout, allow_redirects=False, **kwargs)
+    except req.RequestException as err:
+        failure = next((f for f in failures if f.matches(err)), None)
+        if failure is None:
+            raise
+        text = failure.text.format(
+            connect=timeout[0], read=timeout[1], error=err, reason=_reason(err)
+        )
+        raise failure.means(operation, text) from err
 
 
 def _observed(
@@ -135,28 +188,17 @@ def _observed(
     return response
 
 
-def _get(
-    session: requests.Session, url: str, operation: str, *, timeout: tuple[float, float]
-) -> requests.Response:
-    try:
-        return session.get(url, timeout=timeout)
-    except requests.exceptions.ConnectTimeout as err:
-        raise RequestNotSent(operation, f"connect timed out after {timeout[0]:g} s") from err
-    except requests.exceptions.RequestException as err:
-        raise RequestNotSent(operation, f"request failed: {_reason(err)}") from err
-
-
-def _never_connected(err: requests.exceptions.ConnectionError) -> bool:
+def _cause(err: Exception) -> object:
     cause: object = err.args[0] if err.args else None
     if isinstance(cause, MaxRetryError):
         cause = cause.reason
-    return isinstance(cause, NewConnectionError | NameResolutionError | ConnectTimeoutError)
+    return cause
 
 
 def _reason(err: Exception) -> str:
-    cause: object = err.args[0] if err.args else err
-    if isinstance(cause, MaxRetryError) and cause.reason is not None:
-        cause = cause.reason
+    cause = _cause(err)
+    if cause is None:
+        cause = err
     return type(cause).__name__ if not str(cause) else f"{type(cause).__name__}: {cause}"
 
 

@@ -6,9 +6,10 @@ from collections.abc import Sequence
 
 import requests
 
+from tasks.engage import answers
 from tasks.engage import http as engage_http
 from tasks.engage.base import Contact, TransportClient
-from tasks.errors import EngageServerError
+from tasks.errors import EngageError
 from tasks.request import Identifier
 
 
@@ -29,23 +30,12 @@ class RestEngageClient(TransportClient):
         )
         if response.status_code != 200:
             raise self._error(operation, response)
-        body, problem = engage_http.json_error_fields(response)
-        contact_id = body.get("contactId")
-        if problem or isinstance(contact_id, bool) or not isinstance(contact_id, int | str):
-            raise EngageServerError(
-                operation, status=200, message=problem or "answer has no contactId"
-            )
-        try:
-            return Contact(contact_id=int(contact_id), fields=body)
-        except ValueError:
-            raise EngageServerError(
-                operation, status=200, message="contactId is not a number"
-            ) from None
+        return _contact(operation, response)
 
     def send_single(
         self, message_id: int, recipient_id: int, parameters: Sequence[tuple[str, str]]
     ) -> None:
-        """POST message/sendSingle; any 2xx (204 documented) is success."""
+        """POST message/sendSingle; only 204, the documented answer, is success."""
         operation = "message/sendSingle"
         response = engage_http.post(
             self._session,
@@ -57,8 +47,8 @@ class RestEngageClient(TransportClient):
             json={"parameters": [{"name": n, "value": v} for n, v in parameters]},
             headers=_JSON_HEADERS,
         )
-        if not 200 <= response.status_code < 300:
-            raise self._error(operation, response)
+        if response.status_code != 204:
+            raise self._error(operation, response, sends=True)
 
     def api_version(self) -> str:
         """GET system/getApiVersion."""
@@ -70,16 +60,37 @@ class RestEngageClient(TransportClient):
             timeout=self._timeout,
             observe=self._observe,
         )
-        if response.status_code != 200:
+        if response.status_code != 200 or answers.is_html(response):
             raise self._error(operation, response)
         return response.text.strip().strip('"')
 
     @staticmethod
-    def _error(operation: str, response: requests.Response) -> Exception:
+    def _error(operation: str, response: requests.Response, *, sends: bool = False) -> EngageError:
+        """An error status as Engage's typed error; anything else as an unexpected answer."""
+        if response.status_code < 400:
+            expected = "not the documented 204" if sends else "not the documented answer"
+            return answers.unexpected(operation, response, expected, sends=sends)
         fields, problem = engage_http.json_error_fields(response)
         return engage_http.api_error(
             operation, response.status_code, fields, response.headers, fallback_message=problem
         )
+
+
+def _contact(operation: str, response: requests.Response) -> Contact:
+    """The contact in a 200 answer to contact/get, or UnexpectedAnswer naming what is wrong."""
+    if answers.is_html(response) or not answers.is_json(response):
+        raise answers.unexpected(operation, response, "not JSON")
+    try:
+        body = response.json()
+    except ValueError:
+        raise answers.unexpected(operation, response, "body is not JSON") from None
+    if not isinstance(body, dict) or "contactId" not in body:
+        raise answers.unexpected(operation, response, "no contactId in the answer")
+    try:
+        contact_id = answers.contact_id(body["contactId"])
+    except ValueError as err:
+        raise answers.unexpected(operation, response, str(err)) from None
+    return Contact(contact_id=contact_id, fields=body)
 
 
 _JSON_HEADERS = {"Accept": "application/json"}

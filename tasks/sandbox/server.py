@@ -7,36 +7,31 @@ tests and demos lives under ``/_sandbox/`` and needs no credentials::
     GET  /_sandbox/stats      counts, duplicates, rate   POST /_sandbox/contacts  add contacts
     GET  /_sandbox/sends      successful sends           POST /_sandbox/messages  add messages
                                                          POST /_sandbox/faults    set the fault plan
+
+``/login`` plays the login page of a proxy in front of Engage (see the ``redirect`` fault).
+The transports live in :mod:`tasks.sandbox.rest` and :mod:`tasks.sandbox.soap`; what they share
+(credentials, faults, the call log) in :mod:`tasks.sandbox.gate`.
 """
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import json
 import socket
 import sys
 import threading
-import time
-from collections.abc import Callable
+from collections.abc import Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import urlsplit
 
-from tasks.sandbox.state import (
-    DROP_AFTER,
-    DROP_BEFORE,
-    Answer,
-    Call,
-    SandboxState,
-    now,
-    server_error_body,
-)
+from tasks.sandbox import gate, rest, soap
+from tasks.sandbox.gate import LOGIN_PATH, error_body
+from tasks.sandbox.state import SandboxState
 
 DEFAULT_PREFIX = "/api/rest/v19"
 DEFAULT_SOAP_PATH = "/api/soap/v17"
-API_VERSION = "19.0"
 
 
 class SandboxHTTPServer(ThreadingHTTPServer):
@@ -65,7 +60,10 @@ class SandboxHTTPServer(ThreadingHTTPServer):
 
 
 class SandboxHandler(BaseHTTPRequestHandler):
-    """Routes one request to the control API, the REST API or the SOAP API."""
+    """Routes one request to the control API, the REST API, the SOAP API or the proxy's login.
+
+    Implements :class:`tasks.sandbox.gate.Exchange` for the REST and SOAP endpoints.
+    """
 
     protocol_version = "HTTP/1.1"
     # Headers and body go out in two writes; without TCP_NODELAY, Nagle holds the body back
@@ -79,7 +77,7 @@ class SandboxHandler(BaseHTTPRequestHandler):
     # -- routing -------------------------------------------------------------------------------
 
     def do_GET(self) -> None:
-        """Control reads and system/getApiVersion."""
+        """Control reads, system/getApiVersion and the proxy's login page."""
         path = urlsplit(self.path).path
         state = self.server.state
         if path == "/_sandbox/calls":
@@ -89,22 +87,27 @@ class SandboxHandler(BaseHTTPRequestHandler):
         elif path == "/_sandbox/sends":
             self._send_json(200, state.sends_as_json())
         elif path == f"{self.server.prefix}/system/getApiVersion":
-            self._engage("system/getApiVersion", None)
+            rest.handle(self, state, "system/getApiVersion", None)
+        elif path == LOGIN_PATH:
+            gate.serve_login(self, state)
         else:
             self._not_found()
 
     def do_POST(self) -> None:
-        """Control writes, the REST operations and SOAP."""
+        """Control writes, the REST operations, SOAP and the proxy's login page."""
         path = urlsplit(self.path).path
         body = self._read_body()
+        state = self.server.state
         if path.startswith("/_sandbox/"):
             self._control(path, body)
         elif path == f"{self.server.prefix}/contact/get":
-            self._engage("contact/get", body)
+            rest.handle(self, state, "contact/get", body)
         elif path == f"{self.server.prefix}/message/sendSingle":
-            self._engage("message/sendSingle", body)
+            rest.handle(self, state, "message/sendSingle", body)
         elif path == self.server.soap_path:
-            self._soap(body)
+            soap.handle(self, state, body)
+        elif path == LOGIN_PATH:
+            gate.serve_login(self, state)
         else:
             self._not_found()
 
@@ -130,167 +133,46 @@ class SandboxHandler(BaseHTTPRequestHandler):
             return
         self._send_json(200, {"ok": True})
 
-    # -- Engage REST ---------------------------------------------------------------------------
+    # -- the Exchange the endpoints answer through ---------------------------------------------
 
-    def _engage(self, operation: str, raw: bytes | None) -> None:
-        split = urlsplit(self.path)
-        query = dict(parse_qsl(split.query))
-        body = _parse_json(raw)
-        call = Call(operation, self.command, split.path, query, body, self._authorized(), 0, now())
-        go_on, fault = self.admit(call, self._send_json, self._send_fault_status)
-        if not go_on:
-            return
-        answer, payload = self._run(operation, query, body)
-        if self.dropped_after(call, fault):
-            return
-        call.status = answer.status
-        if answer.status == 200 and payload is not None:
-            self._send_raw(200, payload, "application/json")
-        elif answer.body is not None:
-            self._send_json(answer.status, answer.body)
-        else:
-            self._send_raw(answer.status, b"", None)
+    def header(self, name: str) -> str | None:
+        """A request header, or None."""
+        return self.headers.get(name)
 
-    def admit(
-        self,
-        call: Call,
-        refuse: Callable[[int, dict[str, str]], None],
-        inject: Callable[[int], None],
-    ) -> tuple[bool, int | str | None]:
-        """Record the call, check credentials, apply faults (REST and SOAP alike).
-
-        Returns whether to act on the request, and the fault still due after acting.
-        """
-        state = self.server.state
-        state.record(call)
-        if self.headers.get("Authorization") is None:
-            call.status = 401
-            refuse(401, _error("CLIENT", "PERMISSION_DENIED", "Authentication required."))
-            return False, None
-        if not call.authorized:
-            call.status = 403
-            refuse(403, _error("CLIENT", "PERMISSION_DENIED", "Access denied."))
-            return False, None
-        delay, fault = state.next_fault(call.operation)
-        if delay:
-            time.sleep(delay)
-        if fault == DROP_BEFORE:
-            call.status = DROP_BEFORE
-            self._drop()
-            return False, None
-        if isinstance(fault, int):
-            call.status = fault
-            inject(fault)
-            return False, None
-        return True, fault
-
-    def dropped_after(self, call: Call, fault: int | str | None) -> bool:
-        """Hang up without an answer after acting, when the fault plan says so."""
-        if fault != DROP_AFTER:
-            return False
-        call.status = DROP_AFTER
-        self._drop()
-        return True
-
-    def _run(self, operation: str, query: dict[str, str], body: Any) -> tuple[Answer, bytes | None]:
-        state = self.server.state
-        if operation == "system/getApiVersion":
-            return Answer(200), json.dumps(API_VERSION).encode()
-        if not isinstance(body, dict):
-            return Answer(400, _error("CLIENT", "INVALID_REQUEST", "Body must be JSON.")), None
-        if operation == "contact/get":
-            answer, contact_id = state.contact_get(str(body.get("type")), str(body.get("value")))
-            if contact_id is None:
-                return answer, None
-            contact = {"contactId": contact_id, "identifier": body.get("value")}
-            return answer, json.dumps(contact).encode()
-        message_id, recipient_id = query.get("messageId", ""), query.get("recipientId", "")
-        for name, value in (("messageId", message_id), ("recipientId", recipient_id)):
-            if not value.isdigit():
-                missing = _error("CLIENT", "MISSING_PARAMETER", f"Parameter {name} is missing.")
-                return Answer(400, {**missing, "parameterName": name}), None
-        params = {
-            str(p.get("name")): str(p.get("value"))
-            for p in body.get("parameters", [])
-            if isinstance(p, dict)
-        }
-        return state.send_single(int(message_id), int(recipient_id), params), None
-
-    def _soap(self, raw: bytes) -> None:
-        from tasks.sandbox import soap  # noqa: PLC0415  (SOAP support is optional)
-
-        soap.handle(self, raw)
-
-    # -- helpers -------------------------------------------------------------------------------
-
-    def _authorized(self) -> bool:
-        header = self.headers.get("Authorization", "")
-        if not header.startswith("Basic "):
-            return False
-        try:
-            user, _, password = base64.b64decode(header[6:]).decode().partition(":")
-        except (ValueError, UnicodeDecodeError):
-            return False
-        state = self.server.state
-        return user == state.username and password == state.password
-
-    def _read_body(self) -> bytes:
-        length = int(self.headers.get("Content-Length") or 0)
-        return self.rfile.read(length) if length else b""
-
-    def _send_fault_status(self, status: int) -> None:
-        if status >= 500:
-            self._send_json(status, server_error_body(status))
-        elif status == 429:
-            self._send_json(
-                429, _error("SERVER", "OPERATION_DISABLED", "Too many requests."), retry_after=1
-            )
-        elif status in (401, 403):
-            self._send_json(status, _error("CLIENT", "PERMISSION_DENIED", "Access denied."))
-        else:
-            self._send_json(status, _error("CLIENT", "INVALID_REQUEST", "Injected fault."))
-
-    def _not_found(self) -> None:
-        self._send_json(404, _error("CLIENT", "INVALID_REQUEST", "Not Found"))
-
-    def _send_json(self, status: int, data: Any, *, retry_after: int | None = None) -> None:
-        extra = {"Retry-After": str(retry_after)} if retry_after is not None else {}
-        self._send_raw(status, json.dumps(data).encode(), "application/json", extra)
-
-    def _send_raw(
+    def send(
         self,
         status: int,
         payload: bytes,
         content_type: str | None,
-        extra: dict[str, str] | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> None:
+        """Answer with this status, body and headers."""
         self.send_response(status)
         if content_type:
             self.send_header("Content-Type", content_type)
-        for name, value in (extra or {}).items():
+        for name, value in (headers or {}).items():
             self.send_header(name, value)
         self.send_header("Content-Length", str(len(payload)))
         self.end_headers()
         self.wfile.write(payload)
 
-    def _drop(self) -> None:
-        # Reset the connection without an answer: the client cannot know what happened.
+    def drop(self) -> None:
+        """Reset the connection without an answer: the client cannot know what happened."""
         self.close_connection = True
         with contextlib.suppress(OSError):
             self.connection.shutdown(socket.SHUT_RDWR)
 
+    # -- helpers -------------------------------------------------------------------------------
 
-def _error(actor: str, code: str, message: str) -> dict[str, str]:
-    return {"errorActor": actor, "errorCode": code, "message": message}
+    def _read_body(self) -> bytes:
+        length = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(length) if length else b""
 
+    def _not_found(self) -> None:
+        self._send_json(404, error_body("CLIENT", "INVALID_REQUEST", "Not Found"))
 
-def _parse_json(raw: bytes | None) -> Any:
-    if not raw:
-        return None
-    try:
-        return json.loads(raw)
-    except ValueError:
-        return raw.decode(errors="replace")
+    def _send_json(self, status: int, data: Any) -> None:
+        rest.send_json(self, status, data)
 
 
 class Sandbox:

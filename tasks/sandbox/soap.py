@@ -4,10 +4,12 @@ Operations are recorded under the REST names (``contactGet`` -> ``contact/get``,
 ``messageSendSingle`` -> ``message/sendSingle``, ``systemGetApiVersion`` ->
 ``system/getApiVersion``), so tests assert the same things on both transports.
 Errors are SOAP faults (HTTP 500, or the injected status) whose detail carries Engage's fields.
+Credentials and scripted faults go through :func:`tasks.sandbox.gate.admit`, as on REST.
 """
 
 from __future__ import annotations
 
+import json
 import xml.etree.ElementTree as ET
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -16,15 +18,11 @@ from urllib.parse import urlsplit
 
 from defusedxml.ElementTree import fromstring as _safe_fromstring
 
-from tasks.engage.soap import NAMESPACE, SOAP_ENV_NAMESPACE
-from tasks.sandbox.server import API_VERSION, SandboxHandler
-from tasks.sandbox.state import (
-    Answer,
-    Call,
-    SandboxState,
-    now,
-    server_error_body,
-)
+from tasks.engage.soap_envelope import NAMESPACE, SOAP_ENV_NAMESPACE
+from tasks.sandbox import gate
+from tasks.sandbox.faults import CONTACT_ID, TRUNCATED, Fault
+from tasks.sandbox.gate import API_VERSION, Exchange, error_body
+from tasks.sandbox.state import Answer, Call, SandboxState, now, server_error_body
 
 #: SOAP operation element -> the operation name shared with REST.
 OPERATIONS = {
@@ -82,32 +80,52 @@ def parse_request(raw: bytes) -> SoapRequest:
     return SoapRequest(operation)
 
 
-def handle(handler: SandboxHandler, raw: bytes) -> None:
+def handle(exchange: Exchange, state: SandboxState, raw: bytes) -> None:
     """Answer one SOAP POST like Engage, recording it as REST calls are recorded."""
-    state = handler.server.state
     request = parse_request(raw)
-    path = urlsplit(handler.path).path
-    authorized = handler._authorized()
+    path = urlsplit(exchange.path).path
+    authorized = gate.authorized(exchange.header("Authorization"), state)
     call = Call(
-        request.operation, handler.command, path, request.query, request.body, authorized, 0, now()
+        request.operation, exchange.command, path, request.query, request.body, authorized, 0, now()
     )
-    go_on, fault = handler.admit(
+    admission = gate.admit(
+        exchange,
+        state,
         call,
-        lambda status, body: _send_fault(handler, status, body),
-        lambda status: _send_injected(handler, status),
+        refuse=lambda status, fields: _send_fault(exchange, status, fields),
+        inject=lambda status: _send_injected(exchange, status),
     )
-    if not go_on:
+    if not admission.proceed:
         return
     status, payload = _run(state, request)
-    if handler.dropped_after(call, fault):
+    if gate.dropped_after(exchange, call, admission.after):
         return
+    status, payload = _faulty(request, status, payload, admission.after)
     call.status = status
-    handler._send_raw(status, payload, _CONTENT_TYPE)
+    exchange.send(status, payload, _CONTENT_TYPE)
+
+
+def _faulty(
+    request: SoapRequest, status: int, payload: bytes, fault: Fault | None
+) -> tuple[int, bytes]:
+    """The answer after a fault that replaces it once the operation has acted."""
+    if fault is None:
+        return status, payload
+    if fault.kind == CONTACT_ID and request.operation == "contact/get":
+        value = json.loads(fault.argument)
+        # A JSON string goes in as its text (" 12 " keeps its spaces); anything else as written.
+        text = value if isinstance(value, str) else fault.argument
+        identifier = str(request.body.get("value")) if isinstance(request.body, dict) else ""
+        contact = {"id": text, "identifier": identifier}
+        return 200, answer_envelope("contactGetResponse", {"return": contact})
+    if fault.kind == TRUNCATED:
+        return 200, payload[: max(1, len(payload) // 2)]
+    return status, payload
 
 
 def _run(state: SandboxState, request: SoapRequest) -> tuple[int, bytes]:
     if request.problem is not None:
-        return 500, fault_envelope(_error("CLIENT", "INVALID_REQUEST", request.problem))
+        return 500, fault_envelope(error_body("CLIENT", "INVALID_REQUEST", request.problem))
     if request.operation == "system/getApiVersion":
         return 200, answer_envelope("systemGetApiVersionResponse", {"return": API_VERSION})
     if request.operation == "contact/get":
@@ -128,7 +146,7 @@ def _send_single(
 ) -> tuple[int, bytes]:
     for name in ("messageId", "recipientId"):
         if not query.get(name, "").isdigit():
-            missing = _error("CLIENT", "MISSING_PARAMETER", f"Parameter {name} is missing.")
+            missing = error_body("CLIENT", "MISSING_PARAMETER", f"Parameter {name} is missing.")
             return 500, fault_envelope({**missing, "parameterName": name})
     params = {p["name"]: p["value"] for p in body["parameters"]}
     answer = state.send_single(int(query["messageId"]), int(query["recipientId"]), params)
@@ -139,28 +157,28 @@ def _send_single(
 
 def _answer_fault(answer: Answer) -> tuple[int, bytes]:
     # SOAP 1.1 answers every fault with 500; the detail's errorActor says whose fault it is.
-    return 500, fault_envelope(answer.body or _error("SERVER", "UNEXPECTED_ERROR", "Error."))
+    return 500, fault_envelope(answer.body or error_body("SERVER", "UNEXPECTED_ERROR", "Error."))
 
 
-def _send_injected(handler: SandboxHandler, status: int) -> None:
+def _send_injected(exchange: Exchange, status: int) -> None:
     if status >= 500:
-        _send_fault(handler, status, server_error_body(status))
+        _send_fault(exchange, status, server_error_body(status))
     elif status == 429:
-        too_many = _error("SERVER", "OPERATION_DISABLED", "Too many requests.")
-        _send_fault(handler, 429, too_many, {"Retry-After": "1"})
+        too_many = error_body("SERVER", "OPERATION_DISABLED", "Too many requests.")
+        _send_fault(exchange, 429, too_many, {"Retry-After": "1"})
     elif status in (401, 403):
-        _send_fault(handler, status, _error("CLIENT", "PERMISSION_DENIED", "Access denied."))
+        _send_fault(exchange, status, error_body("CLIENT", "PERMISSION_DENIED", "Access denied."))
     else:
-        _send_fault(handler, status, _error("CLIENT", "INVALID_REQUEST", "Injected fault."))
+        _send_fault(exchange, status, error_body("CLIENT", "INVALID_REQUEST", "Injected fault."))
 
 
 def _send_fault(
-    handler: SandboxHandler,
+    exchange: Exchange,
     status: int,
     fields: Mapping[str, Any],
     extra: dict[str, str] | None = None,
 ) -> None:
-    handler._send_raw(status, fault_envelope(fields), _CONTENT_TYPE, extra)
+    exchange.send(status, fault_envelope(fields), _CONTENT_TYPE, extra)
 
 
 # -- envelopes ---------------------------------------------------------------------------------
@@ -204,10 +222,6 @@ def _fill(parent: ET.Element, content: Mapping[str, Any]) -> None:
             _fill(child, value)
         elif value is not None:
             child.text = str(value)
-
-
-def _error(actor: str, code: str, message: str) -> dict[str, str]:
-    return {"errorActor": actor, "errorCode": code, "message": message}
 
 
 def _local(tag: str) -> str:

@@ -9,14 +9,11 @@ from __future__ import annotations
 import random
 import threading
 import time
-from collections import Counter, deque
-from dataclasses import asdict, dataclass, field
+from collections import Counter
+from dataclasses import asdict, dataclass
 from typing import Any
 
-#: Fault actions a script or the random plan can pick, besides an HTTP status number.
-DROP_BEFORE = "drop_before"  # close the connection without acting on the request
-DROP_AFTER = "drop_after"  # act on the request (the SMS is sent), then close without answering
-ACTIONS = (DROP_BEFORE, DROP_AFTER)
+from tasks.sandbox.faults import DELAY, DROP_AFTER, DROP_BEFORE, STATUS, Fault, Faults
 
 DEMO_CONTACTS = ({"type": "MOBILE", "value": "48505606707", "contactId": 33457},)
 DEMO_MESSAGES = ({"messageId": 23541, "requiredParameters": []},)
@@ -42,26 +39,6 @@ class Answer:
 
     status: int
     body: dict[str, Any] | None = None
-
-
-@dataclass
-class RandomFaults:
-    """Per-call probabilities of each fault, for chaos runs; ``seed`` makes them repeatable."""
-
-    server_error: float = 0.0
-    drop_before: float = 0.0
-    drop_after: float = 0.0
-    latency_max: float = 0.0
-    seed: int | None = None
-
-
-@dataclass
-class Faults:
-    """Scripted and random misbehaviour."""
-
-    script: dict[str, deque[int | str]] = field(default_factory=dict)
-    latency: float = 0.0
-    random: RandomFaults = field(default_factory=RandomFaults)
 
 
 class SandboxState:
@@ -113,43 +90,36 @@ class SandboxState:
                 self._messages[int(message["messageId"])] = required
 
     def set_faults(self, spec: dict[str, Any]) -> None:
-        """Replace the fault plan: ``{"script": {op: [503, "drop_after"]}, "latency": s, ...}``."""
-        script = {op: deque(steps) for op, steps in spec.get("script", {}).items()}
-        for steps in script.values():
-            for step in steps:
-                if not (isinstance(step, int) or step in ACTIONS or _is_delay(step)):
-                    raise ValueError(f"unknown fault step {step!r}")
-        plan = RandomFaults(**spec.get("random", {}))
+        """Replace the fault plan (see :mod:`tasks.sandbox.faults`); ValueError for a bad step."""
+        faults = Faults.from_spec(spec)
         with self._lock:
-            self.faults = Faults(
-                script=script, latency=float(spec.get("latency", 0.0)), random=plan
-            )
-            self._rng = random.Random(plan.seed)
+            self.faults = faults
+            self._rng = random.Random(faults.random.seed)
 
     # -- the operations ------------------------------------------------------------------------
 
-    def next_fault(self, operation: str) -> tuple[float, int | str | None]:
-        """Delay to apply and the fault for this call (a status, an action, or None)."""
+    def next_fault(self, operation: str) -> tuple[float, Fault | None]:
+        """Delay to apply and the fault for this call, if any."""
         with self._lock:
             delay = self.faults.latency
-            step: int | str | None = None
+            step: Fault | None = None
             for key in (operation, "*"):
                 steps = self.faults.script.get(key)
                 if steps:
                     step = steps.popleft()
                     break
-            if isinstance(step, str) and _is_delay(step):
-                delay += float(step.split(":", 1)[1])
+            if step is not None and step.kind == DELAY:
+                delay += float(step.argument)
                 step = None
             plan = self.faults.random
             if step is None:
                 roll = self._rng.random()
                 if roll < plan.server_error:
-                    step = self._rng.choice((500, 502, 503))
+                    step = Fault(STATUS, status=self._rng.choice((500, 502, 503)))
                 elif roll < plan.server_error + plan.drop_before:
-                    step = DROP_BEFORE
+                    step = Fault(DROP_BEFORE)
                 elif roll < plan.server_error + plan.drop_before + plan.drop_after:
-                    step = DROP_AFTER
+                    step = Fault(DROP_AFTER)
             if plan.latency_max:
                 delay += self._rng.random() * plan.latency_max
             return delay, step
@@ -247,10 +217,6 @@ def max_in_window(times: list[float], window: float) -> int:
 def now() -> float:
     """Wall clock used for call timestamps."""
     return time.time()
-
-
-def _is_delay(step: object) -> bool:
-    return isinstance(step, str) and step.startswith("delay:")
 
 
 def _no_such_object(object_type: str, prop: str, value: str) -> Answer:

@@ -18,11 +18,14 @@ from tasks.errors import (
     OutcomeUnknown,
     RateLimited,
     RequestNotSent,
+    UnexpectedAnswer,
     UnknownRecipient,
 )
 from tasks.request import Identifier
 from tasks.sandbox import Sandbox
-from tests.conftest import SANDBOX_PASSWORD, SANDBOX_USER
+
+#: The sandbox's default API user.
+SANDBOX_USER, SANDBOX_PASSWORD = "api@example.com", "sandbox-password"
 
 
 def client_for(
@@ -235,8 +238,8 @@ def test_unknown_error_code_is_kept_not_crashing() -> None:
 
 
 def test_lookup_answer_without_contact_id_is_an_error() -> None:
-    """200 without contactId cannot be used to send."""
-    with pytest.raises(EngageServerError, match="no contactId"):
+    """200 without contactId cannot be used to send: an unexpected answer."""
+    with pytest.raises(UnexpectedAnswer, match="no contactId"):
         canned_client(200, b'{"email": "x"}', "application/json").get_contact(
             Identifier("MOBILE", "48505606707")
         )

@@ -12,15 +12,14 @@ import requests
 from defusedxml.ElementTree import fromstring as safe_fromstring
 
 from tasks.engage import http as engage_http
-from tasks.engage.soap import (
+from tasks.engage.soap import SoapEngageClient, fault_status
+from tasks.engage.soap_envelope import (
     NAMESPACE,
     SOAP_ENV_NAMESPACE,
-    SoapEngageClient,
     UnreadableAnswer,
     build_envelope,
     contact_from_answer,
     contact_get_envelope,
-    fault_status,
     parse_fault,
     read_envelope,
     send_single_envelope,
@@ -33,6 +32,7 @@ from tasks.errors import (
     OutcomeUnknown,
     RateLimited,
     RequestNotSent,
+    UnexpectedAnswer,
     UnknownRecipient,
 )
 from tasks.request import Identifier
@@ -371,7 +371,7 @@ def test_api_version(client: SoapEngageClient) -> None:
 @pytest.mark.parametrize("document", [BILLION_LAUGHS, EXTERNAL_ENTITY], ids=["laughs", "xxe"])
 def test_hostile_answer_is_refused_unexpanded(stub: Stub, document: bytes) -> None:
     """A DTD with entities is refused as a typed error; nothing is expanded or fetched."""
-    with pytest.raises(EngageServerError, match="unsafe XML refused") as info:
+    with pytest.raises(UnexpectedAnswer, match="unsafe XML refused") as info:
         make_client(stub(200, document)).get_contact(Identifier("MOBILE", DEMO_MOBILE))
     assert "lollol" not in str(info.value)
     assert "root:" not in str(info.value)
@@ -405,22 +405,51 @@ def test_malformed_xml_is_a_server_error(stub: Stub) -> None:
         make_client(stub(500, b"<S:Envelope><oops")).api_version()
 
 
-def test_empty_success_answer_to_lookup_is_a_server_error(stub: Stub) -> None:
-    """A 200 without a contact cannot be trusted: EngageServerError."""
-    with pytest.raises(EngageServerError, match="empty answer") as info:
+def test_empty_success_answer_to_lookup_is_unexpected(stub: Stub) -> None:
+    """A 200 without a contact cannot be trusted: UnexpectedAnswer."""
+    with pytest.raises(UnexpectedAnswer, match="empty answer") as info:
         make_client(stub(200, b"")).get_contact(Identifier("MOBILE", DEMO_MOBILE))
     assert info.value.status == 200
 
 
-def test_empty_success_answer_to_send_is_success(stub: Stub) -> None:
-    """An empty 2xx to a send means accepted, like REST's 204."""
-    make_client(stub(202, b"")).send_single(1, 2, [])
+@pytest.mark.parametrize("status", [200, 202, 204])
+def test_empty_success_answer_to_send_is_success(stub: Stub, status: int) -> None:
+    """An empty 200/202/204 to a send means accepted: SOAP's one-way answer, REST's 204."""
+    make_client(stub(status, b"")).send_single(1, 2, [])
 
 
-def test_unreadable_success_answer_to_send_is_outcome_unknown(stub: Stub) -> None:
-    """A 200 whose body cannot be read may hide a sent message: OutcomeUnknown."""
-    with pytest.raises(OutcomeUnknown, match="may have been sent"):
+def test_empty_201_to_send_is_unexpected(stub: Stub) -> None:
+    """An empty 2xx other than the documented ones is not success."""
+    with pytest.raises(UnexpectedAnswer, match="HTTP 201"):
+        make_client(stub(201, b"")).send_single(1, 2, [])
+
+
+def test_unreadable_success_answer_to_send_may_have_been_sent(stub: Stub) -> None:
+    """A 200 whose body cannot be read may hide a sent message: it says so."""
+    with pytest.raises(UnexpectedAnswer, match="may have been sent") as info:
         make_client(stub(200, b"<not-soap")).send_single(1, 2, [])
+    assert info.value.may_have_acted
+
+
+def test_other_operations_answer_to_send_is_not_success(stub: Stub) -> None:
+    """A readable envelope is success only when it is messageSendSingle's own answer."""
+    other = (
+        f'<S:Envelope xmlns:S="{SOAP_ENV_NAMESPACE}"><S:Body>'
+        f'<x:contactGetResponse xmlns:x="{NAMESPACE}"><return><id>1</id></return>'
+        "</x:contactGetResponse></S:Body></S:Envelope>"
+    ).encode()
+    with pytest.raises(UnexpectedAnswer, match="<contactGetResponse> answered"):
+        make_client(stub(200, other)).send_single(1, 2, [])
+
+
+def test_soap_answer_with_202_is_not_success(stub: Stub) -> None:
+    """The operation's answer counts only with 200 OK, as a JAX-WS endpoint sends it."""
+    answer = (
+        f'<S:Envelope xmlns:S="{SOAP_ENV_NAMESPACE}"><S:Body>'
+        f'<x:messageSendSingleResponse xmlns:x="{NAMESPACE}"/></S:Body></S:Envelope>'
+    ).encode()
+    with pytest.raises(UnexpectedAnswer, match="not with 200 OK"):
+        make_client(stub(202, answer)).send_single(1, 2, [])
 
 
 # -- the sandbox's own SOAP edges --------------------------------------------------------------

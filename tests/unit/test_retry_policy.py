@@ -15,6 +15,7 @@ from tasks.errors import (
     OutcomeUnknown,
     RateLimited,
     RequestNotSent,
+    UnexpectedAnswer,
     UnknownRecipient,
 )
 from tasks.settings import RetrySettings
@@ -134,3 +135,55 @@ def test_unknown_outcome_may_be_retried_when_configured() -> None:
 def test_unknown_outcome_of_a_lookup_is_simply_retried() -> None:
     """A lookup changes nothing in Engage, so a lost answer is retried."""
     assert decide(OutcomeUnknown("contact/get", "timeout"), lookup(0), POLICY).retry_in is not None
+
+
+def redirected(operation: str = "message/sendSingle") -> UnexpectedAnswer:
+    """A proxy's redirect to its login page."""
+    return UnexpectedAnswer(
+        operation,
+        status=302,
+        content_type="text/html",
+        problem="a redirect",
+        location="https://proxy.example/login",
+    )
+
+
+def odd_success() -> UnexpectedAnswer:
+    """A 200 to a send that may be Engage's own answer after sending."""
+    return UnexpectedAnswer(
+        "message/sendSingle",
+        status=200,
+        content_type="application/json",
+        problem="not the documented 204",
+        may_have_acted=True,
+    )
+
+
+def test_redirected_send_is_retried_with_backoff() -> None:
+    """A proxy answered instead of Engage: nothing was sent, so the send is retried."""
+    decision = decide(redirected(), sending(0), POLICY, random.Random(1))
+    assert decision.retry_in is not None
+    assert 30 <= decision.retry_in <= 36
+
+
+@pytest.mark.parametrize("attempt", [sending(2), lookup(2)])
+def test_lasting_unexpected_answer_is_dead_lettered_as_such(attempt: Attempt) -> None:
+    """After unknown_error_retries the reason is unexpected_answer, not a generic one."""
+    error = redirected("message/sendSingle" if attempt.sending else "contact/get")
+    assert decide(error, attempt, POLICY).reason == "unexpected_answer"
+
+
+def test_unexpected_answer_that_outlasts_the_budget_is_still_named() -> None:
+    """When the time budget ends the retries early, the reason still says what happened."""
+    assert decide(redirected(), sending(1, elapsed=1000), POLICY).reason == "unexpected_answer"
+
+
+def test_odd_success_to_a_send_is_never_resent_blindly() -> None:
+    """A 2xx that may be Engage's own answer is dead-lettered at once, like an unknown outcome."""
+    assert decide(odd_success(), sending(0), POLICY).reason == "unexpected_answer"
+
+
+def test_odd_success_to_a_send_is_retried_when_configured() -> None:
+    """ENGAGE_ON_UNKNOWN_OUTCOME=retry lets it be retried, as for OutcomeUnknown."""
+    policy = RetrySettings(on_unknown_outcome="retry")
+    assert decide(odd_success(), sending(0), policy).retry_in is not None

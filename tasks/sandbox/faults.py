@@ -1,0 +1,124 @@
+"""The sandbox's fault plan: scripted steps per operation, and random faults for chaos runs.
+
+A script maps an operation (``contact/get``, ``message/sendSingle``, ``system/getApiVersion``,
+or ``*`` for any) to steps, one per call, used up in order::
+
+    503                       answer this status with Engage's error body; nothing is done
+    "drop_before"             hang up without acting on the request
+    "drop_after"              act on it (the SMS is sent), then hang up without answering
+    "delay:0.5"               wait that long, then answer normally
+    "redirect:302"            a proxy redirects to its login page (this sandbox's ``/login``);
+    "redirect:307:<url>"      ... or to ``<url>``; any 3xx status; nothing is done
+    "html" / "html:echo"      a proxy's 200 login page, ``echo`` quoting the request's identifier
+    "contact_id:<JSON>"       contact/get answers 200 with this contactId: ``contact_id:-5``,
+                              ``contact_id:" 12 "``, ``contact_id:3.5``, ``contact_id:true``
+    "truncated"               act, then answer 200 with the answer cut short (breaks the parser)
+
+REST and SOAP read the same plan; each renders a fault in its own encoding.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+STATUS = "status"
+DROP_BEFORE = "drop_before"
+DROP_AFTER = "drop_after"
+DELAY = "delay"
+REDIRECT = "redirect"
+HTML = "html"
+CONTACT_ID = "contact_id"
+TRUNCATED = "truncated"
+#: Steps that take the place of the operation: Engage (or a proxy) answers without acting.
+INSTEAD = frozenset({STATUS, DROP_BEFORE, REDIRECT, HTML})
+#: Step kinds written as a bare word or ``kind:argument``.
+_WORDS = frozenset({DROP_BEFORE, DROP_AFTER, DELAY, REDIRECT, HTML, CONTACT_ID, TRUNCATED})
+
+
+@dataclass(frozen=True)
+class Fault:
+    """One scripted misbehaviour, read from its step."""
+
+    kind: str
+    #: STATUS and REDIRECT: the HTTP status answered.
+    status: int = 0
+    #: DELAY: seconds; REDIRECT: the Location ("" for this sandbox's /login); HTML: "echo" or "";
+    #: CONTACT_ID: the id as a JSON literal, written into the answer as it is.
+    argument: str = ""
+
+    @property
+    def instead(self) -> bool:
+        """The fault is answered instead of acting on the request."""
+        return self.kind in INSTEAD
+
+
+def parse_step(step: object) -> Fault:
+    """The fault a script step stands for; ValueError for a step this sandbox does not know."""
+    if isinstance(step, int) and not isinstance(step, bool):
+        if not 100 <= step <= 599:
+            raise ValueError(f"fault step {step!r} is not an HTTP status")
+        return Fault(STATUS, status=step)
+    if not isinstance(step, str):
+        raise ValueError(f"unknown fault step {step!r}")
+    kind, _, argument = step.partition(":")
+    if kind not in _WORDS:
+        raise ValueError(f"unknown fault step {step!r}")
+    if kind == DELAY:
+        _check(step, argument, float, "seconds: delay:0.5")
+    elif kind == REDIRECT:
+        code, _, location = argument.partition(":")
+        if not (code.isdigit() and 300 <= int(code) <= 399):
+            raise ValueError(f"fault step {step!r} needs a 3xx status: redirect:302")
+        return Fault(REDIRECT, status=int(code), argument=location)
+    elif kind == HTML:
+        if argument not in ("", "echo"):
+            raise ValueError(f"fault step {step!r}: the only option is html:echo")
+    elif kind == CONTACT_ID:
+        _check(step, argument, json.loads, 'one JSON value: contact_id:-5, contact_id:" 12 "')
+    elif argument:
+        raise ValueError(f"fault step {step!r} takes no argument")
+    return Fault(kind, argument=argument)
+
+
+def _check(step: str, argument: str, read: Callable[[str], object], wanted: str) -> None:
+    try:
+        read(argument)
+    except ValueError:
+        raise ValueError(f"fault step {step!r} needs {wanted}") from None
+
+
+@dataclass
+class RandomFaults:
+    """Per-call probabilities of each fault, for chaos runs; ``seed`` makes them repeatable."""
+
+    server_error: float = 0.0
+    drop_before: float = 0.0
+    drop_after: float = 0.0
+    latency_max: float = 0.0
+    seed: int | None = None
+
+
+@dataclass
+class Faults:
+    """Scripted and random misbehaviour."""
+
+    script: dict[str, deque[Fault]] = field(default_factory=dict)
+    latency: float = 0.0
+    random: RandomFaults = field(default_factory=RandomFaults)
+
+    @classmethod
+    def from_spec(cls, spec: dict[str, Any]) -> Faults:
+        """``{"script": {op: [503, "drop_after"]}, "latency": s, "random": {...}}``, checked."""
+        script = {
+            str(op): deque(parse_step(step) for step in steps)
+            for op, steps in spec.get("script", {}).items()
+        }
+        return cls(
+            script=script,
+            latency=float(spec.get("latency", 0.0)),
+            random=RandomFaults(**spec.get("random", {})),
+        )

@@ -1,0 +1,152 @@
+"""What every sandbox call goes through before its transport acts: record, credentials, faults.
+
+REST and SOAP both pass each Engage call to :func:`admit`, which answers the call itself when
+credentials are missing or wrong, or when the fault plan puts something else in Engage's place
+(a drop, a status, a proxy's redirect or login page). The transports only encode the rest.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Protocol
+from urllib.parse import quote
+
+from tasks.sandbox.faults import DROP_AFTER, DROP_BEFORE, HTML, REDIRECT, STATUS, Fault
+from tasks.sandbox.state import Call, SandboxState, now
+
+API_VERSION = "19.0"
+#: The operation a request to the fake proxy's login page is recorded under.
+LOGIN = "proxy/login"
+LOGIN_PATH = "/login"
+
+#: Sends Engage's error answer with this status and error body.
+Refuse = Callable[[int, dict[str, str]], None]
+#: Sends Engage's answer for an injected error status.
+Inject = Callable[[int], None]
+
+
+class Exchange(Protocol):
+    """One HTTP request and its answer, as the REST and SOAP endpoints see it."""
+
+    command: str
+    path: str
+
+    def header(self, name: str) -> str | None:
+        """A request header, or None."""
+
+    def send(
+        self,
+        status: int,
+        payload: bytes,
+        content_type: str | None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        """Answer with this status, body and headers."""
+
+    def drop(self) -> None:
+        """Hang up without answering."""
+
+
+@dataclass(frozen=True)
+class Admission:
+    """Whether the transport is to act on the call, and the fault still due after it acts."""
+
+    proceed: bool
+    after: Fault | None = None
+
+
+def admit(
+    exchange: Exchange, state: SandboxState, call: Call, *, refuse: Refuse, inject: Inject
+) -> Admission:
+    """Record the call, check credentials, apply the fault due (REST and SOAP alike)."""
+    state.record(call)
+    if exchange.header("Authorization") is None:
+        call.status = 401
+        refuse(401, error_body("CLIENT", "PERMISSION_DENIED", "Authentication required."))
+        return Admission(proceed=False)
+    if not call.authorized:
+        call.status = 403
+        refuse(403, error_body("CLIENT", "PERMISSION_DENIED", "Access denied."))
+        return Admission(proceed=False)
+    delay, fault = state.next_fault(call.operation)
+    if delay:
+        time.sleep(delay)
+    if fault is None or not fault.instead:
+        return Admission(proceed=True, after=fault)
+    if fault.kind == DROP_BEFORE:
+        call.status = DROP_BEFORE
+        exchange.drop()
+    elif fault.kind == STATUS:
+        call.status = fault.status
+        inject(fault.status)
+    elif fault.kind == REDIRECT:
+        call.status = fault.status
+        _redirect(exchange, fault)
+    elif fault.kind == HTML:
+        call.status = 200
+        echo = identifier_of(call) if fault.argument == "echo" else None
+        exchange.send(200, login_page(echo), "text/html; charset=utf-8")
+    return Admission(proceed=False)
+
+
+def dropped_after(exchange: Exchange, call: Call, fault: Fault | None) -> bool:
+    """Hang up without an answer after acting, when the fault plan says so."""
+    if fault is None or fault.kind != DROP_AFTER:
+        return False
+    call.status = DROP_AFTER
+    exchange.drop()
+    return True
+
+
+def authorized(header: str | None, state: SandboxState) -> bool:
+    """The Basic credentials in ``header`` are the sandbox's API user."""
+    if not header or not header.startswith("Basic "):
+        return False
+    try:
+        user, _, password = base64.b64decode(header[6:]).decode().partition(":")
+    except (ValueError, UnicodeDecodeError):
+        return False
+    return user == state.username and password == state.password
+
+
+def serve_login(exchange: Exchange, state: SandboxState) -> None:
+    """The fake proxy's login page: recorded, so a client that followed a redirect is seen."""
+    state.record(Call(LOGIN, exchange.command, LOGIN_PATH, {}, None, False, 200, now()))
+    exchange.send(200, login_page(None), "text/html; charset=utf-8")
+
+
+def login_page(echo: str | None) -> bytes:
+    """A proxy's sign-in page; ``echo`` is quoted in its title, as some portals do."""
+    title = "Sign in" if echo is None else f"Sign in to continue with {echo}"
+    return (
+        "<!DOCTYPE html>\n<html><head><title>"
+        f"{html.escape(title)}</title></head>"
+        '<body><form method="post"><input name="user"><input name="password" type="password">'
+        "</form></body></html>"
+    ).encode()
+
+
+def identifier_of(call: Call) -> str:
+    """What the call names its recipient by: the identifier's value, or the recipientId."""
+    if isinstance(call.body, dict) and call.body.get("value") is not None:
+        return str(call.body["value"])
+    return call.query.get("recipientId", "")
+
+
+def error_body(actor: str, code: str, message: str) -> dict[str, str]:
+    """Engage's error fields."""
+    return {"errorActor": actor, "errorCode": code, "message": message}
+
+
+def _redirect(exchange: Exchange, fault: Fault) -> None:
+    location = fault.argument
+    if not location:
+        # Back to this very server, so a client that follows the redirect shows in the call log.
+        host = exchange.header("Host") or "127.0.0.1"
+        location = f"http://{host}{LOGIN_PATH}?next={quote(exchange.path, safe='')}"
+    page = b"<html><body>Moved: please sign in.</body></html>"
+    exchange.send(fault.status, page, "text/html", {"Location": location})

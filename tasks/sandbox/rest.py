@@ -1,0 +1,118 @@
+"""The sandbox's REST endpoint: Engage's JSON answers, once :mod:`tasks.sandbox.gate` admits a call.
+
+Answers contact/get, message/sendSingle and system/getApiVersion as Engage's REST API does.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+from tasks.sandbox import gate
+from tasks.sandbox.faults import CONTACT_ID, TRUNCATED, Fault
+from tasks.sandbox.gate import API_VERSION, Exchange, error_body
+from tasks.sandbox.state import Answer, Call, SandboxState, now, server_error_body
+
+_JSON = "application/json"
+
+
+def handle(exchange: Exchange, state: SandboxState, operation: str, raw: bytes | None) -> None:
+    """Answer one REST call like Engage, recording it."""
+    split = urlsplit(exchange.path)
+    query = dict(parse_qsl(split.query))
+    body = _parse_json(raw)
+    authorized = gate.authorized(exchange.header("Authorization"), state)
+    call = Call(operation, exchange.command, split.path, query, body, authorized, 0, now())
+    admission = gate.admit(
+        exchange,
+        state,
+        call,
+        refuse=lambda status, fields: send_json(exchange, status, fields),
+        inject=lambda status: _send_injected(exchange, status),
+    )
+    if not admission.proceed:
+        return
+    answer, payload = _run(state, operation, query, body)
+    if gate.dropped_after(exchange, call, admission.after):
+        return
+    answer, payload = _faulty(operation, answer, payload, admission.after, body)
+    call.status = answer.status
+    if answer.status == 200 and payload is not None:
+        exchange.send(200, payload, _JSON)
+    elif answer.body is not None:
+        send_json(exchange, answer.status, answer.body)
+    else:
+        exchange.send(answer.status, b"", None)
+
+
+def send_json(
+    exchange: Exchange, status: int, data: Any, *, retry_after: int | None = None
+) -> None:
+    """Answer with JSON, and a Retry-After header when given."""
+    extra = {"Retry-After": str(retry_after)} if retry_after is not None else {}
+    exchange.send(status, json.dumps(data).encode(), _JSON, extra)
+
+
+def _run(
+    state: SandboxState, operation: str, query: dict[str, str], body: Any
+) -> tuple[Answer, bytes | None]:
+    if operation == "system/getApiVersion":
+        return Answer(200), json.dumps(API_VERSION).encode()
+    if not isinstance(body, dict):
+        return Answer(400, error_body("CLIENT", "INVALID_REQUEST", "Body must be JSON.")), None
+    if operation == "contact/get":
+        answer, contact_id = state.contact_get(str(body.get("type")), str(body.get("value")))
+        if contact_id is None:
+            return answer, None
+        contact = {"contactId": contact_id, "identifier": body.get("value")}
+        return answer, json.dumps(contact).encode()
+    message_id, recipient_id = query.get("messageId", ""), query.get("recipientId", "")
+    for name, value in (("messageId", message_id), ("recipientId", recipient_id)):
+        if not value.isdigit():
+            missing = error_body("CLIENT", "MISSING_PARAMETER", f"Parameter {name} is missing.")
+            return Answer(400, {**missing, "parameterName": name}), None
+    params = {
+        str(p.get("name")): str(p.get("value"))
+        for p in body.get("parameters", [])
+        if isinstance(p, dict)
+    }
+    return state.send_single(int(message_id), int(recipient_id), params), None
+
+
+def _faulty(
+    operation: str, answer: Answer, payload: bytes | None, fault: Fault | None, body: Any
+) -> tuple[Answer, bytes | None]:
+    """The answer after a fault that replaces it once the operation has acted."""
+    if fault is None:
+        return answer, payload
+    if fault.kind == CONTACT_ID and operation == "contact/get":
+        # The literal goes in as written, so 3.0 stays a float and 2**70 stays exact.
+        identifier = json.dumps(body.get("value") if isinstance(body, dict) else None)
+        text = f'{{"contactId": {fault.argument}, "identifier": {identifier}}}'
+        return Answer(200), text.encode()
+    if fault.kind == TRUNCATED:
+        whole = payload or json.dumps({"status": answer.status, "body": answer.body}).encode()
+        return Answer(200), whole[: max(1, len(whole) // 2)]
+    return answer, payload
+
+
+def _send_injected(exchange: Exchange, status: int) -> None:
+    if status >= 500:
+        send_json(exchange, status, server_error_body(status))
+    elif status == 429:
+        too_many = error_body("SERVER", "OPERATION_DISABLED", "Too many requests.")
+        send_json(exchange, 429, too_many, retry_after=1)
+    elif status in (401, 403):
+        send_json(exchange, status, error_body("CLIENT", "PERMISSION_DENIED", "Access denied."))
+    else:
+        send_json(exchange, status, error_body("CLIENT", "INVALID_REQUEST", "Injected fault."))
+
+
+def _parse_json(raw: bytes | None) -> Any:
+    if not raw:
+        return None
+    try:
+        return json.loads(raw)
+    except ValueError:
+        return raw.decode(errors="replace")
