@@ -1,39 +1,84 @@
-"""Masking of phone numbers and e-mail addresses for logs, Flower and error texts."""
+"""Masking of phone numbers, e-mail addresses and other private values for logs, Flower, errors.
+
+Two ways, best first:
+
+- :func:`mask_known` masks by value: given what a layer knows is private (a request's identifier
+  and parameter values, :meth:`tasks.request.SendRequest.private_values`), it masks each
+  occurrence, in any form Engage may echo it (a number also as its bare digits);
+- :func:`mask_text` masks by pattern, the fallback for free text whose private parts are not
+  known: anything shaped like an e-mail address, and runs of 7+ digits that stand alone (a run
+  joined to letters, as in a uuid or a key such as ``f3-nonjson-1712345689``, is an id, not a
+  phone number, and stays readable).
+"""
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
-_EMAIL = re.compile(r"(?P<local>[A-Za-z0-9._%+\-]+)@(?P<domain>[A-Za-z0-9.\-]+\.[A-Za-z]{2,})")
-# A run of 7+ digits, optionally with a leading + and the separators people type.
-_PHONE = re.compile(r"(?<![\w])\+?\d[\d \-().]{5,}\d(?![\w])")
+# Anything e-mail-shaped, in any script: the local part runs back to a space or the punctuation
+# that surrounds addresses in text (quotes, brackets, commas, a colon as in mailto:); <> stay in,
+# so that even "<script>@x.io" is masked.
+_EMAIL = re.compile(r"[^\s@\"'(),;:\[\]]+@[\w\-]+(?:\.[\w\-]+)+")
+# A digit run with the separators people type, optionally after +, that is a token of its own:
+# not touching a letter, digit or _, nor joined to one by - . / (uuid segments, keys, file names).
+# The atomic group stops a run that fails the lookahead from matching again shorter.
+_PHONE = re.compile(r"(?<![\w+])(?<!\w[\-./])(?>\+?\d[\d \-().\u00a0]*\d)(?!\w)(?![\-./]\w)")
+_NOT_DIGIT = re.compile(r"\D")
+# A value made of digits and what people type around them is a phone number.
+_PHONE_VALUE = re.compile(r"\+?[\d \-().\u00a0/]+")
+#: Digits a run needs to count as a phone number: shorter runs are dates, counts, small ids.
+MIN_PHONE_DIGITS = 7
+#: Known values shorter than this are not searched for: masking every "PL" or "7" in a text
+#: would hide more than it protects.
+MIN_KNOWN_LENGTH = 3
 
 
 def mask_phone(number: str) -> str:
     """Keep the first two and last two digits: ``48505606707`` -> ``48*******07``."""
-    digits = re.sub(r"\D", "", number)
+    digits = _NOT_DIGIT.sub("", number)
     if len(digits) <= 4:
         return "*" * len(digits)
     return digits[:2] + "*" * (len(digits) - 4) + digits[-2:]
 
 
 def mask_email(address: str) -> str:
-    """Keep the first letter of the local part and the domain: ``a***@example.com``."""
-    local, _, domain = address.partition("@")
-    return f"{local[:1]}***@{domain}" if domain else "***"
+    """Keep the first character of the local part and the domain: ``a***@example.com``."""
+    local, _, domain = address.rpartition("@")
+    return f"{local[:1]}***@{domain}" if local and domain else "***"
 
 
 def mask_text(text: str) -> str:
-    """Mask every e-mail address and phone-like digit run inside free text."""
-    text = _EMAIL.sub(lambda m: mask_email(m.group(0)), text)
-    return _PHONE.sub(lambda m: _mask_digit_run(m.group(0)), text)
+    """Mask every e-mail-shaped text and stand-alone phone-like digit run inside free text."""
+    text = _EMAIL.sub(lambda m: mask_email(m.group()), text)
+    return _PHONE.sub(lambda m: _mask_digit_run(m.group()), text)
 
 
-def _mask_digit_run(run: str) -> str:
-    digits = re.sub(r"\D", "", run)
-    # Short runs (dates, ids, counts) stay readable; 7+ digits may be a phone number.
-    return mask_phone(run) if len(digits) >= 7 else run
+def mask_known(text: str, secrets: Iterable[str]) -> str:
+    """Mask each occurrence of the given private values (a number also in its bare digits)."""
+    pattern = _known_pattern(secrets)
+    return pattern.sub(lambda m: mask_secret(m.group()), text) if pattern else text
+
+
+def mask_secret(value: str) -> str:
+    """A private value's masked form: an address or number keeps its ends, anything else goes."""
+    if "@" in value.strip("@"):
+        return mask_email(value)
+    if _is_phone(value):
+        return mask_phone(value)
+    return "***"
+
+
+def redact_url(url: str) -> str:
+    """``url`` with any password replaced by ``***``."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    user = f"{parts.username}:" if parts.username else ":"
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=f"{user}***@{host}"))
 
 
 def mask_value(value: Any) -> Any:
@@ -45,3 +90,37 @@ def mask_value(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [mask_value(v) for v in value]
     return value
+
+
+def _mask_digit_run(run: str) -> str:
+    return mask_phone(run) if len(_NOT_DIGIT.sub("", run)) >= MIN_PHONE_DIGITS else run
+
+
+def _is_phone(value: str) -> bool:
+    text = value.strip()
+    return bool(_PHONE_VALUE.fullmatch(text)) and len(_NOT_DIGIT.sub("", text)) >= MIN_PHONE_DIGITS
+
+
+def _known_pattern(secrets: Iterable[str]) -> re.Pattern[str] | None:
+    found: dict[str, int] = {}  # pattern -> length of the text it matches
+    for secret in secrets:
+        text = secret.strip()
+        if len(text) < MIN_KNOWN_LENGTH:
+            continue
+        found[_whole(re.escape(text), text)] = len(text)
+        if _is_phone(text):
+            # Engage and the ledger write a number as bare digits, whatever form it came in.
+            digits = _NOT_DIGIT.sub("", text)
+            found[rf"(?<!\d){digits}(?!\d)"] = len(digits)
+    if not found:
+        return None
+    # Longest first: a value that contains another is masked whole, not around the shorter one.
+    ordered = sorted(found, key=found.__getitem__, reverse=True)
+    return re.compile("|".join(ordered), re.IGNORECASE)
+
+
+def _whole(escaped: str, text: str) -> str:
+    """Match ``text`` only as a whole word where it starts or ends with a word character."""
+    before = r"(?<!\w)" if re.match(r"\w", text) else ""
+    after = r"(?!\w)" if re.search(r"\w\Z", text) else ""
+    return f"{before}{escaped}{after}"

@@ -9,15 +9,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from tasks.emails import normalize_email
 from tasks.errors import InvalidSendRequest
 from tasks.masking import mask_email, mask_phone
+from tasks.numbers import NumberPolicy, normalize_mobile
 
 #: Engage ids are signed 64-bit integers.
 MAX_ENGAGE_ID = 2**63 - 1
-#: E.164 allows at most 15 digits; fewer than 8 cannot be an international mobile number.
-MIN_MOBILE_DIGITS, MAX_MOBILE_DIGITS = 8, 15
-#: RFC 5321 path limit.
-MAX_EMAIL_LENGTH = 254
 #: Length limit for app aliases, external ids and idempotency keys.
 MAX_IDENTIFIER_LENGTH = 255
 #: Placeholders per message and their sizes; an SMS is short, these bound the task message size.
@@ -28,12 +26,15 @@ MAX_PARAMETERS_TOTAL = 8000
 
 IDENTIFIER_TYPES = ("MOBILE", "EMAIL", "APP_ALIAS", "EXTERNAL", "ID")
 
-_PARAM_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]*$")
-_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-_PHONE_SEPARATORS = re.compile(r"[ \-().\u00a0/]")
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-# Tab, newline and carriage return are text; other control characters cannot travel in XML.
-_UNSENDABLE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_PARAM_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-]*")
+# What neither transport can carry: characters outside XML 1.0's (C0 controls other than tab,
+# newline and carriage return; U+FFFE, U+FFFF) and lone surrogates, which UTF-8 cannot encode.
+_NOT_XML = re.compile(r"[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+# What a parameter value may not hold: that, and the other controls (DEL, C1). Checked at enqueue
+# whatever the transport, so a queued send stays sendable when ENGAGE_TRANSPORT becomes soap.
+_UNSENDABLE = re.compile(r"[^\t\n\r\x20-\x7e\xa0-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+# What identifiers and keys may not hold: all that, tab and line breaks too (U+2028, U+2029).
+_UNPRINTABLE = re.compile(r"[^\x20-\x7e\xa0-\u2027\u202a-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 
 
 @dataclass(frozen=True)
@@ -95,6 +96,15 @@ class SendRequest:
             "parameters": sorted(name for name, _ in self.parameters),
         }
 
+    def private_values(self) -> tuple[str, ...]:
+        """What must not reach logs in clear: the identifier and every parameter value.
+
+        Hand them to :func:`tasks.masking.mask_known` to mask a text by what it may contain. An
+        Engage contact id is not personal (logs show it), so an ``ID`` identifier is left out.
+        """
+        identifier = () if self.identifier.type == "ID" else (self.identifier.value,)
+        return identifier + tuple(value for _, value in self.parameters)
+
 
 def build_send_request(
     message_id: object,
@@ -105,11 +115,18 @@ def build_send_request(
     external_id: str | None = None,
     recipient_id: object = None,
     parameters: Mapping[str, str] | None = None,
+    numbers: NumberPolicy | None = None,
 ) -> SendRequest:
-    """Validate the caller's arguments; raise :class:`InvalidSendRequest` naming the bad one."""
+    """Validate the caller's arguments; raise :class:`InvalidSendRequest` naming the bad one.
+
+    ``numbers`` says how mobile numbers are read (default region, number types); the default
+    policy takes international numbers of mobile types only.
+    """
     return SendRequest(
         message_id=_engage_id("message_id", message_id),
-        identifier=_identifier(mobile, email, app_alias, external_id, recipient_id),
+        identifier=_identifier(
+            mobile, email, app_alias, external_id, recipient_id, numbers=numbers
+        ),
         parameters=_parameters(parameters),
     )
 
@@ -118,47 +135,42 @@ def validate_idempotency_key(key: object) -> str:
     """A caller's key: a non-empty printable string of bounded length."""
     if not isinstance(key, str) or not key.strip():
         raise InvalidSendRequest("idempotency_key", "must be a non-empty string")
-    if len(key) > MAX_IDENTIFIER_LENGTH or _CONTROL.search(key):
+    if len(key) > MAX_IDENTIFIER_LENGTH:
         raise InvalidSendRequest(
-            "idempotency_key", f"must be printable and at most {MAX_IDENTIFIER_LENGTH} characters"
+            "idempotency_key", f"must be at most {MAX_IDENTIFIER_LENGTH} characters"
         )
+    _check_printable("idempotency_key", key)
     return key
 
 
-def normalize_mobile(number: str) -> str:
-    """Digits-only international form: ``+48 505-606-707`` -> ``48505606707``."""
-    text = number.strip()
-    if not text:
-        raise InvalidSendRequest("mobile", "is empty")
-    if text.startswith("+"):
-        text = text[1:]
-    elif text.startswith("00"):
-        text = text[2:]
-    elif text.startswith("0"):
-        raise InvalidSendRequest(
-            "mobile", "looks like a national number; give it with its country code (+48...)"
-        )
-    digits = _PHONE_SEPARATORS.sub("", text)
-    if not digits.isascii() or not digits.isdigit():
-        raise InvalidSendRequest("mobile", "may contain only digits, spaces, dashes, dots, ()")
-    if digits.startswith("0"):
-        raise InvalidSendRequest("mobile", "a country code cannot start with 0")
-    if not MIN_MOBILE_DIGITS <= len(digits) <= MAX_MOBILE_DIGITS:
-        raise InvalidSendRequest(
-            "mobile",
-            f"must have {MIN_MOBILE_DIGITS} to {MAX_MOBILE_DIGITS} digits with the country code, "
-            f"got {len(digits)}",
-        )
-    return digits
+def encoding_problem(request: SendRequest) -> str | None:
+    """Why neither REST (UTF-8) nor SOAP (XML 1.0) can carry ``request``, or None if both can.
+
+    Enqueue refuses such text since it checks for it; a request queued before then (or built
+    without :func:`build_send_request`) may still hold some.
+    """
+    texts = [("identifier", request.identifier.value)]
+    for name, value in request.parameters:
+        texts += [("parameter name", name), (f"value of {name!r}", value)]
+    for what, text in texts:
+        bad = _NOT_XML.search(text)
+        if bad:
+            return f"{what} has a character XML or UTF-8 cannot carry ({_describe(bad)})"
+    return None
 
 
 def _engage_id(name: str, value: object) -> int:
     if isinstance(value, bool) or not isinstance(value, int | str):
         raise InvalidSendRequest(name, "must be a positive integer")
     if isinstance(value, str):
-        if not value.strip().isdigit():
-            raise InvalidSendRequest(name, "must be a positive integer")
-        value = int(value)
+        text = value.strip(" \t")
+        # ASCII only: str.isdigit() and int() also take "١٢" (Arabic-Indic) and isdigit() "²".
+        if not (text.isascii() and text.isdigit()):
+            raise InvalidSendRequest(name, "must be a positive integer (digits 0-9)")
+        # Checked before int(), which refuses strings of more than 4300 digits with ValueError.
+        if len(text.lstrip("0")) > len(str(MAX_ENGAGE_ID)):
+            raise InvalidSendRequest(name, "must be a positive 64-bit integer")
+        value = int(text)
     if not 0 < value <= MAX_ENGAGE_ID:
         raise InvalidSendRequest(name, "must be a positive 64-bit integer")
     return value
@@ -170,6 +182,8 @@ def _identifier(
     app_alias: str | None,
     external_id: str | None,
     recipient_id: object,
+    *,
+    numbers: NumberPolicy | None,
 ) -> Identifier:
     given = {
         name: value
@@ -195,15 +209,13 @@ def _identifier(
     if not isinstance(value, str):
         raise InvalidSendRequest(name, "must be a string")
     if name == "mobile":
-        return Identifier("MOBILE", normalize_mobile(value))
+        return Identifier("MOBILE", normalize_mobile(value, numbers))
     if name == "email":
-        address = value.strip()
-        if len(address) > MAX_EMAIL_LENGTH or not _EMAIL.match(address):
-            raise InvalidSendRequest("email", "is not an e-mail address")
-        return Identifier("EMAIL", address)
-    text = value.strip()
-    if not text or len(text) > MAX_IDENTIFIER_LENGTH or _CONTROL.search(text):
-        raise InvalidSendRequest(name, f"must be 1 to {MAX_IDENTIFIER_LENGTH} printable characters")
+        return Identifier("EMAIL", normalize_email(value))
+    text = value.strip(" \t")
+    if not text or len(text) > MAX_IDENTIFIER_LENGTH:
+        raise InvalidSendRequest(name, f"must be 1 to {MAX_IDENTIFIER_LENGTH} characters")
+    _check_printable(name, text)
     return Identifier("APP_ALIAS" if name == "app_alias" else "EXTERNAL", text)
 
 
@@ -216,7 +228,8 @@ def _parameters(parameters: Mapping[str, str] | None) -> tuple[tuple[str, str], 
         raise InvalidSendRequest("parameters", f"at most {MAX_PARAMETERS} parameters")
     total = 0
     for name, value in parameters.items():
-        if not isinstance(name, str) or not _PARAM_NAME.match(name):
+        # fullmatch: with match and $, "firstName\n" would pass ($ matches before a final \n).
+        if not isinstance(name, str) or not _PARAM_NAME.fullmatch(name):
             raise InvalidSendRequest(
                 "parameters", f"name {name!r} must be a letter or _ then letters, digits, _.-"
             )
@@ -226,8 +239,13 @@ def _parameters(parameters: Mapping[str, str] | None) -> tuple[tuple[str, str], 
             raise InvalidSendRequest(
                 "parameters", f"value of {name!r} must be a string, got {type(value).__name__}"
             )
-        if _UNSENDABLE.search(value):
-            raise InvalidSendRequest("parameters", f"value of {name!r} has control characters")
+        bad = _UNSENDABLE.search(value)
+        if bad:
+            raise InvalidSendRequest(
+                "parameters",
+                f"value of {name!r} has control characters or characters XML cannot carry "
+                f"({_describe(bad)})",
+            )
         if len(value) > MAX_PARAMETER_VALUE_LENGTH:
             raise InvalidSendRequest(
                 "parameters", f"value of {name!r} exceeds {MAX_PARAMETER_VALUE_LENGTH} characters"
@@ -237,3 +255,16 @@ def _parameters(parameters: Mapping[str, str] | None) -> tuple[tuple[str, str], 
         raise InvalidSendRequest("parameters", f"exceed {MAX_PARAMETERS_TOTAL} characters in all")
     # Keep the caller's order: it is what Engage receives.
     return tuple(parameters.items())
+
+
+def _check_printable(name: str, text: str) -> None:
+    bad = _UNPRINTABLE.search(text)
+    if bad:
+        raise InvalidSendRequest(
+            name, f"has a control, line-break or unencodable character ({_describe(bad)})"
+        )
+
+
+def _describe(match: re.Match[str]) -> str:
+    """Which character and where, without echoing the text (it may be personal)."""
+    return f"U+{ord(match.group()):04X} at index {match.start()}"

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import tomllib
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -14,9 +11,11 @@ import fakeredis
 import pytest
 from celery.schedules import crontab
 
-from tasks.delivery.runtime import Runtime, install_runtime
+from tasks.delivery.runtime import Runtime
 from tasks.errors import ConfigurationError
 from tasks.schedule_file import Schedule, load_schedules, parse_schedules
+from tasks.state.hashing import KeyHasher
+from tasks.state.keys import RedisKeys
 from tasks.worker.beat_schedule import (
     AlignedInterval,
     cron_slot,
@@ -26,7 +25,10 @@ from tasks.worker.beat_schedule import (
     slot_of,
 )
 from tasks.worker.schedules import dispatch, dispatch_schedule
-from tests.conftest import SUBPROCESS_ENV, Broker, celery_python, make_settings
+from tests.support.broker import Broker
+from tests.support.environments import OFFLINE_ENV, child_env
+from tests.support.processes import celery_command, run_python
+from tests.support.runtime import fake_runtime, installed
 
 DAILY = """
 [[schedule]]
@@ -77,12 +79,8 @@ VALID_BODY = 'cron = "0 9 * * *"\nmessage_id = 1\nrecipients = [{ mobile = "+485
 @pytest.fixture
 def rt() -> Iterator[Runtime]:
     """A fakeredis runtime installed for this process (no Engage call is made)."""
-    runtime = Runtime.build(
-        make_settings("http://127.0.0.1:9/api/rest/v19"), redis_client=fakeredis.FakeRedis()
-    )
-    install_runtime(runtime)
-    yield runtime
-    install_runtime(None)
+    with installed(fake_runtime()) as runtime:
+        yield runtime
 
 
 # -- the file -------------------------------------------------------------------------------
@@ -129,7 +127,7 @@ def test_bad_mobile_names_schedule_and_recipient_field() -> None:
     body = (
         'every = 60\nmessage_id = 1\nrecipients = [{ mobile = "+48505606707" }, { mobile = "12" }]'
     )
-    assert "schedule 'n': recipients[1].mobile: must have 8 to 15 digits" in config_error(one(body))
+    assert "schedule 'n': recipients[1].mobile: is not a phone number" in config_error(one(body))
 
 
 def test_missing_name_names_the_schedule_by_position() -> None:
@@ -275,13 +273,14 @@ def test_housekeeping_entries_sweep_every_minute_and_clean_hourly() -> None:
     }
 
 
+@pytest.mark.process
 def test_celeryconfig_builds_beat_schedule_from_the_file(tmp_path: Path) -> None:
     """celeryconfig.beat_schedule holds the housekeeping entries and the file's schedules."""
     path = tmp_path / "s.toml"
     path.write_text(GOOD)
-    result = celery_python(
+    result = run_python(
         "import celeryconfig; print(sorted(celeryconfig.beat_schedule))",
-        ENGAGE_SCHEDULE_FILE=str(path),
+        env=child_env(OFFLINE_ENV, ENGAGE_SCHEDULE_FILE=str(path)),
     )
     assert result.stdout.strip() == str(
         sorted(
@@ -295,18 +294,13 @@ def test_celeryconfig_builds_beat_schedule_from_the_file(tmp_path: Path) -> None
     )
 
 
+@pytest.mark.process
 def test_bad_file_stops_beat_with_one_line(tmp_path: Path) -> None:
     """``celery -A tasks beat`` with a bad file exits non-zero with one line naming the field."""
     path = tmp_path / "s.toml"
     path.write_text(one('every = 60\nmessage_id = 1\nrecipients = [{ mobile = "12" }]'))
-    env = {**os.environ, **SUBPROCESS_ENV, "ENGAGE_SCHEDULE_FILE": str(path)}
-    result = subprocess.run(
-        [str(Path(sys.executable).with_name("celery")), "-A", "tasks", "beat"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
+    result = celery_command(
+        "-A", "tasks", "beat", env=child_env(OFFLINE_ENV, ENGAGE_SCHEDULE_FILE=str(path))
     )
     assert result.returncode != 0
     lines = (result.stdout + result.stderr).strip().splitlines()
@@ -359,8 +353,9 @@ def test_recipient_digest_ignores_how_the_number_was_written() -> None:
         schedule_from(one(VALID_BODY.replace("+48505606707", number))).requests[0]
         for number in ("+48 505 606 707", "0048505606707", "+48505606708")
     )
-    assert run_key(schedule, slot, spaced) == run_key(schedule, slot, plain)
-    assert run_key(schedule, slot, spaced) != run_key(schedule, slot, other)
+    hasher = KeyHasher(fakeredis.FakeRedis(), keys=RedisKeys("t"))
+    assert run_key(schedule, slot, spaced, hasher) == run_key(schedule, slot, plain, hasher)
+    assert run_key(schedule, slot, spaced, hasher) != run_key(schedule, slot, other, hasher)
 
 
 def test_changed_content_within_a_run_is_a_conflict_not_a_send(rt: Runtime, broker: Broker) -> None:

@@ -2,48 +2,19 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from tasks.errors import InvalidSendRequest
+from tasks.numbers import NumberPolicy
 from tasks.request import (
     Identifier,
+    SendRequest,
     build_send_request,
-    normalize_mobile,
+    encoding_problem,
     validate_idempotency_key,
 )
-
-
-@pytest.mark.parametrize(
-    ("given", "expected"),
-    [
-        ("48505606707", "48505606707"),
-        ("+48 505 606 707", "48505606707"),
-        ("+48-505-606-707", "48505606707"),
-        ("0048505606707", "48505606707"),
-        ("+1 (415) 555-0100", "14155550100"),
-    ],
-)
-def test_mobile_is_normalized_to_international_digits(given: str, expected: str) -> None:
-    """Separators, a leading + and a 00 prefix are removed."""
-    assert normalize_mobile(given) == expected
-
-
-@pytest.mark.parametrize(
-    ("given", "problem"),
-    [
-        ("0505606707", "country code"),
-        ("+48 505 abc 707", "only digits"),
-        ("+48 50", "8 to 15 digits"),
-        ("+1234567890123456", "8 to 15 digits"),
-        ("+0 505 606 707", "cannot start with 0"),
-        ("", "empty"),
-    ],
-)
-def test_impossible_mobile_numbers_are_rejected(given: str, problem: str) -> None:
-    """What cannot be an international number is refused with the reason."""
-    with pytest.raises(InvalidSendRequest, match=problem) as caught:
-        normalize_mobile(given)
-    assert caught.value.field == "mobile"
 
 
 def test_request_carries_normalized_identifier_and_parameters_in_order() -> None:
@@ -135,3 +106,138 @@ def test_bad_idempotency_keys_are_rejected(key: object) -> None:
     """Keys are non-empty printable strings of bounded length."""
     with pytest.raises(InvalidSendRequest):
         validate_idempotency_key(key)
+
+
+def test_national_numbers_follow_the_given_policy() -> None:
+    """The number policy (from the settings) reaches the mobile number's validation."""
+    request = build_send_request(1, mobile="07400 123456", numbers=NumberPolicy("GB"))
+    assert request.identifier == Identifier("MOBILE", "447400123456")
+    with pytest.raises(InvalidSendRequest, match="ENGAGE_DEFAULT_REGION"):
+        build_send_request(1, mobile="07400 123456")
+
+
+def test_internationalised_email_identifier_is_accepted() -> None:
+    """An IDN domain and a non-ASCII local part make an e-mail identifier, masked in logs."""
+    request = build_send_request(1, email="józef.nowak@bücher.de")
+    assert request.identifier == Identifier("EMAIL", "józef.nowak@bücher.de")
+    assert request.masked()["recipient"] == "EMAIL:j***@bücher.de"
+
+
+@pytest.mark.parametrize("message_id", ["12", " 12 ", "0012", 12])
+def test_message_id_accepts_ascii_digits_and_integers(message_id: object) -> None:
+    """A string of ASCII digits, blanks around it, or an int is the id."""
+    assert build_send_request(message_id, mobile="+48505606707").message_id == 12
+
+
+@pytest.mark.parametrize(
+    "message_id",
+    [
+        "\u0661\u0662",  # Arabic-Indic "12": int() takes it
+        "\u00b2",  # superscript 2: isdigit() says yes, int() raises ValueError
+        "\uff11\uff12",  # full-width "12"
+        "+12",
+        "1_000",
+        "9" * 5000,  # int() refuses more than 4300 digits with ValueError
+        "12\n",
+    ],
+)
+def test_message_id_refuses_other_digits_without_a_traceback(message_id: str) -> None:
+    """Only 0-9 count as digits; every refusal is an InvalidSendRequest naming message_id."""
+    with pytest.raises(InvalidSendRequest) as caught:
+        build_send_request(message_id, mobile="+48505606707")
+    assert caught.value.field == "message_id"
+
+
+@pytest.mark.parametrize("name", ["firstName\n", "first name", "firstName\x00", "ä"])
+def test_parameter_names_must_match_in_full(name: str) -> None:
+    """A trailing newline does not slip past the name pattern."""
+    with pytest.raises(InvalidSendRequest, match="must be a letter") as caught:
+        build_send_request(1, mobile="+48505606707", parameters={name: "x"})
+    assert caught.value.field == "parameters"
+
+
+@pytest.mark.parametrize(
+    ("value", "code"),
+    [
+        ("a\x00b", "U+0000"),
+        ("a\x0bb", "U+000B"),
+        ("a\x7fb", "U+007F"),
+        ("a\x85b", "U+0085"),
+        ("a\ud83db", "U+D83D"),  # a lone surrogate: not encodable in UTF-8
+        ("a\ufffeb", "U+FFFE"),
+        ("a\uffffb", "U+FFFF"),
+    ],
+)
+def test_parameter_values_xml_and_utf8_cannot_carry_are_refused(value: str, code: str) -> None:
+    """Values stay sendable by SOAP (XML 1.0) and REST (UTF-8); the refusal says which character."""
+    with pytest.raises(
+        InvalidSendRequest, match=f"{code.replace('+', '[+]')} at index 1"
+    ) as caught:
+        build_send_request(1, mobile="+48505606707", parameters={"p": value})
+    assert caught.value.field == "parameters"
+
+
+@pytest.mark.parametrize(
+    "value", ["tab\there", "two\nlines", "cr\r\nlf", "ż\u00a0€", "🙂 \U0001f600"]
+)
+def test_parameter_values_keep_text_xml_can_carry(value: str) -> None:
+    """Tab, newlines, non-ASCII and astral characters are ordinary text."""
+    request = build_send_request(1, mobile="+48505606707", parameters={"p": value})
+    assert request.parameters == (("p", value),)
+
+
+@pytest.mark.parametrize("field", ["app_alias", "external_id"])
+@pytest.mark.parametrize("bad", ["\x00", "\x85", "\u2028", "\u2029", "\ud800", "\uffff", "\t"])
+def test_identifiers_refuse_control_and_unencodable_characters(field: str, bad: str) -> None:
+    """App aliases and external ids are printable UTF-8 on one line."""
+    with pytest.raises(InvalidSendRequest, match="control, line-break or unencodable") as caught:
+        build_send_request(1, **{field: f"ref{bad}42"})  # type: ignore[arg-type]
+    assert caught.value.field == field
+
+
+@pytest.mark.parametrize("key", ["order\x85-1", "order\u2028-1", "order\ud800-1", "order\x00-1"])
+def test_idempotency_keys_refuse_control_and_unencodable_characters(key: str) -> None:
+    """NEL, line separators and lone surrogates are refused, not passed on to Redis."""
+    with pytest.raises(InvalidSendRequest, match="control, line-break or unencodable") as caught:
+        validate_idempotency_key(key)
+    assert caught.value.field == "idempotency_key"
+
+
+def test_idempotency_keys_may_be_any_printable_text() -> None:
+    """Non-ASCII keys are fine."""
+    assert validate_idempotency_key("zamówienie-42:wysłane") == "zamówienie-42:wysłane"
+
+
+def test_private_values_are_the_identifier_and_parameter_values() -> None:
+    """What mask_known needs: the contact's identifier and every placeholder value."""
+    request = build_send_request(1, email="ann@example.com", parameters={"a": "Ann", "b": "9911"})
+    assert request.private_values() == ("ann@example.com", "Ann", "9911")
+
+
+def test_a_contact_id_is_not_a_private_value() -> None:
+    """Engage's own contact id is shown in logs; only parameter values are private."""
+    request = build_send_request(1, recipient_id=33457, parameters={"a": "Ann"})
+    assert request.private_values() == ("Ann",)
+
+
+def test_a_valid_request_has_no_encoding_problem() -> None:
+    """What enqueue accepts, both transports can carry (C1 and DEL included, for old requests)."""
+    request = SendRequest(1, Identifier("MOBILE", "48505606707"), (("p", "tab\t\x85\x7f🙂"),))
+    assert encoding_problem(request) is None
+
+
+@pytest.mark.parametrize(
+    ("identifier", "parameters", "problem"),
+    [
+        ("48505606707", (("p", "a\x00"),), "value of 'p' has .* \\(U\\+0000 at index 1\\)"),
+        ("48505606707", (("p", "\ud800"),), "value of 'p' .*U\\+D800"),
+        ("48505606707", (("p\x0b", "x"),), "parameter name .*U\\+000B"),
+        ("4850560670\uffff", (), "identifier .*U\\+FFFF at index 10"),
+    ],
+)
+def test_encoding_problem_names_what_no_transport_can_carry(
+    identifier: str, parameters: tuple[tuple[str, str], ...], problem: str
+) -> None:
+    """A request queued before enqueue checked its text is described, not sent to fail."""
+    request = SendRequest(1, Identifier("MOBILE", identifier), parameters)
+    assert re.search(problem, encoding_problem(request) or "")
