@@ -9,6 +9,7 @@ from celery import uuid
 
 from tasks.delivery.events import log_event
 from tasks.delivery.runtime import Runtime, current_runtime
+from tasks.outages import unavailable_as
 from tasks.request import build_send_request, validate_idempotency_key
 from tasks.worker.app import engage_settings
 from tasks.worker.publish import SendHandle, enqueue, publish
@@ -29,12 +30,14 @@ def send_prepared_sms(
 ) -> SendHandle:
     """Validate and enqueue one prepared SMS; the same key twice enqueues it once.
 
-    Raises InvalidSendRequest for bad input and IdempotencyConflict when the key was used for a
-    different request; in both cases nothing is enqueued. Without a key, a fresh one is made
+    Raises InvalidSendRequest for bad input, IdempotencyConflict when the key was used for a
+    different request, and ServiceUnavailable when Redis or the broker does not answer; in each
+    case nothing is enqueued. Without a key, a fresh one is made
     (``auto:<uuid>``): that send is still sent at most once through every retry, redelivery and
     replay, but calling again makes a new send, as a new Celery task would. Give a key to make
     repeating the call safe.
     """
+    rt = _runtime()  # builds no connection: nothing is written before validation passes
     request = build_send_request(
         message_id,
         mobile=mobile,
@@ -43,34 +46,46 @@ def send_prepared_sms(
         external_id=external_id,
         recipient_id=recipient_id,
         parameters=parameters,
+        numbers=rt.settings.numbers,
     )
     key = f"auto:{uuid()}" if idempotency_key is None else validate_idempotency_key(idempotency_key)
-    return enqueue(_runtime(), request, key)
+    return enqueue(rt, request, key)
 
 
 def delivery_status(key: str) -> dict[str, Any]:
-    """Where the send under ``key`` stands (queued ... sent, dead_lettered, or unknown)."""
-    return _runtime().ledger.status(key)
+    """Where the send under ``key`` stands (queued ... sent, dead_lettered, or unknown).
+
+    Raises ServiceUnavailable when Redis does not answer.
+    """
+    rt = _runtime()
+    with unavailable_as("redis", rt.settings.redis_url):
+        return rt.ledger.status(key)
 
 
 def replay_dead_letter(key: str) -> str:
-    """Re-enter a dead-lettered send under its key: ``requeued``, ``sent`` or ``missing``."""
+    """Re-enter a dead-lettered send under its key: ``requeued``, ``sent`` or ``missing``.
+
+    Raises ServiceUnavailable when Redis or the broker does not answer; the entry stays put.
+    """
     rt = _runtime()
-    entry = rt.dead_letters.get(key)
     task_ids = [uuid(), uuid()]
-    outcome, request = rt.dead_letters.replay(key, task_ids)
+    with unavailable_as("redis", rt.settings.redis_url):
+        entry = rt.dead_letters.get(key)
+        outcome, request = rt.dead_letters.replay(key, task_ids)
     if request is not None and entry is not None:
         try:
-            publish(request, key, task_ids)
+            with unavailable_as("broker", rt.settings.broker_url):
+                publish(request, key, task_ids)
         except BaseException as err:
             # Put it back where it was rather than leave a queued send with no task.
-            rt.dead_letters.add(
-                key,
-                reason=entry["reason"],
-                detail=f"replay not published: {err}",
-                error=entry.get("error"),
-                task_ids=task_ids,
-            )
+            with unavailable_as("redis", rt.settings.redis_url):
+                rt.dead_letters.add(
+                    key,
+                    reason=entry["reason"],
+                    detail=f"replay not published: {err}",
+                    error=entry.get("error"),
+                    task_ids=task_ids,
+                )
             raise
         log_event("replayed", key=key, task_id=task_ids[-1], recipient=request.identifier.masked())
     return outcome

@@ -10,7 +10,7 @@ import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import redis
 from kombu.connection import Connection
@@ -25,6 +25,7 @@ from tasks.errors import (
 )
 from tasks.schedule_file import load_schedules
 from tasks.settings import Settings, load_settings
+from tasks.urls import redact_url
 
 #: The doctor waits this long (seconds) for any one answer, not the 35 s a send may wait.
 TIMEOUT = 5.0
@@ -160,16 +161,6 @@ def _api_error_fix(status: int) -> str:
     if status >= 500:
         return "Engage is failing or overloaded: try again later; if it lasts, ask Mapp support"
     return "check ENGAGE_BASE_URL and ENGAGE_TRANSPORT (rest or soap)"
-
-
-def redact_url(url: str) -> str:
-    """``url`` with any password replaced by ``***``."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    user = f"{parts.username}:" if parts.username else ":"
-    host = parts.netloc.rpartition("@")[2]
-    return urlunsplit(parts._replace(netloc=f"{user}***@{host}"))
 
 
 def _url_passwords(settings: Settings) -> list[str]:

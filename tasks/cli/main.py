@@ -1,7 +1,9 @@
 """``engage-sms``: enqueue sends, read their status, steer the dead-letter store, run the sandbox.
 
-Exit codes: 0 done (``send --wait``: sent), 1 the send failed (dead-lettered), 2 bad input or
-configuration, 3 still in progress when ``--wait`` ran out.
+Exit codes (also in ``--help``): 0 done (``send --wait``: sent); 1 the send failed
+(dead-lettered), or the key or entry asked about is unknown; 2 bad input or configuration, or a
+``dlq`` change not confirmed; 3 still in progress when ``--wait`` ran out; 4 Redis or the broker
+did not answer (one line names it and its URL, password masked; nothing was changed).
 """
 
 from __future__ import annotations
@@ -9,25 +11,47 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import math
 import sys
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from tasks.errors import ConfigurationError, EngageSmsError, IdempotencyConflict, InvalidSendRequest
+from tasks.cli.dlq import Console, add_dlq_commands
+from tasks.cli.ops import add_ops_commands
+from tasks.errors import (
+    ConfigurationError,
+    EngageSmsError,
+    IdempotencyConflict,
+    InvalidSendRequest,
+    ServiceUnavailable,
+)
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_PENDING = 0, 1, 2, 3
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_PENDING, EXIT_UNAVAILABLE = 0, 1, 2, 3, 4
+#: The exit codes as ``--help`` shows them.
+EXIT_CODES = """\
+exit codes:
+  0  done (send --wait: sent)
+  1  the send failed (dead-lettered), or the key or entry asked about is unknown
+  2  bad input or configuration, or a dlq replay/purge not confirmed (nothing changed)
+  3  still in progress when --wait ran out
+  4  Redis or the broker did not answer (nothing changed)
+"""
 #: How often ``send --wait`` asks for the status.
 POLL_INTERVAL = 0.1
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``engage-sms`` command."""
+def main(argv: Sequence[str] | None = None, *, stdin: Console | None = None) -> int:
+    """Entry point of the ``engage-sms`` command; ``stdin`` answers its questions (tests)."""
     parser = _parser()
     args = parser.parse_args(argv)
+    args.stdin = sys.stdin if stdin is None else stdin
     handler: Callable[[argparse.Namespace], int] = args.handler
     try:
         return handler(args)
+    except ServiceUnavailable as err:
+        print(f"engage-sms: {err}", file=sys.stderr)
+        return EXIT_UNAVAILABLE
     except ConfigurationError as err:
         print(f"engage-sms: configuration error: {err}", file=sys.stderr)
     except (InvalidSendRequest, IdempotencyConflict) as err:
@@ -39,13 +63,22 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="engage-sms", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="engage-sms",
+        description=__doc__.splitlines()[0],
+        epilog=EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
 
     send = commands.add_parser("send", help="enqueue one prepared SMS")
     send.add_argument("--message-id", required=True, help="the prepared message's id in Engage")
     who = send.add_mutually_exclusive_group(required=True)
-    who.add_argument("--mobile", help="mobile number with country code (+48 505 606 707)")
+    who.add_argument(
+        "--mobile",
+        help="mobile number with country code (+48 505 606 707, 0048...); "
+        "a national one (0505 606 707) needs ENGAGE_DEFAULT_REGION",
+    )
     who.add_argument("--email", help="the contact's e-mail address")
     who.add_argument("--app-alias", help="the contact's mobile app alias")
     who.add_argument("--external-id", help="the contact's id in an external system")
@@ -53,9 +86,16 @@ def _parser() -> argparse.ArgumentParser:
     send.add_argument(
         "--param", action="append", default=[], metavar="NAME=VALUE", help="placeholder value"
     )
-    send.add_argument("--idempotency-key", help="one key per logical send (default: derived)")
     send.add_argument(
-        "--wait", type=float, metavar="SECONDS", help="wait for the outcome; exit 0 only if sent"
+        "--idempotency-key",
+        help="one key per logical send: the same command with the same key sends once "
+        "(default: a new random key, auto:<uuid>, so running the command twice sends twice)",
+    )
+    send.add_argument(
+        "--wait",
+        type=_seconds,
+        metavar="SECONDS",
+        help="wait up to SECONDS (0 or more) for the outcome; exit 0 only if sent",
     )
     send.set_defaults(handler=_send)
 
@@ -63,11 +103,7 @@ def _parser() -> argparse.ArgumentParser:
     status.add_argument("key", help="the idempotency key")
     status.set_defaults(handler=_status)
 
-    from tasks.cli.dlq import add_dlq_commands  # noqa: PLC0415  (keeps this module small)
-
     add_dlq_commands(commands)
-    from tasks.cli.ops import add_ops_commands  # noqa: PLC0415
-
     add_ops_commands(commands)
 
     sandbox = commands.add_parser("sandbox", help="run the local Engage sandbox in the foreground")
@@ -136,6 +172,17 @@ def _wait_for_outcome(
         time.sleep(POLL_INTERVAL)
 
 
+def _seconds(text: str) -> float:
+    """``--wait``: a finite number of seconds, 0 or more (argparse turns the error into exit 2)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
+    if not 0 <= value < math.inf:  # also refuses nan
+        raise argparse.ArgumentTypeError(f"must be 0 or more seconds, got {text!r}")
+    return value
+
+
 def _parameters(pairs: list[str]) -> dict[str, str]:
     parameters: dict[str, str] = {}
     for pair in pairs:
@@ -149,7 +196,7 @@ def _parameters(pairs: list[str]) -> dict[str, str]:
 
 
 def _status(args: argparse.Namespace) -> int:
-    from tasks.api import delivery_status  # noqa: PLC0415
+    from tasks.api import delivery_status  # noqa: PLC0415  (loads Celery)
 
     status = delivery_status(args.key)
     _print_json(status)
@@ -157,6 +204,7 @@ def _status(args: argparse.Namespace) -> int:
 
 
 def _sandbox(args: argparse.Namespace) -> int:
+    # Imported here: only this command runs the sandbox.
     from tasks.sandbox.server import serve_forever  # noqa: PLC0415
     from tasks.sandbox.state import SandboxState  # noqa: PLC0415
 
@@ -168,7 +216,7 @@ def _sandbox(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from tasks.cli.demo import run_demo  # noqa: PLC0415
+    from tasks.cli.demo import run_demo  # noqa: PLC0415  (starts processes: demo only)
 
     return run_demo(hold=args.hold)
 

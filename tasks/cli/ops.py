@@ -47,6 +47,7 @@ def _doctor(_: argparse.Namespace) -> int:
 
 
 def _metrics(args: argparse.Namespace) -> int:
+    # Imported here: only this command serves metrics (Prometheus client, Redis gauges).
     from tasks.cli.metrics_sidecar import sidecar_registry  # noqa: PLC0415
     from tasks.delivery.metrics import serve  # noqa: PLC0415
     from tasks.settings import load_settings  # noqa: PLC0415

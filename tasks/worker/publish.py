@@ -1,11 +1,14 @@
 """Publishing a send: claim its key in the ledger, then publish the chain in one message.
 
 Used by the public API, the beat schedules and the housekeeping sweep; nothing is half-done: a
-claim whose publish failed is released again.
+claim whose publish failed is released again, and so is one whose answer was lost. Redis and
+broker outages come out as ServiceUnavailable.
 """
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -13,8 +16,11 @@ from celery import uuid
 
 from tasks.delivery.events import log_event
 from tasks.delivery.runtime import Runtime
-from tasks.errors import IdempotencyConflict
+from tasks.errors import IdempotencyConflict, ServiceUnavailable
+from tasks.outages import unavailable_as
 from tasks.request import SendRequest
+from tasks.state.enums import ClaimOutcome
+from tasks.state.ledger import Claim
 from tasks.worker.pipeline import resolve_contact, send_single
 
 
@@ -34,17 +40,22 @@ class SendHandle:
 
 
 def enqueue(rt: Runtime, request: SendRequest, key: str) -> SendHandle:
-    """Claim ``key`` for ``request`` and publish the chain if the claim is new."""
+    """Claim ``key`` for ``request`` and publish the chain if the claim is new.
+
+    Raises IdempotencyConflict, or ServiceUnavailable when Redis or the broker does not answer;
+    either way no claim of this call is left behind (as far as Redis lets it be released).
+    """
     task_ids = [uuid(), uuid()]
-    claim = rt.ledger.claim(key, request, task_ids)
-    if claim.outcome == "conflict":
+    claim = _claim(rt, request, key, task_ids)
+    if claim.outcome == ClaimOutcome.CONFLICT:
         raise IdempotencyConflict(key)
-    if claim.outcome == "created":
+    if claim.outcome == ClaimOutcome.CREATED:
         try:
-            publish(request, key, task_ids)
+            with unavailable_as("broker", rt.settings.broker_url):
+                publish(request, key, task_ids)
         except BaseException:
             # Nothing half-done: without a published task the claim must not block a retry.
-            rt.ledger.release_unpublished(key, task_ids[-1])
+            _release(rt, key, task_ids)
             raise
         log_event(
             "enqueued",
@@ -56,8 +67,32 @@ def enqueue(rt: Runtime, request: SendRequest, key: str) -> SendHandle:
     else:
         log_event("duplicate", key=key, task_id=claim.task_id, state=claim.state)
     return SendHandle(
-        key=key, task_id=claim.task_id, state=claim.state, created=claim.outcome == "created"
+        key=key,
+        task_id=claim.task_id,
+        state=claim.state,
+        created=claim.outcome == ClaimOutcome.CREATED,
     )
+
+
+def _claim(rt: Runtime, request: SendRequest, key: str, task_ids: list[str]) -> Claim:
+    try:
+        with unavailable_as("redis", rt.settings.redis_url):
+            claim = rt.ledger.claim(key, request, task_ids)
+    except ServiceUnavailable:
+        # A timeout can come after the script ran: undo a claim that may exist, if Redis lets us.
+        _release(rt, key, task_ids)
+        raise
+    if claim.outcome == ClaimOutcome.EXISTS and claim.task_id == task_ids[-1]:
+        # Our own claim: redis-py retried a claim whose first answer was lost.
+        return dataclasses.replace(claim, outcome=ClaimOutcome.CREATED)
+    return claim
+
+
+def _release(rt: Runtime, key: str, task_ids: list[str]) -> None:
+    # Only a record still carrying this call's fresh task id is removed, so a failed release is
+    # the worst case: the sweep publishes that send later under its key (never twice).
+    with contextlib.suppress(ServiceUnavailable), unavailable_as("redis", rt.settings.redis_url):
+        rt.ledger.release_unpublished(key, task_ids[-1])
 
 
 def publish(request: SendRequest, key: str, task_ids: list[str]) -> None:

@@ -2,35 +2,30 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tasks.cli import main
-from tasks.cli.doctor import Check, redact_url, run_checks
+from tasks.cli.doctor import Check, run_checks
 from tasks.sandbox import Sandbox
-from tests.conftest import SANDBOX_PASSWORD, SANDBOX_USER
+from tasks.urls import redact_url
+from tests.support.environments import (
+    NOWHERE_ENGAGE_URL,
+    NOWHERE_REDIS_URL,
+    SANDBOX_CREDENTIALS,
+    TEST_REDIS_URL,
+)
 
 WRONG_PASSWORD = "not-the-sandbox-password"
 
 
-@pytest.fixture
-def sb() -> Iterator[Sandbox]:
-    """A sandbox of its own (credentials api@example.com / sandbox-password)."""
-    with Sandbox() as sandbox:
-        yield sandbox
-
-
-def environ(
-    base_url: str, broker: str = "redis://127.0.0.1:6379/12", **extra: str
-) -> dict[str, str]:
+def environ(base_url: str, broker: str = TEST_REDIS_URL, **extra: str) -> dict[str, str]:
     """A complete configuration for the doctor."""
     return {
+        **SANDBOX_CREDENTIALS,
         "CELERY_BROKER_URL": broker,
         "ENGAGE_BASE_URL": base_url,
-        "ENGAGE_USERNAME": SANDBOX_USER,
-        "ENGAGE_PASSWORD": SANDBOX_PASSWORD,
         "ENGAGE_CONNECT_TIMEOUT": "1",
         "ENGAGE_READ_TIMEOUT": "2",
         **extra,
@@ -47,9 +42,9 @@ def printed(checks: list[Check]) -> str:
     return "\n".join(check.line() for check in checks)
 
 
-def test_good_configuration_passes_every_check(sb: Sandbox, redis_url: str) -> None:
+def test_good_configuration_passes_every_check(sandbox: Sandbox, redis_url: str) -> None:
     """Settings, Redis, broker and Engage are all OK with the sandbox and a running Redis."""
-    checks = run_checks(environ(sb.base_url, broker=redis_url))
+    checks = run_checks(environ(sandbox.base_url, broker=redis_url))
     assert [(c.name, c.ok) for c in checks] == [
         ("settings", True),
         ("redis", True),
@@ -59,9 +54,9 @@ def test_good_configuration_passes_every_check(sb: Sandbox, redis_url: str) -> N
     assert "API version 19.0" in by_name(checks)["engage"].detail
 
 
-def test_wrong_password_is_named_as_such_and_not_printed(sb: Sandbox) -> None:
+def test_wrong_password_is_named_as_such_and_not_printed(sandbox: Sandbox) -> None:
     """A 403 says Engage refused ENGAGE_USERNAME/ENGAGE_PASSWORD; the password never shows."""
-    checks = run_checks(environ(sb.base_url, ENGAGE_PASSWORD=WRONG_PASSWORD))
+    checks = run_checks(environ(sandbox.base_url, ENGAGE_PASSWORD=WRONG_PASSWORD))
     engage = by_name(checks)["engage"]
     assert engage.ok is False
     assert "Engage refused ENGAGE_USERNAME/ENGAGE_PASSWORD (HTTP 403)" in engage.detail
@@ -69,18 +64,18 @@ def test_wrong_password_is_named_as_such_and_not_printed(sb: Sandbox) -> None:
     assert WRONG_PASSWORD not in printed(checks)
 
 
-def test_wrong_path_prefix_is_named(sb: Sandbox) -> None:
+def test_wrong_path_prefix_is_named(sandbox: Sandbox) -> None:
     """A 404 points at the path prefix and version in ENGAGE_BASE_URL."""
-    wrong = sb.base_url.replace("/api/rest/v19", "/api/rest/v18")
+    wrong = sandbox.base_url.replace("/api/rest/v19", "/api/rest/v18")
     engage = by_name(run_checks(environ(wrong)))["engage"]
     assert engage.ok is False
     assert "404" in engage.detail
     assert "path prefix and version in ENGAGE_BASE_URL" in engage.fix
 
 
-def test_unreachable_host_names_host_and_port(sb: Sandbox) -> None:
+def test_unreachable_host_names_host_and_port(sandbox: Sandbox) -> None:
     """A refused connection names host:port and asks to check them in ENGAGE_BASE_URL."""
-    engage = by_name(run_checks(environ("http://127.0.0.1:9/api/rest/v19")))["engage"]
+    engage = by_name(run_checks(environ(NOWHERE_ENGAGE_URL)))["engage"]
     assert engage.ok is False
     assert "127.0.0.1:9" in engage.detail
     assert "host and port in ENGAGE_BASE_URL" in engage.fix
@@ -88,7 +83,7 @@ def test_unreachable_host_names_host_and_port(sb: Sandbox) -> None:
 
 def test_missing_variable_is_named_and_later_checks_skipped() -> None:
     """A settings error names the variable; the checks that need settings are skipped."""
-    env = environ("http://127.0.0.1:9/api/rest/v19")
+    env = environ(NOWHERE_ENGAGE_URL)
     del env["ENGAGE_USERNAME"]
     checks = run_checks(env)
     assert checks[0].ok is False
@@ -96,19 +91,19 @@ def test_missing_variable_is_named_and_later_checks_skipped() -> None:
     assert [c.ok for c in checks[1:]] == [None, None, None]
 
 
-def test_unreachable_redis_fails_redis_and_broker(sb: Sandbox) -> None:
+def test_unreachable_redis_fails_redis_and_broker(sandbox: Sandbox) -> None:
     """A Redis nobody listens on fails both the Redis and the broker check."""
-    found = by_name(run_checks(environ(sb.base_url, broker="redis://127.0.0.1:9/0")))
+    found = by_name(run_checks(environ(sandbox.base_url, broker=NOWHERE_REDIS_URL)))
     assert (found["redis"].ok, found["broker"].ok) == (False, False)
     assert "REDIS_URL" in found["redis"].fix
     assert "CELERY_BROKER_URL" in found["broker"].fix
 
 
-def test_bad_schedule_file_fails_the_schedules_check(sb: Sandbox, tmp_path: Path) -> None:
+def test_bad_schedule_file_fails_the_schedules_check(sandbox: Sandbox, tmp_path: Path) -> None:
     """With ENGAGE_SCHEDULE_FILE set, an invalid file is reported by name and field."""
     path = tmp_path / "schedules.toml"
     path.write_text('[[schedule]]\nname = "n"\nevery = 5\nmessage_id = 1\n')
-    found = by_name(run_checks(environ(sb.base_url, ENGAGE_SCHEDULE_FILE=str(path))))
+    found = by_name(run_checks(environ(sandbox.base_url, ENGAGE_SCHEDULE_FILE=str(path))))
     assert found["schedules"].ok is False
     assert "schedule 'n': every" in found["schedules"].detail
 
@@ -121,10 +116,10 @@ def test_redact_url_hides_the_password() -> None:
 
 
 def test_cli_doctor_exits_1_and_prints_fail(
-    sb: Sandbox, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """``engage-sms doctor`` prints FAIL with the fix and exits 1 when a check fails."""
-    for name, value in environ(sb.base_url, ENGAGE_PASSWORD=WRONG_PASSWORD).items():
+    for name, value in environ(sandbox.base_url, ENGAGE_PASSWORD=WRONG_PASSWORD).items():
         monkeypatch.setenv(name, value)
     assert main(["doctor"]) == 1
     out = capsys.readouterr().out

@@ -7,18 +7,50 @@ import pytest
 import tasks.api
 from tasks.api import delivery_status, send_prepared_sms
 from tasks.delivery.runtime import Runtime
-from tasks.errors import IdempotencyConflict, InvalidSendRequest
-from tests.conftest import Broker
+from tasks.errors import IdempotencyConflict, InvalidSendRequest, ServiceUnavailable
+from tasks.request import build_send_request
+from tasks.state.enums import Reason
+from tests.support.broker import Broker
 
 
 def test_send_claims_and_publishes_once(runtime: Runtime, broker: Broker) -> None:
     """A new send is queued and published with its two task ids."""
     handle = send_prepared_sms(23541, mobile="+48 505 606 707", idempotency_key="order-1")
     assert (handle.key, handle.state, handle.created) == ("order-1", "queued", True)
-    (published,) = broker.published
-    assert published[1] == "order-1"
-    assert published[2][-1] == handle.task_id
+    ((request, key, task_ids),) = broker.published
+    assert request == build_send_request(23541, mobile="+48505606707")
+    assert (key, task_ids[-1]) == ("order-1", handle.task_id)
     assert delivery_status("order-1")["state"] == "queued"
+
+
+def test_one_message_carries_the_whole_chain(runtime: Runtime, broker: Broker) -> None:
+    """resolve_contact is published under the first id with send_single chained under the second."""
+    handle = send_prepared_sms(23541, mobile="+48505606707", idempotency_key="order-1")
+    (message,) = broker.messages
+    data = {
+        "message_id": 23541,
+        "identifier": {"type": "MOBILE", "value": "48505606707"},
+        "parameters": [],
+    }
+    first_id = message.args[2][0]
+    assert (message.task, message.task_id) == ("engage.resolve_contact", first_id)
+    assert message.args == [data, "order-1", [first_id, handle.task_id]]
+    (then,) = message.chain
+    assert (then["task"], then["options"]["task_id"]) == ("engage.send_single", handle.task_id)
+    assert then["args"] == message.args
+
+
+def test_published_arguments_are_masked_for_flower(runtime: Runtime, broker: Broker) -> None:
+    """The message's argsrepr shows the masked number and parameter names, never their values."""
+    send_prepared_sms(
+        23541, mobile="+48505606707", parameters={"code": "918273"}, idempotency_key="order-1"
+    )
+    (message,) = broker.messages
+    shown = message.headers["argsrepr"] + message.headers["kwargsrepr"]
+    assert "48*******07" in shown
+    assert "'code'" in shown
+    assert "48505606707" not in shown
+    assert "918273" not in shown
 
 
 def test_same_key_twice_publishes_once_and_returns_the_same_handle(
@@ -60,12 +92,11 @@ def test_invalid_input_enqueues_nothing(runtime: Runtime, broker: Broker) -> Non
 
 def test_failed_publish_leaves_no_claim(runtime: Runtime, broker: Broker) -> None:
     """If the broker refuses, the claim is undone so a retry of the enqueue works."""
-    broker.fail = True
-    with pytest.raises(ConnectionError):
+    with broker.unreachable(), pytest.raises(ServiceUnavailable):
         send_prepared_sms(23541, mobile="+48505606707", idempotency_key="order-1")
     assert delivery_status("order-1")["state"] == "unknown"
-    broker.fail = False
     assert send_prepared_sms(23541, mobile="+48505606707", idempotency_key="order-1").created
+    assert [key for _, key, _ in broker.published] == ["order-1"]
 
 
 def test_replay_of_a_dead_letter_publishes_under_the_same_key(
@@ -74,7 +105,7 @@ def test_replay_of_a_dead_letter_publishes_under_the_same_key(
     """A replay re-enters the chain with new task ids and the same key."""
     handle = send_prepared_sms(23541, mobile="+48505606707", idempotency_key="order-1")
     runtime.dead_letters.add(
-        "order-1", reason="unknown_recipient", detail="d", error=None, task_ids=[]
+        "order-1", reason=Reason.UNKNOWN_RECIPIENT, detail="d", error=None, task_ids=[]
     )
     assert tasks.api.replay_dead_letter("order-1") == "requeued"
     assert [p[1] for p in broker.published] == ["order-1", "order-1"]
@@ -86,8 +117,23 @@ def test_replay_never_resends_a_sent_message(runtime: Runtime, broker: Broker) -
     """A key that was sent meanwhile is reported sent and not published."""
     send_prepared_sms(23541, mobile="+48505606707", idempotency_key="order-1")
     runtime.dead_letters.add(
-        "order-1", reason="outcome_unknown", detail="d", error=None, task_ids=[]
+        "order-1", reason=Reason.OUTCOME_UNKNOWN, detail="d", error=None, task_ids=[]
     )
     runtime.ledger.mark_sent("order-1")  # the answer arrived late: it was sent
     assert tasks.api.replay_dead_letter("order-1") == "missing"
+    assert len(broker.published) == 1
+
+
+def test_replay_the_broker_refuses_stays_a_dead_letter(runtime: Runtime, broker: Broker) -> None:
+    """A replay whose publish fails raises and leaves the entry in the dead-letter store."""
+    send_prepared_sms(23541, mobile="+48505606707", idempotency_key="order-1")
+    runtime.dead_letters.add(
+        "order-1", reason=Reason.UNKNOWN_RECIPIENT, detail="d", error=None, task_ids=[]
+    )
+    with broker.unreachable(), pytest.raises(ServiceUnavailable):
+        tasks.api.replay_dead_letter("order-1")
+    entry = runtime.dead_letters.get("order-1")
+    assert entry is not None
+    assert entry["reason"] == "unknown_recipient"
+    assert delivery_status("order-1")["state"] == "dead_lettered"
     assert len(broker.published) == 1

@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 
 import pytest
 
 from tasks.cli import EXIT_OK, EXIT_USAGE, main
 from tasks.delivery.runtime import Runtime
-from tests.conftest import Broker
+from tests.support.broker import Broker
 
 
 def test_send_prints_a_json_summary(
@@ -73,68 +70,3 @@ def test_two_identifiers_are_refused_by_the_parser(capsys: pytest.CaptureFixture
         main(["send", "--message-id", "1", "--mobile", "+48505606707", "--email", "a@b.co"])
     assert caught.value.code == 2
     assert "not allowed with argument" in capsys.readouterr().err
-
-
-def clean_env(**extra: str) -> dict[str, str]:
-    """The environment without any ENGAGE_/CELERY_ variable."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("ENGAGE_", "CELERY_"))}
-    return {**env, **extra}
-
-
-def test_cli_names_a_missing_setting() -> None:
-    """engage-sms send with half the Engage settings names the missing one in one line, exit 2."""
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "tasks.cli",
-            "send",
-            "--message-id",
-            "1",
-            "--mobile",
-            "+48505606707",
-        ],
-        env=clean_env(ENGAGE_BASE_URL="http://127.0.0.1:9/api"),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert result.returncode == EXIT_USAGE
-    assert result.stderr.strip() == "engage-sms: configuration error: ENGAGE_USERNAME: is not set"
-
-
-def test_worker_refuses_to_start_without_engage_settings() -> None:
-    """A worker calls Engage: without ENGAGE_BASE_URL it stops at start with one line."""
-    result = subprocess.run(
-        [sys.executable, "-m", "celery", "-A", "tasks", "worker"],
-        env=clean_env(),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert result.returncode != 0
-    assert "configuration error: ENGAGE_BASE_URL: is not set" in result.stderr
-    assert "Traceback" not in result.stderr
-
-
-def test_worker_names_a_malformed_setting_without_a_traceback() -> None:
-    """celery -A tasks worker with a bad timeout stops with one clear line."""
-    env = clean_env(
-        ENGAGE_BASE_URL="http://127.0.0.1:9/api",
-        ENGAGE_USERNAME="u",
-        ENGAGE_PASSWORD="p",
-        ENGAGE_READ_TIMEOUT="soon",
-    )
-    result = subprocess.run(
-        [sys.executable, "-m", "celery", "-A", "tasks", "worker"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert result.returncode != 0
-    assert "configuration error: ENGAGE_READ_TIMEOUT: must be a number, got 'soon'" in result.stderr
-    assert "Traceback" not in result.stderr
