@@ -3,7 +3,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test unit integration lint chaos bench clean
+.PHONY: install demo test unit process integration lint chaos bench clean
 
 install: $(STAMP)
 
@@ -26,6 +26,9 @@ test: install
 
 unit: install
 	$(VENV)/bin/pytest tests/unit
+
+process: install
+	$(VENV)/bin/pytest tests/process
 
 integration: install
 	$(VENV)/bin/pytest tests/integration

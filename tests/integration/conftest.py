@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -13,35 +12,21 @@ import redis
 
 from tasks.cli.local_stack import ManagedProcess, celery_worker, start_worker
 from tasks.delivery.runtime import install_runtime
-from tests.conftest import SANDBOX_PASSWORD, SANDBOX_USER, TEST_REDIS_URL, require_redis
+from tests.support.environments import TEST_REDIS_URL, WORKER_ENV, child_env
+from tests.support.real_redis import connected
 
-#: Fast settings for workers under test (production defaults are minutes).
-FAST_ENV = {
-    "CELERY_BROKER_URL": TEST_REDIS_URL,
-    "ENGAGE_USERNAME": SANDBOX_USER,
-    "ENGAGE_PASSWORD": SANDBOX_PASSWORD,
-    "ENGAGE_CONNECT_TIMEOUT": "1",
-    "ENGAGE_READ_TIMEOUT": "2",
-    "ENGAGE_LEASE_MARGIN": "1",
-    "ENGAGE_RETRY_BASE_DELAY": "0.2",
-    "ENGAGE_RETRY_BACKOFF": "2",
-    "ENGAGE_RETRY_MAX_DELAY": "1",
-    "ENGAGE_UNKNOWN_RECIPIENT_DELAY": "0.2",
-    "ENGAGE_VISIBILITY_TIMEOUT": "10",
-}
-
-pytestmark = pytest.mark.integration
+#: The workers' fast settings under the name older integration tests import.
+FAST_ENV = WORKER_ENV
 
 
 @pytest.fixture
 def redis_db() -> Iterator[redis.Redis]:
     """The test database, empty; fails (not skips) in CI when Redis does not answer."""
-    require_redis(TEST_REDIS_URL)
-    client = redis.Redis.from_url(TEST_REDIS_URL)
-    client.flushdb()
-    install_runtime(None)  # enqueue through the real Redis, not a unit test's fake
-    yield client
-    client.flushdb()
+    with connected(TEST_REDIS_URL) as client:
+        client.flushdb()
+        install_runtime(None)  # enqueue through the real Redis, not a unit test's fake
+        yield client
+        client.flushdb()
 
 
 WorkerFactory = Callable[..., ManagedProcess]
@@ -53,7 +38,7 @@ def start_workers(redis_db: redis.Redis, tmp_path: Path) -> Iterator[WorkerFacto
     started: list[ManagedProcess] = []
 
     def start(base_url: str, *, name: str = "w", **env: str) -> ManagedProcess:
-        full_env = {**os.environ, **FAST_ENV, "ENGAGE_BASE_URL": base_url, **env}
+        full_env = child_env(WORKER_ENV, ENGAGE_BASE_URL=base_url, **env)
         worker = celery_worker(
             full_env,
             tmp_path / f"{name}-{len(started)}.log",

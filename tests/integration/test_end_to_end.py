@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import functools
 import json
-import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -14,8 +13,11 @@ import pytest
 import redis
 
 from tasks.api import delivery_status, send_prepared_sms
-from tasks.sandbox import Sandbox, SandboxState
-from tests.integration.conftest import FAST_ENV, WorkerFactory, wait_for
+from tasks.sandbox import Sandbox
+from tests.integration.conftest import WorkerFactory, wait_for
+from tests.support import sandbox as sandboxes
+from tests.support.environments import WORKER_ENV, child_env
+from tests.support.processes import run_module
 
 pytestmark = pytest.mark.integration
 
@@ -25,8 +27,7 @@ TRANSPORTS = ["rest", "soap"]
 @pytest.fixture
 def custom_sandbox() -> Iterator[Sandbox]:
     """A sandbox under a tenant-style path prefix no code hard-codes."""
-    with Sandbox(SandboxState(), prefix="/tenant-a/api/rest/v19") as sandbox:
-        yield sandbox
+    yield from sandboxes.serve(prefix="/tenant-a/api/rest/v19")
 
 
 def endpoint(sandbox: Sandbox, transport: str) -> str:
@@ -36,15 +37,8 @@ def endpoint(sandbox: Sandbox, transport: str) -> str:
 
 def cli(base_url: str, *args: str, transport: str = "rest") -> subprocess.CompletedProcess[str]:
     """Run ``engage-sms`` as a user would, configured only through the environment."""
-    env = {**os.environ, **FAST_ENV, "ENGAGE_BASE_URL": base_url, "ENGAGE_TRANSPORT": transport}
-    return subprocess.run(
-        [sys.executable, "-m", "tasks.cli", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=90,
-        check=False,
-    )
+    env = child_env(WORKER_ENV, ENGAGE_BASE_URL=base_url, ENGAGE_TRANSPORT=transport)
+    return run_module("tasks.cli", *args, env=env)
 
 
 @pytest.mark.parametrize("transport", TRANSPORTS)
@@ -195,15 +189,19 @@ def test_replay_after_the_contact_exists_sends_it(
 def test_wrong_password_parks_sends_as_auth_failed(
     start_workers: WorkerFactory, sandbox: Sandbox
 ) -> None:
-    """403: parked with reason auth_failed after one call, not retried per message."""
+    """After one refusal, later sends are parked as auth_failed without calling Engage again."""
     start_workers(sandbox.base_url, ENGAGE_PASSWORD="wrong")
-    for n in range(3):
-        send_prepared_sms(23541, mobile="+48505606707", idempotency_key=f"auth-{n}")
-    for n in range(3):
-        key = f"auth-{n}"
-        wait_for(functools.partial(is_dead_lettered, key), what="dlq")
+    send_prepared_sms(23541, mobile="+48505606707", idempotency_key="auth-first")
+    wait_for(functools.partial(is_dead_lettered, "auth-first"), what="the first refusal")
+    assert delivery_status("auth-first")["reason"] == "auth_failed"
+    (refused,) = sandbox.state.calls  # the one call that learnt the password is wrong
+    keys = [f"auth-{n}" for n in range(5)]
+    for key in keys:
+        send_prepared_sms(23541, mobile="+48505606707", idempotency_key=key)
+    for key in keys:
+        wait_for(functools.partial(is_dead_lettered, key), what=f"{key} dead-lettered")
         assert delivery_status(key)["reason"] == "auth_failed"
-    assert len(sandbox.state.calls) <= 3  # at most one call each, usually just the first
+    assert sandbox.state.calls == [refused]  # the flag was set: nobody asked Engage again
     assert sandbox.state.sends == {}
 
 
@@ -235,7 +233,7 @@ def test_concurrent_enqueues_from_several_processes_send_once(
 ) -> None:
     """Four processes enqueue one key at once: one chain, one sendSingle."""
     start_workers(sandbox.base_url)
-    env = {**os.environ, **FAST_ENV, "ENGAGE_BASE_URL": sandbox.base_url}
+    env = child_env(WORKER_ENV, ENGAGE_BASE_URL=sandbox.base_url)
     argv = [
         sys.executable,
         "-m",

@@ -4,13 +4,10 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import re
 import secrets
 import socket
 import string
-import subprocess
-import sys
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -23,8 +20,11 @@ import pytest
 from tasks.cli.demo import FLOWER_USER, flower_process
 from tasks.cli.local_stack import ManagedProcess, celery_worker, start_worker
 from tasks.sandbox import Sandbox
-from tests.conftest import SANDBOX_PASSWORD, SANDBOX_USER, require_redis
 from tests.integration.conftest import wait_for
+from tests.support import sandbox as sandboxes
+from tests.support.environments import SANDBOX_CREDENTIALS, child_env
+from tests.support.processes import run_module
+from tests.support.real_redis import require_redis
 
 pytestmark = pytest.mark.integration
 
@@ -67,7 +67,7 @@ def free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+def stack(tmp_path_factory: pytest.TempPathFactory, session_sandbox: Sandbox) -> Iterator[Stack]:
     """Sandbox, worker (metrics on), Flower with basic auth; one send enqueued via the CLI."""
     require_redis(BROKER)
     logs: Path = tmp_path_factory.mktemp("flower")
@@ -75,54 +75,47 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     flower_port, metrics_port = free_port(), free_port()
     password = secrets.token_urlsafe(12)
     processes: list[ManagedProcess] = []
-    with Sandbox() as sandbox:
-        env = {
-            **os.environ,
-            "CELERY_BROKER_URL": BROKER,
-            "ENGAGE_BASE_URL": sandbox.base_url,
-            "ENGAGE_USERNAME": SANDBOX_USER,
-            "ENGAGE_PASSWORD": SANDBOX_PASSWORD,
-            "ENGAGE_KEY_PREFIX": f"flower-test-{letters}",
-            "ENGAGE_METRICS_PORT": str(metrics_port),
-        }
-        env.pop("ENGAGE_SCHEDULE_FILE", None)
-        try:
-            worker = celery_worker(env, logs / "worker.log", name=f"flower-{letters}")
-            processes.append(worker)
-            start_worker(worker)
-            flower = flower_process(env, logs / "flower.log", password=password, port=flower_port)
-            processes.append(flower)
-            flower.start()
-            flower.wait_for_log("Visit me at", 60.0)
-            stack = Stack(
-                sandbox=sandbox,
-                env=env,
-                flower_url=f"http://127.0.0.1:{flower_port}",
-                flower_password=password,
-                metrics_url=f"http://127.0.0.1:{metrics_port}/metrics",
-            )
-            # Flower learns of tasks from events: send only once it listens to them.
-            wait_for(lambda: stack.flower("/api/workers")[0] == 200, 30, "Flower's API")
-            stack.key = f"flower-{letters}"
-            enqueue(env, stack.key)
-            yield stack
-        finally:
-            for process in reversed(processes):
-                process.stop()
+    sandbox = sandboxes.fresh(session_sandbox)
+    env = child_env(
+        SANDBOX_CREDENTIALS,
+        CELERY_BROKER_URL=BROKER,
+        ENGAGE_BASE_URL=sandbox.base_url,
+        ENGAGE_KEY_PREFIX=f"flower-test-{letters}",
+        ENGAGE_METRICS_PORT=str(metrics_port),
+    )
+    env.pop("ENGAGE_SCHEDULE_FILE", None)
+    try:
+        worker = celery_worker(env, logs / "worker.log", name=f"flower-{letters}")
+        processes.append(worker)
+        start_worker(worker)
+        flower = flower_process(env, logs / "flower.log", password=password, port=flower_port)
+        processes.append(flower)
+        flower.start()
+        flower.wait_for_log("Visit me at", 60.0)
+        stack = Stack(
+            sandbox=sandbox,
+            env=env,
+            flower_url=f"http://127.0.0.1:{flower_port}",
+            flower_password=password,
+            metrics_url=f"http://127.0.0.1:{metrics_port}/metrics",
+        )
+        # Flower learns of tasks from events: send only once it listens to them.
+        wait_for(lambda: stack.flower("/api/workers")[0] == 200, 30, "Flower's API")
+        stack.key = f"flower-{letters}"
+        enqueue(env, stack.key)
+        yield stack
+    finally:
+        for process in reversed(processes):
+            process.stop()
 
 
 def enqueue(env: dict[str, str], key: str) -> None:
     """``engage-sms send`` in its own process: this one's Celery app may be configured already."""
-    subprocess.run(
-        [
-            *(sys.executable, "-m", "tasks.cli", "send", "--message-id", "23541"),
-            *("--mobile", MOBILE, "--param", "firstName=Ann", "--idempotency-key", key),
-            *("--wait", "30"),
-        ],
+    run_module(
+        *("tasks.cli", "send", "--message-id", "23541", "--mobile", MOBILE),
+        *("--param", "firstName=Ann", "--idempotency-key", key, "--wait", "30"),
         env=env,
         check=True,
-        capture_output=True,
-        timeout=90,
     )
 
 

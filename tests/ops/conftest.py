@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import TEST_REDIS_URL, require_redis
+from tests.support.environments import TEST_REDIS_URL
+from tests.support.real_redis import require_redis
 
 
 @pytest.fixture

@@ -11,7 +11,8 @@ from tasks.delivery.steps import RetryLater, StepContext
 from tasks.errors import DeadLettered
 from tasks.request import SendRequest, build_send_request
 from tasks.sandbox import Sandbox
-from tests.conftest import make_settings
+from tests.support.environments import make_settings
+from tests.support.runtime import fake_runtime
 
 REQUEST = build_send_request(23541, mobile="+48505606707", parameters={"firstName": "Ann"})
 
@@ -194,7 +195,7 @@ def test_no_rate_slot_within_max_wait_hands_the_task_back(
 ) -> None:
     """With the budget spent, the step asks for a later retry and calls nobody."""
     settings = make_settings(sandbox.base_url, ENGAGE_RATE_LIMIT="0.5", ENGAGE_RATE_MAX_WAIT="0")
-    rt = claimed(Runtime.build(settings, redis_client=fake_redis))
+    rt = claimed(fake_runtime(settings, redis_client=fake_redis))
     assert delivery.resolve(rt, REQUEST, ctx()) == 33457
     rt.contacts.invalidate("MOBILE", "48505606707")
     with pytest.raises(RetryLater) as caught:
