@@ -7,9 +7,12 @@ The tree::
     ├── InvalidSendRequest            bad input at enqueue time; nothing was enqueued
     ├── IdempotencyConflict           the key was used before for a different request
     ├── DeadLettered                  a send ended in the dead-letter store (raised by tasks)
+    ├── ServiceUnavailable            Redis or the broker did not answer; ``service`` says which
     └── EngageError                   something went wrong talking to Engage
         ├── RequestNotSent            the request never left (connect failed): safe to retry
         ├── OutcomeUnknown            the request left, no answer came: it may have been sent
+        ├── UnexpectedAnswer          an answer the docs do not describe: a redirect, an HTML
+        │                             page, a malformed contactId (a proxy, not Engage's API?)
         └── EngageAPIError            Engage answered with an error status
             ├── CredentialsRejected   401/403: wrong user or password, wrong for every message
             ├── UnknownRecipient      400 NO_SUCH_OBJECT for the contact
@@ -22,8 +25,11 @@ Retry decisions live in :mod:`tasks.delivery.retry_policy`, keyed on these types
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from typing import Any
+
+from tasks.urls import redact_url
 
 
 class EngageSmsError(Exception):
@@ -72,6 +78,25 @@ class DeadLettered(EngageSmsError):
         return (type(self), (self.key, self.reason, self.detail))
 
 
+class ServiceUnavailable(EngageSmsError):
+    """Redis or the broker did not answer; raised before anything was half-written.
+
+    ``service`` is ``"redis"`` or ``"broker"``, ``url`` its URL with the password masked.
+    """
+
+    #: How each service is named in the message.
+    LABELS: Mapping[str, str] = {"redis": "Redis", "broker": "broker"}
+
+    def __init__(self, service: str, url: str, reason: str) -> None:
+        self.service = service
+        self.url = redact_url(url)
+        self.reason = reason
+        super().__init__(f"{self.LABELS.get(service, service)} unavailable at {self.url}: {reason}")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.service, self.url, self.reason))
+
+
 class EngageError(EngageSmsError):
     """A call to Engage failed; ``operation`` names the call (``contact/get``, ...)."""
 
@@ -86,6 +111,46 @@ class RequestNotSent(EngageError):
 
 class OutcomeUnknown(EngageError):
     """The request was sent but no answer arrived: Engage may or may not have acted on it."""
+
+
+class UnexpectedAnswer(EngageError):
+    """An answer Engage's documentation does not describe; the text names what came back.
+
+    ``may_have_acted`` is set for a 2xx answer to a send that is not a page from something in
+    front of Engage: Engage itself may have sent the message and then answered oddly.
+    """
+
+    def __init__(
+        self,
+        operation: str,
+        *,
+        status: int,
+        content_type: str,
+        problem: str,
+        location: str | None = None,
+        may_have_acted: bool = False,
+    ) -> None:
+        self.status = status
+        self.content_type = content_type
+        self.problem = problem
+        self.location = location
+        self.may_have_acted = may_have_acted
+        text = f"unexpected answer: HTTP {status} {content_type}"
+        if location is not None:
+            text += f", Location: {location}"
+        super().__init__(operation, f"{text} ({problem})")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        rebuild = functools.partial(
+            type(self),
+            self.operation,
+            status=self.status,
+            content_type=self.content_type,
+            problem=self.problem,
+            location=self.location,
+            may_have_acted=self.may_have_acted,
+        )
+        return (rebuild, ())
 
 
 class EngageAPIError(EngageError):

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 from tasks.errors import ConfigurationError
+from tasks.numbers import NUMBER_TYPES, REGIONS, NumberPolicy
 
 #: Broker used when ``CELERY_BROKER_URL`` is not set: the local Redis.
 DEFAULT_BROKER_URL = "redis://127.0.0.1:6379/0"
@@ -51,6 +52,8 @@ DEFAULT_KEY_GRACE = 86400.0
 DEFAULT_LEASE_MARGIN = 30.0
 #: Contact-id cache lifetime.
 DEFAULT_CONTACT_CACHE_TTL = 86400.0
+#: How often each worker sweeps for stuck sends (recovery without beat).
+DEFAULT_SWEEP_INTERVAL = 30.0
 
 TRANSPORTS = ("rest", "soap")
 UNKNOWN_OUTCOME_ACTIONS = ("dead_letter", "retry")
@@ -113,9 +116,14 @@ class Settings:
     metrics_port: int | None = None
     #: TOML file of periodic prepared sends run by celery beat; None: no schedules.
     schedule_file: str | None = None
+    #: How mobile numbers are read at enqueue: ``ENGAGE_DEFAULT_REGION`` (None: international
+    #: only) and ``ENGAGE_NUMBER_TYPES`` (see tasks.numbers.DEFAULT_NUMBER_TYPES for the policy).
+    numbers: NumberPolicy = field(default_factory=NumberPolicy)
     #: Publish Celery's ``task-sent`` event at enqueue (Flower then lists tasks still queued).
     #: Off by default: it is a third Redis round trip and ~0.3 ms per enqueue.
     sent_events: bool = False
+    #: Seconds between two stuck-send sweeps of one worker (:mod:`tasks.worker.recovery`).
+    sweep_interval: float = DEFAULT_SWEEP_INTERVAL
 
     def require_engage(self) -> EngageSettings:
         """The Engage settings, for a process that calls Engage; ConfigurationError without."""
@@ -186,6 +194,8 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         metrics_port=env.optional_port("ENGAGE_METRICS_PORT"),
         schedule_file=env.optional_text("ENGAGE_SCHEDULE_FILE"),
         sent_events=env.choice("ENGAGE_SENT_EVENTS", "off", ("off", "on")) == "on",
+        numbers=_number_policy(env),
+        sweep_interval=env.number("ENGAGE_SWEEP_INTERVAL", DEFAULT_SWEEP_INTERVAL, minimum=1),
     )
     _check_consistency(settings)
     return settings
@@ -205,6 +215,25 @@ def _engage_settings(env: _Env) -> EngageSettings | None:
         password=env.text("ENGAGE_PASSWORD"),
         transport=transport,
     )
+
+
+def _number_policy(env: _Env) -> NumberPolicy:
+    """National numbers' region and the number types that may receive an SMS."""
+    region = (env.optional_text("ENGAGE_DEFAULT_REGION") or "").upper() or None
+    if region is not None and region not in REGIONS:
+        raise ConfigurationError(
+            "ENGAGE_DEFAULT_REGION",
+            f"must be a two-letter region code (PL, DE, US...), got {region!r}",
+        )
+    raw = env.optional_text("ENGAGE_NUMBER_TYPES")
+    if raw is None:
+        return NumberPolicy(default_region=region)
+    types = frozenset(name.strip().lower() for name in raw.split(",") if name.strip())
+    if not types or types - NUMBER_TYPES.keys():
+        raise ConfigurationError(
+            "ENGAGE_NUMBER_TYPES", f"must be a comma-separated list of {', '.join(NUMBER_TYPES)}"
+        )
+    return NumberPolicy(default_region=region, types=types)
 
 
 def _check_consistency(settings: Settings) -> None:

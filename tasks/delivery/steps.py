@@ -2,13 +2,19 @@
 
 The Celery tasks in :mod:`tasks.worker.pipeline` are thin wrappers: they turn
 :class:`RetryLater` into ``task.retry`` and let :class:`DeadLettered` fail the task so Flower
-shows it.
+shows it. Whatever a step raises ends in a known state: Engage's errors go through the retry
+policy, anything unforeseen through :func:`internal_failure` (bounded retries, then the
+dead-letter reason ``internal_error``).
 """
 
 from __future__ import annotations
 
+import logging
 import time
+import traceback
 from dataclasses import dataclass
+
+import redis
 
 from tasks.delivery.events import log_event
 from tasks.delivery.retry_policy import Attempt, decide
@@ -20,11 +26,17 @@ from tasks.errors import (
     EngageError,
     UnknownRecipient,
 )
-from tasks.request import SendRequest
+from tasks.masking import mask_text
+from tasks.request import SendRequest, encoding_problem
+from tasks.state.enums import Reason, SendState, StartOutcome
 from tasks.state.ledger import SendStart
 
 #: What a step returns when the send was already finished by an earlier delivery.
-SKIP_STATES = ("sent", "dead_lettered")
+SKIP_STATES = (SendState.SENT, SendState.DEAD_LETTERED)
+#: After Engage accepted a send, how long a worker keeps trying to record it while Redis is away.
+RECORD_SENT_PATIENCE = 120.0
+
+logger = logging.getLogger("engage.delivery")
 
 
 class RetryLater(Exception):
@@ -67,9 +79,14 @@ def resolve(rt: Runtime, request: SendRequest, ctx: StepContext) -> int | str:
     if state in SKIP_STATES:
         return state
     if deliveries > rt.settings.retry.max_redeliveries:
-        raise _dead_letter(rt, request, ctx, "worker_lost", None, "the lookup killed its worker")
+        raise _dead_letter(
+            rt, request, ctx, Reason.WORKER_LOST, None, "the lookup killed its worker"
+        )
     if step.peeked[0] is not None:
-        raise _dead_letter(rt, request, ctx, "auth_failed", None, "Engage refused the credentials")
+        raise _dead_letter(
+            rt, request, ctx, Reason.AUTH_FAILED, None, "Engage refused the credentials"
+        )
+    _check_encodable(rt, request, ctx)
     if ident.type == "ID":
         return int(ident.value)  # a known contact id needs no lookup
     contact_id = rt.contacts.decode(step.peeked[1]) if cache_key else None
@@ -86,6 +103,7 @@ def resolve(rt: Runtime, request: SendRequest, ctx: StepContext) -> int | str:
 
 def send(rt: Runtime, request: SendRequest, contact_id: int, ctx: StepContext) -> str:
     """Send once; returns ``sent``, or why nothing was done (``dead_lettered``, ``in_progress``)."""
+    _check_encodable(rt, request, ctx)  # before the lease: a failure here sent nothing
     _pace(rt)  # before taking the lease, so waiting for a slot does not eat into it
     resend = rt.settings.retry.on_unknown_outcome == "retry"
 
@@ -96,23 +114,25 @@ def send(rt: Runtime, request: SendRequest, contact_id: int, ctx: StepContext) -
         )
 
     start = take_lease()
-    if start.outcome == "missing":
+    if start.outcome == StartOutcome.MISSING:
         _recreate_record(rt, request, ctx)
         start = take_lease()
-    if start.outcome == "blocked":
-        raise _dead_letter(rt, request, ctx, "auth_failed", None, "Engage refused the credentials")
-    if start.outcome == "interrupted":
+    if start.outcome == StartOutcome.BLOCKED:
+        raise _dead_letter(
+            rt, request, ctx, Reason.AUTH_FAILED, None, "Engage refused the credentials"
+        )
+    if start.outcome == StartOutcome.INTERRUPTED:
         raise _dead_letter(
             rt,
             request,
             ctx,
-            "outcome_unknown",
+            Reason.OUTCOME_UNKNOWN,
             None,
             "a worker stopped during message/sendSingle; Engage may have sent it",
         )
-    if start.outcome != "acquired":
+    if start.outcome != StartOutcome.ACQUIRED:
         # sent or dead-lettered by an earlier delivery, or another delivery holds the lease.
-        return "in_progress" if start.outcome == "busy" else start.outcome
+        return "in_progress" if start.outcome == StartOutcome.BUSY else start.outcome
     try:
         rt.engage.send_single(request.message_id, contact_id, request.parameters)
     except EngageError as err:
@@ -120,7 +140,20 @@ def send(rt: Runtime, request: SendRequest, contact_id: int, ctx: StepContext) -
             # The id may have come from the cache: the next send of this contact looks it up.
             rt.contacts.invalidate(request.identifier.type, request.identifier.value)
         raise _failed(rt, request, ctx, err, stage="send") from err
-    rt.ledger.mark_sent(ctx.key)
+    except Exception as err:
+        # The client failed in a way it does not sort (a bug, in building the request or in
+        # reading the answer): the request may have left, so this is never retried blindly.
+        _log_internal(err, request, "message/sendSingle")
+        raise _dead_letter(
+            rt,
+            request,
+            ctx,
+            Reason.INTERNAL_ERROR,
+            None,
+            f"{type(err).__name__} during message/sendSingle; Engage may have sent it",
+            error=_error_of(err, request),
+        ) from err
+    _record_sent(rt, ctx.key)
     log_event(
         "sent",
         key=ctx.key,
@@ -133,7 +166,86 @@ def send(rt: Runtime, request: SendRequest, contact_id: int, ctx: StepContext) -
     return "sent"
 
 
-def _recreate_record(rt: Runtime, request: SendRequest, ctx: StepContext) -> str:
+def internal_failure(
+    rt: Runtime, request: SendRequest, ctx: StepContext, err: Exception, *, stage: str
+) -> Exception:
+    """A step raised something unforeseen before any Engage call could have sent the message.
+
+    Retried like a transient failure (``ENGAGE_RETRY_MAX_ATTEMPTS`` times, growing delays), then
+    dead-lettered ``internal_error`` with the exception type in the entry and the traceback,
+    masked, in the log. Returns the exception for the task to raise.
+    """
+    _log_internal(err, request, stage)
+    failures = rt.ledger.count_failure(ctx.key, f"{stage}:internal")
+    policy = rt.settings.retry
+    if failures <= policy.max_attempts:
+        delay = min(policy.base_delay + policy.backoff * (failures - 1), policy.max_delay)
+        rt.ledger.mark_retrying(ctx.key, ctx.owner, f"{type(err).__name__} in {stage}", delay)
+        log_event(
+            "retrying",
+            key=ctx.key,
+            task_id=ctx.task_id,
+            recipient=request.identifier.masked(),
+            retry_in=round(delay, 3),
+            error=type(err).__name__,
+            operation=stage,
+        )
+        return RetryLater(delay, None)
+    return _dead_letter(
+        rt,
+        request,
+        ctx,
+        Reason.INTERNAL_ERROR,
+        None,
+        f"{type(err).__name__} in {stage}, {failures} times; nothing was sent",
+        error=_error_of(err, request),
+    )
+
+
+def _check_encodable(rt: Runtime, request: SendRequest, ctx: StepContext) -> None:
+    """Dead-letter a request no transport can carry (queued before enqueue checked it)."""
+    problem = encoding_problem(request)
+    if problem is not None:
+        raise _dead_letter(rt, request, ctx, Reason.REJECTED, None, f"not sent: {problem}")
+
+
+def _record_sent(rt: Runtime, key: str) -> None:
+    """Record what Engage accepted, riding out a short Redis outage rather than losing it."""
+    deadline = time.monotonic() + RECORD_SENT_PATIENCE
+    delay = 0.5
+    while True:
+        try:
+            rt.ledger.mark_sent(key)
+        except (redis.ConnectionError, redis.TimeoutError):
+            if time.monotonic() >= deadline:
+                # The lease runs out and the sweep dead-letters it outcome_unknown: never resent.
+                logger.critical("send %s was accepted by Engage but could not be recorded", key)
+                raise
+            time.sleep(delay)
+            delay = min(delay * 2, 5.0)
+        else:
+            return
+
+
+def _error_of(err: Exception, request: SendRequest) -> dict[str, str]:
+    """An unforeseen exception as a dead-letter entry shows it: type and masked message."""
+    return {"type": type(err).__name__, "message": _masked(str(err), request)}
+
+
+def _log_internal(err: Exception, request: SendRequest, stage: str) -> None:
+    lines = traceback.format_exception(type(err), err, err.__traceback__)
+    logger.error("unexpected error in %s:\n%s", stage, _masked("".join(lines).rstrip(), request))
+
+
+def _masked(text: str, request: SendRequest) -> str:
+    """``text`` with the recipient and parameter values masked (they may be echoed anywhere)."""
+    for value in (request.identifier.value, *(v for _, v in request.parameters)):
+        if len(value) >= 3:
+            text = text.replace(value, "***")
+    return mask_text(text)
+
+
+def _recreate_record(rt: Runtime, request: SendRequest, ctx: StepContext) -> SendState:
     """The record was found gone (purged by hand, or Redis lost it): recreate it before acting.
 
     A claim leaves an existing record as it is and reports its state, so a record that another
@@ -171,19 +283,24 @@ def _failed(
             **_error_fields(err),
         )
         return RetryLater(decision.retry_in, err)
-    return _dead_letter(rt, request, ctx, decision.reason or "retries_exhausted", err, str(err))
+    return _dead_letter(
+        rt, request, ctx, decision.reason or Reason.RETRIES_EXHAUSTED, err, str(err)
+    )
 
 
 def _dead_letter(  # noqa: PLR0917  (internal helper, called with all six every time)
     rt: Runtime,
     request: SendRequest,
     ctx: StepContext,
-    reason: str,
+    reason: Reason,
     err: EngageError | None,
     detail: str,
+    *,
+    error: dict[str, str] | None = None,
 ) -> DeadLettered:
-    error = err.to_dict() if isinstance(err, EngageAPIError) else None
-    if err is not None and error is None:
+    if isinstance(err, EngageAPIError):
+        error = err.to_dict()
+    elif err is not None:
         error = {"type": type(err).__name__, "message": str(err)}
     if not rt.dead_letters.add(
         ctx.key, reason=reason, detail=detail, error=error, task_ids=ctx.task_ids

@@ -23,6 +23,7 @@ TASK_MODULES = (
     "tasks.worker.housekeeping",
     "tasks.worker.schedules",
     "tasks.worker.signals",
+    "tasks.worker.recovery",
 )
 
 app = Celery("engage", include=list(TASK_MODULES), set_as_current=False)

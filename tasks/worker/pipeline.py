@@ -1,17 +1,43 @@
-"""The Celery tasks: ``engage.resolve_contact`` then ``engage.send_single``, run as a chain."""
+"""The Celery tasks: ``engage.resolve_contact`` then ``engage.send_single``, run as a chain.
+
+Every way a step can end is handled here, so no exception leaves a send in limbo: a retry
+(Engage's transient errors, a rate-limit wait, an unforeseen exception a bounded number of times),
+a dead letter, or, when Redis itself is unreachable, a retry published once Redis answers again
+(the worker thread waits for it) instead of a failed publish that would drop the message.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+import logging
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
 
+import redis
 from celery import Task
 
 from tasks.delivery import steps as delivery
-from tasks.delivery.runtime import current_runtime
+from tasks.delivery.runtime import Runtime, current_runtime
 from tasks.delivery.steps import RetryLater, StepContext
 from tasks.errors import DeadLettered
 from tasks.request import SendRequest
 from tasks.worker.app import MaskedTask, app, engage_settings
+
+logger = logging.getLogger("engage.worker")
+_T = TypeVar("_T")
+
+#: Redis errors that mean "unreachable for now": the step changed nothing it could not redo.
+INFRASTRUCTURE_ERRORS = (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError)
+#: Retry after an unreachable Redis: soon, once it answers (the thread waits up to 5 minutes).
+INFRASTRUCTURE_RETRY_DELAY = 1.0
+INFRASTRUCTURE_PATIENCE = 300.0
+#: And the publish itself is retried a little longer than Celery's default (~0.6 s).
+INFRASTRUCTURE_PUBLISH_POLICY = {
+    "max_retries": 10,
+    "interval_start": 0.5,
+    "interval_step": 0.5,
+    "interval_max": 2.0,
+}
 
 _TASK_OPTIONS: dict[str, Any] = {
     "bind": True,
@@ -32,12 +58,15 @@ def resolve_contact(
 ) -> dict[str, Any]:
     """Look the contact up in Engage; returns ``{"contact_id": N}`` or ``{"skip": state}``."""
     ctx = _context(self, key, task_ids)
+    send_request = SendRequest.from_dict(request)
     try:
-        found = delivery.resolve(
-            current_runtime(engage_settings()), SendRequest.from_dict(request), ctx
+        found = _step(
+            self,
+            ctx,
+            send_request,
+            "contact/get",
+            lambda rt: delivery.resolve(rt, send_request, ctx),
         )
-    except RetryLater as later:
-        raise self.retry(countdown=later.delay, exc=later.error) from None
     except DeadLettered as dead:
         if dead.reason == "already_sent":
             return {"skip": "sent"}
@@ -55,20 +84,72 @@ def send_single(
     if "skip" in resolved:
         return {"outcome": resolved["skip"], "key": key}
     ctx = _context(self, key, task_ids)
+    send_request = SendRequest.from_dict(request)
+    contact_id = int(resolved["contact_id"])
     try:
-        outcome = delivery.send(
-            current_runtime(engage_settings()),
-            SendRequest.from_dict(request),
-            int(resolved["contact_id"]),
+        outcome = _step(
+            self,
             ctx,
+            send_request,
+            "message/sendSingle",
+            lambda rt: delivery.send(rt, send_request, contact_id, ctx),
         )
-    except RetryLater as later:
-        raise self.retry(countdown=later.delay, exc=later.error) from None
     except DeadLettered as dead:
         if dead.reason == "already_sent":
             return {"outcome": "sent", "key": key}
         raise
     return {"outcome": outcome, "key": key, "contact_id": resolved["contact_id"]}
+
+
+def _step(
+    task: Task,
+    ctx: StepContext,
+    request: SendRequest,
+    stage: str,
+    run: Callable[[Runtime], _T],
+) -> _T:
+    """Run one step; every exception becomes a retry or a dead letter (see the module)."""
+    rt = current_runtime(engage_settings())
+    try:
+        try:
+            return run(rt)
+        except (RetryLater, DeadLettered):
+            raise
+        except INFRASTRUCTURE_ERRORS:
+            raise
+        except Exception as err:
+            raise delivery.internal_failure(rt, request, ctx, err, stage=stage) from err
+    except RetryLater as later:
+        raise task.retry(countdown=later.delay, exc=later.error) from None
+    except INFRASTRUCTURE_ERRORS as err:
+        logger.warning(
+            "Redis unreachable during %s of %s (%s): retrying once it answers",
+            stage,
+            ctx.key,
+            type(err).__name__,
+        )
+        # Celery drops the message when the retry cannot be published: publish only once Redis
+        # answers. Nothing else can progress meanwhile, so holding this thread costs nothing.
+        _await_redis(rt, INFRASTRUCTURE_PATIENCE)
+        raise task.retry(
+            countdown=INFRASTRUCTURE_RETRY_DELAY,
+            exc=err,
+            retry_policy=INFRASTRUCTURE_PUBLISH_POLICY,
+        ) from None
+
+
+def _await_redis(rt: Runtime, patience: float) -> None:
+    """Return once Redis answers PING, or after ``patience`` seconds."""
+    deadline = time.monotonic() + patience
+    delay = 0.25
+    while time.monotonic() < deadline:
+        try:
+            rt.redis.ping()
+        except INFRASTRUCTURE_ERRORS:
+            time.sleep(delay)
+            delay = min(delay * 2, 5.0)
+        else:
+            return
 
 
 def _context(task: Task, key: str, task_ids: list[str]) -> StepContext:

@@ -1,0 +1,67 @@
+"""Recovery without beat: every worker sweeps for stuck sends, at start and then periodically.
+
+Beat is a singleton that deployments forget or lose; the workers are always there. Each worker's
+main process runs the housekeeping sweep (:func:`tasks.worker.housekeeping.sweep`) on a daemon
+thread: once as soon as it is ready, then every ``ENGAGE_SWEEP_INTERVAL`` seconds (30 s). The
+sweep's Redis lock lets one process at a time do the work; with nothing stuck it is one lock and
+one ``ZRANGEBYSCORE``. Beat's minutely ``engage.sweep_stuck`` stays harmless: same lock.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Any
+
+import redis
+from celery.signals import worker_ready, worker_shutdown
+
+from tasks.delivery.runtime import current_runtime
+from tasks.worker.app import engage_settings
+from tasks.worker.housekeeping import sweep
+
+logger = logging.getLogger("engage.recovery")
+
+_stop = threading.Event()
+
+
+def sweep_forever(interval: float, stop: threading.Event = _stop) -> None:
+    """Sweep now, then every ``interval`` seconds until ``stop`` is set; never raises."""
+    while not stop.is_set():
+        try:
+            result = sweep(current_runtime(engage_settings()), now=time.time())
+        except (redis.ConnectionError, redis.TimeoutError) as err:
+            logger.warning(
+                "recovery sweep: Redis unreachable (%s); next try in %.0f s", err, interval
+            )
+        except Exception:  # a bug: log it with its traceback and try again, never die
+            logger.exception("recovery sweep failed; next try in %.0f s", interval)
+        else:
+            if result.dead_lettered or result.republished:
+                logger.warning(
+                    "recovery sweep: %d dead-lettered, %d published again",
+                    len(result.dead_lettered),
+                    len(result.republished),
+                )
+        stop.wait(interval)
+
+
+def start_recovery(sender: Any = None, **_: Any) -> None:
+    """Start this worker's sweeper thread (``worker_ready`` fires once, in the main process)."""
+    interval = engage_settings().sweep_interval
+    _stop.clear()
+    threading.Thread(
+        target=sweep_forever, args=(interval,), name="engage-recovery", daemon=True
+    ).start()
+    logger.info("recovery sweep every %.0f s started", interval)
+
+
+def stop_recovery(sender: Any = None, **_: Any) -> None:
+    """Let the sweeper thread end with the worker."""
+    _stop.set()
+
+
+# Connected by call, not decorator: Celery's decorators are untyped.
+worker_ready.connect(start_recovery, weak=False)
+worker_shutdown.connect(stop_recovery, weak=False)
