@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 from tasks.errors import ConfigurationError
 from tasks.numbers import NUMBER_TYPES, REGIONS, NumberPolicy
 
-#: Broker used when ``CELERY_BROKER_URL`` is not set: the local Redis.
+#: Broker used when neither ``ENGAGE_BROKER_URL`` nor ``CELERY_BROKER_URL`` is set: local Redis.
 DEFAULT_BROKER_URL = "redis://127.0.0.1:6379/0"
 #: Engage asks for client timeouts above 30 s; connecting should be quick.
 DEFAULT_CONNECT_TIMEOUT = 5.0
@@ -147,7 +147,12 @@ class Settings:
 def load_settings(environ: Mapping[str, str]) -> Settings:
     """Build :class:`Settings` from the environment; ConfigurationError names a bad variable."""
     env = _Env(environ)
-    broker_url = env.url("CELERY_BROKER_URL", DEFAULT_BROKER_URL, schemes=_BROKER_SCHEMES)
+    # ENGAGE_BROKER_URL first: Celery itself applies CELERY_BROKER_URL to every app in the
+    # process, so a web app with a Celery app of its own names ours apart (README: host apps).
+    broker_name = (
+        "ENGAGE_BROKER_URL" if env.optional_text("ENGAGE_BROKER_URL") else "CELERY_BROKER_URL"
+    )
+    broker_url = env.url(broker_name, DEFAULT_BROKER_URL, schemes=_BROKER_SCHEMES)
     retry = RetrySettings(
         base_delay=env.number("ENGAGE_RETRY_BASE_DELAY", DEFAULT_RETRY_BASE_DELAY, minimum=0),
         backoff=env.number("ENGAGE_RETRY_BACKOFF", DEFAULT_RETRY_BACKOFF, minimum=1),

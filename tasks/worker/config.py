@@ -51,6 +51,9 @@ engage_schedules = _load(lambda: load_schedules(engage_settings.schedule_file))
 beat_schedule = {**housekeeping_entries(), **schedule_entries(engage_schedules)}
 
 broker_url = engage_settings.broker_url
+# Celery reads the CELERY_BROKER_URL variable before any app's broker_url; the read and write
+# URLs take precedence over it, so a host's CELERY_BROKER_URL never redirects this app.
+broker_read_url = broker_write_url = broker_url
 result_backend = engage_settings.result_backend
 task_ignore_result = engage_settings.result_backend is None
 result_expires = 86400
