@@ -98,8 +98,44 @@ class RandomFaults:
     server_error: float = 0.0
     drop_before: float = 0.0
     drop_after: float = 0.0
+    #: A proxy in front of Engage: a 302 to its login page, or its 200 HTML page.
+    redirect: float = 0.0
+    html: float = 0.0
+    #: contact/get only: a contactId that is no positive 64-bit integer (one of BAD_CONTACT_IDS).
+    bad_contact_id: float = 0.0
     latency_max: float = 0.0
     seed: int | None = None
+
+    def pick(
+        self, roll: float, operation: str, choose: Callable[[tuple[str, ...]], str]
+    ) -> Fault | None:
+        """The fault a roll in [0, 1) lands on, in the order of the fields above, or None."""
+        for kind, share in (
+            (STATUS, self.server_error),
+            (DROP_BEFORE, self.drop_before),
+            (DROP_AFTER, self.drop_after),
+            (REDIRECT, self.redirect),
+            (HTML, self.html),
+            (CONTACT_ID, self.bad_contact_id if operation == "contact/get" else 0.0),
+        ):
+            if roll < share:
+                return _random_fault(kind, choose)
+            roll -= share
+        return None
+
+
+#: What a broken contact/get may answer as contactId, as JSON literals.
+BAD_CONTACT_IDS = ("-5", "0", "1180591620717411303424", '" 12 "', "3.5", "true")
+
+
+def _random_fault(kind: str, choose: Callable[[tuple[str, ...]], str]) -> Fault:
+    if kind == STATUS:
+        return Fault(STATUS, status=int(choose(("500", "502", "503"))))
+    if kind == REDIRECT:
+        return Fault(REDIRECT, status=302)
+    if kind == CONTACT_ID:
+        return Fault(CONTACT_ID, argument=choose(BAD_CONTACT_IDS))
+    return Fault(kind)
 
 
 @dataclass

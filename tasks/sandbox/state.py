@@ -13,7 +13,7 @@ from collections import Counter
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from tasks.sandbox.faults import DELAY, DROP_AFTER, DROP_BEFORE, STATUS, Fault, Faults
+from tasks.sandbox.faults import DELAY, Fault, Faults
 
 DEMO_CONTACTS = ({"type": "MOBILE", "value": "48505606707", "contactId": 33457},)
 DEMO_MESSAGES = ({"messageId": 23541, "requiredParameters": []},)
@@ -113,13 +113,7 @@ class SandboxState:
                 step = None
             plan = self.faults.random
             if step is None:
-                roll = self._rng.random()
-                if roll < plan.server_error:
-                    step = Fault(STATUS, status=self._rng.choice((500, 502, 503)))
-                elif roll < plan.server_error + plan.drop_before:
-                    step = Fault(DROP_BEFORE)
-                elif roll < plan.server_error + plan.drop_before + plan.drop_after:
-                    step = Fault(DROP_AFTER)
+                step = plan.pick(self._rng.random(), operation, self._rng.choice)
             if plan.latency_max:
                 delay += self._rng.random() * plan.latency_max
             return delay, step
