@@ -1,7 +1,11 @@
-"""``make chaos``: many sends through a misbehaving sandbox while the worker is SIGKILLed.
+"""``make chaos``: many sends through a misbehaving Engage while the worker is SIGKILLed.
 
-Prints sent, dead-lettered by reason, duplicates (counted by the sandbox per message and
-recipient) and lost (neither sent nor dead-lettered). Exits 1 unless duplicates and lost are 0.
+The sandbox answers with random 5xx, dropped connections, redirects to a login page, HTML pages
+and malformed contact ids; the worker is SIGKILLed and restarted; Redis (a server of this run's
+own, data kept on disk) is stopped for 10 s and started again. No beat runs: the workers' own
+sweep is all the recovery there is. Prints sent, dead-lettered by reason, duplicates (counted by
+the sandbox per message and recipient) and lost (not final at the end). Exits 1 unless
+duplicates, lost and "marked sent, never sent" are all 0.
 """
 
 from __future__ import annotations
@@ -9,6 +13,7 @@ from __future__ import annotations
 import argparse
 import os
 import random
+import shutil
 import sys
 import threading
 import time
@@ -17,23 +22,16 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import redis
-
-from tasks.cli.local_stack import (
-    ManagedProcess,
-    celery_command,
-    celery_worker,
-    ensure_redis,
-    start_worker,
-)
+from tasks.cli.local_stack import celery_worker, start_worker
+from tasks.cli.redis_server import RedisServer
 from tasks.sandbox import Sandbox, SandboxState
 
-BROKER = "redis://127.0.0.1:6379/11"
 USER, PASSWORD = "api@example.com", "sandbox-password"
 MESSAGE_ID = 555
+#: Seconds Redis is away once during the run.
+REDIS_OUTAGE = 10.0
 FIRST_CONTACT_ID = 100_000
 WORKER_ENV = {
-    "CELERY_BROKER_URL": BROKER,
     "ENGAGE_USERNAME": USER,
     "ENGAGE_PASSWORD": PASSWORD,
     "ENGAGE_KEY_PREFIX": "chaos",
@@ -47,6 +45,8 @@ WORKER_ENV = {
     "ENGAGE_RETRY_MAX_TOTAL": "120",
     "ENGAGE_UNKNOWN_RECIPIENT_DELAY": "0.2",
     "ENGAGE_VISIBILITY_TIMEOUT": "10",
+    # The workers' sweep replaces beat: every 2 s, one worker at a time.
+    "ENGAGE_SWEEP_INTERVAL": "2",
     # Exercised but not the bottleneck: this run is about correctness, not the budget.
     "ENGAGE_RATE_LIMIT": "200",
     "ENGAGE_RATE_BURST": "20",
@@ -57,8 +57,9 @@ def main() -> int:
     """Run the chaos scenario and print its figures."""
     args = _arguments()
     rng = random.Random(args.seed)
-    ensure_redis(BROKER)
-    redis.Redis.from_url(BROKER).flushdb()
+    log_dir = Path(".run")
+    shutil.rmtree(log_dir / "chaos-redis", ignore_errors=True)
+    server = RedisServer(log_dir / "chaos-redis").start()
     state = SandboxState(username=USER, password=PASSWORD, messages=())
     state.add_messages([{"messageId": MESSAGE_ID}])
     mobiles = [f"4860{n:07d}" for n in range(args.sends)]
@@ -75,22 +76,23 @@ def main() -> int:
                 "server_error": 0.08,
                 "drop_before": 0.01,
                 "drop_after": 0.01,
+                "redirect": 0.01,
+                "html": 0.01,
+                "bad_contact_id": 0.01,
                 "latency_max": 0.05,
                 "seed": args.seed,
             }
         }
     )
-    env = {**os.environ, **WORKER_ENV, "ENGAGE_BASE_URL": sandbox.base_url}
+    env = {
+        **os.environ,
+        **WORKER_ENV,
+        "CELERY_BROKER_URL": server.url,
+        "ENGAGE_BASE_URL": sandbox.base_url,
+    }
     os.environ.update(env)
     from tasks.api import delivery_status, send_prepared_sms  # noqa: PLC0415  (after env)
 
-    log_dir = Path(".run")
-    # Beat runs the housekeeping sweep, which republishes a message the broker lost.
-    beat = ManagedProcess(
-        celery_command("beat", "--loglevel", "INFO", "-s", str(log_dir / "chaos-beat-schedule")),
-        env=env,
-        log_path=log_dir / "chaos-beat.log",
-    ).start()
     worker = start_worker(celery_worker(env, log_dir / "chaos-worker.log", name="chaos"))
     started = time.monotonic()
     keys = [f"chaos-{n}" for n in range(args.sends)]
@@ -98,17 +100,23 @@ def main() -> int:
     print(f"enqueued {args.sends} sends (+{duplicates_enqueued} duplicate enqueues)", flush=True)
 
     kills = 0
+    outage_after = args.kills // 2
     while kills < args.kills:
         time.sleep(rng.uniform(1.5, 4.0))
         worker.kill()
         kills += 1
         print(f"SIGKILL #{kills} of the worker; restarting", flush=True)
         worker = start_worker(celery_worker(env, log_dir / "chaos-worker.log", name="chaos"))
+        if kills == outage_after:
+            time.sleep(1.0)
+            print(f"Redis stopped for {REDIS_OUTAGE:.0f} s", flush=True)
+            server.outage(REDIS_OUTAGE)
+            print("Redis back", flush=True)
 
     states = _wait_until_final(delivery_status, keys, args.timeout)
     elapsed = time.monotonic() - started
     worker.stop()
-    beat.stop()
+    server.stop()
     sandbox.stop()
     return _report(states, state, keys=keys, unknown=unknown, elapsed=elapsed, kills=kills)
 
@@ -182,9 +190,10 @@ def _report(
     stats = sandbox.stats()
     print()
     print(f"sends:                 {len(keys)} ({len(unknown)} to unknown numbers)")
-    print(f"worker SIGKILLs:       {kills}")
+    print(f"worker SIGKILLs:       {kills}; Redis stopped once for {REDIS_OUTAGE:.0f} s; no beat")
     print(f"elapsed:               {elapsed:.1f} s")
     print(f"Engage calls:          {stats['calls']} {stats['calls_by_operation']}")
+    print(f"answers by status:     {stats['answers']}")
     print(f"sent:                  {final['sent']}")
     print(f"dead-lettered:         {final['dead_lettered']} {dict(sorted(reasons.items()))}")
     print(f"  of which outcome_unknown but really sent: {unknown_but_sent}")

@@ -178,6 +178,7 @@ class SandboxState:
         return {
             "calls": len(calls),
             "calls_by_operation": dict(by_operation),
+            "answers": dict(sorted(Counter(str(c.status) for c in calls).items())),
             "sends": sum(sends.values()),
             "distinct_sends": len(sends),
             "duplicate_sends": sum(n - 1 for n in sends.values() if n > 1),

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -17,6 +14,7 @@ import pytest
 import redis
 
 from tasks.api import delivery_status, send_prepared_sms
+from tasks.cli.redis_server import RedisServer
 from tasks.sandbox import Sandbox
 from tests.integration.conftest import FAST_ENV, WorkerFactory, wait_for
 
@@ -53,64 +51,16 @@ def test_send_of_a_killed_worker_ends_without_beat_or_redelivery(
     assert len(sandbox.state.calls_to("message/sendSingle")) == 1
 
 
-def free_port() -> int:
-    """A TCP port nothing listens on right now."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-class RestartableRedis:
-    """A Redis server of this test's own that keeps its data across a restart (AOF)."""
-
-    def __init__(self, data_dir: Path) -> None:
-        self.port = free_port()
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-        self._argv = [
-            shutil.which("redis-server") or "redis-server",
-            *("--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(data_dir)),
-            *("--appendonly", "yes", "--appendfsync", "always", "--save", ""),
-        ]
-        self._process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        """Start the server and wait until it answers."""
-        self._process = subprocess.Popen(
-            self._argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-        )
-        client = redis.Redis.from_url(self.url)
-        wait_for(lambda: _answers(client), timeout=10, what="the test Redis")
-
-    def stop(self) -> None:
-        """SHUTDOWN (AOF flushed), as a restart or a failover does."""
-        if self._process is None:
-            return
-        with contextlib.suppress(redis.ConnectionError):  # it may close before answering
-            redis.Redis.from_url(self.url).shutdown()
-        self._process.wait(timeout=10)
-        self._process = None
-
-
-def _answers(client: redis.Redis) -> bool:
-    try:
-        return bool(client.ping())
-    except redis.ConnectionError:
-        return False
-
-
 @pytest.fixture
-def own_redis(tmp_path: Path) -> Iterator[RestartableRedis]:
-    """A Redis server this test may stop and start."""
-    if shutil.which("redis-server") is None:
-        pytest.fail("redis-server is needed for the outage test")
-    server = RestartableRedis(tmp_path)
-    server.start()
+def own_redis(tmp_path: Path) -> Iterator[RedisServer]:
+    """A Redis server this test may stop and start, its data kept across the restart."""
+    server = RedisServer(tmp_path / "redis").start()
     yield server
     server.stop()
 
 
 def test_a_redis_restart_mid_run_loses_and_doubles_nothing(
-    start_workers: WorkerFactory, sandbox: Sandbox, own_redis: RestartableRedis
+    start_workers: WorkerFactory, sandbox: Sandbox, own_redis: RedisServer
 ) -> None:
     """Redis away for 10 s mid-run, no beat: every send final within 4 minutes, each sent once."""
     count = 30
@@ -137,9 +87,7 @@ def test_a_redis_restart_mid_run_loses_and_doubles_nothing(
         timeout=60,
     )
     wait_for(lambda: len(sandbox.state.sends) >= 5, timeout=60, what="sends under way")
-    own_redis.stop()
-    time.sleep(10)
-    own_redis.start()
+    own_redis.outage(10)
     back = time.monotonic()
     ledger = redis.Redis.from_url(own_redis.url, decode_responses=True)
 
