@@ -21,13 +21,17 @@ The tree::
             └── EngageClientError     any other 4xx; ``error_code`` says which
 
 Retry decisions live in :mod:`tasks.delivery.retry_policy`, keyed on these types.
+
+An :class:`EngageError` quotes Engage's answer as it came, and an answer may echo the recipient
+or a parameter value: :meth:`EngageError.masked` is the copy that may be logged, stored or handed
+to Celery (the delivery layer masks each one once, by the request's private values).
 """
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, Self
 
 from tasks.urls import redact_url
 
@@ -97,12 +101,26 @@ class ServiceUnavailable(EngageSmsError):
         return (type(self), (self.service, self.url, self.reason))
 
 
+#: Masks one text (:class:`tasks.masking.Masker` for a request's values, or a pattern masker).
+Mask = Callable[[str], str]
+
+
 class EngageError(EngageSmsError):
     """A call to Engage failed; ``operation`` names the call (``contact/get``, ...)."""
 
     def __init__(self, operation: str, message: str) -> None:
         self.operation = operation
+        #: What went wrong, without the operation's name.
+        self.description = message
         super().__init__(f"{operation}: {message}")
+
+    def masked(self, mask: Mask) -> Self:
+        """A copy of the same type whose every text went through ``mask``; no cause attached.
+
+        The copy carries no ``__cause__``, ``__context__`` or traceback: the original's chain
+        (an unreadable answer, a parser error) may quote the answer unmasked.
+        """
+        return type(self)(self.operation, mask(self.description))
 
 
 class RequestNotSent(EngageError):
@@ -139,6 +157,17 @@ class UnexpectedAnswer(EngageError):
         if location is not None:
             text += f", Location: {location}"
         super().__init__(operation, f"{text} ({problem})")
+
+    def masked(self, mask: Mask) -> Self:
+        """A copy with the content type, problem and location masked (see EngageError)."""
+        return type(self)(
+            self.operation,
+            status=self.status,
+            content_type=mask(self.content_type),
+            problem=mask(self.problem),
+            location=None if self.location is None else mask(self.location),
+            may_have_acted=self.may_have_acted,
+        )
 
     def __reduce__(self) -> tuple[Any, ...]:
         rebuild = functools.partial(
@@ -196,9 +225,36 @@ class EngageAPIError(EngageError):
             **self.details,
         }
 
+    def masked(self, mask: Mask) -> Self:
+        """A copy with Engage's message, codes and every text in the details masked."""
+        return type(self)(
+            self.operation,
+            status=self.status,
+            error_actor=_masked_or_none(self.error_actor, mask),
+            error_code=_masked_or_none(self.error_code, mask),
+            message=_masked_or_none(self.engage_message, mask),
+            details={k: _masked_all(v, mask) for k, v in self.details.items()},
+            retry_after=self.retry_after,
+        )
+
     def __reduce__(self) -> tuple[Any, ...]:
         # Celery pickles nothing (JSON only) but keeps exceptions for Flower's repr; stay simple.
         return (_rebuild_api_error, (type(self), self.operation, self.to_dict(), self.retry_after))
+
+
+def _masked_or_none(text: str | None, mask: Mask) -> str | None:
+    return None if text is None else mask(text)
+
+
+def _masked_all(value: Any, mask: Mask) -> Any:
+    """``value`` with every string inside it (dicts and lists walked) masked."""
+    if isinstance(value, str):
+        return mask(value)
+    if isinstance(value, Mapping):
+        return {k: _masked_all(v, mask) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_masked_all(v, mask) for v in value]
+    return value
 
 
 def _rebuild_api_error(

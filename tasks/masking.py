@@ -9,12 +9,17 @@ Two ways, best first:
   known: anything shaped like an e-mail address, and runs of 7+ digits that stand alone (a run
   joined to letters, as in a uuid or a key such as ``f3-nonjson-1712345689``, is an id, not a
   phone number, and stays readable).
+
+:class:`Masker` does both, in that order: it is how the delivery layer masks everything Engage
+answered about one request (:meth:`tasks.errors.EngageError.masked`). Texts quoted from an
+answer are cut with :func:`excerpt`, never inside a word, so a value is quoted whole (and
+masked) or not at all; a value with spaces that a cut ends inside is masked as far as it got.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -34,6 +39,46 @@ MIN_PHONE_DIGITS = 7
 #: Known values shorter than this are not searched for: masking every "PL" or "7" in a text
 #: would hide more than it protects.
 MIN_KNOWN_LENGTH = 3
+#: Ends an :func:`excerpt` that was cut short.
+CUT = "..."
+# Where an excerpt may be cut: characters that no phone number, e-mail address or id token holds
+# (the same ones that end an address's local part in _EMAIL).
+_CUT_POINT = re.compile(r"[\s\"'(),;:\[\]<>{}]")
+# A phone number's tail as it may stand before a cut: digits and what people type between them.
+_PHONE_TAIL = re.compile(r"\+?\d[\d \-().\u00a0]*\Z")
+
+
+class Masker:
+    """Masks texts that may echo one request: its private values by value, then by pattern.
+
+    ``Masker(request.private_values())`` is the one way the delivery layer masks what Engage
+    answered: in errors (:meth:`tasks.errors.EngageError.masked`), dead letters and logs.
+    ``readable`` are numbers known not to be private (the contact id), which the pattern would
+    otherwise take for phone numbers.
+    """
+
+    def __init__(self, secrets: Iterable[str], *, readable: Iterable[str] = ()) -> None:
+        self._secrets = tuple(
+            text for text in (" ".join(s.split()) for s in secrets) if len(text) >= MIN_KNOWN_LENGTH
+        )
+        self._pattern = _known_pattern(self._secrets)
+        self._readable = frozenset(readable)
+
+    def __call__(self, text: str) -> str:
+        """``text`` with each private value, and anything number- or address-shaped, masked."""
+        if self._pattern is not None:
+            text = self._pattern.sub(lambda m: mask_secret(m.group()), text)
+            *heads, rest = text.split(CUT)
+            text = CUT.join([*(self._mask_cut_value(head) for head in heads), rest])
+        return mask_text(text, keep=self._readable)
+
+    def _mask_cut_value(self, head: str) -> str:
+        """``head`` (text before a cut) with the start of a private value it ends in masked."""
+        for secret in self._secrets:
+            length = _cut_prefix_length(head, secret)
+            if length:
+                return head[:-length] + mask_secret(head[-length:])
+        return head
 
 
 def mask_phone(number: str) -> str:
@@ -50,10 +95,13 @@ def mask_email(address: str) -> str:
     return f"{local[:1]}***@{domain}" if local and domain else "***"
 
 
-def mask_text(text: str) -> str:
-    """Mask every e-mail-shaped text and stand-alone phone-like digit run inside free text."""
+def mask_text(text: str, *, keep: Collection[str] = ()) -> str:
+    """Mask every e-mail-shaped text and stand-alone phone-like digit run inside free text.
+
+    A digit run in ``keep`` (an id known not to be private) stays as it is.
+    """
     text = _EMAIL.sub(lambda m: mask_email(m.group()), text)
-    return _PHONE.sub(lambda m: _mask_digit_run(m.group()), text)
+    return _PHONE.sub(lambda m: _mask_digit_run(m.group(), keep), text)
 
 
 def mask_known(text: str, secrets: Iterable[str]) -> str:
@@ -69,6 +117,18 @@ def mask_secret(value: str) -> str:
     if _is_phone(value):
         return mask_phone(value)
     return "***"
+
+
+def excerpt(text: str, limit: int) -> str:
+    """``text`` on one line, at most ``limit`` characters, cut between words and ended by ``...``.
+
+    A cut never splits a number, an address or an id, so :class:`Masker` finds each whole.
+    """
+    flat = " ".join(text.split())
+    if len(flat) <= limit:
+        return flat
+    points = [m.start() for m in _CUT_POINT.finditer(flat, 0, limit + 1)]
+    return flat[: points[-1] if points else 0].rstrip() + CUT
 
 
 def redact_url(url: str) -> str:
@@ -92,8 +152,10 @@ def mask_value(value: Any) -> Any:
     return value
 
 
-def _mask_digit_run(run: str) -> str:
-    return mask_phone(run) if len(_NOT_DIGIT.sub("", run)) >= MIN_PHONE_DIGITS else run
+def _mask_digit_run(run: str, keep: Collection[str]) -> str:
+    if run in keep or len(_NOT_DIGIT.sub("", run)) < MIN_PHONE_DIGITS:
+        return run
+    return mask_phone(run)
 
 
 def _is_phone(value: str) -> bool:
@@ -101,13 +163,33 @@ def _is_phone(value: str) -> bool:
     return bool(_PHONE_VALUE.fullmatch(text)) and len(_NOT_DIGIT.sub("", text)) >= MIN_PHONE_DIGITS
 
 
+def _cut_prefix_length(head: str, secret: str) -> int:
+    """How many characters at the end of ``head`` begin ``secret`` (0: none, or too few)."""
+    if _is_phone(secret):
+        tail = _PHONE_TAIL.search(head)
+        digits = _NOT_DIGIT.sub("", tail.group()) if tail else ""
+        if len(digits) >= MIN_KNOWN_LENGTH and _NOT_DIGIT.sub("", secret).startswith(digits):
+            return len(tail.group()) if tail else 0
+    folded_head, folded = head.lower(), secret.lower()
+    if len(folded_head) != len(head) or len(folded) != len(secret):
+        folded_head, folded = head, secret  # lower() changed a length: compare as written
+    # Longest first, and only a proper start: the whole value was masked already.
+    for length in range(min(len(folded) - 1, len(folded_head)), MIN_KNOWN_LENGTH - 1, -1):
+        start = len(folded_head) - length
+        if folded_head.endswith(folded[:length]) and not head[start - 1 : start].isalnum():
+            return length
+    return 0
+
+
 def _known_pattern(secrets: Iterable[str]) -> re.Pattern[str] | None:
     found: dict[str, int] = {}  # pattern -> length of the text it matches
     for secret in secrets:
-        text = secret.strip()
+        text = " ".join(secret.split())
         if len(text) < MIN_KNOWN_LENGTH:
             continue
-        found[_whole(re.escape(text), text)] = len(text)
+        # Any run of whitespace where the value has one: an excerpt puts all on one line.
+        escaped = r"\s+".join(re.escape(word) for word in text.split(" "))
+        found[_whole(escaped, text)] = len(text)
         if _is_phone(text):
             # Engage and the ledger write a number as bare digits, whatever form it came in.
             digits = _NOT_DIGIT.sub("", text)

@@ -10,6 +10,7 @@ import contextlib
 import json
 import os
 import secrets
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,6 @@ import requests
 
 from tasks.cli.local_stack import (
     ManagedProcess,
-    celery_command,
     celery_worker,
     ensure_redis,
     start_worker,
@@ -82,11 +82,10 @@ def run_demo(hold: float = 0.0) -> int:
 def flower_process(
     env: dict[str, str], log_path: Path, *, password: str, port: int = FLOWER_PORT
 ) -> ManagedProcess:
-    """Flower on 127.0.0.1 behind basic auth (never open), not yet started."""
-    argv = celery_command(
-        "flower", f"--port={port}", "--address=127.0.0.1", f"--basic_auth={FLOWER_USER}:{password}"
-    )
-    return ManagedProcess(argv, env=env, log_path=log_path)
+    """Flower as the README runs it, ``engage-sms flower``: on 127.0.0.1, behind basic auth."""
+    argv = [sys.executable, "-m", "tasks.cli", "flower", "--port", str(port)]
+    login = {"FLOWER_BASIC_AUTH": f"{FLOWER_USER}:{password}"}
+    return ManagedProcess(argv, env={**env, **login}, log_path=log_path)
 
 
 def _start_flower(flower: ManagedProcess, password: str) -> bool:

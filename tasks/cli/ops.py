@@ -1,15 +1,24 @@
-"""``engage-sms doctor`` and ``engage-sms metrics``: check a deployment, expose its Redis gauges."""
+"""``engage-sms doctor``, ``metrics`` and ``flower``: check a deployment, expose it to operators.
+
+What they serve listens on 127.0.0.1 unless told otherwise, and Flower never starts without a
+login: it shows and controls every task and worker.
+"""
 
 from __future__ import annotations
 
 import argparse
 import contextlib
 import os
+import sys
 from typing import Any
 
-EXIT_OK, EXIT_FAILED = 0, 1
+from tasks.settings import basic_auth_problem
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 #: Port of the metrics sidecar (workers use ENGAGE_METRICS_PORT, 9100 in docker-compose.yml).
 DEFAULT_METRICS_PORT = 9101
+#: Flower's own default port.
+DEFAULT_FLOWER_PORT = 5555
 
 
 def add_ops_commands(commands: Any) -> None:
@@ -24,11 +33,19 @@ def add_ops_commands(commands: Any) -> None:
     )
     metrics.add_argument("--port", type=int, default=DEFAULT_METRICS_PORT)
     metrics.add_argument(
-        "--host",
-        default="0.0.0.0",  # noqa: S104  (a sidecar is scraped from outside its container)
-        help="address to listen on (default: all)",
+        "--host", help="address to listen on (default: ENGAGE_METRICS_ADDRESS, else 127.0.0.1)"
     )
     metrics.set_defaults(handler=_metrics)
+
+    flower = commands.add_parser(
+        "flower",
+        help="run Flower with the login in FLOWER_BASIC_AUTH (user:password); never without one",
+    )
+    flower.add_argument("--port", type=int, default=DEFAULT_FLOWER_PORT)
+    flower.add_argument(
+        "--address", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)"
+    )
+    flower.set_defaults(handler=_flower)
 
 
 def _doctor(_: argparse.Namespace) -> int:
@@ -52,9 +69,28 @@ def _metrics(args: argparse.Namespace) -> int:
     from tasks.delivery.metrics import serve  # noqa: PLC0415
     from tasks.settings import load_settings  # noqa: PLC0415
 
-    registry = sidecar_registry(load_settings(os.environ))
-    _, thread = serve(args.port, host=args.host, registry=registry)
-    print(f"metrics on http://{args.host}:{args.port}/metrics", flush=True)
+    settings = load_settings(os.environ)
+    host = args.host or settings.metrics_address
+    _, thread = serve(args.port, host=host, registry=sidecar_registry(settings))
+    print(f"metrics on http://{host}:{args.port}/metrics", flush=True)
     with contextlib.suppress(KeyboardInterrupt):
         thread.join()
     return EXIT_OK
+
+
+def _flower(args: argparse.Namespace) -> int:
+    """Exec ``celery -A tasks flower`` once FLOWER_BASIC_AUTH holds a login; else one line, 2."""
+    problem = basic_auth_problem(os.environ.get("FLOWER_BASIC_AUTH"))
+    if problem is None:
+        # The login stays in the environment, where Flower reads FLOWER_BASIC_AUTH itself: on
+        # the command line (--basic-auth) any user of this machine could read it with ps.
+        argv = [sys.executable, "-m", "celery", "-A", "tasks", "flower"]
+        argv += [f"--port={args.port}", f"--address={args.address}"]
+        print(f"Flower on http://{args.address}:{args.port} (login: FLOWER_BASIC_AUTH)", flush=True)
+        os.execv(sys.executable, argv)  # noqa: S606  (this interpreter, a fixed argv: no shell)
+    print(
+        f"engage-sms: FLOWER_BASIC_AUTH {problem} (Flower shows and controls every task "
+        "and worker: it does not start without a login)",
+        file=sys.stderr,
+    )
+    return EXIT_USAGE

@@ -17,6 +17,8 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_
 if TYPE_CHECKING:
     from wsgiref.simple_server import WSGIServer
 
+from tasks.send_options import Priority
+from tasks.settings import DEFAULT_METRICS_ADDRESS
 from tasks.state.enums import Reason
 
 #: The registry of this process's counters (not prometheus_client's global one).
@@ -25,6 +27,9 @@ REGISTRY = CollectorRegistry()
 OUTCOMES = ("enqueued", "duplicate", "sent", "dead_lettered", "replayed")
 #: Engage answers within 35 s or times out; buckets cover fast answers and the timeout.
 LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 40.0)
+#: Enqueue to sent: an urgent send within a second, a bulk one after minutes of backlog, a
+#: retried one after Engage's 30 s and 15 min back-off.
+QUEUED_BUCKETS = (0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 1800.0, 3600.0)
 
 SENDS = Counter(
     "engage_sms_sends", "Sends by outcome (log events).", ["outcome"], registry=REGISTRY
@@ -48,7 +53,16 @@ ENGAGE_CALL_SECONDS = Histogram(
     registry=REGISTRY,
     buckets=LATENCY_BUCKETS,
 )
+ENQUEUE_TO_SENT_SECONDS = Histogram(
+    "engage_sms_enqueue_to_sent_seconds",
+    "Time from enqueue (or replay) to Engage accepting the send, by priority lane.",
+    ["lane"],
+    registry=REGISTRY,
+    buckets=QUEUED_BUCKETS,
+)
 # Series exist at zero from the start, so rate() and alerts work before the first event.
+for _lane in Priority:
+    ENQUEUE_TO_SENT_SECONDS.labels(lane=_lane)
 for _outcome in OUTCOMES:
     SENDS.labels(outcome=_outcome)
 for _reason in Reason:
@@ -73,11 +87,19 @@ def observe_call(operation: str, status: str, seconds: float) -> None:
     ENGAGE_CALL_SECONDS.labels(operation, status).observe(seconds)
 
 
+def observe_sent(lane: str, seconds: float) -> None:
+    """One send accepted by Engage, ``seconds`` after it was enqueued in ``lane``."""
+    ENQUEUE_TO_SENT_SECONDS.labels(lane=lane).observe(seconds)
+
+
 def serve(
     port: int,
     *,
-    host: str = "0.0.0.0",  # noqa: S104  (scraped from other hosts and containers)
+    host: str = DEFAULT_METRICS_ADDRESS,
     registry: CollectorRegistry = REGISTRY,
 ) -> tuple[WSGIServer, threading.Thread]:
-    """Serve ``/metrics`` for ``registry`` on a background thread."""
+    """Serve ``/metrics`` for ``registry`` on a background thread, on ``host`` (this machine).
+
+    Another address (``ENGAGE_METRICS_ADDRESS``) is a choice: a scraper in another container.
+    """
     return start_http_server(port, addr=host, registry=registry)

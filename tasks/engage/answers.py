@@ -3,11 +3,13 @@
 Success is only what the documentation calls success: 204 to ``message/sendSingle``, 200 with a
 JSON ``contactId`` to ``contact/get``. A redirect, an HTML page or a malformed id is none of
 Engage's documented answers: it becomes :class:`~tasks.errors.UnexpectedAnswer`, whose text
-names the status, the content type and, for a redirect, where it pointed (all masked).
+names the status, the content type and, for a redirect, where it pointed. Quotes from the answer
+are cut between words (:func:`tasks.masking.excerpt`) and masked by the delivery layer.
 """
 
 from __future__ import annotations
 
+import html
 import json
 import re
 from urllib.parse import urljoin, urlsplit, urlunsplit
@@ -15,12 +17,14 @@ from urllib.parse import urljoin, urlsplit, urlunsplit
 import requests
 
 from tasks.errors import UnexpectedAnswer
-from tasks.masking import mask_text
+from tasks.masking import excerpt
 
 #: The largest contact id: Engage's ids are Java longs, and 0 or less names no contact.
 MAX_CONTACT_ID = 2**63 - 1
 #: How much of a page title or a shown value is kept in an error text.
 SHOWN = 80
+#: The longest redirect target shown.
+LOCATION_SHOWN = 200
 
 REDIRECT_HINT = "a redirect: a proxy or login page in front of Engage?"
 HTML_HINT = "a proxy or login page in front of Engage?"
@@ -70,13 +74,12 @@ def contact_id(value: object) -> int:
 
 
 def shown(value: object) -> str:
-    """``value`` as JSON, masked and shortened, for an error text."""
+    """``value`` as JSON, shortened between words, for an error text."""
     try:
         text = json.dumps(value)
     except (TypeError, ValueError):
         text = repr(value)
-    text = mask_text(text)
-    return text if len(text) <= SHOWN else text[: SHOWN - 3] + "..."
+    return excerpt(text, SHOWN)
 
 
 def unexpected(
@@ -91,8 +94,6 @@ def unexpected(
     ``sends`` is set for ``message/sendSingle``: a 2xx that is not a page may then come from
     Engage after it sent the message, which the error records in ``may_have_acted``.
     """
-    # A problem may quote the body, which may echo the identifier we sent.
-    problem = mask_text(problem)
     status = response.status_code
     location = None
     may_have_acted = False
@@ -125,15 +126,18 @@ def redirect_target(response: requests.Response) -> str:
         port = f":{parts.port}" if parts.port else ""
     except ValueError:
         port = ""
-    target = urlunsplit((parts.scheme, (parts.hostname or "") + port, parts.path, "", ""))
+    host = (parts.hostname or "") + port
+    target = urlunsplit((parts.scheme, host, parts.path, "", ""))
     if parts.query or parts.fragment:
         target += "?..."
-    return mask_text(target)[:200]
+    # A path too long to show whole is left out, rather than cut inside a value it may hold.
+    return target if len(target) <= LOCATION_SHOWN else f"{parts.scheme}://{host}/..."
 
 
 def _page(response: requests.Response) -> str:
     title = _TITLE.search(response.content[:4096].decode("utf-8", errors="replace"))
     if title is None:
         return "an HTML page"
-    text = " ".join(title.group(1).split())
+    # Unescaped, so a value the page quotes (O&#x27;Brien) reads as sent and is found to mask.
+    text = html.unescape(" ".join(title.group(1).split()))
     return f"an HTML page titled {shown(text)}"

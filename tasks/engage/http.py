@@ -3,7 +3,8 @@
 Every ``requests`` exception is sorted here, by one table per method, into "never left"
 (:class:`~tasks.errors.RequestNotSent`) or "may have arrived"
 (:class:`~tasks.errors.OutcomeUnknown`), and every error status into a typed
-:class:`~tasks.errors.EngageAPIError`.
+:class:`~tasks.errors.EngageAPIError`. Errors quote Engage's answer as it came (quotes cut with
+:func:`tasks.masking.excerpt`); the delivery layer masks them by the request's values.
 """
 
 from __future__ import annotations
@@ -36,11 +37,11 @@ from tasks.errors import (
     RequestNotSent,
     UnknownRecipient,
 )
-from tasks.masking import mask_text
+from tasks.masking import excerpt
 
 #: Connections kept per host: one per worker thread is enough, more only wastes sockets.
 POOL_SIZE = 32
-#: How much of a non-JSON error body is kept in the error (masked).
+#: How much of a non-JSON error body is quoted in the error.
 BODY_EXCERPT = 200
 
 #: Told of every Engage call: operation, HTTP status (or the error class when no answer came),
@@ -220,8 +221,8 @@ def api_error(
         "status": status,
         "error_actor": actor,
         "error_code": code,
-        "message": mask_text(message) if message else None,
-        "details": {k: mask_text(v) if isinstance(v, str) else v for k, v in details.items()},
+        "message": message,
+        "details": details,
         "retry_after": retry_after,
     }
     if status in (401, 403):
@@ -243,9 +244,9 @@ def json_error_fields(response: requests.Response) -> tuple[dict[str, Any], str 
     try:
         body = response.json()
     except ValueError:
-        return {}, f"non-JSON answer: {' '.join(text[:BODY_EXCERPT].split())}"
+        return {}, f"non-JSON answer: {excerpt(text, BODY_EXCERPT)}"
     if not isinstance(body, dict):
-        return {}, f"unexpected JSON answer: {str(body)[:BODY_EXCERPT]}"
+        return {}, f"unexpected JSON answer: {excerpt(str(body), BODY_EXCERPT)}"
     return body, None
 
 

@@ -84,7 +84,7 @@ class SoapEngageClient(TransportClient):
             response = self._post(operation, build_envelope("systemGetApiVersion", []))
         except OutcomeUnknown as err:
             # Asking the version changes nothing: a lost answer is as safe to retry as REST's GET.
-            raise RequestNotSent(operation, str(err).partition(": ")[2]) from err
+            raise RequestNotSent(operation, err.description) from err
         return self._answer(operation, response, version_from_answer)
 
     def _post(self, operation: str, envelope: bytes) -> requests.Response:

@@ -7,6 +7,7 @@ Requests are built with :mod:`xml.etree` (every value escaped); answers are read
 
 from __future__ import annotations
 
+import html
 import re
 import xml.etree.ElementTree as ET
 from collections.abc import Sequence
@@ -19,6 +20,7 @@ from defusedxml.ElementTree import fromstring as _safe_fromstring
 from tasks.engage import answers
 from tasks.engage.base import Contact
 from tasks.errors import InvalidSendRequest
+from tasks.masking import excerpt
 from tasks.request import Identifier
 
 #: Engage's SOAP namespace (the prepared-SMS page shows a placeholder; this is the real one).
@@ -32,7 +34,7 @@ SOAP_ACTION = '""'
 #: Element content: text, or child elements in order.
 Content: TypeAlias = "str | Sequence[tuple[str, Content]]"
 
-#: How much of an unreadable answer is quoted in the error (the client masks it).
+#: How much of an unreadable answer is quoted in the error (the delivery layer masks it).
 EXCERPT = 200
 
 _DECLARATION = '<?xml version="1.0" encoding="UTF-8"?>\n'
@@ -130,8 +132,8 @@ def read_envelope(content: bytes) -> ET.Element:
     if not text:
         raise UnreadableAnswer("empty answer")
     if _HTML.match(text):
-        readable = " ".join(_TAGS.sub(" ", text).split())
-        raise UnreadableAnswer(f"HTML answer, not SOAP: {readable[:EXCERPT]}")
+        readable = html.unescape(_TAGS.sub(" ", text))
+        raise UnreadableAnswer(f"HTML answer, not SOAP: {excerpt(readable, EXCERPT)}")
     try:
         # SOAP forbids DTDs outright, so refusing them also stops entity expansion and XXE early.
         root = _safe_fromstring(content, forbid_dtd=True)
@@ -140,8 +142,7 @@ def read_envelope(content: bytes) -> ET.Element:
             f"unsafe XML refused ({type(err).__name__}): SOAP answers may not declare a DTD"
         ) from err
     except (ET.ParseError, ValueError) as err:
-        excerpt = " ".join(text[:EXCERPT].split())
-        raise UnreadableAnswer(f"malformed XML ({err}): {excerpt}") from err
+        raise UnreadableAnswer(f"malformed XML ({err}): {excerpt(text, EXCERPT)}") from err
     if _local(root.tag) != "Envelope":
         raise UnreadableAnswer(f"answer is not a SOAP envelope (root <{_local(root.tag)}>)")
     body = _child(root, "Body")

@@ -10,6 +10,9 @@ or ``*`` for any) to steps, one per call, used up in order::
     "redirect:302"            a proxy redirects to its login page (this sandbox's ``/login``);
     "redirect:307:<url>"      ... or to ``<url>``; any 3xx status; nothing is done
     "html" / "html:echo"      a proxy's 200 login page, ``echo`` quoting the request's identifier
+    "echo:400"                answer this status with Engage's error body (a SOAP fault on SOAP)
+                              whose message and ``value`` field quote what the request named: the
+                              identifier on contact/get, the parameter values on a send
     "contact_id:<JSON>"       contact/get answers 200 with this contactId: ``contact_id:-5``,
                               ``contact_id:" 12 "``, ``contact_id:3.5``, ``contact_id:true``
     "truncated"               act, then answer 200 with the answer cut short (breaks the parser)
@@ -33,10 +36,11 @@ REDIRECT = "redirect"
 HTML = "html"
 CONTACT_ID = "contact_id"
 TRUNCATED = "truncated"
+ECHO = "echo"
 #: Steps that take the place of the operation: Engage (or a proxy) answers without acting.
-INSTEAD = frozenset({STATUS, DROP_BEFORE, REDIRECT, HTML})
+INSTEAD = frozenset({STATUS, DROP_BEFORE, REDIRECT, HTML, ECHO})
 #: Step kinds written as a bare word or ``kind:argument``.
-_WORDS = frozenset({DROP_BEFORE, DROP_AFTER, DELAY, REDIRECT, HTML, CONTACT_ID, TRUNCATED})
+_WORDS = frozenset({DROP_BEFORE, DROP_AFTER, DELAY, REDIRECT, HTML, CONTACT_ID, TRUNCATED, ECHO})
 
 
 @dataclass(frozen=True)
@@ -44,7 +48,7 @@ class Fault:
     """One scripted misbehaviour, read from its step."""
 
     kind: str
-    #: STATUS and REDIRECT: the HTTP status answered.
+    #: STATUS, REDIRECT and ECHO: the HTTP status answered.
     status: int = 0
     #: DELAY: seconds; REDIRECT: the Location ("" for this sandbox's /login); HTML: "echo" or "";
     #: CONTACT_ID: the id as a JSON literal, written into the answer as it is.
@@ -67,13 +71,10 @@ def parse_step(step: object) -> Fault:
     kind, _, argument = step.partition(":")
     if kind not in _WORDS:
         raise ValueError(f"unknown fault step {step!r}")
+    if kind in _STATUSES:
+        return _with_status(kind, step, argument)
     if kind == DELAY:
         _check(step, argument, float, "seconds: delay:0.5")
-    elif kind == REDIRECT:
-        code, _, location = argument.partition(":")
-        if not (code.isdigit() and 300 <= int(code) <= 399):
-            raise ValueError(f"fault step {step!r} needs a 3xx status: redirect:302")
-        return Fault(REDIRECT, status=int(code), argument=location)
     elif kind == HTML:
         if argument not in ("", "echo"):
             raise ValueError(f"fault step {step!r}: the only option is html:echo")
@@ -82,6 +83,22 @@ def parse_step(step: object) -> Fault:
     elif argument:
         raise ValueError(f"fault step {step!r} takes no argument")
     return Fault(kind, argument=argument)
+
+
+#: Steps that answer a status: the statuses each takes, and how the error says so.
+_STATUSES = {
+    REDIRECT: (300, 399, "a 3xx status: redirect:302"),
+    ECHO: (400, 599, "an error status: echo:400"),
+}
+
+
+def _with_status(kind: str, step: str, argument: str) -> Fault:
+    code, _, rest = argument.partition(":")
+    low, high, wanted = _STATUSES[kind]
+    # Only a redirect takes more (its Location).
+    if not (code.isdigit() and low <= int(code) <= high) or (rest and kind != REDIRECT):
+        raise ValueError(f"fault step {step!r} needs {wanted}")
+    return Fault(kind, status=int(code), argument=rest)
 
 
 def _check(step: str, argument: str, read: Callable[[str], object], wanted: str) -> None:

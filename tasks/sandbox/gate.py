@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Protocol
 from urllib.parse import quote
 
-from tasks.sandbox.faults import DROP_AFTER, DROP_BEFORE, HTML, REDIRECT, STATUS, Fault
+from tasks.sandbox.faults import DROP_AFTER, DROP_BEFORE, ECHO, HTML, REDIRECT, STATUS, Fault
 from tasks.sandbox.state import Call, SandboxState, now
 
 API_VERSION = "19.0"
@@ -90,6 +90,9 @@ def admit(
         call.status = 200
         echo = identifier_of(call) if fault.argument == "echo" else None
         exchange.send(200, login_page(echo), "text/html; charset=utf-8")
+    elif fault.kind == ECHO:
+        call.status = fault.status
+        refuse(fault.status, echo_body(call, fault.status))
     return Admission(proceed=False)
 
 
@@ -135,6 +138,21 @@ def identifier_of(call: Call) -> str:
     if isinstance(call.body, dict) and call.body.get("value") is not None:
         return str(call.body["value"])
     return call.query.get("recipientId", "")
+
+
+def echo_body(call: Call, status: int) -> dict[str, str]:
+    """Engage's error fields quoting what the call named, as some error messages do."""
+    if call.operation == "contact/get":
+        values = [identifier_of(call)]
+    else:
+        parameters = call.body.get("parameters", []) if isinstance(call.body, dict) else []
+        values = [str(p.get("value")) for p in parameters if isinstance(p, dict)]
+    quoted = ", ".join(f"'{value}'" for value in values)
+    if status >= 500:
+        body = error_body("SERVER", "UNEXPECTED_ERROR", f"Failed while processing {quoted}.")
+    else:
+        body = error_body("CLIENT", "INVALID_PARAMETER", f"Invalid value {quoted}.")
+    return {**body, "value": ", ".join(values)}
 
 
 def error_body(actor: str, code: str, message: str) -> dict[str, str]:

@@ -1,4 +1,7 @@
-"""Worker start hooks: the Prometheus endpoint when ``ENGAGE_METRICS_PORT`` is set."""
+"""Worker start hooks: the Prometheus endpoint when ``ENGAGE_METRICS_PORT`` is set.
+
+It listens on ``ENGAGE_METRICS_ADDRESS``: 127.0.0.1 unless another address is configured.
+"""
 
 from __future__ import annotations
 
@@ -19,7 +22,8 @@ def start_metrics_endpoint(sender: Any = None, **_: Any) -> None:
     ``worker_ready`` rather than ``worker_init``: logging is set up by then, so what happened
     is in the worker's log; it fires once per worker, in the main process.
     """
-    port = engage_settings().metrics_port
+    settings = engage_settings()
+    port, host = settings.metrics_port, settings.metrics_address
     if port is None:
         return
     if "prefork" in _pool_name(getattr(sender, "controller", None)):
@@ -28,12 +32,17 @@ def start_metrics_endpoint(sender: Any = None, **_: Any) -> None:
             "ENGAGE_METRICS_PORT with the prefork pool shows no send counters: use --pool threads"
         )
     try:
-        metrics.serve(port)
+        metrics.serve(port, host=host)
     except OSError as err:
         # Celery logs and swallows errors raised by signal handlers: say plainly what failed.
-        logger.error("metrics endpoint not started on port %d (ENGAGE_METRICS_PORT): %s", port, err)
+        logger.error(
+            "metrics endpoint not started on %s:%d (ENGAGE_METRICS_ADDRESS/_PORT): %s",
+            host,
+            port,
+            err,
+        )
         return
-    logger.info("metrics endpoint on port %d (/metrics)", port)
+    logger.info("metrics endpoint on http://%s:%d/metrics", host, port)
 
 
 # Connected by call, not decorator: Celery's decorators are untyped.

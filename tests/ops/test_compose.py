@@ -175,13 +175,22 @@ def test_redis_persists_and_never_evicts() -> None:
     assert redis["healthcheck"]["test"] == ["CMD", "redis-cli", "ping"]
 
 
-def test_flower_requires_basic_auth_from_the_environment() -> None:
-    """Flower gets --basic-auth from FLOWER_BASIC_AUTH, refuses to start without it, local port."""
+def test_flower_runs_the_documented_command_with_its_login_in_the_environment() -> None:
+    """Flower runs as ``engage-sms flower`` (never without FLOWER_BASIC_AUTH), on a local port."""
     flower = SERVICES["flower"]
-    command = flower["command"][2]
-    assert "--basic-auth=$${FLOWER_BASIC_AUTH:?" in command
+    argv = argv_of(flower)
+    assert argv[:2] == ["engage-sms", "flower"]
+    assert not any("basic" in token.replace("_", "-") for token in argv)  # no password in argv
     assert flower["ports"] == ["127.0.0.1:5555:5555"]
     assert "FLOWER_BASIC_AUTH" in env_example(active_only=True)
+
+
+def test_metrics_listen_for_other_containers_only_where_compose_says_so() -> None:
+    """Worker and metrics services set ENGAGE_METRICS_ADDRESS=0.0.0.0; the default stays local."""
+    for name in ("worker", "metrics"):
+        assert SERVICES[name]["environment"]["ENGAGE_METRICS_ADDRESS"] == "0.0.0.0"  # noqa: S104
+    assert "ENGAGE_METRICS_ADDRESS" not in env_example(active_only=True)
+    assert env_example(active_only=False)["ENGAGE_METRICS_ADDRESS"] == "127.0.0.1"
 
 
 def test_services_wait_for_healthy_dependencies() -> None:

@@ -77,13 +77,12 @@ def test_send_posts_ids_in_query_and_parameters_in_body(sandbox: Sandbox) -> Non
 
 
 def test_unknown_contact_is_unknown_recipient(sandbox: Sandbox) -> None:
-    """400 NO_SUCH_OBJECT on lookup carries Engage's body, masked."""
+    """400 NO_SUCH_OBJECT on lookup carries Engage's body."""
     with pytest.raises(UnknownRecipient) as caught:
         client_for(sandbox.base_url).get_contact(Identifier("MOBILE", "48600000001"))
     err = caught.value
     assert (err.status, err.error_code, err.error_actor) == (400, "NO_SUCH_OBJECT", "CLIENT")
     assert err.details["objectType"] == "Contact"
-    assert "48600000001" not in str(err)
 
 
 def test_unknown_message_is_a_client_error_not_unknown_recipient(sandbox: Sandbox) -> None:

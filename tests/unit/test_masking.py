@@ -4,7 +4,16 @@ from __future__ import annotations
 
 import pytest
 
-from tasks.masking import mask_email, mask_known, mask_phone, mask_secret, mask_text, mask_value
+from tasks.masking import (
+    Masker,
+    excerpt,
+    mask_email,
+    mask_known,
+    mask_phone,
+    mask_secret,
+    mask_text,
+    mask_value,
+)
 
 
 def test_phone_keeps_two_digits_each_side() -> None:
@@ -130,3 +139,53 @@ def test_short_known_values_are_not_searched_for() -> None:
 def test_secret_masked_form_depends_on_its_kind(value: str, expected: str) -> None:
     """Addresses and numbers keep their ends; any other private value is hidden whole."""
     assert mask_secret(value) == expected
+
+
+def test_masker_masks_known_values_then_anything_number_or_address_shaped() -> None:
+    """By value first (an id, a name), then by pattern: numbers and addresses it did not know."""
+    mask = Masker(["cust-991", "Zebulon"])
+    text = "id cust-991 for Zebulon, other 48600000001 and bob@example.com"
+    assert mask(text) == "id *** for ***, other 48*******01 and b***@example.com"
+
+
+def test_known_value_is_found_across_changed_whitespace() -> None:
+    """An excerpt puts text on one line: a value with a line break or double space still matches."""
+    assert Masker(["Jan  Kowalski"])("to Jan\nKowalski.") == "to ***."
+
+
+def test_known_value_cut_short_by_an_excerpt_is_masked_as_far_as_it_got() -> None:
+    """An excerpt that ends inside a value with spaces does not leave its first words readable."""
+    assert Masker(["Jan Kowalski"])("hello Jan Kow...") == "hello ***..."
+
+
+def test_number_cut_short_by_an_excerpt_is_masked() -> None:
+    """The start of a known number before a cut is masked, even when fewer than 7 digits made it."""
+    assert Masker(["48505606707"])("call +48 505...") == "call ***..."
+
+
+def test_cut_after_unrelated_text_masks_nothing() -> None:
+    """Text before a cut that begins no private value stays as it is."""
+    assert Masker(["Jan Kowalski"])("Loading...") == "Loading..."
+
+
+def test_excerpt_cuts_between_words_and_says_so() -> None:
+    """A long text is cut at the last word boundary within the limit, then ``...``."""
+    assert excerpt("Sign in to continue with 48505606707", 30) == "Sign in to continue with..."
+
+
+def test_excerpt_never_cuts_inside_a_number_or_address() -> None:
+    """A token that does not fit is left out whole, so no part of it shows."""
+    assert excerpt('{"value":"ann@example.com"}', 20) == '{"value":...'
+
+
+def test_excerpt_puts_the_text_on_one_line() -> None:
+    """Runs of whitespace, line breaks included, become one space."""
+    assert excerpt("502\n  Bad   Gateway", 100) == "502 Bad Gateway"
+
+
+def test_ids_known_not_to_be_private_stay_readable() -> None:
+    """A contact id the masker is told of is kept; other long digit runs are still masked."""
+    mask = Masker([], readable=["1234567890"])
+    assert (
+        mask("recipient 1234567890, phone 48600000001") == "recipient 1234567890, phone 48*******01"
+    )

@@ -15,7 +15,7 @@ from tasks.engage.base import EngageClient
 from tasks.engage.http import make_session
 from tasks.engage.rest import RestEngageClient
 from tasks.engage.soap import SoapEngageClient
-from tasks.errors import UnexpectedAnswer
+from tasks.errors import EngageClientError, EngageServerError, UnexpectedAnswer
 from tasks.request import Identifier
 from tasks.sandbox import Sandbox
 from tasks.sandbox.faults import parse_step
@@ -139,13 +139,35 @@ def test_html_page_on_lookup_says_what_it_was(sandbox: Sandbox, client: EngageCl
     assert operations(sandbox) == [LOOKUP]
 
 
-def test_html_page_echoing_the_identifier_is_masked(sandbox: Sandbox, client: EngageClient) -> None:
-    """A page quoting the phone number does not put it in the error whole."""
+def test_html_page_echo_quotes_the_identifier(sandbox: Sandbox, client: EngageClient) -> None:
+    """html:echo quotes the number in the page title, and the client's error quotes it whole."""
     script(sandbox, LOOKUP, "html:echo")
     with pytest.raises(UnexpectedAnswer) as caught:
         lookup(client)
-    assert "48*******07" in str(caught.value)
-    assert DEMO_MOBILE not in str(caught.value)
+    assert f'titled "Sign in to continue with {DEMO_MOBILE}"' in str(caught.value)
+
+
+# -- error answers echoing the request -----------------------------------------------------------
+
+
+def test_echo_error_on_lookup_quotes_the_identifier(sandbox: Sandbox, client: EngageClient) -> None:
+    """echo:400 answers Engage's error (a SOAP fault on SOAP) quoting the identifier twice."""
+    script(sandbox, LOOKUP, "echo:400")
+    with pytest.raises(EngageClientError) as caught:
+        lookup(client)
+    assert caught.value.engage_message == f"Invalid value '{DEMO_MOBILE}'."
+    assert caught.value.details["value"] == DEMO_MOBILE
+
+
+def test_echo_error_on_send_quotes_the_parameter_values(
+    sandbox: Sandbox, client: EngageClient
+) -> None:
+    """echo:503 on a send answers a server error quoting every parameter value; nothing sent."""
+    script(sandbox, SEND, "echo:503")
+    with pytest.raises(EngageServerError) as caught:
+        client.send_single(DEMO_MESSAGE, DEMO_CONTACT, [("a", "Zebulon Quartz"), ("b", "x-77")])
+    assert caught.value.engage_message == "Failed while processing 'Zebulon Quartz', 'x-77'."
+    assert not sandbox.state.sends
 
 
 def test_html_page_on_send_is_not_a_send(sandbox: Sandbox, client: EngageClient) -> None:
@@ -208,6 +230,8 @@ def test_truncated_send_answer_may_have_been_sent(sandbox: Sandbox, client: Enga
         "redirect",
         "redirect:200",
         "html:plain",
+        "echo",
+        "echo:302",
         "contact_id:",
         "delay:soon",
         "truncated:1",
