@@ -1,18 +1,29 @@
-"""The bare-chain baseline of ``make bench``: two trivial tasks chained, on their own Celery app.
+"""The baselines of ``make bench``, two chains of two tasks on their own Celery app.
 
-Same broker as the benchmark and the settings of ``celeryconfig.py`` that shape what a worker
-does per message (transport, JSON, late acks, prefetch, task events, no results), so the
-difference in CPU per message between this chain and ``engage.resolve_contact ->
-engage.send_single`` is the cost of the pipeline's own work. Started as ``celery -A
-bench_baseline worker`` with ``scripts/`` on ``PYTHONPATH``; it imports nothing from
-:mod:`tasks` but the broker transport.
+- **The bare chain** (``bench.first -> bench.second``): two tasks that return a constant. The
+  difference in CPU per message between it and ``engage.resolve_contact -> engage.send_single``
+  is the cost of everything the pipeline does beyond Celery itself.
+- **The requests chain** (``bench.lookup -> bench.send``): what a user would write without this
+  package, the same two Engage calls with ``requests`` (one pooled session per process) and
+  blanket ``autoretry_for=(Exception,)``; no ledger, no dead letters, no rate limit. The
+  difference is the cost of the guarantees.
+
+Same broker as the benchmark and the settings of ``tasks/worker/config.py`` that shape what a
+worker does per message (transport, JSON, late acks, prefetch, task events, no results). Started
+as ``celery -A bench_baseline worker`` with ``scripts/`` on ``PYTHONPATH``; it imports nothing
+from :mod:`tasks` but the broker transport. Engage's address and login come from
+``BENCH_ENGAGE_URL``, ``BENCH_ENGAGE_USERNAME`` and ``BENCH_ENGAGE_PASSWORD`` (the sandbox).
 """
 
 from __future__ import annotations
 
+import os
+import threading
 from typing import Any
 
+import requests
 from celery import Celery
+from requests.adapters import HTTPAdapter
 
 #: The benchmark's own Redis database (flushed by ``scripts/bench.py`` at start).
 BROKER_URL = "redis://127.0.0.1:6379/10"
@@ -32,7 +43,7 @@ app.conf.update(
     event_serializer="json",
     task_acks_late=True,
     task_reject_on_worker_lost=True,
-    worker_prefetch_multiplier=4,
+    worker_prefetch_multiplier=1,
     broker_connection_retry_on_startup=True,
     # celeryconfig.py's transport: kombu's, reusing one client object per channel. Named, not
     # imported: the worker imports it from the repository root (celery puts it on sys.path).
@@ -67,3 +78,65 @@ first = app.task(name="bench.first", bind=False, acks_late=True, reject_on_worke
 second = app.task(name="bench.second", bind=False, acks_late=True, reject_on_worker_lost=True)(
     _second
 )
+
+
+# -- the requests chain ------------------------------------------------------------------------
+
+_local = threading.Lock()
+_sessions: dict[int, requests.Session] = {}
+
+
+def _session() -> requests.Session:
+    """One pooled session per process, as a careful user would keep it."""
+    pid = os.getpid()
+    with _local:
+        if pid not in _sessions:
+            session = requests.Session()
+            session.auth = (
+                os.environ.get("BENCH_ENGAGE_USERNAME", ""),
+                os.environ.get("BENCH_ENGAGE_PASSWORD", ""),
+            )
+            adapter = HTTPAdapter(pool_maxsize=32)
+            session.mount("http://", adapter)
+            session.mount("https://", adapter)
+            _sessions[pid] = session
+        return _sessions[pid]
+
+
+def _engage(path: str) -> str:
+    return f"{os.environ.get('BENCH_ENGAGE_URL', '')}/{path}"
+
+
+def _lookup(request: dict[str, Any], key: str, task_ids: list[str]) -> dict[str, Any]:
+    """POST contact/get; any exception is retried by Celery."""
+    ident = request["identifier"]
+    response = _session().post(
+        _engage("contact/get"), json={"type": ident["type"], "value": ident["value"]}, timeout=35
+    )
+    response.raise_for_status()
+    return {"contact_id": response.json()["contactId"]}
+
+
+def _send(
+    resolved: dict[str, Any], request: dict[str, Any], key: str, task_ids: list[str]
+) -> dict[str, Any]:
+    """POST message/sendSingle; any exception is retried by Celery (so a send may double)."""
+    response = _session().post(
+        _engage("message/sendSingle"),
+        params={"messageId": request["message_id"], "recipientId": resolved["contact_id"]},
+        json={"parameters": [{"name": n, "value": v} for n, v in request["parameters"]]},
+        timeout=35,
+    )
+    response.raise_for_status()
+    return {"outcome": "sent", "key": key, "contact_id": resolved["contact_id"]}
+
+
+_RETRY_EVERYTHING: dict[str, Any] = {
+    "autoretry_for": (Exception,),
+    "retry_backoff": True,
+    "max_retries": 3,
+    "acks_late": True,
+    "reject_on_worker_lost": True,
+}
+lookup = app.task(name="bench.lookup", **_RETRY_EVERYTHING)(_lookup)
+send = app.task(name="bench.send", **_RETRY_EVERYTHING)(_send)

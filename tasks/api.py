@@ -11,6 +11,7 @@ from tasks.delivery.events import log_event
 from tasks.delivery.runtime import Runtime, current_runtime
 from tasks.outages import unavailable_as
 from tasks.request import build_send_request, validate_idempotency_key
+from tasks.send_options import DEFAULT_PRIORITY, Priority, parse_priority, validate_task_name
 from tasks.worker.app import engage_settings
 from tasks.worker.publish import SendHandle, enqueue, publish
 
@@ -27,8 +28,16 @@ def send_prepared_sms(
     recipient_id: int | None = None,
     parameters: Mapping[str, str] | None = None,
     idempotency_key: str | None = None,
+    priority: Priority | str = DEFAULT_PRIORITY,
+    on_done: str | None = None,
 ) -> SendHandle:
     """Validate and enqueue one prepared SMS; the same key twice enqueues it once.
+
+    ``priority`` is the lane, ``"urgent"``, ``"normal"`` or ``"bulk"``: a waiting urgent send
+    gets the next Engage slot before normal ones, normal before bulk. ``on_done`` names a Celery
+    task (default ``ENGAGE_ON_DONE_TASK``) published as ``send_task(on_done, args=[status])``
+    once the send is ``sent`` or ``dead_lettered``, ``status`` being what
+    :func:`delivery_status` returns; at least once, so deduplicate by ``status["key"]``.
 
     Raises InvalidSendRequest for bad input, IdempotencyConflict when the key was used for a
     different request, and ServiceUnavailable when Redis or the broker does not answer; in each
@@ -38,6 +47,8 @@ def send_prepared_sms(
     repeating the call safe.
     """
     rt = _runtime()  # builds no connection: nothing is written before validation passes
+    lane = parse_priority(priority)
+    callback = None if on_done is None else validate_task_name(on_done)
     request = build_send_request(
         message_id,
         mobile=mobile,
@@ -49,7 +60,7 @@ def send_prepared_sms(
         numbers=rt.settings.numbers,
     )
     key = f"auto:{uuid()}" if idempotency_key is None else validate_idempotency_key(idempotency_key)
-    return enqueue(rt, request, key)
+    return enqueue(rt, request, key, priority=lane, on_done=callback)
 
 
 def delivery_status(key: str) -> dict[str, Any]:
@@ -75,7 +86,7 @@ def replay_dead_letter(key: str) -> str:
     if request is not None and entry is not None:
         try:
             with unavailable_as("broker", rt.settings.broker_url):
-                publish(request, key, task_ids)
+                publish(request, key, task_ids, priority=_lane_of(entry))
         except BaseException as err:
             # Put it back where it was rather than leave a queued send with no task.
             with unavailable_as("redis", rt.settings.redis_url):
@@ -89,6 +100,11 @@ def replay_dead_letter(key: str) -> str:
             raise
         log_event("replayed", key=key, task_id=task_ids[-1], recipient=request.identifier.masked())
     return outcome
+
+
+def _lane_of(entry: dict[str, Any]) -> Priority:
+    """The lane a dead-lettered send was enqueued in (normal for entries filed before lanes)."""
+    return Priority(entry.get("priority") or DEFAULT_PRIORITY)
 
 
 def _runtime() -> Runtime:

@@ -99,7 +99,7 @@ class SendRequest:
     def private_values(self) -> tuple[str, ...]:
         """What must not reach logs in clear: the identifier and every parameter value.
 
-        Hand them to :func:`tasks.masking.mask_known` to mask a text by what it may contain. An
+        Hand them to :class:`tasks.masking.Masker` to mask a text by what it may contain. An
         Engage contact id is not personal (logs show it), so an ``ID`` identifier is left out.
         """
         identifier = () if self.identifier.type == "ID" else (self.identifier.value,)

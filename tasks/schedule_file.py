@@ -10,6 +10,7 @@ A TOML file of ``[[schedule]]`` tables::
     parameters = { firstName = "Ann" }
     recipients = [{ mobile = "+48505606707" }, { email = "a@example.com" },
                   { recipient_id = 33457 }]
+    priority = "bulk"             # the lane: urgent, normal or bulk (the default)
 
 Every recipient is validated like an API call (:func:`tasks.request.build_send_request`);
 any error names the schedule and the field, as a ConfigurationError of ``ENGAGE_SCHEDULE_FILE``.
@@ -27,6 +28,7 @@ from celery.schedules import ParseException, crontab
 
 from tasks.errors import ConfigurationError, InvalidSendRequest
 from tasks.request import SendRequest, build_send_request
+from tasks.send_options import DEFAULT_SCHEDULE_PRIORITY, Priority, parse_priority
 
 SETTING = "ENGAGE_SCHEDULE_FILE"
 #: Names go into idempotency keys: short, and without the key's ``:`` separator.
@@ -34,7 +36,7 @@ NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")
 #: Shortest interval: a prepared SMS more often than every minute is a mistake, not a schedule.
 MIN_EVERY_SECONDS = 60
 RECIPIENT_FIELDS = ("mobile", "email", "app_alias", "external_id", "recipient_id")
-SCHEDULE_FIELDS = ("name", "cron", "every", "message_id", "parameters", "recipients")
+SCHEDULE_FIELDS = ("name", "cron", "every", "message_id", "parameters", "recipients", "priority")
 
 
 @dataclass(frozen=True)
@@ -47,6 +49,8 @@ class Schedule:
     cron_spec: crontab | None
     every: int | None
     requests: tuple[SendRequest, ...]
+    #: The lane of every send of a run; bulk unless the file says otherwise.
+    priority: Priority = DEFAULT_SCHEDULE_PRIORITY
 
 
 def load_schedules(path: str | None) -> tuple[Schedule, ...]:
@@ -105,12 +109,17 @@ def _schedule(table: object) -> Schedule:
     if not isinstance(name, str) or not NAME_PATTERN.match(name):
         raise _FieldError("name", "must be 1 to 64 letters, digits, '_', '.', '-'")
     cron, every = _timing(table)
+    try:
+        priority = parse_priority(table.get("priority", DEFAULT_SCHEDULE_PRIORITY))
+    except InvalidSendRequest as err:
+        raise _FieldError("priority", err.problem) from None
     return Schedule(
         name=name,
         cron=None if cron is None else table["cron"],
         cron_spec=cron,
         every=every,
         requests=_requests(table),
+        priority=priority,
     )
 
 

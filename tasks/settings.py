@@ -13,8 +13,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
-from tasks.errors import ConfigurationError
+from tasks.errors import ConfigurationError, InvalidSendRequest
 from tasks.numbers import NUMBER_TYPES, REGIONS, NumberPolicy
+from tasks.send_options import LANE_QUEUES, validate_task_name
 
 #: Broker used when neither ``ENGAGE_BROKER_URL`` nor ``CELERY_BROKER_URL`` is set: local Redis.
 DEFAULT_BROKER_URL = "redis://127.0.0.1:6379/0"
@@ -54,6 +55,11 @@ DEFAULT_LEASE_MARGIN = 30.0
 DEFAULT_CONTACT_CACHE_TTL = 86400.0
 #: How often each worker sweeps for stuck sends (recovery without beat).
 DEFAULT_SWEEP_INTERVAL = 30.0
+#: Where the metrics endpoints listen: this machine only, unless an address is configured.
+DEFAULT_METRICS_ADDRESS = "127.0.0.1"
+#: Where completion callbacks are published: Celery's default queue, which a host application's
+#: workers consume unless told otherwise (this package's workers consume only its lanes).
+DEFAULT_ON_DONE_QUEUE = "celery"
 
 TRANSPORTS = ("rest", "soap")
 UNKNOWN_OUTCOME_ACTIONS = ("dead_letter", "retry")
@@ -114,6 +120,8 @@ class Settings:
     key_prefix: str = "engage"
     #: Port of the worker's Prometheus endpoint; None: no endpoint.
     metrics_port: int | None = None
+    #: Address the worker's endpoint and ``engage-sms metrics`` listen on.
+    metrics_address: str = DEFAULT_METRICS_ADDRESS
     #: TOML file of periodic prepared sends run by celery beat; None: no schedules.
     schedule_file: str | None = None
     #: How mobile numbers are read at enqueue: ``ENGAGE_DEFAULT_REGION`` (None: international
@@ -124,6 +132,11 @@ class Settings:
     sent_events: bool = False
     #: Seconds between two stuck-send sweeps of one worker (:mod:`tasks.worker.recovery`).
     sweep_interval: float = DEFAULT_SWEEP_INTERVAL
+    #: Celery task published with a send's final status when a send names no ``on_done`` of its
+    #: own (``ENGAGE_ON_DONE_TASK``); None: no callback.
+    on_done_task: str | None = None
+    #: Queue the completion callbacks are published to (``ENGAGE_ON_DONE_QUEUE``).
+    on_done_queue: str = DEFAULT_ON_DONE_QUEUE
 
     def require_engage(self) -> EngageSettings:
         """The Engage settings, for a process that calls Engage; ConfigurationError without."""
@@ -197,10 +210,13 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         retry=retry,
         key_prefix=env.optional_text("ENGAGE_KEY_PREFIX") or "engage",
         metrics_port=env.optional_port("ENGAGE_METRICS_PORT"),
+        metrics_address=env.optional_text("ENGAGE_METRICS_ADDRESS") or DEFAULT_METRICS_ADDRESS,
         schedule_file=env.optional_text("ENGAGE_SCHEDULE_FILE"),
         sent_events=env.choice("ENGAGE_SENT_EVENTS", "off", ("off", "on")) == "on",
         numbers=_number_policy(env),
         sweep_interval=env.number("ENGAGE_SWEEP_INTERVAL", DEFAULT_SWEEP_INTERVAL, minimum=1),
+        on_done_task=env.task_name("ENGAGE_ON_DONE_TASK"),
+        on_done_queue=env.optional_text("ENGAGE_ON_DONE_QUEUE") or DEFAULT_ON_DONE_QUEUE,
     )
     _check_consistency(settings)
     return settings
@@ -242,6 +258,13 @@ def _number_policy(env: _Env) -> NumberPolicy:
 
 
 def _check_consistency(settings: Settings) -> None:
+    if settings.on_done_queue in LANE_QUEUES.values():
+        # This package's workers would take the callback, find no such task and drop it.
+        raise ConfigurationError(
+            "ENGAGE_ON_DONE_QUEUE",
+            f"must be a queue your application's workers consume, not this package's lane "
+            f"{settings.on_done_queue!r}",
+        )
     retry = settings.retry
     longest_wait = (
         max(retry.max_delay, retry.unknown_recipient_delay) * 1.25 + settings.lease_seconds
@@ -262,6 +285,23 @@ def broker_is_redis(url: str) -> bool:
 
 _REDIS_SCHEMES = ("redis", "rediss", "unix")
 _BROKER_SCHEMES = (*_REDIS_SCHEMES, "amqp", "amqps", "pyamqp", "memory")
+
+
+def basic_auth_problem(value: str | None) -> str | None:
+    """Why ``value`` is no Flower login list (``user:password``, comma-separated), or None.
+
+    Checked before Flower starts: Flower itself takes any text, and an entry without a password
+    would let in whoever sends that user name alone.
+    """
+    if value is None or not value.strip():
+        return "is empty: set it to user:password"
+    # Split as Flower splits it (no stripping), so what is checked is what Flower compares.
+    for number, entry in enumerate(value.split(","), start=1):
+        user, colon, password = entry.partition(":")
+        if not (colon and user.strip() and password) or entry != entry.strip():
+            # Named by position: the entry itself holds a password.
+            return f"entry {number} is not user:password (both non-empty, no spaces around)"
+    return None
 
 
 class _Env:
@@ -327,6 +367,15 @@ class _Env:
         if port > 65535:
             raise ConfigurationError(name, f"must be a TCP port (1 to 65535), got {port}")
         return port
+
+    def task_name(self, name: str) -> str | None:
+        value = self._raw(name)
+        if value is None:
+            return None
+        try:
+            return validate_task_name(value, field=name)
+        except InvalidSendRequest as err:
+            raise ConfigurationError(name, err.problem) from None
 
     def choice(self, name: str, default: str, choices: tuple[str, ...]) -> str:
         value = (self._raw(name) or default).lower()

@@ -22,7 +22,9 @@ from tasks.errors import (
     EngageAPIError,
     EngageError,
     RequestNotSent,
+    UnexpectedAnswer,
 )
+from tasks.masking import mask_text
 from tasks.schedule_file import load_schedules
 from tasks.settings import Settings, load_settings
 from tasks.urls import redact_url
@@ -130,26 +132,35 @@ def check_engage(settings: Settings) -> Check:
             read_timeout=min(settings.read_timeout, TIMEOUT * 2),
         )
         version = client.api_version()
-    except CredentialsRejected as err:
+    except (EngageAPIError, UnexpectedAnswer) as answered:
+        # An answer may quote anything (a proxy's page): shown masked, as a send's errors are.
+        return _engage_failed(engage.base_url, answered.masked(mask_text))
+    except EngageError as err:
+        return _engage_failed(engage.base_url, err)
+    return Check("engage", True, f"API version {version} at {base}; credentials accepted")
+
+
+def _engage_failed(base_url: str, err: EngageError) -> Check:
+    """The check's verdict on a failed system/getApiVersion."""
+    base = redact_url(base_url)
+    if isinstance(err, CredentialsRejected):
         return Check(
             "engage",
             False,
             f"Engage refused ENGAGE_USERNAME/ENGAGE_PASSWORD (HTTP {err.status})",
             "check the API user's password (and that ENGAGE_USERNAME is a user of type API User)",
         )
-    except EngageAPIError as err:
+    if isinstance(err, EngageAPIError):
         return Check("engage", False, f"{base} answered: {err}", _api_error_fix(err.status))
-    except RequestNotSent as err:
-        where = urlsplit(engage.base_url)
+    if isinstance(err, RequestNotSent):
+        where = urlsplit(base_url)
         return Check(
             "engage",
             False,
             f"could not reach {where.hostname}:{where.port or _default_port(where.scheme)}: {err}",
             "check the host and port in ENGAGE_BASE_URL, and that this machine can reach it",
         )
-    except EngageError as err:
-        return Check("engage", False, str(err), "check ENGAGE_BASE_URL and ENGAGE_TRANSPORT")
-    return Check("engage", True, f"API version {version} at {base}; credentials accepted")
+    return Check("engage", False, str(err), "check ENGAGE_BASE_URL and ENGAGE_TRANSPORT")
 
 
 def _api_error_fix(status: int) -> str:

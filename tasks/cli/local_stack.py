@@ -18,6 +18,8 @@ from urllib.parse import urlsplit
 
 import redis
 
+from tasks.send_options import ALL_QUEUES
+
 REDIS_START = ("redis-server", "--daemonize", "yes", "--save", "", "--appendonly", "no")
 
 
@@ -131,9 +133,12 @@ def celery_worker(
     name: str,
     pool: str = "threads",
     concurrency: int = 16,
-    queues: str | None = None,
+    queues: str | None = ALL_QUEUES,
 ) -> ManagedProcess:
-    """A real ``celery -A tasks worker`` process (not yet started)."""
+    """A real ``celery -A tasks worker`` process (not yet started), consuming every lane.
+
+    ``queues`` is its ``-Q``: every lane's queue, highest first, unless told otherwise.
+    """
     argv = celery_command(
         "worker",
         *("--loglevel", "INFO", "--pool", pool, "--concurrency", str(concurrency)),

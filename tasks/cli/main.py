@@ -92,6 +92,19 @@ def _parser() -> argparse.ArgumentParser:
         "(default: a new random key, auto:<uuid>, so running the command twice sends twice)",
     )
     send.add_argument(
+        "--priority",
+        choices=("urgent", "normal", "bulk"),
+        default="normal",
+        help="the lane: a waiting urgent send gets the next Engage slot before normal ones, "
+        "normal before bulk (default: normal)",
+    )
+    send.add_argument(
+        "--on-done",
+        metavar="TASK",
+        help="Celery task to publish with the final status once sent or dead-lettered "
+        "(default: ENGAGE_ON_DONE_TASK)",
+    )
+    send.add_argument(
         "--wait",
         type=_seconds,
         metavar="SECONDS",
@@ -138,6 +151,8 @@ def _send(args: argparse.Namespace) -> int:
         recipient_id=args.recipient_id,
         parameters=_parameters(args.param),
         idempotency_key=args.idempotency_key,
+        priority=args.priority,
+        on_done=args.on_done,
     )
     summary: dict[str, Any] = handle.to_dict()
     summary["outcome"] = handle.state

@@ -1,7 +1,8 @@
 """The ``engage-sms metrics`` sidecar: gauges read from Redis at scrape time.
 
-Broker queue length and dead-letter depth, served by one process beside the workers, so N
-workers do not report the same gauge N times.
+Broker queue length (one series per priority lane's queue), completion callbacks waiting to be
+published, and dead-letter depth, served by one process beside the workers, so N workers do not
+report the same gauge N times.
 """
 
 from __future__ import annotations
@@ -13,35 +14,40 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from tasks.send_options import LANE_QUEUES
 from tasks.settings import Settings, broker_is_redis
+from tasks.state.callbacks import CallbackOutbox
 from tasks.state.dead_letters import DeadLetterStore
 from tasks.state.enums import Reason
 from tasks.state.keys import RedisKeys
 
-#: Celery's default queue: a Redis list of that name on the broker.
-DEFAULT_QUEUE = "celery"
+#: The broker queues gauged: each lane's, a Redis list of that name on the broker.
+QUEUES = tuple(LANE_QUEUES.values())
 
 
 class RedisStateCollector(Collector):
-    """Gauges read from Redis at scrape time: broker queue length and dead-letter depth."""
+    """Gauges read from Redis at scrape time: queue lengths, callbacks, dead-letter depth."""
 
     def __init__(
         self,
         *,
         dead_letters: DeadLetterStore,
         broker: redis.Redis | None,
-        queue: str = DEFAULT_QUEUE,
+        queues: tuple[str, ...] = QUEUES,
+        callbacks: CallbackOutbox | None = None,
     ) -> None:
         self._dead_letters = dead_letters
         self._broker = broker
-        self._queue = queue
+        self._queues = queues
+        self._callbacks = callbacks
 
     def collect(self) -> Iterator[Metric]:
         """One scrape; Redis down shows as ``engage_sms_redis_up 0``, not as a failed scrape."""
         up = GaugeMetricFamily("engage_sms_redis_up", "1 when Redis answered this scrape.")
         try:
             depth = self._dead_letters.depth_by_reason()
-            length = None if self._broker is None else int(self._broker.llen(self._queue))
+            lengths = None if self._broker is None else self._lengths(self._broker)
+            pending = None if self._callbacks is None else self._callbacks.depth()
         except redis.RedisError:
             up.add_metric([], 0)
             yield up
@@ -54,12 +60,27 @@ class RedisStateCollector(Collector):
         for reason in sorted({*Reason, *depth}):
             dlq.add_metric([reason], depth.get(reason, 0))
         yield dlq
-        if length is not None:
+        if lengths is not None:
             queue = GaugeMetricFamily(
-                "engage_sms_queue_length", "Messages waiting in the broker queue.", labels=["queue"]
+                "engage_sms_queue_length",
+                "Messages waiting in a broker queue (one per priority lane).",
+                labels=["queue"],
             )
-            queue.add_metric([self._queue], length)
+            for name, length in zip(self._queues, lengths, strict=True):
+                queue.add_metric([name], length)
             yield queue
+        if pending is not None:
+            yield GaugeMetricFamily(
+                "engage_sms_callbacks_pending",
+                "Completion callbacks due and not yet published.",
+                value=pending,
+            )
+
+    def _lengths(self, broker: redis.Redis) -> list[int]:
+        pipe = broker.pipeline(transaction=False)
+        for name in self._queues:
+            pipe.llen(name)
+        return [int(n) for n in pipe.execute()]
 
 
 def sidecar_registry(settings: Settings) -> CollectorRegistry:
@@ -78,5 +99,11 @@ def sidecar_registry(settings: Settings) -> CollectorRegistry:
         retention=settings.key_retention,
     )
     registry = CollectorRegistry()
-    registry.register(RedisStateCollector(dead_letters=store, broker=broker))
+    registry.register(
+        RedisStateCollector(
+            dead_letters=store,
+            broker=broker,
+            callbacks=CallbackOutbox(client, keys=RedisKeys(settings.key_prefix)),
+        )
+    )
     return registry

@@ -17,6 +17,7 @@ from redis import Redis
 from tasks.delivery import metrics
 from tasks.engage import EngageClient, build_client
 from tasks.settings import Settings
+from tasks.state.callbacks import CallbackOutbox
 from tasks.state.contact_cache import ContactCache
 from tasks.state.credentials import AuthCircuit
 from tasks.state.dead_letters import DeadLetterStore
@@ -40,6 +41,8 @@ class Runtime:
     dead_letters: DeadLetterStore
     rate_limiter: RateLimiter
     contacts: ContactCache
+    #: Completion callbacks due and not yet published.
+    callbacks: CallbackOutbox
     #: An Engage client given by a test; otherwise built from the settings on first use.
     engage_override: EngageClient | None = field(default=None, repr=False)
 
@@ -103,6 +106,7 @@ class Runtime:
                 client, keys=keys, rate=settings.rate_limit, burst=settings.rate_burst
             ),
             contacts=ContactCache(client, keys=keys, hasher=hasher, ttl=settings.contact_cache_ttl),
+            callbacks=CallbackOutbox(client, keys=keys),
             engage_override=engage,
         )
 

@@ -59,6 +59,14 @@ class ContactCache:
         if self._enabled:
             self._redis.set(self.key(id_type, value), str(contact_id), px=self._ttl_ms)
 
+    def entry(self, id_type: str, value: str) -> tuple[str, int] | None:
+        """Key and TTL (ms) under which to remember a contact id, or None when the cache is off.
+
+        For callers that write it together with other writes (one round trip); :meth:`put`
+        otherwise.
+        """
+        return (self.key(id_type, value), self._ttl_ms) if self._enabled else None
+
     def invalidate(self, id_type: str, value: str) -> None:
         """Forget the identifier (Engage no longer knows the cached contact)."""
         if self._enabled:

@@ -16,6 +16,7 @@ from typing import Any
 
 import redis
 
+from tasks.masking import Masker
 from tasks.request import SendRequest
 from tasks.state import scripts
 from tasks.state.enums import Reason
@@ -46,7 +47,7 @@ class DeadLetterStore:
 
     def _script_keys(self, key: str) -> list[str]:
         k = self._keys
-        return [k.send(key), k.dlq, k.dlq_entries, k.dlq_reasons, k.inflight]
+        return [k.send(key), k.dlq, k.dlq_entries, k.dlq_reasons, k.inflight, k.callbacks]
 
     def add(
         self,
@@ -73,6 +74,9 @@ class DeadLetterStore:
             "last_failure_at": now,
             "task_ids": task_ids,
             "replays": int(record.get("replays", 0)),
+            # Kept so a replay of a send whose record expired keeps its lane and callback.
+            "priority": record.get("priority"),
+            "on_done": record.get("on_done"),
         }
         return bool(
             self._add(
@@ -157,7 +161,16 @@ def _shown(entry: dict[str, Any]) -> dict[str, Any]:
     request = shown.pop("request", None)
     shown.pop("fingerprint", None)
     if request is not None:
-        shown["request"] = SendRequest.from_dict(request).masked()
+        send_request = SendRequest.from_dict(request)
+        shown["request"] = send_request.masked()
+        # Written masked; masked again by the request's values for entries of older versions.
+        mask = Masker(send_request.private_values())
+        if isinstance(shown.get("detail"), str):
+            shown["detail"] = mask(shown["detail"])
+        if isinstance(shown.get("error"), dict):
+            shown["error"] = {
+                k: mask(v) if isinstance(v, str) else v for k, v in shown["error"].items()
+            }
     for field in ("first_failure_at", "last_failure_at"):
         shown[field] = iso(shown.get(field))
     return shown

@@ -11,6 +11,10 @@ is the module under ``tasks/state/`` (``housekeeping``: ``tasks/worker/``) that 
     {p}:dlq:entries                     hash    dead_letters        key -> entry (JSON)
     {p}:dlq:reasons                     hash    dead_letters        key -> reason
     {p}:rate:engage                     string  rate_limit          next free slot, µs (until past)
+    {p}:rate:engage:served:{lane}       string  rate_limit          last slot given to a lower lane,
+                                                                    µs (starvation limit)
+    {p}:callbacks                       zset    callbacks           final sends whose callback is
+                                                                    not yet published, by when
     {p}:auth_failed:{hmac16}            string  credentials         credentials refused (60 s)
     {p}:contact:{TYPE}:{hmac32}         string  contact_cache       Engage contact id (cache TTL)
     {p}:housekeeping:sweep              string  housekeeping        one sweep at a time (55 s)
@@ -20,7 +24,8 @@ is the module under ``tasks/state/`` (``housekeeping``: ``tasks/worker/``) that 
 ``{key}`` is an idempotency key: the caller's, ``auto:<uuid>``, or for a scheduled send
 ``beat:<schedule>:<slot>:<hmac16>`` (:func:`tasks.worker.beat_schedule.run_key`). Celery's own
 keys (broker queues, results) are Celery's and not listed. The dead-letter scripts change ledger
-records too, in the same script as their own keys.
+records too, in the same script as their own keys; the scripts that record a final state
+(``mark_sent``, ``dlq_add``) file the callback in ``{p}:callbacks`` in the same step.
 
 Keyed digests: three names carry a digest of something private, the contact cache's (a phone
 number or e-mail address), the credentials flag's (user name and password) and beat's
@@ -73,6 +78,15 @@ class RedisKeys:
     def rate_limit(self) -> str:
         """String holding the Engage rate limit's next free slot (GCRA)."""
         return f"{self.prefix}:rate:engage"
+
+    def rate_served(self, lane: str) -> str:
+        """When a lower lane (``normal``, ``bulk``) was last given a slot of the rate limit."""
+        return f"{self.rate_limit}:served:{lane}"
+
+    @property
+    def callbacks(self) -> str:
+        """Sorted set: keys whose completion callback is due, scored by when it became due."""
+        return f"{self.prefix}:callbacks"
 
     def auth_failed(self, digest: str) -> str:
         """The flag that parks sends while the credentials with this keyed digest are refused."""

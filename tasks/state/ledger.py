@@ -21,6 +21,7 @@ from typing import Any
 import redis
 
 from tasks.request import SendRequest
+from tasks.send_options import DEFAULT_PRIORITY, Priority
 from tasks.state import scripts
 from tasks.state.enums import ClaimOutcome, SendState, StartOutcome
 from tasks.state.keys import RedisKeys
@@ -56,6 +57,17 @@ class StepStart:
     peeked: list[str | None]
 
 
+@dataclass(frozen=True)
+class Sent:
+    """What :meth:`DeliveryLedger.mark_sent` found in the record it marked sent."""
+
+    #: Seconds since the send was queued (enqueued, or replayed); None for a record without it.
+    waited: float | None
+    priority: Priority
+    #: The completion callback filed by this marking (None: none asked, or it was sent already).
+    callback: str | None
+
+
 class DeliveryLedger:
     """Idempotency records in Redis: who may send, and what happened."""
 
@@ -77,8 +89,20 @@ class DeliveryLedger:
     def _record_keys(self, key: str) -> list[str]:
         return [self._keys.send(key), self._keys.inflight]
 
-    def claim(self, key: str, request: SendRequest, task_ids: list[str]) -> Claim:
-        """Create the record for a new send, or report the existing one (or a conflict)."""
+    def claim(
+        self,
+        key: str,
+        request: SendRequest,
+        task_ids: list[str],
+        *,
+        priority: Priority = DEFAULT_PRIORITY,
+        on_done: str | None = None,
+    ) -> Claim:
+        """Create the record for a new send, or report the existing one (or a conflict).
+
+        The lane and the completion callback are kept in the record (so retries, replays and
+        the sweep find them); an existing record keeps its own.
+        """
         outcome, state, task_id = self._claim(
             keys=self._record_keys(key),
             args=[
@@ -89,6 +113,8 @@ class DeliveryLedger:
                 _now(),
                 self._retention_ms,
                 key,
+                priority,
+                on_done or "",
             ],
         )
         return Claim(ClaimOutcome(text(outcome)), SendState(text(state)), text(task_id))
@@ -128,12 +154,22 @@ class DeliveryLedger:
         )
         return SendStart(StartOutcome(text(outcome)), int(attempts))
 
-    def mark_sent(self, key: str) -> None:
-        """Engage accepted the send: final (and out of the dead-letter store, if it was there)."""
+    def mark_sent(self, key: str) -> Sent:
+        """Engage accepted the send: final (and out of the dead-letter store, if it was there).
+
+        A completion callback the send asked for is filed in ``{p}:callbacks`` by the same
+        script, so it is published at least once even if this process dies right after.
+        """
         k = self._keys
-        self._sent(
-            keys=[k.send(key), k.inflight, k.dlq, k.dlq_entries, k.dlq_reasons],
-            args=[_now(), self._retention_ms, key],
+        now = time.time()
+        queued_at, priority, callback = self._sent(
+            keys=[k.send(key), k.inflight, k.dlq, k.dlq_entries, k.dlq_reasons, k.callbacks],
+            args=[repr(now), self._retention_ms, key],
+        )
+        return Sent(
+            waited=None if queued_at is None else max(0.0, now - float(text(queued_at))),
+            priority=DEFAULT_PRIORITY if priority is None else Priority(text(priority)),
+            callback=None if callback is None else text(callback),
         )
 
     def mark_retrying(self, key: str, owner: str, error: str, retry_in: float) -> bool:
@@ -146,9 +182,20 @@ class DeliveryLedger:
             )
         )
 
-    def mark_resolved(self, key: str, contact_id: int) -> None:
-        """The lookup succeeded: keep the contact id and show the send is moving."""
-        self._resolved(keys=self._record_keys(key), args=[contact_id, _now(), key])
+    def mark_resolved(
+        self, key: str, contact_id: int, *, cache: tuple[str, int] | None = None
+    ) -> None:
+        """The lookup succeeded: keep the contact id and show the send is moving.
+
+        ``cache``: the contact cache's key and TTL (ms) for the identifier
+        (:meth:`~tasks.state.contact_cache.ContactCache.entry`), written in the same script.
+        """
+        keys = self._record_keys(key)
+        args: list[int | str] = [contact_id, _now(), key]
+        if cache is not None:
+            keys.append(cache[0])
+            args.append(cache[1])
+        self._resolved(keys=keys, args=args)
 
     def count_failure(self, key: str, stage: str) -> int:
         """Failed Engage calls of one step so far (waiting for a rate-limit slot is no failure)."""

@@ -15,15 +15,35 @@ earlier than ``TAT - burst * T`` and no later than ``TAT - T``. Callers start at
 little after (the reply's latency, the sleep's overshoot, the GIL), never before; the allowance
 is there so that this lateness does not put ``rate + 1`` calls into one second as Engage counts
 them (measured locally: up to 42 ms of lateness between two calls).
+
+Lanes. A call names its lane (:class:`tasks.send_options.Priority`), and the lane decides only
+*how far ahead* it may book: urgent up to ``max_wait`` (``ENGAGE_RATE_MAX_WAIT``, 5 s), normal
+:data:`LOOKAHEAD_INTERVALS` = 2 slots, bulk 1 slot. A lower-lane call that finds the next free
+slot beyond its look-ahead books nothing and sleeps until that slot comes within reach, then asks
+again (:meth:`RateLimiter.acquire`, at most ``max_wait`` in all). So every slot is open to a
+waiting urgent call first, two slots before it starts to normal and one slot before to bulk: a
+waiting call of a higher lane has already taken it by the time a lower lane may, in every worker
+process, and a lower-lane booking delays an urgent call by at most one or two slots. Since the
+lane changes only *whether* a booking is made, never *where* (still the TAT, still pushing it
+by ``T``), the bound above holds for every mix of lanes.
+
+Starvation. While urgent calls take every slot, a lower lane would never get one. So each lower
+lane's last booking is kept (``{p}:rate:engage:served:{lane}``); a lane that has booked nothing
+for :data:`STARVATION_LIMIT` (normal 1 s, bulk 2 s) books as far ahead as urgent, competing
+with urgent calls as an equal, until it is served. A lower lane with callers waiting therefore
+gets at least about one call per second (normal) or per two seconds (bulk) whatever the lanes
+above it send.
 """
 
 from __future__ import annotations
 
 import math
+import random
 import time
 
 import redis
 
+from tasks.send_options import Priority
 from tasks.state import scripts
 from tasks.state.keys import RedisKeys
 
@@ -31,6 +51,13 @@ from tasks.state.keys import RedisKeys
 #: per second keeps ``rate + 1`` calls out of any one-second window unless one caller starts
 #: 50 ms later than the one ``rate`` slots before it. The price: at most ``rate / 1.05`` calls/s.
 JITTER_ALLOWANCE = 0.05
+#: How many slots ahead a lower-lane call may book (urgent: up to ``max_wait``). Normal's two to
+#: bulk's one is what puts normal first: a slot is within normal's reach one slot before bulk's.
+LOOKAHEAD_INTERVALS = {Priority.NORMAL: 2, Priority.BULK: 1}
+#: Seconds a lower lane may go without a booking before it books as far ahead as urgent.
+STARVATION_LIMIT = {Priority.NORMAL: 1.0, Priority.BULK: 2.0}
+#: Shortest pause between two tries of a waiting lower-lane call (no spinning on a lost race).
+MIN_POLL = 0.002
 
 
 class RateLimiter:
@@ -38,6 +65,7 @@ class RateLimiter:
 
     def __init__(self, client: redis.Redis, *, keys: RedisKeys, rate: float, burst: float) -> None:
         self._key = keys.rate_limit
+        self._keys = keys
         self._unlimited = rate <= 0
         if not self._unlimited and burst < 1:
             raise ValueError(f"burst must be at least 1, got {burst!r}")
@@ -53,36 +81,66 @@ class RateLimiter:
         """Seconds between two slots (0 when unlimited)."""
         return self._interval_us / 1_000_000
 
-    def reserve(self, max_wait: float) -> float | None:
-        """Reserve the next slot if it is within ``max_wait`` s: seconds to sleep, or None."""
+    def reserve(self, max_wait: float, lane: Priority = Priority.URGENT) -> float | None:
+        """Book the next slot if ``lane`` may (see the module): seconds to sleep, or None.
+
+        Urgent books any slot within ``max_wait`` s; normal and bulk only the slots within their
+        look-ahead (or within ``max_wait`` once starved).
+        """
         if self._unlimited:
             return 0.0
-        granted, delay_us = self._run(max_wait, reserve=True)
-        return delay_us / 1_000_000 if granted else None
+        granted, delay, _ = self._run(max_wait, lane, reserve=True)
+        return delay if granted else None
 
     def wait_hint(self) -> float:
         """Seconds until the next slot, without reserving it (a countdown for a retry)."""
         if self._unlimited:
             return 0.0
-        return self._run(0.0, reserve=False)[1] / 1_000_000
+        return self._run(0.0, Priority.URGENT, reserve=False)[1]
 
-    def acquire(self, max_wait: float) -> bool:
-        """Reserve a slot and sleep until it; False, at once, when it is beyond ``max_wait``."""
-        delay = self.reserve(max_wait)
-        if delay is None:
-            return False
-        if delay > 0:
-            time.sleep(delay)
-        return True
+    def acquire(self, max_wait: float, lane: Priority = Priority.URGENT) -> bool:
+        """Book a slot for a call of ``lane`` and sleep until it; False when there is none.
 
-    def _run(self, max_wait: float, *, reserve: bool) -> tuple[bool, int]:
-        granted, delay_us = self._script(
-            keys=[self._key],
-            args=[
-                self._interval_us,
-                self._tolerance_us,
-                max(0, int(max_wait * 1_000_000)),
+        Urgent asks once: False, at once, when the next slot is beyond ``max_wait``. Normal and
+        bulk wait for a slot to come within their look-ahead, asking again each time one might
+        have, and give up (False) when that would take more than ``max_wait`` in all.
+        """
+        if self._unlimited:
+            return True
+        deadline = time.monotonic() + max_wait
+        while True:
+            granted, delay, lookahead = self._run(max_wait, lane, reserve=True)
+            if granted:
+                if delay > 0:
+                    time.sleep(delay)
+                return True
+            if lane is Priority.URGENT:
+                return False
+            # The next free slot comes within reach in delay - lookahead seconds, unless a
+            # higher lane takes it meanwhile (then the next try sees the one after). Waiters
+            # spread over the first half of their reach, rather than all waking at once just
+            # as the slot before starts (its caller needs the CPU then).
+            spread = random.uniform(0, min(lookahead, self.interval) / 2)
+            pause = max(delay - lookahead + spread, MIN_POLL)
+            if time.monotonic() + pause > deadline:
+                return False
+            time.sleep(pause)
+
+    def _run(self, max_wait: float, lane: Priority, *, reserve: bool) -> tuple[bool, float, float]:
+        """One script call: granted, seconds until the slot, and the look-ahead that applied."""
+        max_wait_us = max(0, int(max_wait * 1_000_000))
+        keys = [self._key]
+        args: list[int | str] = [self._interval_us, self._tolerance_us]
+        if lane is Priority.URGENT:
+            args += [max_wait_us, "1" if reserve else "0"]
+        else:
+            keys.append(self._keys.rate_served(lane))
+            lookahead_us = min(max_wait_us, LOOKAHEAD_INTERVALS[lane] * self._interval_us)
+            args += [
+                lookahead_us,
                 "1" if reserve else "0",
-            ],
-        )
-        return bool(granted), int(delay_us)
+                int(STARVATION_LIMIT[lane] * 1_000_000),
+                max_wait_us,
+            ]
+        granted, delay_us, lookahead = self._script(keys=keys, args=args)
+        return bool(granted), int(delay_us) / 1_000_000, int(lookahead) / 1_000_000

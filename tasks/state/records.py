@@ -8,12 +8,21 @@ from typing import Any
 
 import redis
 
-from tasks.masking import mask_value
+from tasks.masking import Masker
 from tasks.request import SendRequest
 from tasks.state.keys import RedisKeys
 
 #: Optional record fields a status shows (times as ISO 8601, the rest masked).
-_SHOWN_FIELDS = ("contact_id", "sent_at", "reason", "detail", "last_error", "retry_at")
+_SHOWN_FIELDS = (
+    "contact_id",
+    "sent_at",
+    "reason",
+    "detail",
+    "last_error",
+    "retry_at",
+    "priority",
+    "on_done",
+)
 
 
 def text(value: object) -> str:
@@ -38,6 +47,9 @@ def shown_status(key: str, record: dict[str, str]) -> dict[str, Any]:
     if not record:
         return {"key": key, "state": "unknown"}
     request = SendRequest.from_dict(json.loads(record["request"]))
+    # Written masked; masked again by the request's values for records of older versions. The
+    # contact id is no personal data: it stays readable, however many digits it has.
+    mask = Masker(request.private_values(), readable=[record.get("contact_id", "")])
     status: dict[str, Any] = {
         "key": key,
         "state": record["state"],
@@ -51,5 +63,5 @@ def shown_status(key: str, record: dict[str, str]) -> dict[str, Any]:
     for field in _SHOWN_FIELDS:
         if field in record:
             value = record[field]
-            status[field] = iso(value) if field.endswith("_at") else mask_value(value)
+            status[field] = iso(value) if field.endswith("_at") else mask(value)
     return status

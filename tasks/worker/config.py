@@ -3,6 +3,7 @@
 The variables are listed in the README (Configuration). A missing or malformed one stops the
 worker at start with a one-line error naming it. A process that only enqueues needs the broker
 and Redis settings; a worker needs Engage's too (checked here when ``celery worker`` starts).
+Flower, which shows and controls every task and worker, does not start here without a login.
 """
 
 from __future__ import annotations
@@ -13,11 +14,14 @@ from collections.abc import Callable
 from typing import TypeVar
 from urllib.parse import urlsplit
 
+import click
+
 from tasks.errors import ConfigurationError
 from tasks.schedule_file import load_schedules
-from tasks.settings import Settings, broker_is_redis, load_settings
+from tasks.send_options import DEFAULT_PRIORITY, LANE_QUEUES
+from tasks.settings import Settings, basic_auth_problem, broker_is_redis, load_settings
 from tasks.worker.beat_schedule import housekeeping_entries, schedule_entries
-from tasks.worker.transport import TRANSPORT
+from tasks.worker.transport import LANE_CYCLE, TRANSPORT
 
 _T = TypeVar("_T")
 
@@ -45,6 +49,25 @@ def _settings_for_this_process() -> Settings:
     return settings
 
 
+def _flower_login_problem() -> str | None:
+    """In a Flower process: why it would serve its pages to anyone; None if it asks for a login."""
+    context = click.get_current_context(silent=True)
+    if context is None or context.command.name != "flower":
+        return None
+    # Flower has read its options (command line, FLOWER_* variables, flowerconfig.py) before it
+    # loads this configuration, and opens its port only afterwards.
+    from flower.options import options  # noqa: PLC0415  (imported by Flower processes only)
+
+    if options.auth:
+        return None  # OAuth: Flower's auth provider decides who gets in
+    problem = basic_auth_problem(",".join(options.basic_auth or ()))
+    return None if problem is None else f"FLOWER_BASIC_AUTH (or --basic-auth) {problem}"
+
+
+if (_flower_problem := _flower_login_problem()) is not None:
+    # Flower shows and controls every task and worker: it never starts open (engage-sms flower).
+    sys.exit(f"engage-sms: Flower needs a login: {_flower_problem}")
+
 engage_settings = _load(_settings_for_this_process)
 # Validated in full here, so a bad file stops beat and workers at start, not at 9 a.m.
 engage_schedules = _load(lambda: load_schedules(engage_settings.schedule_file))
@@ -64,10 +87,23 @@ result_serializer = "json"
 accept_content = ["json"]
 event_serializer = "json"
 
+# One queue per priority lane, each on a direct exchange of its own name. A worker started
+# without -Q consumes all of them; housekeeping and schedule runs go to the normal lane.
+task_queues = {
+    name: {"exchange": name, "exchange_type": "direct", "routing_key": name}
+    for name in LANE_QUEUES.values()
+}
+task_default_queue = LANE_QUEUES[DEFAULT_PRIORITY]
+task_default_exchange = task_default_queue
+task_default_routing_key = task_default_queue
+
 # Delivery guarantees: acknowledge after the task ran; requeue if its worker process dies.
 task_acks_late = True
 task_reject_on_worker_lost = True
-worker_prefetch_multiplier = 4
+# One message per thread: a prefetched message waits behind whatever the threads are doing, so
+# an urgent send fetched behind three bulk ones per thread would wait for all of them
+# (docs/benchmarks.md, lanes phase). The transport also keeps threads free for higher lanes.
+worker_prefetch_multiplier = 1
 broker_connection_retry_on_startup = True
 if broker_is_redis(broker_url):
     if urlsplit(broker_url).scheme == "redis":
@@ -80,6 +116,8 @@ if broker_is_redis(broker_url):
         # every few seconds (kombu's default sweeps only every 100 s).
         "unacked_restore_interval": max(1, min(10, int(engage_settings.visibility_timeout / 5))),
         "unacked_restore_throttle": 1,
+        # Fetch from the lanes highest first, with a share for the lower ones (see the module).
+        "queue_order_strategy": LANE_CYCLE,
     }
     result_backend_transport_options = {"visibility_timeout": engage_settings.visibility_timeout}
 

@@ -3,7 +3,9 @@
 The sweep finds sends that stopped moving: one left in ``sending`` past its lease (its worker
 died mid-call, so Engage may have sent it) is dead-lettered as ``outcome_unknown``; one left
 ``queued`` or ``retrying`` longer than the broker's visibility timeout lost its message and is
-published again under the same key and task ids (the ledger keeps that from sending twice).
+published again under the same key and task ids, in its lane (the ledger keeps that from
+sending twice). It also publishes completion callbacks whose worker did not
+(:mod:`tasks.worker.callbacks`).
 """
 
 from __future__ import annotations
@@ -17,8 +19,9 @@ from typing import Any
 from tasks.delivery.events import log_event
 from tasks.delivery.runtime import Runtime, current_runtime
 from tasks.request import SendRequest
+from tasks.send_options import DEFAULT_PRIORITY, Priority
 from tasks.state.enums import Reason, SendState
-from tasks.worker import publish
+from tasks.worker import callbacks, publish
 from tasks.worker.app import MaskedTask, app, engage_settings
 
 logger = logging.getLogger("engage.housekeeping")
@@ -37,6 +40,8 @@ class SweepResult:
     dead_lettered: list[str] = field(default_factory=list)
     republished: list[str] = field(default_factory=list)
     forgotten: list[str] = field(default_factory=list)
+    #: Keys whose completion callback this sweep published (its worker had not).
+    callbacks: list[str] = field(default_factory=list)
     skipped: bool = False
 
     def to_dict(self) -> dict[str, Any]:
@@ -70,6 +75,11 @@ def sweep(rt: Runtime, *, now: float) -> SweepResult:
         # A send cannot be stuck before its lease could have run out.
         for key in rt.ledger.stale_inflight(rt.settings.lease_seconds, limit=SWEEP_BATCH):
             _sweep_one(rt, key, now, result)
+        # After the dead letters above: theirs are published now, not a sweep later.
+        result.callbacks = callbacks.publish_stale(rt)
+        for key in result.dead_lettered:
+            if callbacks.publish_due(rt, key):
+                result.callbacks.append(key)
     finally:
         rt.redis.delete(lock)
     return result
@@ -114,7 +124,8 @@ def _sweep_one(rt: Runtime, key: str, now: float, result: SweepResult) -> None:
     marker = rt.keys.republished(key)
     if not rt.redis.set(marker, repr(now), nx=True, ex=max(1, int(lost_after))):
         return
-    publish.publish(request, key, task_ids)
+    priority = Priority(record.get("priority", DEFAULT_PRIORITY))
+    publish.publish(request, key, task_ids, priority=priority)
     logger.warning(
         "republished %s send %s (%s): no progress for over %.0f s",
         state,

@@ -4,6 +4,8 @@ Every way a step can end is handled here, so no exception leaves a send in limbo
 (Engage's transient errors, a rate-limit wait, an unforeseen exception a bounded number of times),
 a dead letter, or, when Redis itself is unreachable, a retry published once Redis answers again
 (the worker thread waits for it) instead of a failed publish that would drop the message.
+Once a send is final, its completion callback, if it named one, is published here
+(:mod:`tasks.worker.callbacks`); a task's lane is the queue it was delivered from.
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ from tasks.delivery.runtime import Runtime, current_runtime
 from tasks.delivery.steps import RetryLater, StepContext
 from tasks.errors import DeadLettered
 from tasks.request import SendRequest
+from tasks.send_options import lane_of_queue
+from tasks.worker import callbacks
 from tasks.worker.app import MaskedTask, app, engage_settings
 
 logger = logging.getLogger("engage.worker")
@@ -68,10 +72,12 @@ def resolve_contact(
             lambda rt: delivery.resolve(rt, send_request, ctx),
         )
     except DeadLettered as dead:
+        _finished(ctx.key)
         if dead.reason == "already_sent":
             return {"skip": "sent"}
         raise
     if isinstance(found, str):
+        _finished(ctx.key)  # finished by an earlier delivery, which may have died before this
         return {"skip": found}
     return {"contact_id": found}
 
@@ -82,7 +88,7 @@ def send_single(
 ) -> dict[str, Any]:
     """Send the prepared message once; returns ``{"outcome": ...}``."""
     if "skip" in resolved:
-        return {"outcome": resolved["skip"], "key": key}
+        return {"outcome": resolved["skip"], "key": key}  # resolve_contact published callbacks
     ctx = _context(self, key, task_ids)
     send_request = SendRequest.from_dict(request)
     contact_id = int(resolved["contact_id"])
@@ -95,10 +101,27 @@ def send_single(
             lambda rt: delivery.send(rt, send_request, contact_id, ctx),
         )
     except DeadLettered as dead:
+        _finished(ctx.key)
         if dead.reason == "already_sent":
             return {"outcome": "sent", "key": key}
         raise
+    if ctx.sent_now:
+        if ctx.sent_now[0] is not None:  # this delivery recorded it sent, and filed a callback
+            _finished(ctx.key)
+    elif outcome != "in_progress":  # final by an earlier delivery, which may have died since
+        _finished(ctx.key)
     return {"outcome": outcome, "key": key, "contact_id": resolved["contact_id"]}
+
+
+def _finished(key: str) -> None:
+    """The send is final: publish its completion callback if one is due (never raises)."""
+    try:
+        callbacks.publish_due(current_runtime(engage_settings()), key)
+    except INFRASTRUCTURE_ERRORS as err:
+        # The final state is recorded and the callback filed: the sweep publishes it.
+        logger.warning("callback of %s left to the sweep: Redis unreachable (%s)", key, err)
+    except Exception:  # a bug: the send itself is done and must not be reported failed
+        logger.exception("callback of %s not published; left to the sweep", key)
 
 
 def _step(
@@ -118,7 +141,8 @@ def _step(
         except INFRASTRUCTURE_ERRORS:
             raise
         except Exception as err:
-            raise delivery.internal_failure(rt, request, ctx, err, stage=stage) from err
+            # Not chained: err's text is not known to be masked (the log has it, masked).
+            raise delivery.internal_failure(rt, request, ctx, err, stage=stage) from None
     except RetryLater as later:
         raise task.retry(countdown=later.delay, exc=later.error) from None
     except INFRASTRUCTURE_ERRORS as err:
@@ -131,6 +155,9 @@ def _step(
         # Celery drops the message when the retry cannot be published: publish only once Redis
         # answers. Nothing else can progress meanwhile, so holding this thread costs nothing.
         _await_redis(rt, INFRASTRUCTURE_PATIENCE)
+        # Redis may have failed while an Engage error was being handled, whose text is not
+        # masked: keep it out of the chain Celery logs and Flower shows.
+        err.__suppress_context__ = True
         raise task.retry(
             countdown=INFRASTRUCTURE_RETRY_DELAY,
             exc=err,
@@ -153,6 +180,12 @@ def _await_redis(rt: Runtime, patience: float) -> None:
 
 
 def _context(task: Task, key: str, task_ids: list[str]) -> StepContext:
+    delivery_info = task.request.delivery_info or {}
     return StepContext(
-        key=key, task_id=task.request.id, retries=task.request.retries, task_ids=task_ids
+        key=key,
+        task_id=task.request.id,
+        retries=task.request.retries,
+        task_ids=task_ids,
+        # The lane is the queue the message came from (retries return to the same queue).
+        priority=lane_of_queue(delivery_info.get("routing_key")),
     )

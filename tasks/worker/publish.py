@@ -19,6 +19,7 @@ from tasks.delivery.runtime import Runtime
 from tasks.errors import IdempotencyConflict, ServiceUnavailable
 from tasks.outages import unavailable_as
 from tasks.request import SendRequest
+from tasks.send_options import DEFAULT_PRIORITY, LANE_QUEUES, Priority
 from tasks.state.enums import ClaimOutcome
 from tasks.state.ledger import Claim
 from tasks.worker.pipeline import resolve_contact, send_single
@@ -39,20 +40,30 @@ class SendHandle:
         return asdict(self)
 
 
-def enqueue(rt: Runtime, request: SendRequest, key: str) -> SendHandle:
-    """Claim ``key`` for ``request`` and publish the chain if the claim is new.
+def enqueue(
+    rt: Runtime,
+    request: SendRequest,
+    key: str,
+    *,
+    priority: Priority = DEFAULT_PRIORITY,
+    on_done: str | None = None,
+) -> SendHandle:
+    """Claim ``key`` for ``request`` and publish the chain, in ``priority``'s lane, if it is new.
 
-    Raises IdempotencyConflict, or ServiceUnavailable when Redis or the broker does not answer;
-    either way no claim of this call is left behind (as far as Redis lets it be released).
+    ``on_done`` (else ``ENGAGE_ON_DONE_TASK``) is kept in the record: the Celery task published
+    with the send's final status (:mod:`tasks.worker.callbacks`). Raises IdempotencyConflict,
+    or ServiceUnavailable when Redis or the broker does not answer; either way no claim of this
+    call is left behind (as far as Redis lets it be released).
     """
     task_ids = [uuid(), uuid()]
-    claim = _claim(rt, request, key, task_ids)
+    on_done = on_done or rt.settings.on_done_task
+    claim = _claim(rt, request, key, task_ids, priority=priority, on_done=on_done)
     if claim.outcome == ClaimOutcome.CONFLICT:
         raise IdempotencyConflict(key)
     if claim.outcome == ClaimOutcome.CREATED:
         try:
             with unavailable_as("broker", rt.settings.broker_url):
-                publish(request, key, task_ids)
+                publish(request, key, task_ids, priority=priority)
         except BaseException:
             # Nothing half-done: without a published task the claim must not block a retry.
             _release(rt, key, task_ids)
@@ -63,6 +74,7 @@ def enqueue(rt: Runtime, request: SendRequest, key: str) -> SendHandle:
             task_id=task_ids[-1],
             recipient=request.identifier.masked(),
             message_id=request.message_id,
+            priority=priority,
         )
     else:
         log_event("duplicate", key=key, task_id=claim.task_id, state=claim.state)
@@ -74,10 +86,18 @@ def enqueue(rt: Runtime, request: SendRequest, key: str) -> SendHandle:
     )
 
 
-def _claim(rt: Runtime, request: SendRequest, key: str, task_ids: list[str]) -> Claim:
+def _claim(
+    rt: Runtime,
+    request: SendRequest,
+    key: str,
+    task_ids: list[str],
+    *,
+    priority: Priority,
+    on_done: str | None,
+) -> Claim:
     try:
         with unavailable_as("redis", rt.settings.redis_url):
-            claim = rt.ledger.claim(key, request, task_ids)
+            claim = rt.ledger.claim(key, request, task_ids, priority=priority, on_done=on_done)
     except ServiceUnavailable:
         # A timeout can come after the script ran: undo a claim that may exist, if Redis lets us.
         _release(rt, key, task_ids)
@@ -95,14 +115,24 @@ def _release(rt: Runtime, key: str, task_ids: list[str]) -> None:
         rt.ledger.release_unpublished(key, task_ids[-1])
 
 
-def publish(request: SendRequest, key: str, task_ids: list[str]) -> None:
+def publish(
+    request: SendRequest,
+    key: str,
+    task_ids: list[str],
+    *,
+    priority: Priority = DEFAULT_PRIORITY,
+) -> None:
     """Publish the chain ``resolve_contact -> send_single`` with the given task ids.
 
     One message: the first task's, carrying the rest of the chain in Celery's ``chain`` option,
     exactly what ``celery.chain(...).apply_async()`` sends for two tasks; the worker publishes
     ``send_single`` when ``resolve_contact`` returns. Built directly, it skips the canvas's
-    cloning and freezing: 0.16 ms less per enqueue (docs/benchmarks.md).
+    cloning and freezing: 0.16 ms less per enqueue (docs/benchmarks.md). Both steps go to the
+    lane's queue, and so do their retries (Celery retries to the queue a task came from).
     """
     data = request.to_dict()
-    then = send_single.s(data, key, task_ids).set(task_id=task_ids[1])
-    resolve_contact.apply_async((data, key, task_ids), task_id=task_ids[0], chain=[then])
+    queue = LANE_QUEUES[priority]
+    then = send_single.s(data, key, task_ids).set(task_id=task_ids[1], queue=queue)
+    resolve_contact.apply_async(
+        (data, key, task_ids), task_id=task_ids[0], queue=queue, chain=[then]
+    )

@@ -41,7 +41,7 @@ def dispatch(rt: Runtime, schedule: Schedule, now: datetime) -> dict[str, Any]:
     for request in schedule.requests:
         key = run_key(schedule, slot, request, rt.hasher)
         try:
-            handle = publish.enqueue(rt, request, key)
+            handle = publish.enqueue(rt, request, key, priority=schedule.priority)
         except IdempotencyConflict:
             # The file changed within this run: the run went out already, with the old content.
             logger.warning("schedule %s: %s already sent with other content", schedule.name, key)

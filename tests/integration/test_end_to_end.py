@@ -210,7 +210,7 @@ def test_task_messages_show_masked_arguments(redis_db: redis.Redis) -> None:
     handle = send_prepared_sms(
         23541, mobile="+48505606707", parameters={"code": "918273"}, idempotency_key="mask-1"
     )
-    (raw,) = redis_db.lrange("celery", 0, -1)
+    (raw,) = redis_db.lrange("engage.normal", 0, -1)  # the normal lane's queue
     message = json.loads(raw)
     headers = message["headers"]
     _args, _kwargs, embed = json.loads(base64.b64decode(message["body"]))

@@ -1,4 +1,4 @@
-"""Flower behind basic auth shows both tasks of a real send, with the recipient masked."""
+"""Flower, started as documented (engage-sms flower), shows both tasks of a send, masked."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ from tasks.sandbox import Sandbox
 from tests.integration.conftest import wait_for
 from tests.support import sandbox as sandboxes
 from tests.support.environments import SANDBOX_CREDENTIALS, child_env
-from tests.support.processes import run_module
+from tests.support.processes import listening_addresses, run_module
 from tests.support.real_redis import require_redis
 
 pytestmark = pytest.mark.integration
@@ -43,6 +43,8 @@ class Stack:
     flower_url: str
     flower_password: str
     metrics_url: str
+    metrics_port: int
+    flower_log: Path
     key: str = ""
 
     def flower(self, path: str, *, auth: bool = True) -> tuple[int, Any]:
@@ -98,6 +100,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory, session_sandbox: Sandbox) ->
             flower_url=f"http://127.0.0.1:{flower_port}",
             flower_password=password,
             metrics_url=f"http://127.0.0.1:{metrics_port}/metrics",
+            metrics_port=metrics_port,
+            flower_log=flower.log_path,
         )
         # Flower learns of tasks from events: send only once it listens to them.
         wait_for(lambda: stack.flower("/api/workers")[0] == 200, 30, "Flower's API")
@@ -158,3 +162,15 @@ def test_worker_metrics_count_the_send(stack: Stack) -> None:
     sent = re.search(r'^engage_sms_sends_total\{outcome="sent"\} (\S+)$', text, re.MULTILINE)
     assert sent is not None
     assert float(sent.group(1)) >= 1
+
+
+def test_worker_metrics_listen_on_loopback_only(stack: Stack) -> None:
+    """Without ENGAGE_METRICS_ADDRESS the worker's endpoint is bound to 127.0.0.1 alone."""
+    assert listening_addresses(stack.metrics_port) == {"127.0.0.1"}
+
+
+def test_flower_listens_on_loopback_and_never_prints_its_password(stack: Stack) -> None:
+    """engage-sms flower binds 127.0.0.1 by default; its output never holds the password."""
+    port = int(stack.flower_url.rpartition(":")[2])
+    assert listening_addresses(port) == {"127.0.0.1"}
+    assert stack.flower_password not in stack.flower_log.read_text()

@@ -8,12 +8,13 @@ import fakeredis
 import pytest
 from prometheus_client import CollectorRegistry
 
-from tasks.cli.metrics_sidecar import DEFAULT_QUEUE, RedisStateCollector
+from tasks.cli.metrics_sidecar import RedisStateCollector
 from tasks.delivery import metrics
 from tasks.delivery.events import log_event
 from tasks.engage import EngageClient
 from tasks.errors import RequestNotSent
 from tasks.sandbox import Sandbox
+from tasks.state.callbacks import CallbackOutbox
 from tasks.state.dead_letters import DeadLetterStore
 from tasks.state.enums import Reason
 from tasks.state.keys import RedisKeys
@@ -106,12 +107,28 @@ def test_collector_reports_dead_letter_depth_by_reason() -> None:
     assert registry.get_sample_value(depth, {"reason": "auth_failed"}) == 0
 
 
-def test_collector_reports_the_broker_queue_length() -> None:
-    """The gauge is the length of the Celery queue's list on the broker."""
+def test_collector_reports_each_lane_queue_length() -> None:
+    """One series per lane: the length of that lane queue's list on the broker."""
     client = fakeredis.FakeRedis()
-    client.rpush(DEFAULT_QUEUE, "m1", "m2", "m3")
+    client.rpush("engage.urgent", "m1")
+    client.rpush("engage.bulk", "m2", "m3", "m4")
     registry = gauges(RedisStateCollector(dead_letters=store_on(client), broker=client))
-    assert registry.get_sample_value("engage_sms_queue_length", {"queue": "celery"}) == 3
+    lengths = {
+        queue: registry.get_sample_value("engage_sms_queue_length", {"queue": queue})
+        for queue in ("engage.urgent", "engage.normal", "engage.bulk")
+    }
+    assert lengths == {"engage.urgent": 1, "engage.normal": 0, "engage.bulk": 3}
+
+
+def test_collector_reports_callbacks_waiting_to_be_published() -> None:
+    """The callbacks gauge counts the outbox: keys whose completion callback is still due."""
+    client = fakeredis.FakeRedis()
+    keys = RedisKeys("metrics-test")
+    client.zadd(keys.callbacks, {"k1": 1.0, "k2": 2.0})
+    collector = RedisStateCollector(
+        dead_letters=store_on(client), broker=None, callbacks=CallbackOutbox(client, keys=keys)
+    )
+    assert gauges(collector).get_sample_value("engage_sms_callbacks_pending") == 2
 
 
 def test_collector_reports_redis_down_instead_of_failing_the_scrape() -> None:
@@ -121,7 +138,7 @@ def test_collector_reports_redis_down_instead_of_failing_the_scrape() -> None:
     client = fakeredis.FakeRedis(server=server)
     registry = gauges(RedisStateCollector(dead_letters=store_on(client), broker=client))
     assert registry.get_sample_value("engage_sms_redis_up") == 0
-    assert registry.get_sample_value("engage_sms_queue_length", {"queue": "celery"}) is None
+    assert registry.get_sample_value("engage_sms_queue_length", {"queue": "engage.normal"}) is None
 
 
 def test_serve_exposes_the_registry_over_http() -> None:
@@ -140,3 +157,13 @@ def test_serve_exposes_the_registry_over_http() -> None:
         server.server_close()
         thread.join(5)
     assert 'engage_sms_dead_letter_depth{reason="worker_lost"} 1.0' in text
+
+
+def test_worker_endpoint_listens_on_loopback_by_default() -> None:
+    """serve() without a host, as the worker starts it by default, binds 127.0.0.1 only."""
+    server, _ = metrics.serve(0, registry=CollectorRegistry())
+    try:
+        assert server.server_address[0] == "127.0.0.1"
+    finally:
+        server.shutdown()
+        server.server_close()

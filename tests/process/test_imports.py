@@ -72,7 +72,7 @@ handle = send_prepared_sms(23541, mobile="+48505606707", idempotency_key="web-1"
 print(json.dumps({
     "engage": engage_settings().engage,
     "created": handle.created,
-    "queued": queued(app, "celery"),
+    "queued": queued(app, "engage.normal"),
     "chain_end": handle.task_id,
 }))
 """
@@ -120,7 +120,7 @@ print(json.dumps({
     "our_marker": ours.conf.get("host_marker"),
     "our_queue": ours.conf.task_default_queue,
     "our_broker": ours.conf.broker_write_url,
-    "on_our_queue": queued(ours, "celery"),
+    "on_our_queue": queued(ours, "engage.normal"),
     # The host's broker may be one that is not running here: asked only when in memory.
     "on_host_queue": (
         queued(host.app, "host-jobs") if host.app.conf.broker_url.startswith("memory") else None
@@ -152,7 +152,7 @@ def test_enqueue_beside_a_host_uses_this_package_settings(
     """The send goes to this package's queue; nothing of the host's config leaks into ours."""
     found = beside_a_host(tmp_path, process_redis_url)
     assert found["our_marker"] is None
-    assert found["our_queue"] == "celery"
+    assert found["our_queue"] == "engage.normal"
     assert len(found["on_our_queue"]) == 1
     assert found["on_host_queue"] == []
 

@@ -17,10 +17,11 @@ from typing import Any
 from celery import Celery
 
 from tasks.request import SendRequest
+from tasks.send_options import LANE_QUEUES
 from tests.support.environments import NOWHERE_REDIS_URL
 
-#: Celery's default queue: where every task of the package is published.
-QUEUE = "celery"
+#: The priority lanes' queues, highest first: where every task of the package is published.
+QUEUES = tuple(LANE_QUEUES.values())
 MEMORY_URL = "memory://"
 
 
@@ -35,9 +36,11 @@ class Message:
     #: Signatures the worker publishes after this task, last first (Celery's ``chain`` option).
     chain: list[dict[str, Any]]
     headers: dict[str, Any]
+    #: The queue it was published to (a priority lane's).
+    queue: str = ""
 
     @classmethod
-    def decode(cls, headers: dict[str, Any], body: list[Any]) -> Message:
+    def decode(cls, headers: dict[str, Any], body: list[Any], queue: str = "") -> Message:
         """From a kombu message's headers and decoded body ``[args, kwargs, embed]``."""
         args, kwargs, embed = body
         return cls(
@@ -47,6 +50,7 @@ class Message:
             kwargs=kwargs,
             chain=embed.get("chain") or [],
             headers=headers,
+            queue=queue,
         )
 
     @property
@@ -82,7 +86,7 @@ class Broker:
 
     @property
     def messages(self) -> list[Message]:
-        """Every message published to the queue so far."""
+        """Every message published to the lanes' queues so far (by queue, highest lane first)."""
         self._drain()
         return list(self._received)
 
@@ -105,16 +109,19 @@ class Broker:
 
     def _drain(self) -> None:
         with self.app.connection_for_read() as connection:
-            queue = connection.SimpleQueue(QUEUE, no_ack=True, accept=["json"])
-            try:
-                while True:
-                    try:
-                        message = queue.get_nowait()
-                    except queue.Empty:
-                        return
-                    self._received.append(Message.decode(message.headers, message.payload))
-            finally:
-                queue.close()
+            for name in QUEUES:
+                queue = connection.SimpleQueue(name, no_ack=True, accept=["json"])
+                try:
+                    while True:
+                        try:
+                            message = queue.get_nowait()
+                        except queue.Empty:
+                            break
+                        self._received.append(
+                            Message.decode(message.headers, message.payload, name)
+                        )
+                finally:
+                    queue.close()
 
 
 @contextmanager

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import sys
 from collections.abc import Mapping
@@ -9,6 +10,8 @@ from pathlib import Path
 
 #: Generous: two cores are shared by every test and helper process.
 TIMEOUT = 90
+#: The state of a listening socket in /proc/net/tcp.
+LISTEN = "0A"
 
 
 def run_python(
@@ -50,3 +53,19 @@ def celery_command(*args: str, env: Mapping[str, str]) -> subprocess.CompletedPr
         timeout=TIMEOUT,
         check=False,
     )
+
+
+def listening_addresses(port: int) -> set[str]:
+    """The local addresses TCP sockets listen on at ``port`` (Linux: read from /proc/net)."""
+    found: set[str] = set()
+    for table, family in (("tcp", socket.AF_INET), ("tcp6", socket.AF_INET6)):
+        path = Path("/proc/net") / table
+        lines = path.read_text().splitlines()[1:] if path.exists() else []
+        for line in lines:
+            local, state = line.split()[1], line.split()[3]
+            address, _, hex_port = local.rpartition(":")
+            if state == LISTEN and int(hex_port, 16) == port:
+                # The kernel writes the address as 32-bit words in host (little-endian) order.
+                words = [bytes.fromhex(address[i : i + 8])[::-1] for i in range(0, len(address), 8)]
+                found.add(socket.inet_ntop(family, b"".join(words)))
+    return found

@@ -30,6 +30,7 @@ BOTTOM = frozenset(
         "outages",
         "request",
         "schedule_file",
+        "send_options",
         "settings",
         "urls",
     }

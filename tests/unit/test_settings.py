@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tasks.errors import ConfigurationError
-from tasks.settings import load_settings
+from tasks.settings import basic_auth_problem, load_settings
 
 BASE = {
     "ENGAGE_BASE_URL": "https://tenant.example/api/rest/v19/",
@@ -71,3 +71,36 @@ def test_key_retention_covers_the_retry_window_plus_a_day() -> None:
     """Idempotency records outlive every retry by at least 24 h."""
     settings = load_settings(BASE)
     assert settings.key_retention >= settings.retry.max_total + settings.retry.max_delay + 86400
+
+
+def test_metrics_listen_on_this_machine_by_default() -> None:
+    """Without ENGAGE_METRICS_ADDRESS the metrics endpoints listen on 127.0.0.1."""
+    assert load_settings(BASE).metrics_address == "127.0.0.1"
+
+
+def test_metrics_address_is_configurable() -> None:
+    """ENGAGE_METRICS_ADDRESS opens the endpoints to other hosts (a scraper elsewhere)."""
+    settings = load_settings({**BASE, "ENGAGE_METRICS_ADDRESS": "0.0.0.0"})  # noqa: S104
+    assert settings.metrics_address == "0.0.0.0"  # noqa: S104
+
+
+@pytest.mark.parametrize("value", ["admin:pw", "admin:pw,ops:p:w", "a:b c"])
+def test_flower_login_lists_are_accepted(value: str) -> None:
+    """user:password, several comma-separated; a password may hold ':' and spaces."""
+    assert basic_auth_problem(value) is None
+
+
+@pytest.mark.parametrize(
+    "value", [None, "", "  ", "admin", "admin:", ":pw", "admin:pw,", "admin:pw, ops:pw"]
+)
+def test_flower_login_lists_without_user_or_password_are_refused(value: str | None) -> None:
+    """Empty, or an entry with no user, no password or spaces around it (as Flower splits)."""
+    assert basic_auth_problem(value) is not None
+
+
+def test_flower_login_problem_never_quotes_the_password() -> None:
+    """The problem names the entry by position: what it says may be printed."""
+    problem = basic_auth_problem("admin:s3cret,guest")
+    assert problem is not None
+    assert "s3cret" not in problem
+    assert "entry 2" in problem

@@ -1,8 +1,9 @@
 -- Dead-letter a send: flip its ledger record and file the entry, then trim by age and size.
--- KEYS: record, dlq, dlq entries, dlq reasons, inflight
+-- KEYS: record, dlq, dlq entries, dlq reasons, inflight, callbacks
 -- ARGV: idempotency key, now, reason, detail, entry JSON, record TTL (ms), max age (s),
 --       max entries
--- Returns 1; 0 when the send was sent meanwhile (a sent send is never moved).
+-- Returns 1; 0 when the send was sent meanwhile (a sent send is never moved). A completion
+-- callback the send asked for is filed in the callbacks set in the same step.
 local ledger, dlq, entries, reasons, inflight = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local key, now, reason = ARGV[1], tonumber(ARGV[2]), ARGV[3]
 if redis.call('HGET', ledger, 'state') == 'sent' then return 0 end
@@ -12,6 +13,7 @@ redis.call('HDEL', ledger, 'lease_owner', 'lease_until', 'retry_at')
 -- The record must outlive its dead-letter entry, or a replay could not know it was not sent.
 redis.call('PEXPIRE', ledger, ARGV[6])
 redis.call('ZREM', inflight, key)
+if redis.call('HEXISTS', ledger, 'on_done') == 1 then redis.call('ZADD', KEYS[6], now, key) end
 redis.call('ZADD', dlq, now, key)
 redis.call('HSET', entries, key, ARGV[5])
 redis.call('HSET', reasons, key, reason)

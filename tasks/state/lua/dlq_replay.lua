@@ -15,6 +15,14 @@ local e = cjson.decode(entry)
 redis.call('HSET', ledger, 'state', 'queued', 'request', cjson.encode(e['request']),
   'fingerprint', e['fingerprint'], 'task_id', ARGV[2], 'task_ids', ARGV[3], 'updated_at', ARGV[4],
   'attempts', 0)
+redis.call('HSET', ledger, 'queued_at', ARGV[4])
+-- The lane and the callback come back with the entry if the record lost them (it expired).
+if e['priority'] and e['priority'] ~= cjson.null then
+  redis.call('HSETNX', ledger, 'priority', e['priority'])
+end
+if e['on_done'] and e['on_done'] ~= cjson.null then
+  redis.call('HSETNX', ledger, 'on_done', e['on_done'])
+end
 redis.call('HSETNX', ledger, 'created_at', ARGV[4])
 redis.call('HINCRBY', ledger, 'replays', 1)
 redis.call('HDEL', ledger, 'reason', 'detail', 'last_error', 'retry_at', 'first_failure_at')

@@ -1,7 +1,9 @@
--- Engage accepted the send: final.
--- KEYS: record, inflight, dlq, dlq entries, dlq reasons
+-- Engage accepted the send: final. A callback the send asked for is filed in the same step.
+-- KEYS: record, inflight, dlq, dlq entries, dlq reasons, callbacks
 -- ARGV: now, retention (ms), idempotency key
+-- Returns {queued at or false, lane or false, callback task filed now or false}.
 local k, key = KEYS[1], ARGV[3]
+local f = redis.call('HMGET', k, 'state', 'queued_at', 'created_at', 'priority', 'on_done')
 redis.call('HSET', k, 'state', 'sent', 'sent_at', ARGV[1], 'updated_at', ARGV[1])
 redis.call('HDEL', k, 'lease_owner', 'lease_until', 'reason', 'detail')
 redis.call('PEXPIRE', k, ARGV[2])
@@ -11,4 +13,9 @@ redis.call('ZREM', KEYS[2], key)
 redis.call('ZREM', KEYS[3], key)
 redis.call('HDEL', KEYS[4], key)
 redis.call('HDEL', KEYS[5], key)
-return 1
+local callback = false
+if f[5] and f[1] ~= 'sent' then
+  redis.call('ZADD', KEYS[6], ARGV[1], key)
+  callback = f[5]
+end
+return {f[2] or f[3] or false, f[4] or false, callback}
