@@ -13,9 +13,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
-from tasks.errors import ConfigurationError, InvalidSendRequest
+from tasks.environment import Environment
+from tasks.errors import ConfigurationError
 from tasks.numbers import NUMBER_TYPES, REGIONS, NumberPolicy
-from tasks.send_options import LANE_QUEUES, validate_task_name
+from tasks.send_options import LANE_QUEUES
 
 #: Broker used when neither ``ENGAGE_BROKER_URL`` nor ``CELERY_BROKER_URL`` is set: local Redis.
 DEFAULT_BROKER_URL = "redis://127.0.0.1:6379/0"
@@ -159,7 +160,7 @@ class Settings:
 
 def load_settings(environ: Mapping[str, str]) -> Settings:
     """Build :class:`Settings` from the environment; ConfigurationError names a bad variable."""
-    env = _Env(environ)
+    env = Environment(environ)
     # ENGAGE_BROKER_URL first: Celery itself applies CELERY_BROKER_URL to every app in the
     # process, so a web app with a Celery app of its own names ours apart (README: host apps).
     broker_name = (
@@ -222,7 +223,7 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
     return settings
 
 
-def _engage_settings(env: _Env) -> EngageSettings | None:
+def _engage_settings(env: Environment) -> EngageSettings | None:
     """Engage's address and login: all or nothing (a web process that only enqueues sets none)."""
     transport = env.choice("ENGAGE_TRANSPORT", "rest", TRANSPORTS)
     if env.optional_text("ENGAGE_BASE_URL") is None:
@@ -238,7 +239,7 @@ def _engage_settings(env: _Env) -> EngageSettings | None:
     )
 
 
-def _number_policy(env: _Env) -> NumberPolicy:
+def _number_policy(env: Environment) -> NumberPolicy:
     """National numbers' region and the number types that may receive an SMS."""
     region = (env.optional_text("ENGAGE_DEFAULT_REGION") or "").upper() or None
     if region is not None and region not in REGIONS:
@@ -302,83 +303,3 @@ def basic_auth_problem(value: str | None) -> str | None:
             # Named by position: the entry itself holds a password.
             return f"entry {number} is not user:password (both non-empty, no spaces around)"
     return None
-
-
-class _Env:
-    """Typed reads of environment variables, each failing with the variable's name."""
-
-    def __init__(self, environ: Mapping[str, str]) -> None:
-        self._environ = environ
-
-    def _raw(self, name: str) -> str | None:
-        value = self._environ.get(name)
-        return None if value is None or not value.strip() else value.strip()
-
-    def text(self, name: str) -> str:
-        value = self._raw(name)
-        if value is None:
-            raise ConfigurationError(name, "is not set")
-        return value
-
-    def optional_text(self, name: str) -> str | None:
-        return self._raw(name)
-
-    def url(self, name: str, default: str | None, *, schemes: tuple[str, ...]) -> str:
-        value = self._raw(name) or default
-        if value is None:
-            raise ConfigurationError(name, "is not set")
-        parts = urlsplit(value)
-        if parts.scheme not in schemes:
-            raise ConfigurationError(
-                name, f"must be a URL starting with {' or '.join(s + '://' for s in schemes)}"
-            )
-        if parts.scheme in ("http", "https") and not parts.hostname:
-            raise ConfigurationError(name, "has no host")
-        return value
-
-    def number(self, name: str, default: float, *, minimum: float) -> float:
-        raw = self._raw(name)
-        if raw is None:
-            return default
-        try:
-            value = float(raw)
-        except ValueError:
-            raise ConfigurationError(name, f"must be a number, got {raw!r}") from None
-        if value < minimum or value != value:  # noqa: PLR0124  (NaN check)
-            raise ConfigurationError(name, f"must be at least {minimum:g}, got {raw!r}")
-        return value
-
-    def integer(self, name: str, default: int, minimum: int) -> int:
-        raw = self._raw(name)
-        if raw is None:
-            return default
-        try:
-            value = int(raw)
-        except ValueError:
-            raise ConfigurationError(name, f"must be a whole number, got {raw!r}") from None
-        if value < minimum:
-            raise ConfigurationError(name, f"must be at least {minimum}, got {raw!r}")
-        return value
-
-    def optional_port(self, name: str) -> int | None:
-        if self._raw(name) is None:
-            return None
-        port = self.integer(name, 0, 1)
-        if port > 65535:
-            raise ConfigurationError(name, f"must be a TCP port (1 to 65535), got {port}")
-        return port
-
-    def task_name(self, name: str) -> str | None:
-        value = self._raw(name)
-        if value is None:
-            return None
-        try:
-            return validate_task_name(value, field=name)
-        except InvalidSendRequest as err:
-            raise ConfigurationError(name, err.problem) from None
-
-    def choice(self, name: str, default: str, choices: tuple[str, ...]) -> str:
-        value = (self._raw(name) or default).lower()
-        if value not in choices:
-            raise ConfigurationError(name, f"must be one of {', '.join(choices)}, got {value!r}")
-        return value

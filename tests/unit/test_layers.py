@@ -24,6 +24,7 @@ PACKAGE = "tasks"
 BOTTOM = frozenset(
     {
         "emails",
+        "environment",
         "errors",
         "masking",
         "numbers",

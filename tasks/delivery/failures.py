@@ -1,0 +1,153 @@
+"""How a step that failed ends: a retry, or a dead letter, with only masked text kept.
+
+Engage's answers may echo the recipient or a parameter value. Each error is masked once, here,
+by the request's private values and by pattern (:class:`~tasks.masking.Masker`): the ledger, the
+dead-letter store, the log and the exceptions handed to Celery (which logs them and sends them to
+Flower, chain included) only ever hold the masked copy.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import traceback
+
+from tasks.delivery.context import RetryLater, StepContext
+from tasks.delivery.events import log_event
+from tasks.delivery.retry_policy import Attempt, decide
+from tasks.delivery.runtime import Runtime
+from tasks.errors import CredentialsRejected, DeadLettered, EngageAPIError, EngageError
+from tasks.masking import Masker
+from tasks.request import SendRequest
+from tasks.state.enums import Reason
+
+logger = logging.getLogger("engage.delivery")
+
+
+def internal_failure(
+    rt: Runtime, request: SendRequest, ctx: StepContext, err: Exception, *, stage: str
+) -> Exception:
+    """A step raised something unforeseen before any Engage call could have sent the message.
+
+    Retried like a transient failure (``ENGAGE_RETRY_MAX_ATTEMPTS`` times, growing delays), then
+    dead-lettered ``internal_error`` with the exception type in the entry and the traceback,
+    masked, in the log. Returns the exception for the task to raise ``from None``: ``err``'s
+    text is not known to be masked, and the log has it.
+    """
+    log_internal(err, request, stage)
+    failures = rt.ledger.count_failure(ctx.key, f"{stage}:internal")
+    policy = rt.settings.retry
+    if failures <= policy.max_attempts:
+        delay = min(policy.base_delay + policy.backoff * (failures - 1), policy.max_delay)
+        rt.ledger.mark_retrying(ctx.key, ctx.owner, f"{type(err).__name__} in {stage}", delay)
+        log_event(
+            "retrying",
+            key=ctx.key,
+            task_id=ctx.task_id,
+            recipient=request.identifier.masked(),
+            retry_in=round(delay, 3),
+            error=type(err).__name__,
+            operation=stage,
+        )
+        return RetryLater(delay, None)
+    return dead_letter(
+        rt,
+        request,
+        ctx,
+        Reason.INTERNAL_ERROR,
+        None,
+        f"{type(err).__name__} in {stage}, {failures} times; nothing was sent",
+        error=error_of(err, request),
+    )
+
+
+def failed(
+    rt: Runtime,
+    request: SendRequest,
+    ctx: StepContext,
+    err: EngageError,
+    *,
+    stage: str,
+    contact_id: int | None = None,
+) -> tuple[Exception, EngageError]:
+    """Retry or dead-letter after ``err``: the exception to raise, and ``err`` masked.
+
+    The contact id stays readable (Engage's ids are not personal, and operators look them up).
+
+    Raise the one ``from`` the other, never from ``err``: Celery logs the chain and Flower shows
+    it, and only the masked copy may be in it (``from`` also hides ``err`` as the context).
+    """
+    if isinstance(err, CredentialsRejected):
+        rt.auth.trip()
+    failures = rt.ledger.count_failure(ctx.key, stage)
+    # The time budget runs from the first failure: time spent waiting in a queue is no failure.
+    first = float(rt.ledger.record(ctx.key).get("first_failure_at", time.time()))
+    attempt = Attempt(retries=failures - 1, elapsed=time.time() - first, sending=stage == "send")
+    decision = decide(err, attempt, rt.settings.retry)
+    readable = () if contact_id is None else (str(contact_id),)
+    # From here on, only the masked copy.
+    shown = err.masked(Masker(request.private_values(), readable=readable))
+    outcome: Exception
+    if decision.retry_in is not None:
+        rt.ledger.mark_retrying(ctx.key, ctx.owner, str(shown), decision.retry_in)
+        log_event(
+            "retrying",
+            key=ctx.key,
+            task_id=ctx.task_id,
+            recipient=request.identifier.masked(),
+            retry_in=round(decision.retry_in, 3),
+            **_error_fields(shown),
+        )
+        outcome = RetryLater(decision.retry_in, shown)
+    else:
+        reason = decision.reason or Reason.RETRIES_EXHAUSTED
+        outcome = dead_letter(rt, request, ctx, reason, shown, str(shown))
+    return outcome, shown
+
+
+def dead_letter(  # noqa: PLR0917  (called with all six every time)
+    rt: Runtime,
+    request: SendRequest,
+    ctx: StepContext,
+    reason: Reason,
+    err: EngageError | None,
+    detail: str,
+    *,
+    error: dict[str, str] | None = None,
+) -> DeadLettered:
+    if isinstance(err, EngageAPIError):
+        error = err.to_dict()
+    elif err is not None:
+        error = {"type": type(err).__name__, "message": str(err)}
+    if not rt.dead_letters.add(
+        ctx.key, reason=reason, detail=detail, error=error, task_ids=ctx.task_ids
+    ):
+        # Sent meanwhile by another delivery: nothing to dead-letter, nothing to raise.
+        return DeadLettered(ctx.key, "already_sent", "the send had already succeeded")
+    log_event(
+        "dead_lettered",
+        key=ctx.key,
+        task_id=ctx.task_id,
+        recipient=request.identifier.masked(),
+        reason=reason,
+        detail=detail,
+        **(_error_fields(err) if err else {}),
+    )
+    return DeadLettered(ctx.key, reason, detail)
+
+
+def _error_fields(err: EngageError) -> dict[str, object]:
+    if isinstance(err, EngageAPIError):
+        return {"status": err.status, "error_code": err.error_code, "operation": err.operation}
+    return {"error": type(err).__name__, "operation": err.operation}
+
+
+def error_of(err: Exception, request: SendRequest) -> dict[str, str]:
+    """An unforeseen exception as a dead-letter entry shows it: type and masked message."""
+    return {"type": type(err).__name__, "message": Masker(request.private_values())(str(err))}
+
+
+def log_internal(err: Exception, request: SendRequest, stage: str) -> None:
+    """Log an unforeseen exception with its traceback, masked by the request's values."""
+    lines = "".join(traceback.format_exception(type(err), err, err.__traceback__)).rstrip()
+    logger.error("unexpected error in %s:\n%s", stage, Masker(request.private_values())(lines))
