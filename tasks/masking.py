@@ -21,7 +21,6 @@ from __future__ import annotations
 import re
 from collections.abc import Collection, Iterable
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 # Anything e-mail-shaped, in any script: the local part runs back to a space or the punctuation
 # that surrounds addresses in text (quotes, brackets, commas, a colon as in mailto:); <> stay in,
@@ -129,16 +128,6 @@ def excerpt(text: str, limit: int) -> str:
         return flat
     points = [m.start() for m in _CUT_POINT.finditer(flat, 0, limit + 1)]
     return flat[: points[-1] if points else 0].rstrip() + CUT
-
-
-def redact_url(url: str) -> str:
-    """``url`` with any password replaced by ``***``."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    user = f"{parts.username}:" if parts.username else ":"
-    host = parts.netloc.rpartition("@")[2]
-    return urlunsplit(parts._replace(netloc=f"{user}***@{host}"))
 
 
 def mask_value(value: Any) -> Any:
