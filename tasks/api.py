@@ -74,7 +74,10 @@ def delivery_status(key: str) -> dict[str, Any]:
 
 
 def replay_dead_letter(key: str) -> str:
-    """Re-enter a dead-lettered send under its key: ``requeued``, ``sent`` or ``missing``.
+    """Re-enter a dead-lettered send under its key: ``requeued``, or ``missing``.
+
+    ``missing``: no dead-letter entry under the key (never dead-lettered, replayed already, or
+    found sent meanwhile: a late success removes its entry). Nothing is sent then.
 
     Raises ServiceUnavailable when Redis or the broker does not answer; the entry stays put.
     """
