@@ -11,6 +11,7 @@ from typing import Any, Protocol
 
 import requests
 
+from tasks.engage import http
 from tasks.engage.http import CallObserver
 from tasks.request import Identifier
 
@@ -64,3 +65,24 @@ class TransportClient:
     def _lookup(self, identifier: Identifier) -> Contact:
         """The transport's contact/get call."""
         raise NotImplementedError
+
+    def _post(self, path: str, operation: str, **kwargs: Any) -> requests.Response:
+        """POST to ``base_url + path`` with this client's session, timeouts and observer."""
+        return http.post(
+            self._session,
+            self._base + path,
+            operation,
+            timeout=self._timeout,
+            observe=self._observe,
+            **kwargs,
+        )
+
+    def _get(self, path: str, operation: str) -> requests.Response:
+        """GET ``base_url + path`` with this client's session, timeouts and observer."""
+        return http.get(
+            self._session,
+            self._base + path,
+            operation,
+            timeout=self._timeout,
+            observe=self._observe,
+        )

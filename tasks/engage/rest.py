@@ -19,12 +19,9 @@ class RestEngageClient(TransportClient):
     def _lookup(self, identifier: Identifier) -> Contact:
         """POST contact/get; 200 -> Contact, anything else -> a typed error."""
         operation = "contact/get"
-        response = engage_http.post(
-            self._session,
-            f"{self._base}/contact/get",
+        response = self._post(
+            "/contact/get",
             operation,
-            timeout=self._timeout,
-            observe=self._observe,
             json={"type": identifier.type, "value": identifier.value},
             headers=_JSON_HEADERS,
         )
@@ -37,12 +34,9 @@ class RestEngageClient(TransportClient):
     ) -> None:
         """POST message/sendSingle; only 204, the documented answer, is success."""
         operation = "message/sendSingle"
-        response = engage_http.post(
-            self._session,
-            f"{self._base}/message/sendSingle",
+        response = self._post(
+            "/message/sendSingle",
             operation,
-            timeout=self._timeout,
-            observe=self._observe,
             params={"messageId": message_id, "recipientId": recipient_id},
             json={"parameters": [{"name": n, "value": v} for n, v in parameters]},
             headers=_JSON_HEADERS,
@@ -53,13 +47,7 @@ class RestEngageClient(TransportClient):
     def api_version(self) -> str:
         """GET system/getApiVersion."""
         operation = "system/getApiVersion"
-        response = engage_http.get(
-            self._session,
-            f"{self._base}/system/getApiVersion",
-            operation,
-            timeout=self._timeout,
-            observe=self._observe,
-        )
+        response = self._get("/system/getApiVersion", operation)
         if response.status_code != 200 or answers.is_html(response):
             raise self._error(operation, response)
         return response.text.strip().strip('"')

@@ -63,7 +63,7 @@ class SoapEngageClient(TransportClient):
     def _lookup(self, identifier: Identifier) -> Contact:
         """contactGet; a contact -> Contact, anything else -> a typed error."""
         operation = "contact/get"
-        response = self._post(operation, contact_get_envelope(identifier))
+        response = self._post_envelope(operation, contact_get_envelope(identifier))
         return self._answer(operation, response, contact_from_answer)
 
     def send_single(
@@ -72,7 +72,7 @@ class SoapEngageClient(TransportClient):
         """messageSendSingle; returns only on its documented answer (see EMPTY_SUCCESS)."""
         operation = "message/sendSingle"
         envelope = send_single_envelope(message_id, recipient_id, parameters)
-        response = self._post(operation, envelope)
+        response = self._post_envelope(operation, envelope)
         if response.status_code in EMPTY_SUCCESS and not response.content.strip():
             return
         self._answer(operation, response, send_single_answer, sends=True)
@@ -81,22 +81,15 @@ class SoapEngageClient(TransportClient):
         """systemGetApiVersion."""
         operation = "system/getApiVersion"
         try:
-            response = self._post(operation, build_envelope("systemGetApiVersion", []))
+            response = self._post_envelope(operation, build_envelope("systemGetApiVersion", []))
         except OutcomeUnknown as err:
             # Asking the version changes nothing: a lost answer is as safe to retry as REST's GET.
             raise RequestNotSent(operation, err.description) from err
         return self._answer(operation, response, version_from_answer)
 
-    def _post(self, operation: str, envelope: bytes) -> requests.Response:
-        return engage_http.post(
-            self._session,
-            self._base,
-            operation,
-            timeout=self._timeout,
-            observe=self._observe,
-            data=envelope,
-            headers=_HEADERS,
-        )
+    def _post_envelope(self, operation: str, envelope: bytes) -> requests.Response:
+        """POST a SOAP envelope to the endpoint (``base_url`` itself)."""
+        return self._post("", operation, data=envelope, headers=_HEADERS)
 
     def _answer(
         self,
