@@ -12,8 +12,6 @@ from __future__ import annotations
 import logging
 import time
 
-import redis
-
 from tasks.delivery import metrics
 from tasks.delivery.context import RetryLater, StepContext
 from tasks.delivery.events import log_event
@@ -25,6 +23,7 @@ from tasks.errors import (
 )
 from tasks.request import SendRequest, encoding_problem
 from tasks.send_options import Priority
+from tasks.state import REDIS_UNREACHABLE
 from tasks.state.enums import Reason, SendState, StartOutcome
 from tasks.state.ledger import SendStart, Sent
 
@@ -167,7 +166,7 @@ def _record_sent(rt: Runtime, key: str) -> Sent:
     while True:
         try:
             return rt.ledger.mark_sent(key)
-        except (redis.ConnectionError, redis.TimeoutError):
+        except REDIS_UNREACHABLE:
             if time.monotonic() >= deadline:
                 # The lease runs out and the sweep dead-letters it outcome_unknown: never resent.
                 logger.critical("send %s was accepted by Engage but could not be recorded", key)

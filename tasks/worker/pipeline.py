@@ -15,7 +15,6 @@ import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-import redis
 from celery import Task
 
 from tasks.delivery import steps as delivery
@@ -24,14 +23,13 @@ from tasks.delivery.steps import RetryLater, StepContext
 from tasks.errors import DeadLettered
 from tasks.request import SendRequest
 from tasks.send_options import lane_of_queue
+from tasks.state import REDIS_UNREACHABLE
 from tasks.worker import callbacks
 from tasks.worker.app import MaskedTask, app, engage_settings
 
 logger = logging.getLogger("engage.worker")
 _T = TypeVar("_T")
 
-#: Redis errors that mean "unreachable for now": the step changed nothing it could not redo.
-INFRASTRUCTURE_ERRORS = (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError)
 #: Retry after an unreachable Redis: soon, once it answers (the thread waits up to 5 minutes).
 INFRASTRUCTURE_RETRY_DELAY = 1.0
 INFRASTRUCTURE_PATIENCE = 300.0
@@ -117,7 +115,7 @@ def _finished(key: str) -> None:
     """The send is final: publish its completion callback if one is due (never raises)."""
     try:
         callbacks.publish_due(current_runtime(engage_settings()), key)
-    except INFRASTRUCTURE_ERRORS as err:
+    except REDIS_UNREACHABLE as err:
         # The final state is recorded and the callback filed: the sweep publishes it.
         logger.warning("callback of %s left to the sweep: Redis unreachable (%s)", key, err)
     except Exception:  # a bug: the send itself is done and must not be reported failed
@@ -138,14 +136,14 @@ def _step(
             return run(rt)
         except (RetryLater, DeadLettered):
             raise
-        except INFRASTRUCTURE_ERRORS:
+        except REDIS_UNREACHABLE:
             raise
         except Exception as err:
             # Not chained: err's text is not known to be masked (the log has it, masked).
             raise delivery.internal_failure(rt, request, ctx, err, stage=stage) from None
     except RetryLater as later:
         raise task.retry(countdown=later.delay, exc=later.error) from None
-    except INFRASTRUCTURE_ERRORS as err:
+    except REDIS_UNREACHABLE as err:
         logger.warning(
             "Redis unreachable during %s of %s (%s): retrying once it answers",
             stage,
@@ -172,7 +170,7 @@ def _await_redis(rt: Runtime, patience: float) -> None:
     while time.monotonic() < deadline:
         try:
             rt.redis.ping()
-        except INFRASTRUCTURE_ERRORS:
+        except REDIS_UNREACHABLE:
             time.sleep(delay)
             delay = min(delay * 2, 5.0)
         else:

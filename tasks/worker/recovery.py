@@ -14,10 +14,10 @@ import threading
 import time
 from typing import Any
 
-import redis
 from celery.signals import worker_ready, worker_shutdown
 
 from tasks.delivery.runtime import current_runtime
+from tasks.state import REDIS_UNREACHABLE
 from tasks.worker.app import engage_settings
 from tasks.worker.housekeeping import sweep
 
@@ -31,7 +31,7 @@ def sweep_forever(interval: float, stop: threading.Event = _stop) -> None:
     while not stop.is_set():
         try:
             result = sweep(current_runtime(engage_settings()), now=time.time())
-        except (redis.ConnectionError, redis.TimeoutError) as err:
+        except REDIS_UNREACHABLE as err:
             logger.warning(
                 "recovery sweep: Redis unreachable (%s); next try in %.0f s", err, interval
             )
