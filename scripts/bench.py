@@ -378,37 +378,11 @@ class Bench:
 
     def baseline_sender(self, tag: str, recipients: list[int]) -> Callable[[int], None]:
         """Publish the bare chain with the arguments the pipeline's chain carries."""
-
-        def send(n: int) -> None:
-            data = {
-                "message_id": MESSAGE_ID,
-                "identifier": {"type": "MOBILE", "value": _digits(recipients[n])},
-                "parameters": [],
-            }
-            key, task_ids = f"{tag}-{n}", [uuid(), uuid()]
-            chain(
-                bench_baseline.first.s(data, key, task_ids).set(task_id=task_ids[0]),
-                bench_baseline.second.s(data, key, task_ids).set(task_id=task_ids[1]),
-            ).apply_async()
-
-        return send
+        return _chain_sender(bench_baseline.first, bench_baseline.second, tag, recipients)
 
     def requests_sender(self, tag: str, recipients: list[int]) -> Callable[[int], None]:
         """Publish the requests chain (the two Engage calls a user would make) for message n."""
-
-        def send(n: int) -> None:
-            data = {
-                "message_id": MESSAGE_ID,
-                "identifier": {"type": "MOBILE", "value": _digits(recipients[n])},
-                "parameters": [],
-            }
-            key, task_ids = f"{tag}-{n}", [uuid(), uuid()]
-            chain(
-                bench_baseline.lookup.s(data, key, task_ids).set(task_id=task_ids[0]),
-                bench_baseline.send.s(data, key, task_ids).set(task_id=task_ids[1]),
-            ).apply_async()
-
-        return send
+        return _chain_sender(bench_baseline.lookup, bench_baseline.send, tag, recipients)
 
     def check_sends(self, run_name: str, expected: int, recipients: int) -> dict[str, Any]:
         """Sandbox figures of the run; a problem is noted unless every message arrived once.
@@ -1161,6 +1135,26 @@ def main() -> int:
         print("WARNING: other processes were busy at the end: " + ", ".join(busy))
     print(f"\ntotal time {time.monotonic() - started:.0f} s")
     return 1 if failed else 0
+
+
+def _chain_sender(
+    first: Any, second: Any, tag: str, recipients: list[int]
+) -> Callable[[int], None]:
+    """Publish ``first -> second`` for message n with the arguments the pipeline's chain carries."""
+
+    def send(n: int) -> None:
+        data = {
+            "message_id": MESSAGE_ID,
+            "identifier": {"type": "MOBILE", "value": _digits(recipients[n])},
+            "parameters": [],
+        }
+        key, task_ids = f"{tag}-{n}", [uuid(), uuid()]
+        chain(
+            first.s(data, key, task_ids).set(task_id=task_ids[0]),
+            second.s(data, key, task_ids).set(task_id=task_ids[1]),
+        ).apply_async()
+
+    return send
 
 
 if __name__ == "__main__":
