@@ -23,6 +23,7 @@ from tasks.request import SendRequest, build_send_request
 from tasks.sandbox import Sandbox
 from tasks.worker import pipeline
 from tests.support.environments import make_settings
+from tests.support.recording_task import RecordingTask
 from tests.support.runtime import fake_runtime, installed
 
 EXTERNAL_ID = "crm-Kowalski-7731"
@@ -145,18 +146,6 @@ def test_contact_id_quoted_by_an_answer_stays_readable(
         delivery.send(rt, request, 1234567890, ctx())
     assert "Sign in to continue with 1234567890" in str(caught.value.error)
     assert rt.ledger.status("k1")["contact_id"] == "1234567890"
-
-
-class RecordingTask:
-    """What ``pipeline._step`` uses of a Celery task: ``retry`` records its options."""
-
-    def __init__(self) -> None:
-        self.retries: list[dict[str, object]] = []
-
-    def retry(self, **options: object) -> Exception:
-        """Record the options; return what the task would raise."""
-        self.retries.append(options)
-        return RuntimeError("retry")
 
 
 def test_redis_failing_while_an_engage_error_is_handled_keeps_it_out_of_the_retry() -> None:

@@ -17,6 +17,7 @@ from tasks.errors import DeadLettered
 from tasks.request import Identifier, SendRequest, build_send_request
 from tasks.worker import pipeline
 from tests.conftest import make_settings
+from tests.support.recording_task import RecordingTask
 
 REQUEST = build_send_request(23541, mobile="+48505606707", parameters={"firstName": "Ann"})
 
@@ -117,18 +118,6 @@ def test_sent_is_recorded_after_a_short_redis_outage(monkeypatch: pytest.MonkeyP
     threading.Timer(0.8, lambda: setattr(server, "connected", True)).start()
     delivery._record_sent(rt, "k1")
     assert rt.ledger.state("k1") == "sent"
-
-
-class RecordingTask:
-    """The part of a Celery task ``_step`` uses: ``retry`` returns what the task would raise."""
-
-    def __init__(self) -> None:
-        self.retries: list[dict[str, object]] = []
-
-    def retry(self, **options: object) -> Exception:
-        """Record the retry's options."""
-        self.retries.append(options)
-        return RuntimeError("retry")
 
 
 def run_step(rt: Runtime, error: Exception) -> RecordingTask:
