@@ -17,13 +17,13 @@ from typing import Any
 
 import pytest
 
-from tasks.cli.demo import FLOWER_USER, flower_process
-from tasks.cli.local_stack import ManagedProcess, celery_worker, start_worker
+from tasks.cli.demo import FLOWER_USER
+from tasks.cli.local_stack import ManagedProcess
 from tasks.sandbox import Sandbox
 from tests.integration.conftest import wait_for
 from tests.support import sandbox as sandboxes
 from tests.support.environments import SANDBOX_CREDENTIALS, child_env
-from tests.support.processes import listening_addresses, run_module
+from tests.support.processes import listening_addresses, run_module, start_worker_and_flower
 from tests.support.real_redis import require_redis
 
 pytestmark = pytest.mark.integration
@@ -87,13 +87,14 @@ def stack(tmp_path_factory: pytest.TempPathFactory, session_sandbox: Sandbox) ->
     )
     env.pop("ENGAGE_SCHEDULE_FILE", None)
     try:
-        worker = celery_worker(env, logs / "worker.log", name=f"flower-{letters}")
-        processes.append(worker)
-        start_worker(worker)
-        flower = flower_process(env, logs / "flower.log", password=password, port=flower_port)
-        processes.append(flower)
-        flower.start()
-        flower.wait_for_log("Visit me at", 60.0)
+        _, flower = start_worker_and_flower(
+            env,
+            logs,
+            name=f"flower-{letters}",
+            password=password,
+            port=flower_port,
+            started=processes,
+        )
         stack = Stack(
             sandbox=sandbox,
             env=env,

@@ -24,13 +24,13 @@ from typing import Any
 
 import pytest
 
-from tasks.cli.demo import FLOWER_USER, flower_process
-from tasks.cli.local_stack import ManagedProcess, celery_worker, start_worker
+from tasks.cli.demo import FLOWER_USER
+from tasks.cli.local_stack import ManagedProcess
 from tasks.sandbox import Sandbox
 from tests.integration.conftest import wait_for
 from tests.support import sandbox as sandboxes
 from tests.support.environments import WORKER_ENV, child_env
-from tests.support.processes import run_module
+from tests.support.processes import run_module, start_worker_and_flower
 from tests.support.real_redis import require_redis
 
 pytestmark = pytest.mark.integration
@@ -142,13 +142,14 @@ def run(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
         env.pop("ENGAGE_SCHEDULE_FILE", None)
         keys = {name: f"private-{transport}-{letters}-{name}" for name in FAULTS}
         try:
-            worker = celery_worker(env, logs / "worker.log", name=f"private-{letters}")
-            processes.append(worker)
-            start_worker(worker)
-            flower = flower_process(env, logs / "flower.log", password=password, port=flower_port)
-            processes.append(flower)
-            flower.start()
-            flower.wait_for_log("Visit me at", 60.0)
+            worker, flower = start_worker_and_flower(
+                env,
+                logs,
+                name=f"private-{letters}",
+                password=password,
+                port=flower_port,
+                started=processes,
+            )
             wait_for(lambda: flower_get(flower_port, password, "/api/workers") is not None, 30)
             recipients = {"page": ("--mobile", MOBILE), "json": ("--email", EMAIL)}
             for name, plan in FAULTS.items():

@@ -8,6 +8,9 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 
+from tasks.cli.demo import flower_process
+from tasks.cli.local_stack import ManagedProcess, celery_worker, start_worker
+
 #: Generous: two cores are shared by every test and helper process.
 TIMEOUT = 90
 #: The state of a listening socket in /proc/net/tcp.
@@ -69,3 +72,26 @@ def listening_addresses(port: int) -> set[str]:
                 words = [bytes.fromhex(address[i : i + 8])[::-1] for i in range(0, len(address), 8)]
                 found.add(socket.inet_ntop(family, b"".join(words)))
     return found
+
+
+def start_worker_and_flower(
+    env: dict[str, str],
+    logs: Path,
+    *,
+    name: str,
+    password: str,
+    port: int,
+    started: list[ManagedProcess],
+) -> tuple[ManagedProcess, ManagedProcess]:
+    """A real worker, then Flower behind basic auth on ``port``: (worker, Flower).
+
+    Each process goes into ``started`` as soon as it runs, so the caller stops whatever started.
+    """
+    worker = celery_worker(env, logs / "worker.log", name=name)
+    started.append(worker)
+    start_worker(worker)
+    flower = flower_process(env, logs / "flower.log", password=password, port=port)
+    started.append(flower)
+    flower.start()
+    flower.wait_for_log("Visit me at", 60.0)
+    return worker, flower
