@@ -15,11 +15,14 @@ from pathlib import Path
 
 import redis
 
+_AOF = ("--appendonly", "yes", "--appendfsync", "always")
+
 
 class RedisServer:
-    """``redis-server`` on a free loopback port, data in ``data_dir`` (AOF, fsync always)."""
+    """``redis-server`` on a free loopback port, data in ``data_dir`` (AOF, fsync always, unless not
+    ``persistent``: then it keeps nothing on disk)."""
 
-    def __init__(self, data_dir: Path, port: int | None = None) -> None:
+    def __init__(self, data_dir: Path, port: int | None = None, *, persistent: bool = True) -> None:
         executable = shutil.which("redis-server")
         if executable is None:
             raise RuntimeError("redis-server is not installed")
@@ -29,7 +32,8 @@ class RedisServer:
         self._argv = [
             executable,
             *("--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(data_dir)),
-            *("--appendonly", "yes", "--appendfsync", "always", "--save", ""),
+            *("--save", "", "--maxmemory-policy", "noeviction"),
+            *(_AOF if persistent else ("--appendonly", "no")),
         ]
         self._process: subprocess.Popen[bytes] | None = None
 

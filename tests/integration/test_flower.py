@@ -23,12 +23,13 @@ from tasks.sandbox import Sandbox
 from tests.integration.conftest import wait_for
 from tests.support import sandbox as sandboxes
 from tests.support.environments import SANDBOX_CREDENTIALS, child_env
+from tests.support.own_redis import session_redis_url
 from tests.support.processes import listening_addresses, run_module, start_worker_and_flower
 from tests.support.real_redis import require_redis
 
 pytestmark = pytest.mark.integration
 
-BROKER = "redis://127.0.0.1:6379/13"
+BROKER = session_redis_url(13)
 MOBILE = "+48 505 606 707"
 DIGITS = "48505606707"
 MASKED = "48*******07"

@@ -30,12 +30,13 @@ from tasks.sandbox import Sandbox
 from tests.integration.conftest import wait_for
 from tests.support import sandbox as sandboxes
 from tests.support.environments import WORKER_ENV, child_env
+from tests.support.own_redis import session_redis_url
 from tests.support.processes import run_module, start_worker_and_flower
 from tests.support.real_redis import require_redis
 
 pytestmark = pytest.mark.integration
 
-BROKER = "redis://127.0.0.1:6379/11"
+BROKER = session_redis_url(11)
 MOBILE = "+48 505 606 707"  # the sandbox's demo contact
 EMAIL = "Jan.Kowalski@example.com"
 PARAMETERS = {"firstName": "Zebulon Quartz", "code": "QX-7781-ZETA"}

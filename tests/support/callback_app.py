@@ -19,7 +19,7 @@ TASK = "hostapp.sms_finished"
 #: Redis list (on the broker's database) of the statuses received, oldest first.
 RECEIVED = "hostapp:callbacks-received"
 # A test fixture's own app: reading the environment once, when the worker imports it, is its job.
-BROKER_URL = os.environ.get("CELERY_BROKER_URL", "redis://127.0.0.1:6379/12")
+BROKER_URL = os.environ["CELERY_BROKER_URL"]  # the test that starts it names the broker
 
 app = Celery("hostapp", broker=BROKER_URL, set_as_current=False)
 app.conf.update(

@@ -11,6 +11,7 @@ import os
 from collections.abc import Mapping
 
 from tasks.settings import Settings, load_settings
+from tests.support.own_redis import session_redis_url
 
 SANDBOX_USER = "api@example.com"
 SANDBOX_PASSWORD = "sandbox-password"
@@ -22,14 +23,16 @@ NOWHERE_ENGAGE_URL = "http://127.0.0.1:9/api/rest/v19"
 #: A Redis address where nothing listens, as broker or state store.
 NOWHERE_REDIS_URL = "redis://127.0.0.1:9/0"
 
+#: Every URL below is a database of the session's own Redis (tests.support.own_redis).
+
 #: Redis database the integration tests own: their workers' broker and state; flushed per test.
-TEST_REDIS_URL = "redis://127.0.0.1:6379/12"
+TEST_REDIS_URL = session_redis_url(12)
 #: Redis database tests without workers may use; each test uses and deletes keys of its own.
 REAL_REDIS_DB = 14
-REAL_REDIS_URL = f"redis://127.0.0.1:6379/{REAL_REDIS_DB}"
+REAL_REDIS_URL = session_redis_url(REAL_REDIS_DB)
 #: Redis database of the fresh-interpreter tests, which run the package as configured (default
 #: key prefix): flushed before and after each test.
-PROCESS_REDIS_URL = "redis://127.0.0.1:6379/9"
+PROCESS_REDIS_URL = session_redis_url(9)
 
 #: The pytest process itself: it enqueues (to the memory broker in unit tests, to the test
 #: database in integration tests) and reads state; it never calls Engage through these settings.

