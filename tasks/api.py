@@ -12,6 +12,7 @@ from tasks.delivery.runtime import Runtime, current_runtime
 from tasks.outages import unavailable_as
 from tasks.request import build_send_request, validate_idempotency_key
 from tasks.send_options import DEFAULT_PRIORITY, Priority, parse_priority, validate_task_name
+from tasks.state.enums import Reason
 from tasks.worker.app import engage_settings
 from tasks.worker.publish import SendHandle, enqueue, publish
 
@@ -84,18 +85,27 @@ def replay_dead_letter(key: str) -> str:
     rt = _runtime()
     task_ids = [uuid(), uuid()]
     with unavailable_as("redis", rt.settings.redis_url):
-        entry = rt.dead_letters.get(key)
+        # The entry, or for one that left at the store's size bound, the record's own fields.
+        entry: dict[str, Any] = rt.dead_letters.get(key) or dict(rt.ledger.record(key))
         outcome, request = rt.dead_letters.replay(key, task_ids)
-    if request is not None and entry is not None:
+        record = rt.ledger.record(key) if request is not None else {}
+    if request is not None:
         try:
             with unavailable_as("broker", rt.settings.broker_url):
-                publish(request, key, task_ids, priority=_lane_of(entry))
+                publish(
+                    request,
+                    key,
+                    task_ids,
+                    priority=_lane_of(record or entry),
+                    on_done=record.get("on_done"),
+                    deployment=rt.settings.key_prefix,
+                )
         except BaseException as err:
             # Put it back where it was rather than leave a queued send with no task.
             with unavailable_as("redis", rt.settings.redis_url):
                 rt.dead_letters.add(
                     key,
-                    reason=entry["reason"],
+                    reason=Reason(entry.get("reason") or Reason.INTERNAL_ERROR),
                     detail=f"replay not published: {err}",
                     error=entry.get("error"),
                     task_ids=task_ids,
@@ -106,7 +116,7 @@ def replay_dead_letter(key: str) -> str:
 
 
 def _lane_of(entry: dict[str, Any]) -> Priority:
-    """The lane a dead-lettered send was enqueued in (normal for entries filed before lanes)."""
+    """The lane a dead-lettered send was enqueued in (normal for sends filed before lanes)."""
     return Priority(entry.get("priority") or DEFAULT_PRIORITY)
 
 

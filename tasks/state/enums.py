@@ -17,6 +17,8 @@ class SendState(StrEnum):
     RETRYING = "retrying"
     SENT = "sent"
     DEAD_LETTERED = "dead_lettered"
+    #: Stopped by an operator before it started (``engage-sms cancel``): final, never sent.
+    CANCELLED = "cancelled"
 
 
 class ClaimOutcome(StrEnum):
@@ -33,6 +35,7 @@ class StartOutcome(StrEnum):
     ACQUIRED = "acquired"  # this delivery holds the lease: call Engage
     SENT = "sent"  # an earlier delivery sent it
     DEAD_LETTERED = "dead_lettered"  # an earlier delivery dead-lettered it
+    CANCELLED = "cancelled"  # an operator cancelled it
     BUSY = "busy"  # another delivery holds a live lease
     INTERRUPTED = "interrupted"  # a holder died mid-send: Engage may have sent it
     BLOCKED = "blocked"  # the credentials flag is up: nothing was taken
@@ -58,3 +61,5 @@ class Reason(StrEnum):
     UNEXPECTED_ANSWER = "unexpected_answer"
     #: A step raised something unforeseen: the entry names the exception type.
     INTERNAL_ERROR = "internal_error"
+    #: A task found no ledger record and could not tell lost from expired: not sent blindly.
+    RECORD_MISSING = "record_missing"

@@ -10,6 +10,8 @@ is the module under ``tasks/state/`` (``housekeeping``: ``tasks/worker/``) that 
     {p}:dlq                             zset    dead_letters        dead-lettered keys by time
     {p}:dlq:entries                     hash    dead_letters        key -> entry (JSON)
     {p}:dlq:reasons                     hash    dead_letters        key -> reason
+    {p}:dlq:over_bound                  zset    dead_letters        keys whose entry left at the
+                                                                    size bound, by time (max age)
     {p}:rate:engage                     string  rate_limit          next free slot, µs (until past)
     {p}:rate:engage:served:{lane}       string  rate_limit          last slot given to a lower lane,
                                                                     µs (starvation limit)
@@ -73,6 +75,11 @@ class RedisKeys:
     def dlq_reasons(self) -> str:
         """Hash of dead-letter reasons by idempotency key (depth by reason without parsing)."""
         return f"{self.prefix}:dlq:reasons"
+
+    @property
+    def dlq_over_bound(self) -> str:
+        """Sorted set of keys whose entry left the store at its size bound (still replayable)."""
+        return f"{self.prefix}:dlq:over_bound"
 
     @property
     def rate_limit(self) -> str:

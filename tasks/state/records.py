@@ -22,6 +22,7 @@ _SHOWN_FIELDS = (
     "retry_at",
     "priority",
     "on_done",
+    "cancelled_at",
 )
 
 
@@ -46,7 +47,12 @@ def shown_status(key: str, record: dict[str, str]) -> dict[str, Any]:
     """A record as callers and operators see it: masked, with ISO timestamps."""
     if not record:
         return {"key": key, "state": "unknown"}
-    request = SendRequest.from_dict(json.loads(record["request"]))
+    try:
+        request = SendRequest.from_dict(json.loads(record["request"]))
+    except (KeyError, TypeError, ValueError):
+        # Written by a version that could leave a partial record (a Redis restart mid-send):
+        # say what is known rather than fail the question.
+        return _damaged_status(key, record)
     # Written masked; masked again by the request's values for records of older versions. The
     # contact id is no personal data: it stays readable, however many digits it has.
     mask = Masker(request.private_values(), readable=[record.get("contact_id", "")])
@@ -64,4 +70,20 @@ def shown_status(key: str, record: dict[str, str]) -> dict[str, Any]:
         if field in record:
             value = record[field]
             status[field] = iso(value) if field.endswith("_at") else mask(value)
+    return status
+
+
+def _damaged_status(key: str, record: dict[str, str]) -> dict[str, Any]:
+    """A record without a readable request: its state and times, and that it is damaged."""
+    status: dict[str, Any] = {
+        "key": key,
+        "state": record.get("state", "unknown"),
+        "damaged": "the ledger record has no readable request (Redis lost it)",
+    }
+    for field in ("sent_at", "updated_at", "created_at", "cancelled_at"):
+        if field in record:
+            status[field] = iso(record[field])
+    for field in ("priority", "on_done", "reason"):
+        if field in record:
+            status[field] = record[field]
     return status

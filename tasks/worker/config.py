@@ -18,9 +18,10 @@ import click
 
 from tasks.errors import ConfigurationError
 from tasks.schedule_file import load_schedules
-from tasks.send_options import DEFAULT_PRIORITY, LANE_QUEUES
+from tasks.send_options import DEFAULT_DEPLOYMENT, DEFAULT_PRIORITY
 from tasks.settings import Settings, basic_auth_problem, broker_is_redis, load_settings
 from tasks.worker.beat_schedule import housekeeping_entries, schedule_entries
+from tasks.worker.start_checks import worker_problem
 from tasks.worker.transport import LANE_CYCLE, TRANSPORT
 
 _T = TypeVar("_T")
@@ -46,6 +47,9 @@ def _settings_for_this_process() -> Settings:
     settings = load_settings(os.environ)
     if _running_celery_command() and "worker" in sys.argv[1:]:
         settings.require_engage()  # a worker calls Engage: say so at start, not at the first send
+        problem = worker_problem(sys.argv[1:], settings)
+        if problem is not None:
+            sys.exit(f"engage-sms: worker refused: {problem}")
     return settings
 
 
@@ -73,6 +77,21 @@ engage_settings = _load(_settings_for_this_process)
 engage_schedules = _load(lambda: load_schedules(engage_settings.schedule_file))
 beat_schedule = {**housekeeping_entries(), **schedule_entries(engage_schedules)}
 
+
+def _deployment_transport_keys(prefix: str) -> dict[str, str]:
+    """kombu's unacked-message keys of a deployment (the default one keeps kombu's names).
+
+    Each deployment restores its own unacknowledged messages, after its own visibility timeout.
+    """
+    if prefix == DEFAULT_DEPLOYMENT:
+        return {}
+    return {
+        "unacked_key": f"{prefix}.unacked",
+        "unacked_index_key": f"{prefix}.unacked_index",
+        "unacked_mutex_key": f"{prefix}.unacked_mutex",
+    }
+
+
 broker_url = engage_settings.broker_url
 # Celery reads the CELERY_BROKER_URL variable before any app's broker_url; the read and write
 # URLs take precedence over it, so a host's CELERY_BROKER_URL never redirects this app.
@@ -87,13 +106,14 @@ result_serializer = "json"
 accept_content = ["json"]
 event_serializer = "json"
 
-# One queue per priority lane, each on a direct exchange of its own name. A worker started
-# without -Q consumes all of them; housekeeping and schedule runs go to the normal lane.
+# One queue per priority lane, each on a direct exchange of its own name, named by the
+# deployment (ENGAGE_KEY_PREFIX). A worker started without -Q consumes all of them;
+# housekeeping and schedule runs go to the normal lane.
 task_queues = {
     name: {"exchange": name, "exchange_type": "direct", "routing_key": name}
-    for name in LANE_QUEUES.values()
+    for name in engage_settings.lane_queues.values()
 }
-task_default_queue = LANE_QUEUES[DEFAULT_PRIORITY]
+task_default_queue = engage_settings.lane_queues[DEFAULT_PRIORITY]
 task_default_exchange = task_default_queue
 task_default_routing_key = task_default_queue
 
@@ -118,8 +138,15 @@ if broker_is_redis(broker_url):
         "unacked_restore_throttle": 1,
         # Fetch from the lanes highest first, with a share for the lower ones (see the module).
         "queue_order_strategy": LANE_CYCLE,
+        **_deployment_transport_keys(engage_settings.key_prefix),
     }
     result_backend_transport_options = {"visibility_timeout": engage_settings.visibility_timeout}
+
+# Another deployment on the same broker has its own worker events and remote control: its
+# Flower and `celery inspect` see only its workers (the default prefix keeps Celery's names).
+if engage_settings.key_prefix != DEFAULT_DEPLOYMENT:
+    event_exchange = f"{engage_settings.key_prefix}.celeryev"
+    control_exchange = f"{engage_settings.key_prefix}.celery"
 
 # Visible in Flower: workers send task events (received, started, succeeded, retried, failed).
 # A task still waiting in the queue is listed only with ENGAGE_SENT_EVENTS=on: the "sent" event

@@ -2,13 +2,15 @@
 -- KEYS: record, inflight, then keys that block the send while they exist (the credentials flag)
 -- ARGV: owner (task id and retry), now, lease (s), resend interrupted ('1'/'0'), contact id,
 --       idempotency key
--- Returns {outcome, attempts}: 'acquired', 'sent', 'dead_lettered', 'busy', 'interrupted',
+-- Returns {outcome, attempts}: 'acquired', 'sent', 'dead_lettered', 'cancelled', 'busy', 'interrupted',
 -- 'blocked' or 'missing'.
 local k = KEYS[1]
 local f = redis.call('HMGET', k, 'state', 'lease_owner', 'lease_until', 'attempts')
 local state, attempts = f[1], tonumber(f[4] or '0')
 if not state then return {'missing', 0} end
-if state == 'sent' or state == 'dead_lettered' then return {state, attempts} end
+if state == 'sent' or state == 'dead_lettered' or state == 'cancelled' then
+  return {state, attempts}
+end
 for i = 3, #KEYS do
   if redis.call('EXISTS', KEYS[i]) == 1 then return {'blocked', attempts} end
 end

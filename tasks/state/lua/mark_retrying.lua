@@ -4,7 +4,9 @@
 -- Returns 1 when done; 0 when finished, unknown, or leased by another delivery.
 local k = KEYS[1]
 local state = redis.call('HGET', k, 'state')
-if state == 'sent' or state == 'dead_lettered' or not state then return 0 end
+if state == 'sent' or state == 'dead_lettered' or state == 'cancelled' or not state then
+  return 0
+end
 if state == 'sending' and redis.call('HGET', k, 'lease_owner') ~= ARGV[1] then return 0 end
 redis.call('HSET', k, 'state', 'retrying', 'updated_at', ARGV[2], 'last_error', ARGV[3],
   'retry_at', ARGV[4])
