@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from celery import uuid
@@ -13,10 +13,17 @@ from tasks.outages import unavailable_as
 from tasks.request import build_send_request, validate_idempotency_key
 from tasks.send_options import DEFAULT_PRIORITY, Priority, parse_priority, validate_task_name
 from tasks.state.enums import Reason
+from tasks.worker import cancellation
 from tasks.worker.app import engage_settings
 from tasks.worker.publish import SendHandle, enqueue, publish
 
-__all__ = ["SendHandle", "delivery_status", "replay_dead_letter", "send_prepared_sms"]
+__all__ = [
+    "SendHandle",
+    "cancel_sends",
+    "delivery_status",
+    "replay_dead_letter",
+    "send_prepared_sms",
+]
 
 
 def send_prepared_sms(
@@ -113,6 +120,29 @@ def replay_dead_letter(key: str) -> str:
             raise
         log_event("replayed", key=key, task_id=task_ids[-1], recipient=request.identifier.masked())
     return outcome
+
+
+def cancel_sends(
+    keys: Sequence[str] = (),
+    *,
+    lane: Priority | str | None = None,
+    schedule: str | None = None,
+) -> dict[str, str]:
+    """Stop sends that have not started; each key's outcome.
+
+    ``keys``, or every unfinished send of ``lane`` and/or of ``schedule`` (its runs' keys).
+    ``cancelled_now``: final state ``cancelled``, never sent, callback published. Otherwise the
+    state that kept it: ``sending`` (being sent now: not stoppable), ``sent``,
+    ``dead_lettered``, ``cancelled`` (already), ``unknown``. Raises ServiceUnavailable when Redis
+    does not answer (the keys cancelled before it went stay cancelled).
+    """
+    rt = _runtime()
+    with unavailable_as("redis", rt.settings.redis_url):
+        chosen = list(keys)
+        if lane is not None or schedule is not None:
+            lane_ = None if lane is None else parse_priority(lane)
+            chosen += cancellation.select(rt, lane=lane_, schedule=schedule)
+        return cancellation.cancel(rt, chosen)
 
 
 def _lane_of(entry: dict[str, Any]) -> Priority:

@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from tasks.cli.cancel import add_cancel_command
 from tasks.cli.dlq import Console, add_dlq_commands
 from tasks.cli.ops import add_ops_commands
 from tasks.errors import (
@@ -37,6 +38,8 @@ exit codes:
   3  still in progress when --wait ran out
   4  Redis or the broker did not answer (nothing changed)
 """
+#: States a send ends in.
+FINAL_STATES = ("sent", "dead_lettered", "cancelled")
 #: How often ``send --wait`` asks for the status.
 POLL_INTERVAL = 0.1
 
@@ -117,6 +120,7 @@ def _parser() -> argparse.ArgumentParser:
     status.set_defaults(handler=_status)
 
     add_dlq_commands(commands)
+    add_cancel_command(commands)
     add_ops_commands(commands)
 
     sandbox = commands.add_parser("sandbox", help="run the local Engage sandbox in the foreground")
@@ -167,6 +171,9 @@ def _send(args: argparse.Namespace) -> int:
     _print_json(summary)
     if status["state"] == "sent":
         return EXIT_OK
+    if status["state"] == "cancelled":
+        print("engage-sms: not sent: cancelled", file=sys.stderr)
+        return EXIT_FAILED
     if status["state"] == "dead_lettered":
         print(
             f"engage-sms: not sent: {status.get('reason')}: {status.get('detail')}", file=sys.stderr
@@ -182,7 +189,7 @@ def _wait_for_outcome(
     deadline = time.monotonic() + seconds
     while True:
         status = status_of(key)
-        if status["state"] in ("sent", "dead_lettered") or time.monotonic() >= deadline:
+        if status["state"] in FINAL_STATES or time.monotonic() >= deadline:
             return status
         time.sleep(POLL_INTERVAL)
 
