@@ -23,6 +23,7 @@ from tasks.state.credentials import AuthCircuit
 from tasks.state.dead_letters import DeadLetterStore
 from tasks.state.hashing import KeyHasher
 from tasks.state.keys import RedisKeys
+from tasks.state.lane_consumers import LaneConsumers
 from tasks.state.ledger import DeliveryLedger
 from tasks.state.rate_limit import RateLimiter
 
@@ -43,6 +44,8 @@ class Runtime:
     contacts: ContactCache
     #: Completion callbacks due and not yet published.
     callbacks: CallbackOutbox
+    #: Which lanes have a worker (each worker reports its own).
+    lane_consumers: LaneConsumers
     #: An Engage client given by a test; otherwise built from the settings on first use.
     engage_override: EngageClient | None = field(default=None, repr=False)
 
@@ -107,6 +110,7 @@ class Runtime:
             ),
             contacts=ContactCache(client, keys=keys, hasher=hasher, ttl=settings.contact_cache_ttl),
             callbacks=CallbackOutbox(client, keys=keys),
+            lane_consumers=LaneConsumers(client, keys=keys),
             engage_override=engage,
         )
 

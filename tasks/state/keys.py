@@ -20,6 +20,8 @@ is the module under ``tasks/state/`` (``housekeeping``: ``tasks/worker/``) that 
     {p}:auth_failed:{hmac16}            string  credentials         credentials refused (60 s)
     {p}:contact:{TYPE}:{hmac32}         string  contact_cache       Engage contact id (cache TTL)
     {p}:housekeeping:sweep              string  housekeeping        one sweep at a time (55 s)
+    {p}:lane_consumers:{lane}           zset    lane_consumers      workers consuming the lane,
+                                                                    by when last seen
     {p}:housekeeping:republished:{key}  string  housekeeping        republished lately (visibility)
     {p}:hmac_secret                     string  hashing             keyed-digest secret (none)
 
@@ -111,6 +113,10 @@ class RedisKeys:
     def republished(self, key: str) -> str:
         """Marker: the sweep published this send again recently."""
         return f"{self.prefix}:housekeeping:republished:{key}"
+
+    def lane_consumers(self, lane: str) -> str:
+        """Workers that consume a lane, scored by when each last said so."""
+        return f"{self.prefix}:lane_consumers:{lane}"
 
     @property
     def hmac_secret(self) -> str:

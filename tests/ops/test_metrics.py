@@ -99,6 +99,7 @@ def test_collector_reports_dead_letter_depth_by_reason() -> None:
         ("b", Reason.REJECTED),
         ("c", Reason.OUTCOME_UNKNOWN),
     ):
+        client.hset(f"metrics-test:send:{key}", "state", "queued")  # a send has a record
         store.add(key, reason=reason, detail="test", error=None, task_ids=["t1", "t2"])
     registry = gauges(RedisStateCollector(dead_letters=store, broker=client))
     depth = "engage_sms_dead_letter_depth"
@@ -145,6 +146,7 @@ def test_serve_exposes_the_registry_over_http() -> None:
     """serve() answers GET /metrics with the registry's samples in the text format."""
     client = fakeredis.FakeRedis()
     store = store_on(client)
+    client.hset("metrics-test:send:x", "state", "queued")  # a send has a record
     store.add("x", reason=Reason.WORKER_LOST, detail="test", error=None, task_ids=["t"])
     registry = gauges(RedisStateCollector(dead_letters=store, broker=None))
     server, thread = metrics.serve(0, host="127.0.0.1", registry=registry)

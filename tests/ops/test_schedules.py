@@ -371,5 +371,5 @@ def test_changed_content_within_a_run_is_a_conflict_not_a_send(rt: Runtime, brok
 def test_dispatch_task_refuses_an_unknown_schedule(rt: Runtime, broker: Broker) -> None:
     """A name this worker's file does not have fails the task and publishes nothing."""
     with pytest.raises(ConfigurationError, match="no schedule 'ghost'"):
-        dispatch_schedule.run("ghost")
+        dispatch_schedule("ghost")
     assert broker.published == []
