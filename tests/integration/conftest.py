@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -12,6 +13,7 @@ import redis
 
 from tasks.cli.local_stack import ManagedProcess, celery_worker, start_worker
 from tasks.delivery.runtime import install_runtime
+from tests.support import callback_app
 from tests.support.environments import TEST_REDIS_URL, WORKER_ENV, child_env
 from tests.support.real_redis import connected
 
@@ -51,6 +53,17 @@ def start_workers(redis_db: redis.Redis, tmp_path: Path) -> Iterator[WorkerFacto
     yield start
     for worker in started:
         worker.stop()
+
+
+@pytest.fixture
+def host_worker(redis_db: redis.Redis, tmp_path: Path) -> Iterator[ManagedProcess]:
+    """A worker of the host application's own Celery app, consuming the callback queue."""
+    argv = [sys.executable, "-m", "celery", "-A", "tests.support.callback_app", "worker"]
+    argv += ["--pool", "solo", "-Q", callback_app.QUEUE, "-n", "host@%h", "--loglevel", "INFO"]
+    worker = ManagedProcess(argv, env=child_env(WORKER_ENV), log_path=tmp_path / "host.log")
+    start_worker(worker)
+    yield worker
+    worker.stop()
 
 
 def wait_for(check: Callable[[], Any], timeout: float = 20.0, what: str = "condition") -> Any:
