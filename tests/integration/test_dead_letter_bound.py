@@ -32,7 +32,7 @@ def test_entries_over_the_bound_stay_replayable_and_are_logged(
     for key, stranger in zip(keys, STRANGERS, strict=True):
         send_prepared_sms(MESSAGE_ID, external_id=stranger, idempotency_key=key)
         # One at a time: which ones are oldest is then known.
-        wait_for(lambda key=key: delivery_status(key)["state"] == "dead_lettered", what=key)
+        wait_for(lambda: delivery_status(key)["state"] == "dead_lettered", what=key)  # noqa: B023
     store = current_runtime(engage_settings()).dead_letters
     assert sorted(store.keys()) == keys[SENDS - BOUND :]
     assert store.over_bound() == keys[: SENDS - BOUND]

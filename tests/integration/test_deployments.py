@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Iterator
 
@@ -59,6 +60,11 @@ def runtime_of(deployment: str) -> Runtime:
     return Runtime.build(load_settings({**PYTEST_PROCESS_ENV, "ENGAGE_KEY_PREFIX": deployment}))
 
 
+def all_sent(rt: Runtime) -> bool:
+    """Every send of the test is sent in ``rt``'s deployment."""
+    return all(rt.ledger.state(f"order-{n}") == "sent" for n in range(SENDS))
+
+
 def recipients(sandbox: Sandbox) -> list[int]:
     """Every recipient the tenant sent to, once per send."""
     return sorted(int(c.query["recipientId"]) for c in sandbox.state.calls_to("message/sendSingle"))
@@ -78,11 +84,7 @@ def test_two_deployments_on_one_redis_send_only_their_own(
             request = build_send_request(MESSAGE_ID, mobile=f"+{MOBILES[name][n]}")
             enqueue(rt, request, f"order-{n}")
     for name, rt in deployments.items():
-        wait_for(
-            lambda rt=rt: all(rt.ledger.state(f"order-{n}") == "sent" for n in range(SENDS)),
-            timeout=60,
-            what=f"{name}'s sends",
-        )
+        wait_for(functools.partial(all_sent, rt), timeout=60, what=f"{name}'s sends")
     assert recipients(sandbox) == [IDS["alpha"]["alpha"] + n for n in range(SENDS)]
     assert recipients(tenant_b) == [IDS["beta"]["beta"] + n for n in range(SENDS)]
 
