@@ -39,7 +39,12 @@ def start_workers(redis_db: redis.Redis, tmp_path: Path) -> Iterator[WorkerFacto
     started: list[ManagedProcess] = []
 
     def start(
-        base_url: str, *, name: str = "w", pool: str = "threads", **env: str
+        base_url: str,
+        *,
+        name: str = "w",
+        pool: str = "threads",
+        queues: str | None = None,
+        **env: str,
     ) -> ManagedProcess:
         full_env = child_env(WORKER_ENV, ENGAGE_BASE_URL=base_url, **env)
         worker = celery_worker(
@@ -48,6 +53,7 @@ def start_workers(redis_db: redis.Redis, tmp_path: Path) -> Iterator[WorkerFacto
             name=f"{name}{len(started)}",
             pool=pool,
             concurrency=1 if pool == "solo" else 4,
+            queues=queues,
         )
         started.append(worker)
         return start_worker(worker)
