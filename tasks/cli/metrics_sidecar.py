@@ -21,7 +21,8 @@ from tasks.state.dead_letters import DeadLetterStore
 from tasks.state.enums import Reason
 from tasks.state.keys import RedisKeys
 
-#: The broker queues gauged: each lane's, a Redis list of that name on the broker.
+#: The broker queues gauged by default: each lane's of the default deployment (the sidecar
+#: gauges its own deployment's), a Redis list of that name on the broker.
 QUEUES = tuple(LANE_QUEUES.values())
 
 
@@ -103,6 +104,7 @@ def sidecar_registry(settings: Settings) -> CollectorRegistry:
         RedisStateCollector(
             dead_letters=store,
             broker=broker,
+            queues=tuple(settings.lane_queues.values()),
             callbacks=CallbackOutbox(client, keys=RedisKeys(settings.key_prefix)),
         )
     )
