@@ -47,6 +47,7 @@ class RedisStateCollector(Collector):
         up = GaugeMetricFamily("engage_sms_redis_up", "1 when Redis answered this scrape.")
         try:
             depth = self._dead_letters.depth_by_reason()
+            over_bound = self._dead_letters.over_bound_count()
             lengths = None if self._broker is None else self._lengths(self._broker)
             pending = None if self._callbacks is None else self._callbacks.depth()
         except redis.RedisError:
@@ -61,6 +62,11 @@ class RedisStateCollector(Collector):
         for reason in sorted({*Reason, *depth}):
             dlq.add_metric([reason], depth.get(reason, 0))
         yield dlq
+        yield GaugeMetricFamily(
+            "engage_sms_dead_letters_over_bound",
+            "Dead letters that left the listing at ENGAGE_DLQ_MAX_ENTRIES (still replayable).",
+            value=over_bound,
+        )
         if lengths is not None:
             queue = GaugeMetricFamily(
                 "engage_sms_queue_length",

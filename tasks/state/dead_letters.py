@@ -166,6 +166,10 @@ class DeadLetterStore:
         """Keys whose entry left the store at its size bound, oldest first (still replayable)."""
         return [text(k) for k in self._redis.zrange(self._keys.dlq_over_bound, 0, -1)]
 
+    def over_bound_count(self) -> int:
+        """How many keys left the store at its size bound (a gauge for monitoring)."""
+        return int(self._redis.zcard(self._keys.dlq_over_bound))
+
     def depth_by_reason(self) -> dict[str, int]:
         """How many entries each reason has (for monitoring)."""
         reasons = self._redis.hvals(self._keys.dlq_reasons)

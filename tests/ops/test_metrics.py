@@ -169,3 +169,16 @@ def test_worker_endpoint_listens_on_loopback_by_default() -> None:
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_collector_reports_dead_letters_over_the_bound() -> None:
+    """Entries that left the store at its size bound are a gauge of their own."""
+    client = fakeredis.FakeRedis()
+    store = DeadLetterStore(
+        client, keys=RedisKeys("metrics-test"), max_entries=1, max_age=86400, retention=86400
+    )
+    for key in ("a", "b", "c"):
+        client.hset(f"metrics-test:send:{key}", "state", "queued")
+        store.add(key, reason=Reason.REJECTED, detail="test", error=None, task_ids=["t"])
+    registry = gauges(RedisStateCollector(dead_letters=store, broker=client))
+    assert registry.get_sample_value("engage_sms_dead_letters_over_bound") == 2
