@@ -164,10 +164,14 @@ class SendsApi:
         key = validate_idempotency_key(key)
         send = parse_send_body(body, self._settings.numbers)
         owner = SendOwner(token.id, send.callback_url)
-        found = self._s.owners.claim(key, owner)
-        if found is not None and found != owner:
+        claim = self._s.owners.claim(key, owner, self._s.runtime.keys.send(key))
+        if claim.recorded and claim.key_was_taken:
+            # Enqueued before, not over HTTP (the Python API, the CLI): not this token's key.
+            self._s.owners.release(key, owner)
             raise reused(key)
-        first = found is None
+        if not claim.recorded and claim.existing != owner:
+            raise reused(key)
+        first = claim.recorded
         if first:
             wait = self._s.limits.reserve_send(token)
             if wait is not None:
@@ -185,13 +189,11 @@ class SendsApi:
                 self._s.owners.release(key, owner)
                 self._s.limits.release_send(token)
             raise
-        if first and not handle.created:
-            # The key was taken before, and not over HTTP by this token.
-            self._s.owners.release(key, owner)
-            self._s.limits.release_send(token)
-            raise reused(key)
+        # first and not created: a repeat of this very request, racing it, enqueued the send
+        # first (its reservation is this one: keep it). Not first and created: the first
+        # request's enqueue failed and released the record, so write it again.
         if handle.created and not first:
-            self._s.owners.claim(key, owner)  # the first request's enqueue failed meanwhile
+            self._s.owners.restore(key, owner)
         if handle.created and send.callback_url is not None:
             self._s.owners.watch_callback(key)
         return SendAccepted(

@@ -127,6 +127,25 @@ class SendOwner:
         return json.dumps({"token": self.token_id, "callback_url": self.callback_url})
 
 
+@dataclass(frozen=True)
+class OwnerClaim:
+    """What :meth:`SendOwners.claim` found."""
+
+    #: This request wrote the record: it is the first over HTTP for the key.
+    recorded: bool
+    #: The record that was there (when not ``recorded``).
+    existing: SendOwner | None
+    #: The ledger knew the key when the record was written: taken before, not over HTTP.
+    key_was_taken: bool
+
+
+def _owner(raw: bytes | str | None) -> SendOwner | None:
+    if raw is None:
+        return None
+    data = json.loads(raw)
+    return SendOwner(token_id=data["token"], callback_url=data.get("callback_url"))
+
+
 class SendOwners:
     """The HTTP record of each key sent over HTTP (kept as long as the ledger's record)."""
 
@@ -135,23 +154,25 @@ class SendOwners:
         self._keys = keys
         self._retention_ms = int(retention * 1000)
 
-    def claim(self, key: str, owner: SendOwner) -> SendOwner | None:
-        """Record ``owner`` for ``key`` unless one is there: None if recorded, else that one."""
-        if self._redis.set(self._keys.send(key), owner.to_json(), nx=True, px=self._retention_ms):
-            return None
-        existing = self.get(key)
-        # Gone between the two calls (a failed enqueue released it): try once more.
-        if existing is None:
-            return self.claim(key, owner)
-        return existing
+    def claim(self, key: str, owner: SendOwner, ledger_record: str) -> OwnerClaim:
+        """Record ``owner`` for ``key`` unless a record is there; and, in the same transaction,
+        whether the ledger knew ``key`` already (``ledger_record`` names its hash)."""
+        pipe = self._redis.pipeline(transaction=True)
+        pipe.set(self._keys.send(key), owner.to_json(), nx=True, px=self._retention_ms)
+        pipe.exists(ledger_record)
+        pipe.get(self._keys.send(key))
+        wrote, known, current = pipe.execute()
+        if wrote:
+            return OwnerClaim(recorded=True, existing=None, key_was_taken=bool(known))
+        return OwnerClaim(recorded=False, existing=_owner(current), key_was_taken=bool(known))
+
+    def restore(self, key: str, owner: SendOwner) -> None:
+        """Write ``owner`` again if the record is gone (a concurrent request released it)."""
+        self._redis.set(self._keys.send(key), owner.to_json(), nx=True, px=self._retention_ms)
 
     def get(self, key: str) -> SendOwner | None:
         """The HTTP record of ``key``, or None (not sent over HTTP, or expired)."""
-        raw = self._redis.get(self._keys.send(key))
-        if raw is None:
-            return None
-        data = json.loads(raw)
-        return SendOwner(token_id=data["token"], callback_url=data.get("callback_url"))
+        return _owner(self._redis.get(self._keys.send(key)))
 
     def release(self, key: str, owner: SendOwner) -> None:
         """Drop the record this request wrote when its enqueue created nothing."""
