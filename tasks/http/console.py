@@ -236,7 +236,7 @@ def _action_routes(router: APIRouter, pages: Pages) -> None:
                 back=f"/console/dead-letters/{quote(key, safe='')}",
             )
         outcome = replay_dead_letter(key)
-        s.audit.record(key, "replay", token.name, outcome)
+        s.audit.record(key, "replay", token.name, _replayed(outcome, found))
         return RedirectResponse(f"/console/sends/{quote(key, safe='')}", status_code=303)
 
     @router.get("/batch/{action}")
@@ -307,8 +307,9 @@ def _action_routes(router: APIRouter, pages: Pages) -> None:
         else:
             outcomes: dict[str, int] = {}
             for key in keys:
+                found = s.runtime.dead_letters.get(key)
                 outcome = replay_dead_letter(key)
-                s.audit.record(key, "replay", token.name, outcome)
+                s.audit.record(key, "replay", token.name, _replayed(outcome, found))
                 outcomes[outcome] = outcomes.get(outcome, 0) + 1
             text = f"Replayed {len(keys)} entries of {reason}: " + ", ".join(
                 f"{name} {n}" for name, n in sorted(outcomes.items())
@@ -322,6 +323,13 @@ def _action_routes(router: APIRouter, pages: Pages) -> None:
             text=text,
             back="/console/dead-letters",
         )
+
+
+def _replayed(outcome: str, entry: dict[str, Any] | None) -> str:
+    """What the audit log keeps of a replay: the outcome and the entry it took out."""
+    if entry is None:
+        return outcome
+    return f"{outcome} (was {entry['reason']} since {entry['last_failure_at']})"
 
 
 def snapshot(keys: list[str]) -> str:

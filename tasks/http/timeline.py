@@ -31,7 +31,7 @@ def timeline(
             Event(
                 entry.get("first_failure_at"),
                 "first failure",
-                f"{entry.get('attempts', 0)} attempts",
+                f"sendSingle attempts so far: {entry.get('attempts', 0)}",
             )
         )
         error = entry.get("error") or {}
@@ -81,7 +81,7 @@ def _engage_answer(error: dict[str, Any]) -> str:
     if not error:
         return ""
     parts = [f"HTTP {error['status']}" if error.get("status") is not None else ""]
-    parts += [str(error[name]) for name in ("errorCode", "message") if error.get(name)]
+    parts += [str(error["errorCode"])] if error.get("errorCode") else []
     return "Engage answered " + " ".join(part for part in parts if part)
 
 
