@@ -234,3 +234,21 @@ def test_unknown_paths_answer_in_the_one_error_shape(client: TestClient) -> None
     """404 and 405 are JSON like every other error."""
     assert error_of(client.get("/v2/nothing"))[:2] == (404, "not_found")
     assert error_of(client.delete("/v1/sends"))[:2] == (405, "method_not_allowed")
+
+
+def test_broker_down_is_503_and_a_retry_after_it_is_created(
+    client: TestClient, broker: Broker
+) -> None:
+    """503 with Retry-After, nothing left behind (no key owner, no use of the daily cap): the
+    same request afterwards is created, within a cap of one."""
+    capped = new_token("capped", "send", daily_cap=1)
+    with broker.unreachable():
+        down = client.post("/v1/sends", json=BODY, headers=bearer(capped, "order-1"))
+        ready = client.get("/readyz")
+    assert error_of(down)[:2] == (503, "service_unavailable")
+    assert int(down.headers["Retry-After"]) > 0
+    assert ready.status_code == 503
+    assert ready.json()["checks"]["broker"].startswith("unavailable")
+    again = client.post("/v1/sends", json=BODY, headers=bearer(capped, "order-1"))
+    assert (again.status_code, again.json()["created"]) == (202, True)
+    assert len(broker.published) == 1
