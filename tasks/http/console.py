@@ -303,7 +303,7 @@ def _action_routes(router: APIRouter, pages: Pages) -> None:
             done = s.runtime.dead_letters.remove(keys)
             for key in keys:
                 s.audit.record(key, "purge", token.name, "purged")
-            text = f"Purged {done} entries of {reason}."
+            text = f"Purged {_entries(done)} of {reason}."
         else:
             outcomes: dict[str, int] = {}
             for key in keys:
@@ -311,7 +311,7 @@ def _action_routes(router: APIRouter, pages: Pages) -> None:
                 outcome = replay_dead_letter(key)
                 s.audit.record(key, "replay", token.name, _replayed(outcome, found))
                 outcomes[outcome] = outcomes.get(outcome, 0) + 1
-            text = f"Replayed {len(keys)} entries of {reason}: " + ", ".join(
+            text = f"Replayed {_entries(len(keys))} of {reason}: " + ", ".join(
                 f"{name} {n}" for name, n in sorted(outcomes.items())
             )
         return page(
@@ -330,6 +330,10 @@ def _replayed(outcome: str, entry: dict[str, Any] | None) -> str:
     if entry is None:
         return outcome
     return f"{outcome} (was {entry['reason']} since {entry['last_failure_at']})"
+
+
+def _entries(count: int) -> str:
+    return f"{count} {'entry' if count == 1 else 'entries'}"
 
 
 def snapshot(keys: list[str]) -> str:

@@ -92,6 +92,7 @@ def test_log_in_replay_a_dead_letter_and_see_it_sent(
         driver.get(f"{url}/console")
         wait_until(lambda: driver.find_elements(By.NAME, "token"), what="the login form")
         pages.append(driver.page_source)
+        shoot(driver, tmp_path, "console-login")
         driver.find_element(By.NAME, "token").send_keys(operator.token)
         driver.find_element(By.CSS_SELECTOR, "form button[type=submit]").click()
 
@@ -135,6 +136,17 @@ def test_log_in_replay_a_dead_letter_and_see_it_sent(
         wait_until(lambda: driver.find_elements(By.ID, "entries"), what="the dead letters again")
         keys = [a.text for a in driver.find_elements(By.CSS_SELECTOR, "#entries a.key")]
         assert keys == ["web-order-2"]  # the one whose forged form was refused is still there
+        pages.append(driver.page_source)
+
+        # Purge all of a reason: only with the count shown typed in.
+        driver.find_element(By.LINK_TEXT, "Purge all…").click()
+        wait_until(lambda: driver.find_elements(By.ID, "batch"), what="the confirmation")
+        assert driver.find_element(By.ID, "count").text == "1"
+        shoot(driver, tmp_path, "console-confirm")
+        driver.find_element(By.NAME, "typed").send_keys("1")
+        driver.find_element(By.CSS_SELECTOR, "#batch button[type=submit]").click()
+        wait_until(lambda: driver.find_elements(By.ID, "message"), what="the outcome")
+        assert driver.find_element(By.ID, "message").text == "Purged 1 entry of unknown_recipient."
         pages.append(driver.page_source)
 
     assert sandbox.state.sends == {(23541, 44444): 1}

@@ -6,6 +6,7 @@ import re
 from collections.abc import Iterator
 
 import pytest
+import redis
 from fastapi.testclient import TestClient
 
 from tasks.delivery.runtime import Runtime
@@ -13,7 +14,9 @@ from tasks.http.tokens import NewToken
 from tasks.request import build_send_request
 from tasks.state.enums import Reason
 from tests.support.broker import Broker
+from tests.support.environments import NOWHERE_REDIS_URL, make_settings
 from tests.support.http_client import api_client, new_token
+from tests.support.runtime import installed
 
 CSRF = re.compile(r'name="csrf" value="([^"]+)"')
 
@@ -179,3 +182,19 @@ def test_a_get_changes_nothing(client: TestClient, operator: NewToken, runtime: 
     client.get("/console/batch/purge?reason=rejected")
     client.get("/console/replay?key=k-1")
     assert runtime.dead_letters.get("k-1") is not None
+
+
+def test_redis_down_is_a_503_page_not_a_traceback(broker: Broker) -> None:
+    """The console and the API answer 503 (HTML, JSON) when Redis does not answer."""
+    rt = Runtime.build(make_settings(), redis_client=redis.Redis.from_url(NOWHERE_REDIS_URL))
+    with installed(rt), api_client() as client:
+        client.cookies.set("engage_console", "x", path="/console")
+        page = client.get("/console/dead-letters")
+        status = client.get("/v1/sends/k-1", headers={"Authorization": "Bearer esk_x"})
+        token = "esk_0123456789abcdef_" + "a" * 43
+        api = client.get("/v1/sends/k-1", headers={"Authorization": f"Bearer {token}"})
+    assert page.status_code == 503
+    assert "did not answer" in page.text
+    assert status.status_code == 401  # malformed: refused before Redis is asked
+    assert (api.status_code, api.json()["error"]) == (503, "service_unavailable")
+    assert api.headers["Retry-After"] == "5"
