@@ -14,7 +14,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
-from tasks.api import delivery_status, send_prepared_sms
+from tasks.api import SendHandle, delivery_status, send_prepared_sms
 from tasks.errors import IdempotencyConflict, InvalidSendRequest, ServiceUnavailable
 from tasks.http.problems import ApiError, forbidden, not_found, unauthorized, unavailable
 from tasks.http.schemas import Health, SendAccepted, SendRequestBody, SendStatus, errors
@@ -200,7 +200,7 @@ class SendsApi:
             key=key, state=handle.state, created=handle.created, status_url=status_url(key)
         )
 
-    def _enqueue(self, key: str, send: SendBody) -> Any:
+    def _enqueue(self, key: str, send: SendBody) -> SendHandle:
         try:
             return send_prepared_sms(
                 send.request.message_id,
