@@ -1,8 +1,9 @@
 """The operator console in a real headless chromium, against a real worker, Redis and sandbox.
 
 Log in with an operate token, find a dead letter, replay it, watch it become sent; a form
-stripped of its CSRF token is refused; no page shows a number, a parameter value or the token.
-Screenshots go to ``tmp_path`` (and to ``$CONSOLE_SCREENSHOTS`` when set, to look at).
+stripped of its CSRF token is refused; purge all of a reason with its count typed; no page shows
+a number, a parameter value or a token. Screenshots go to ``tmp_path`` (and to
+``$CONSOLE_SCREENSHOTS`` when set, to look at).
 """
 
 from __future__ import annotations
@@ -14,15 +15,14 @@ from pathlib import Path
 
 import pytest
 import requests
-from selenium.webdriver.chrome.webdriver import WebDriver
-from selenium.webdriver.common.by import By
 
 from tasks.sandbox import Sandbox
 from tests.integration.conftest import WorkerFactory, wait_for
 from tests.integration.test_http_api import Issued, create_token
-from tests.support.chromium import headless_chromium, require_chromium, wait_until
+from tests.support.chromium import Browser, chromium_or_skip, open_browser
 from tests.support.environments import WORKER_ENV, child_env
 from tests.support.http_server import api_process, free_port, start_api
+from tests.support.page_actions import click, html, texts, type_into, wait_for_text
 
 pytestmark = pytest.mark.integration
 
@@ -37,7 +37,7 @@ def console(
     start_workers: WorkerFactory, sandbox: Sandbox, tmp_path: Path
 ) -> Iterator[tuple[str, dict[str, str]]]:
     """A worker on the sandbox and ``engage-sms api``: (base URL, environment)."""
-    require_chromium()
+    chromium_or_skip()
     start_workers(sandbox.base_url)
     env = child_env(WORKER_ENV, ENGAGE_BASE_URL=sandbox.base_url)
     port = free_port()
@@ -56,9 +56,8 @@ def dead_letter(url: str, sender: Issued, key: str) -> None:
         "mobile": UNKNOWN_NUMBER,
         "parameters": {"firstName": PRIVATE_VALUE},
     }
-    assert (
-        requests.post(f"{url}/v1/sends", json=body, headers=headers, timeout=30).status_code == 202
-    )
+    answer = requests.post(f"{url}/v1/sends", json=body, headers=headers, timeout=30)
+    assert answer.status_code == 202
 
     def state() -> str:
         answer = requests.get(f"{url}/v1/sends/{key}", headers=headers, timeout=30)
@@ -67,10 +66,9 @@ def dead_letter(url: str, sender: Issued, key: str) -> None:
     wait_for(lambda: state() == "dead_lettered", 30, f"{key} to be dead-lettered")
 
 
-def shoot(driver: WebDriver, tmp_path: Path, name: str) -> None:
+def shoot(browser: Browser, tmp_path: Path, name: str) -> None:
     """A screenshot of the page, kept with the test (and where $CONSOLE_SCREENSHOTS says)."""
-    path = tmp_path / f"{name}.png"
-    driver.save_screenshot(str(path))
+    path = browser.screenshot(tmp_path / f"{name}.png")
     wanted = os.environ.get("CONSOLE_SCREENSHOTS")
     if wanted:
         Path(wanted).mkdir(parents=True, exist_ok=True)
@@ -88,68 +86,61 @@ def test_log_in_replay_a_dead_letter_and_see_it_sent(
     dead_letter(url, sender, "web-order-2")
     pages: list[str] = []
 
-    with headless_chromium() as driver:
-        driver.get(f"{url}/console")
-        wait_until(lambda: driver.find_elements(By.NAME, "token"), what="the login form")
-        pages.append(driver.page_source)
-        shoot(driver, tmp_path, "console-login")
-        driver.find_element(By.NAME, "token").send_keys(operator.token)
-        driver.find_element(By.CSS_SELECTOR, "form button[type=submit]").click()
+    with open_browser() as browser:
+        browser.visit(f"{url}/console", expect=("Log in", "API token"))
+        pages.append(html(browser))
+        shoot(browser, tmp_path, "console-login")
+        type_into(browser, "input[name=token]", operator.token)
+        click(browser, "form button[type=submit]")
 
-        wait_until(lambda: driver.find_elements(By.ID, "entries"), what="the dead letters")
-        assert (
-            driver.find_element(By.CSS_SELECTOR, "td.count[data-reason=unknown_recipient]").text
-            == "2"
-        )
-        keys = [a.text for a in driver.find_elements(By.CSS_SELECTOR, "#entries a.key")]
-        assert sorted(keys) == ["web-order-1", "web-order-2"]
-        pages.append(driver.page_source)
-        shoot(driver, tmp_path, "console-dead-letters")
+        wait_for_text(browser, "Dead letters (2)", "web-order-1", "web-order-2")
+        assert texts(browser, "td.count[data-reason=unknown_recipient]") == ["2"]
+        assert sorted(texts(browser, "#entries a.key")) == ["web-order-1", "web-order-2"]
+        pages.append(html(browser))
+        shoot(browser, tmp_path, "console-dead-letters")
 
-        driver.find_element(By.LINK_TEXT, "web-order-2").click()
-        wait_until(lambda: driver.find_elements(By.ID, "replay"), what="the entry page")
-        pages.append(driver.page_source)
         # A form without the CSRF token: refused, nothing replayed.
-        driver.execute_script(
-            "document.querySelector('#replay input[name=csrf]').remove();"
-            "document.getElementById('replay').submit();"
+        click(browser, "#entries a.key[href$='web-order-2']")
+        wait_for_text(browser, "Replay this send", "Timeline")
+        pages.append(html(browser))
+        browser.command(
+            "Runtime.evaluate",
+            expression="document.querySelector('#replay input[name=csrf]').remove();"
+            "document.getElementById('replay').submit();",
         )
-        wait_until(lambda: "Refused" in driver.page_source, what="the refusal")
-        driver.back()
+        wait_for_text(browser, "Refused")
 
         sandbox.state.add_contacts([{"type": "MOBILE", "value": DIGITS, "contactId": 44444}])
-        driver.get(f"{url}/console/dead-letters/web-order-1")
-        shoot(driver, tmp_path, "console-entry")
-        driver.find_element(By.CSS_SELECTOR, "#replay button[type=submit]").click()
-        wait_until(lambda: driver.find_elements(By.ID, "state"), what="the send page")
+        browser.visit(f"{url}/console/dead-letters/web-order-1", expect=("Replay this send",))
+        shoot(browser, tmp_path, "console-entry")
+        click(browser, "#replay button[type=submit]")
+        wait_for_text(browser, "Send web-order-1")
 
-        def sent() -> bool:
-            driver.refresh()
-            return driver.find_element(By.ID, "state").text == "sent"
+        def sent() -> str | None:
+            text = browser.visit(f"{url}/console/sends/web-order-1", expect=("Send web-order-1",))
+            return text if texts(browser, "#state") == ["sent"] else None
 
-        wait_until(sent, what="the replayed send to be sent")
-        pages.append(driver.page_source)
-        shoot(driver, tmp_path, "console-sent")
-        assert "console: replay" in driver.find_element(By.ID, "timeline").text
+        wait_for(sent, 30, "the replayed send to be sent")
+        assert "console: replay" in texts(browser, "#timeline")[0]
+        pages.append(html(browser))
+        shoot(browser, tmp_path, "console-sent")
 
-        driver.get(f"{url}/console/dead-letters")
-        wait_until(lambda: driver.find_elements(By.ID, "entries"), what="the dead letters again")
-        keys = [a.text for a in driver.find_elements(By.CSS_SELECTOR, "#entries a.key")]
-        assert keys == ["web-order-2"]  # the one whose forged form was refused is still there
-        pages.append(driver.page_source)
+        # The one whose forged form was refused is still there.
+        browser.visit(f"{url}/console/dead-letters", expect=("Dead letters (1)",))
+        assert texts(browser, "#entries a.key") == ["web-order-2"]
+        pages.append(html(browser))
 
         # Purge all of a reason: only with the count shown typed in.
-        driver.find_element(By.LINK_TEXT, "Purge all…").click()
-        wait_until(lambda: driver.find_elements(By.ID, "batch"), what="the confirmation")
-        assert driver.find_element(By.ID, "count").text == "1"
-        shoot(driver, tmp_path, "console-confirm")
-        driver.find_element(By.NAME, "typed").send_keys("1")
-        driver.find_element(By.CSS_SELECTOR, "#batch button[type=submit]").click()
-        wait_until(lambda: driver.find_elements(By.ID, "message"), what="the outcome")
-        assert driver.find_element(By.ID, "message").text == "Purged 1 entry of unknown_recipient."
-        pages.append(driver.page_source)
+        click(browser, "a[href='/console/batch/purge?reason=unknown_recipient']")
+        wait_for_text(browser, "Type the count (1) to confirm")
+        shoot(browser, tmp_path, "console-confirm")
+        type_into(browser, "input[name=typed]", "1")
+        click(browser, "#batch button[type=submit]")
+        wait_for_text(browser, "Purged 1 entry of unknown_recipient.")
+        pages.append(html(browser))
 
     assert sandbox.state.sends == {(23541, 44444): 1}
+    assert len(pages) == 6
     for page in pages:
         assert DIGITS not in page
         assert PRIVATE_VALUE not in page
