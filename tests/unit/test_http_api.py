@@ -119,6 +119,16 @@ def test_invalid_input_is_400_naming_the_field(
     assert broker.published == []
 
 
+@pytest.mark.parametrize("key", ["", " ", "k" * 256, "del\x7fchar"])
+def test_a_malformed_idempotency_key_is_400_naming_the_header(
+    client: TestClient, sender: NewToken, key: str
+) -> None:
+    """Empty, too long or unprintable: invalid_request for Idempotency-Key."""
+    headers = {**bearer(sender), "Idempotency-Key": key}
+    answer = client.post("/v1/sends", json=BODY, headers=headers)
+    assert error_of(answer) == (400, "invalid_request", "Idempotency-Key")
+
+
 def test_not_json_is_400(client: TestClient, sender: NewToken) -> None:
     """A body that is no JSON names the body."""
     answer = client.post("/v1/sends", content=b"{nope", headers=bearer(sender, "k-1"))

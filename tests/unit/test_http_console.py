@@ -10,6 +10,7 @@ import redis
 from fastapi.testclient import TestClient
 
 from tasks.delivery.runtime import Runtime
+from tasks.http.services import current_services
 from tasks.http.tokens import NewToken
 from tasks.request import build_send_request
 from tasks.state.enums import Reason
@@ -198,3 +199,22 @@ def test_redis_down_is_a_503_page_not_a_traceback(broker: Broker) -> None:
     assert status.status_code == 401  # malformed: refused before Redis is asked
     assert (api.status_code, api.json()["error"]) == (503, "service_unavailable")
     assert api.headers["Retry-After"] == "5"
+
+
+def test_revoking_the_token_ends_its_sessions(client: TestClient, operator: NewToken) -> None:
+    """A revoked operator is sent back to the login page at the next request."""
+    log_in(client, operator)
+    assert current_services().tokens.revoke("ops")
+    answer = client.get("/console/dead-letters")
+    assert (answer.status_code, answer.headers["location"]) == (303, "/console/login")
+
+
+def test_logging_out_needs_the_csrf_token_and_ends_the_session(
+    client: TestClient, operator: NewToken
+) -> None:
+    """Without it: 403 and still logged in; with it: the session is gone."""
+    csrf = log_in(client, operator)
+    assert client.post("/console/logout").status_code == 403
+    assert client.get("/console/dead-letters").status_code == 200
+    assert client.post("/console/logout", data={"csrf": csrf}).status_code == 303
+    assert client.get("/console/dead-letters").status_code == 303
