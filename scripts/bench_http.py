@@ -4,12 +4,12 @@ Starts its own ``redis-server`` on a free port (data in a temporary directory, d
 end) as broker and state store, and ``engage-sms api`` (one uvicorn process) on it; no worker
 runs, so every call enqueues a new send and nothing consumes it. Measures, in this order:
 
-0. ``GET /healthz`` over one keep-alive connection: what uvicorn, FastAPI and this client cost
-   with no work behind them;
 1. ``send_prepared_sms`` called in this process: latency p50/p99 and calls/s (one thread);
-2. ``POST /v1/sends`` with one keep-alive connection (``requests.Session``): latency p50/p99
+2. ``GET /healthz`` over one keep-alive connection: what uvicorn, FastAPI and this client cost
+   with no work behind them;
+3. ``POST /v1/sends`` with one keep-alive connection (``requests.Session``): latency p50/p99
    and requests/s, as one web process enqueueing one send at a time would see it;
-3. the same from ``--clients`` threads, each with its own keep-alive connection: requests/s.
+4. the same from ``--clients`` threads, each with its own keep-alive connection: requests/s.
 
 The HTTP figures include this client's own cost (requests builds and parses every request in
 Python on the same two cores). Prints the figures; it is no test and exits 0 whatever they are.
@@ -39,7 +39,7 @@ def main() -> int:
     """Run the phases and print their figures."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calls", type=int, default=2000, help="calls per phase (default 2000)")
-    parser.add_argument("--clients", type=int, default=8, help="threads in phase 3 (default 8)")
+    parser.add_argument("--clients", type=int, default=8, help="threads in phase 4 (default 8)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="engage-bench-http-") as tmp:
         server = RedisServer(Path(tmp) / "redis", persistent=False).start()
@@ -101,12 +101,12 @@ def run(redis_url: str, tmp: Path, calls: int, clients: int) -> int:
                 http.get(health, timeout=30).raise_for_status()
 
             report(
-                "0. GET /healthz, one keep-alive connection (server + client floor)",
+                "2. GET /healthz, one keep-alive connection (server + client floor)",
                 timed(floor, calls),
             )
             for n in range(50):
                 over_http(-n - 1)
-            report("2. POST /v1/sends, one keep-alive connection", timed(over_http, calls))
+            report("3. POST /v1/sends, one keep-alive connection", timed(over_http, calls))
             concurrent(over_http, calls, clients)
     finally:
         api.stop()
@@ -136,7 +136,7 @@ def report(title: str, run: tuple[list[float], float]) -> None:
 
 
 def concurrent(call: Callable[..., None], calls: int, clients: int) -> None:
-    """Phase 3: ``clients`` threads, each its own keep-alive connection, ``calls`` in all."""
+    """Phase 4: ``clients`` threads, each its own keep-alive connection, ``calls`` in all."""
     per_client = calls // clients
     latencies: list[float] = []
     lock = threading.Lock()
@@ -158,7 +158,7 @@ def concurrent(call: Callable[..., None], calls: int, clients: int) -> None:
     for thread in threads:
         thread.join()
     report(
-        f"3. POST /v1/sends, {clients} clients in parallel",
+        f"4. POST /v1/sends, {clients} clients in parallel",
         (latencies, time.perf_counter() - start),
     )
 
