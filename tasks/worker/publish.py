@@ -21,7 +21,7 @@ from tasks.delivery.runtime import Runtime
 from tasks.errors import IdempotencyConflict, ServiceUnavailable
 from tasks.outages import unavailable_as
 from tasks.request import SendRequest
-from tasks.send_options import DEFAULT_DEPLOYMENT, DEFAULT_PRIORITY, Priority, lane_queues
+from tasks.send_options import DEFAULT_PRIORITY, Priority, lane_queues
 from tasks.state.enums import ClaimOutcome
 from tasks.state.ledger import Claim
 from tasks.worker.pipeline import resolve_contact, send_single
@@ -129,9 +129,9 @@ def publish(
     key: str,
     task_ids: list[str],
     *,
+    deployment: str,
     priority: Priority = DEFAULT_PRIORITY,
     on_done: str | None = None,
-    deployment: str = DEFAULT_DEPLOYMENT,
 ) -> None:
     """Publish the chain ``resolve_contact -> send_single`` with the given task ids.
 
@@ -143,6 +143,8 @@ def publish(
 
     The message carries what the send needs if its ledger record is lost (:class:`SendMeta`):
     the deployment it belongs to, its lane, its callback and when it was queued.
+    ``deployment`` (the key prefix) has no default: a caller that forgot it would publish
+    another deployment's lanes.
     """
     data = request.to_dict()
     queue = lane_queues(deployment)[priority]

@@ -11,6 +11,7 @@ from tasks.api import cancel_sends, delivery_status, send_prepared_sms
 from tasks.cli.local_stack import ManagedProcess
 from tasks.request import build_send_request
 from tasks.sandbox import Sandbox
+from tasks.send_options import Priority
 from tasks.worker.publish import publish
 from tests.integration.conftest import WorkerFactory, wait_for
 from tests.support import callback_app
@@ -54,7 +55,8 @@ def test_cancelling_a_queued_lane_sends_none_of_the_cancelled(
     for key in sorted(cancelled)[:5]:
         n = int(key.split("-")[1])
         record = delivery_status(key)
-        publish(build_send_request(MESSAGE_ID, recipient_id=n), key, record["task_ids"])
+        request = build_send_request(MESSAGE_ID, recipient_id=n)
+        publish(request, key, record["task_ids"], deployment="engage", priority=Priority.BULK)
     wait_for(
         lambda: all(delivery_status(f"batch-{n}")["state"] in FINAL for n in BATCH),
         timeout=60,
