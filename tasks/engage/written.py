@@ -1,0 +1,75 @@
+"""Whether the request of this thread's current call has started to leave this machine.
+
+A ``requests`` exception does not say *when* it happened: a TLS error (``requests.SSLError``)
+is the same type whether the handshake failed, before any byte of the request was written, or
+a record of the answer was broken after Engage acted on it. Only the first is "not sent". The
+adapter of :func:`tasks.engage.http.make_session` uses connections that note, per thread, the
+moment they start writing a request; :func:`tasks.engage.http` asks :func:`started` after a
+failure. Starting counts, not finishing: a write that fails half-way may still have reached
+Engage.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from requests.adapters import HTTPAdapter
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+from urllib3.poolmanager import PoolManager
+
+_progress = threading.local()
+
+
+def reset() -> None:
+    """Before a call: nothing of its request has been written yet (by this thread)."""
+    _progress.started = False
+
+
+def started() -> bool:
+    """This thread's current request has begun to be written (the connection stood by then)."""
+    return bool(getattr(_progress, "started", False))
+
+
+class _NotingHTTPConnection(HTTPConnection):
+    def request(self, *args: Any, **kwargs: Any) -> None:
+        # Called after the connection (and TLS handshake) stood, before the first byte is sent.
+        _progress.started = True
+        super().request(*args, **kwargs)
+
+
+class _NotingHTTPSConnection(HTTPSConnection):
+    def request(self, *args: Any, **kwargs: Any) -> None:
+        _progress.started = True
+        super().request(*args, **kwargs)
+
+
+class _NotingHTTPConnectionPool(HTTPConnectionPool):
+    ConnectionCls = _NotingHTTPConnection
+
+
+class _NotingHTTPSConnectionPool(HTTPSConnectionPool):
+    ConnectionCls = _NotingHTTPSConnection
+
+
+_POOLS = {"http": _NotingHTTPConnectionPool, "https": _NotingHTTPSConnectionPool}
+
+
+class NotingAdapter(HTTPAdapter):
+    """``requests``' adapter whose connections note when a request starts to be written."""
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        """The usual pool manager, with noting connection pools."""
+        super().init_poolmanager(*args, **kwargs)
+        _use_noting_pools(self.poolmanager)
+
+    def proxy_manager_for(self, proxy: str, **proxy_kwargs: Any) -> Any:
+        """The usual proxy manager (made once per proxy), with noting connection pools."""
+        manager = super().proxy_manager_for(proxy, **proxy_kwargs)
+        _use_noting_pools(manager)
+        return manager
+
+
+def _use_noting_pools(manager: PoolManager) -> None:
+    manager.pool_classes_by_scheme = dict(_POOLS)
