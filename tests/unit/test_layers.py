@@ -27,6 +27,7 @@ BOTTOM = frozenset(
         "environment",
         "errors",
         "masking",
+        "masking_forms",
         "numbers",
         "outages",
         "request",
