@@ -29,7 +29,7 @@ def self_signed(directory: Path) -> SelfSigned:
     if openssl is None:
         raise RuntimeError("the TLS tests need the openssl command")
     cert, key = directory / "cert.pem", directory / "key.pem"
-    subprocess.run(  # noqa: S603  (a fixed command line)
+    subprocess.run(
         [
             openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
             "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
