@@ -99,6 +99,9 @@ _FORMS = re.compile(
     r"|(?<=[^\W\d_])(?P<plus>\+)(?=[^\W\d_])"  # a query string's space, between letters
     r"|(?P<space>\s+)"
 )
+# What makes an ASCII text differ from its plain form beyond case: an escape, a run of
+# whitespace, whitespace other than a space.
+_NOT_PLAIN_ASCII = re.compile(r"[&\\%+]|\s\s|[^\S ]")
 _JSON_ESCAPES = {'"': '"', "\\": "\\", "/": "/", "b": " ", "f": " ", "n": " ", "r": " ", "t": " "}
 _DIGIT_VALUE = re.compile(r"\+?[\d \-().\u00a0/]+")
 _NOT_DIGIT = re.compile(r"\D")
@@ -120,6 +123,9 @@ class Plain:
 
 def plain(text: str) -> Plain:
     """``text`` with escapes decoded, NFC, lower case, each whitespace run one space."""
+    if text.isascii() and not _NOT_PLAIN_ASCII.search(text):
+        # Most texts: nothing to decode or collapse, each character stands for itself.
+        return Plain(text.lower(), tuple((index, index + 1) for index in range(len(text))))
     units = list(_units(text))
     chars: list[str] = []
     origin: list[tuple[int, int]] = []
