@@ -32,17 +32,24 @@ def started() -> bool:
     return bool(getattr(_progress, "started", False))
 
 
-class _NotingHTTPConnection(HTTPConnection):
+class _Noting:
+    """Connects first, as the request would (an HTTPS pool has already), then notes the start."""
+
+    sock: Any
+
     def request(self, *args: Any, **kwargs: Any) -> None:
-        # Called after the connection (and TLS handshake) stood, before the first byte is sent.
+        if self.sock is None:
+            self.connect()  # type: ignore[attr-defined]  # a mixin of urllib3's connections
         _progress.started = True
-        super().request(*args, **kwargs)
+        super().request(*args, **kwargs)  # type: ignore[misc]
 
 
-class _NotingHTTPSConnection(HTTPSConnection):
-    def request(self, *args: Any, **kwargs: Any) -> None:
-        _progress.started = True
-        super().request(*args, **kwargs)
+class _NotingHTTPConnection(_Noting, HTTPConnection):
+    pass
+
+
+class _NotingHTTPSConnection(_Noting, HTTPSConnection):
+    pass
 
 
 class _NotingHTTPConnectionPool(HTTPConnectionPool):
