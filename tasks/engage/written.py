@@ -44,20 +44,21 @@ class _Noting:
         super().request(*args, **kwargs)  # type: ignore[misc]
 
 
-class _NotingHTTPConnection(_Noting, HTTPConnection):
-    pass
+class NotingHTTPConnection(_Noting, HTTPConnection):
+    """urllib3's HTTP connection, noting when it starts to write a request."""
 
 
-class _NotingHTTPSConnection(_Noting, HTTPSConnection):
-    pass
+class NotingHTTPSConnection(_Noting, HTTPSConnection):
+    """urllib3's HTTPS connection, noting when it starts to write a request."""
 
 
 class _NotingHTTPConnectionPool(HTTPConnectionPool):
-    ConnectionCls = _NotingHTTPConnection
+    # Any pool class works the same way: set ConnectionCls to a noting connection.
+    ConnectionCls = NotingHTTPConnection
 
 
 class _NotingHTTPSConnectionPool(HTTPSConnectionPool):
-    ConnectionCls = _NotingHTTPSConnection
+    ConnectionCls = NotingHTTPSConnection
 
 
 _POOLS = {"http": _NotingHTTPConnectionPool, "https": _NotingHTTPSConnectionPool}
