@@ -171,11 +171,14 @@ class SendsApi:
             raise reused(key)
         if not claim.recorded and claim.existing != owner:
             raise reused(key)
-        first = claim.recorded
-        if first:
+        # A send is created only where the ledger did not know the key: every request that
+        # may create one (the first, or a repeat racing it) takes a slot of the daily cap and
+        # gives it back unless it created the send. The record stays: a repeat that comes while
+        # another request is under way, or after one failed, is this token's, never a 422.
+        reserved = not claim.key_was_taken
+        if reserved:
             wait = self._s.limits.reserve_send(token)
             if wait is not None:
-                self._s.owners.release(key, owner)
                 raise ApiError(
                     429,
                     "daily_cap_reached",
@@ -185,15 +188,11 @@ class SendsApi:
         try:
             handle = self._enqueue(key, send)
         except BaseException:
-            if first:
-                self._s.owners.release(key, owner)
+            if reserved:
                 self._s.limits.release_send(token)
             raise
-        # first and not created: a repeat of this very request, racing it, enqueued the send
-        # first (its reservation is this one: keep it). Not first and created: the first
-        # request's enqueue failed and released the record, so write it again.
-        if handle.created and not first:
-            self._s.owners.restore(key, owner)
+        if reserved and not handle.created:
+            self._s.limits.release_send(token)
         if handle.created and send.callback_url is not None:
             self._s.owners.watch_callback(key)
         return SendAccepted(

@@ -166,16 +166,13 @@ class SendOwners:
             return OwnerClaim(recorded=True, existing=None, key_was_taken=bool(known))
         return OwnerClaim(recorded=False, existing=_owner(current), key_was_taken=bool(known))
 
-    def restore(self, key: str, owner: SendOwner) -> None:
-        """Write ``owner`` again if the record is gone (a concurrent request released it)."""
-        self._redis.set(self._keys.send(key), owner.to_json(), nx=True, px=self._retention_ms)
-
     def get(self, key: str) -> SendOwner | None:
         """The HTTP record of ``key``, or None (not sent over HTTP, or expired)."""
         return _owner(self._redis.get(self._keys.send(key)))
 
     def release(self, key: str, owner: SendOwner) -> None:
-        """Drop the record this request wrote when its enqueue created nothing."""
+        """Drop the record this request wrote for a key that is not its to take (the ledger
+        knew it before: enqueued by the Python API or the CLI)."""
         if self.get(key) == owner:
             self._redis.delete(self._keys.send(key))
 

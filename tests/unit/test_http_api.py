@@ -10,6 +10,7 @@ from fastapi.testclient import TestClient
 
 from tasks.delivery.runtime import Runtime
 from tasks.http.limits import TokenLimits
+from tasks.http.sends import SendOwner
 from tasks.http.services import current_services
 from tasks.http.tokens import NewToken, Scope
 from tests.support.broker import Broker
@@ -262,3 +263,23 @@ def test_broker_down_is_503_and_a_retry_after_it_is_created(
     again = client.post("/v1/sends", json=BODY, headers=bearer(capped, "order-1"))
     assert (again.status_code, again.json()["created"]) == (202, True)
     assert len(broker.published) == 1
+
+
+def test_a_concurrent_repeat_cannot_send_past_the_daily_cap(
+    client: TestClient, broker: Broker
+) -> None:
+    """At the cap, a repeat racing the first request of a key (whose record is written, its
+    enqueue not yet done) is refused too: no send past the cap, and never a 422 for the very
+    same request once the first was refused."""
+    capped = new_token("capped", "send", daily_cap=1)
+    assert client.post("/v1/sends", json=BODY, headers=bearer(capped, "a")).status_code == 202
+    # The first request of "b" has written its record and is about to find the cap full.
+    current_services().owners.claim(
+        "b", SendOwner(capped.token.id, None), current_services().runtime.keys.send("b")
+    )
+    racing = client.post("/v1/sends", json=BODY, headers=bearer(capped, "b"))
+    assert error_of(racing)[:2] == (429, "daily_cap_reached")
+    later = client.post("/v1/sends", json=BODY, headers=bearer(capped, "b"))
+    assert error_of(later)[:2] == (429, "daily_cap_reached")
+    assert len(broker.published) == 1
+    assert current_services().limits.sent_today(capped.token) == 1
