@@ -161,7 +161,7 @@ class SendsApi:
                 f"the {IDEMPOTENCY_HEADER} header is required: one key per logical send",
                 field=IDEMPOTENCY_HEADER,
             )
-        key = validate_idempotency_key(key)
+        key = validate_idempotency_key(header_text(key))
         send = parse_send_body(body, self._settings.numbers)
         owner = SendOwner(token.id, send.callback_url)
         claim = self._s.owners.claim(key, owner, self._s.runtime.keys.send(key))
@@ -226,6 +226,15 @@ class SendsApi:
         if status["state"] == "unknown":
             raise not_found()
         return status
+
+
+def header_text(value: str) -> str:
+    """A header's text as its sender wrote it: the server hands over its bytes as Latin-1, and
+    a web app sends UTF-8 (InvalidSendRequest for bytes that are not)."""
+    try:
+        return value.encode("latin-1").decode("utf-8")
+    except UnicodeError:
+        raise InvalidSendRequest("idempotency_key", "must be UTF-8 text") from None
 
 
 def reused(key: str) -> ApiError:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -9,7 +10,9 @@ import pytest
 from fastapi.testclient import TestClient
 
 from tasks.delivery.runtime import Runtime
+from tasks.http.api_routes import SendsApi
 from tasks.http.limits import TokenLimits
+from tasks.http.problems import ApiError
 from tasks.http.sends import SendOwner
 from tasks.http.services import current_services
 from tasks.http.tokens import NewToken, Scope
@@ -283,3 +286,30 @@ def test_a_concurrent_repeat_cannot_send_past_the_daily_cap(
     assert error_of(later)[:2] == (429, "daily_cap_reached")
     assert len(broker.published) == 1
     assert current_services().limits.sent_today(capped.token) == 1
+
+
+def test_a_non_ascii_idempotency_key_is_the_caller_s_utf_8_text(
+    client: TestClient, sender: NewToken
+) -> None:
+    """The header's bytes are read as UTF-8: the key is "clé" (as the Python API and the CLI
+    spell it), not its Latin-1 mojibake; its status_url reads it back."""
+    headers = {**bearer(sender), "Idempotency-Key": "zamówienie-é".encode()}
+    answer = client.post("/v1/sends", json=BODY, headers=headers)
+    assert answer.status_code == 202
+    assert answer.json()["key"] == "zamówienie-é"
+    status = client.get(answer.json()["status_url"], headers=bearer(sender))
+    assert status.json()["key"] == "zamówienie-é"
+    from tasks.api import delivery_status  # noqa: PLC0415  (the public API, as a host app)
+
+    assert delivery_status("zamówienie-é")["state"] == "queued"
+
+
+def test_an_idempotency_key_that_is_not_utf_8_is_400(client: TestClient, sender: NewToken) -> None:
+    """Bytes that are no UTF-8 (the server hands them over as Latin-1 text; the test client
+    would re-encode them, so the API is called as the route calls it): invalid_request naming
+    the header, nothing enqueued."""
+    api = SendsApi(current_services())
+    with pytest.raises(ApiError) as refused:
+        api.create(f"Bearer {sender.text}", b"cl\xe9".decode("latin-1"), json.dumps(BODY).encode())
+    assert (refused.value.status, refused.value.body.error) == (400, "invalid_request")
+    assert refused.value.body.field == "Idempotency-Key"
