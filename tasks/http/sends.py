@@ -49,6 +49,8 @@ def parse_send_body(raw: bytes, numbers: NumberPolicy) -> SendBody:
         data = json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError) as err:
         raise InvalidSendRequest("body", f"is not JSON ({err})") from None
+    except RecursionError:
+        raise InvalidSendRequest("body", "is nested too deeply") from None
     if not isinstance(data, dict):
         raise InvalidSendRequest("body", "must be a JSON object")
     for name in sorted(data):

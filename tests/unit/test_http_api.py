@@ -11,6 +11,7 @@ from fastapi.testclient import TestClient
 
 from tasks.delivery.runtime import Runtime
 from tasks.http.api_routes import SendsApi
+from tasks.http.app import create_app
 from tasks.http.limits import TokenLimits
 from tasks.http.problems import ApiError
 from tasks.http.sends import SendOwner
@@ -313,3 +314,26 @@ def test_an_idempotency_key_that_is_not_utf_8_is_400(client: TestClient, sender:
         api.create(f"Bearer {sender.text}", b"cl\xe9".decode("latin-1"), json.dumps(BODY).encode())
     assert (refused.value.status, refused.value.body.error) == (400, "invalid_request")
     assert refused.value.body.field == "Idempotency-Key"
+
+
+def test_json_nested_too_deep_is_400_not_a_crash(client: TestClient, sender: NewToken) -> None:
+    """A small body of 30,000 nested arrays: invalid_request for the body, not a 500 page."""
+    nested = b'{"message_id": 1, "parameters": ' + b"[" * 30_000 + b"]" * 30_000 + b"}"
+    answer = client.post("/v1/sends", content=nested, headers=bearer(sender, "k-1"))
+    assert error_of(answer) == (400, "invalid_request", "body")
+
+
+def test_an_unexpected_failure_is_500_in_the_one_error_shape(
+    runtime: Runtime, broker: Broker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A bug is answered in JSON like every other error, naming nothing of the request."""
+
+    def crash(*_: object) -> None:
+        raise RuntimeError("secret +48505606707")
+
+    monkeypatch.setattr("tasks.http.api_routes.parse_send_body", crash)
+    with TestClient(create_app(), raise_server_exceptions=False) as client:
+        sender = new_token("shop", "send")
+        answer = client.post("/v1/sends", json=BODY, headers=bearer(sender, "k-1"))
+    assert error_of(answer) == (500, "internal_error", None)
+    assert "48505606707" not in answer.text
