@@ -220,6 +220,7 @@ class SendsApi:
                     if owner is None or owner.token_id != token.id:
                         # Not this token's: as if unknown, so keys of others are not probed.
                         raise not_found()
+                    self._s.owners.follow_ledger(key)
                 status = delivery_status(key)
         except ServiceUnavailable:
             raise unavailable("Redis") from None

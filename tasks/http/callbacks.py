@@ -131,6 +131,7 @@ class CallbackDispatcher:
         if owner is None or owner.callback_url is None or status["state"] == "unknown":
             self._forget(key)  # expired with the ledger's record
             return 0
+        self._owners.follow_ledger(key)
         progress = self._progress(key)
         if status["state"] not in FINAL:
             age = max(0.0, now - float(progress.get("since", now)))

@@ -122,3 +122,23 @@ def test_a_dead_letter_is_reported_and_a_replay_reported_again(
     assert d.run_once(now=t0 + 100) == 1
     states = [json.loads(body)["state"] for _, body, _ in receiver.calls]
     assert states == ["dead_lettered", "sent"]
+
+
+def test_the_send_s_record_lives_as_long_as_the_ledger_s_dead_letter(
+    sent: tuple[NewToken, TestClient], runtime: Runtime
+) -> None:
+    """A dead letter is kept (and may be replayed) for ENGAGE_DLQ_MAX_AGE_DAYS, far past the
+    key retention the HTTP record of the send was written with: once the dispatcher has looked
+    at it, that record and its callback progress live as long as the ledger's, so a replay days
+    later is still reported to the callback URL (and the sender may still read the status)."""
+    from tasks.state.enums import Reason  # noqa: PLC0415  (the reasons the store files)
+
+    runtime.dead_letters.add(
+        "order-1", reason=Reason.REJECTED, detail="no", error=None, task_ids=["a", "b"]
+    )
+    s = current_services()
+    ledger_ttl = runtime.redis.pttl(runtime.keys.send("order-1"))
+    assert ledger_ttl > s.runtime.settings.key_retention * 1000 * 2
+    assert dispatcher(Receiver()).run_once(now=time.time() + 1) == 1
+    for name in (s.keys.send("order-1"), s.keys.callback("order-1")):
+        assert runtime.redis.pttl(name) >= ledger_ttl - 60_000
