@@ -142,3 +142,35 @@ def test_the_send_s_record_lives_as_long_as_the_ledger_s_dead_letter(
     assert dispatcher(Receiver()).run_once(now=time.time() + 1) == 1
     for name in (s.keys.send("order-1"), s.keys.callback("order-1")):
         assert runtime.redis.pttl(name) >= ledger_ttl - 60_000
+
+
+def test_redis_away_is_logged_once_and_not_polled_four_times_a_second(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """With Redis down the dispatcher thread backs off and says so once, not a warning every
+    quarter of a second for as long as the outage lasts; it says when Redis is back."""
+    import redis  # noqa: PLC0415
+
+    from tasks.http.callbacks import DispatcherThread  # noqa: PLC0415
+
+    class Down:
+        rounds = 0
+        up = False
+
+        def run_once(self) -> int:
+            self.rounds += 1
+            if not self.up:
+                raise redis.ConnectionError("Connection refused")
+            return 0
+
+    down = Down()
+    thread = DispatcherThread(down, interval=0.01)  # type: ignore[arg-type]
+    with caplog.at_level("INFO", logger="engage.http.callbacks"):
+        thread.start()
+        time.sleep(1.0)
+        down.up = True
+        time.sleep(1.5)
+        thread.stop()
+    messages = [record.getMessage() for record in caplog.records]
+    assert len([m for m in messages if "did not answer" in m]) == 1
+    assert len([m for m in messages if "answers again" in m]) == 1
