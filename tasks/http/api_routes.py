@@ -63,7 +63,7 @@ def api_router(services: Callable[[], HttpServices]) -> APIRouter:
         accepted = await run_in_threadpool(
             sends.create,
             request.headers.get("authorization"),
-            request.headers.get(IDEMPOTENCY_HEADER),
+            idempotency_key(request),
             body,
         )
         return JSONResponse(accepted.model_dump(), status_code=202)
@@ -97,6 +97,13 @@ def api_router(services: Callable[[], HttpServices]) -> APIRouter:
         return JSONResponse(body.model_dump(), status_code=200 if ready else 503)
 
     return router
+
+
+def idempotency_key(request: Request) -> str | None:
+    """The Idempotency-Key header, or None; sent twice, one value joined by commas, as HTTP
+    defines it (RFC 9110, 5.3) and as a proxy that merges the lines passes it on."""
+    values = request.headers.getlist(IDEMPOTENCY_HEADER)
+    return ", ".join(values) if values else None
 
 
 async def read_limited(request: Request) -> bytes:

@@ -337,3 +337,18 @@ def test_an_unexpected_failure_is_500_in_the_one_error_shape(
         answer = client.post("/v1/sends", json=BODY, headers=bearer(sender, "k-1"))
     assert error_of(answer) == (500, "internal_error", None)
     assert "48505606707" not in answer.text
+
+
+def test_idempotency_key_sent_twice_is_one_key_as_http_combines_it(
+    client: TestClient, sender: NewToken
+) -> None:
+    """Two Idempotency-Key lines are one value joined by a comma (RFC 9110, 5.3), as a proxy
+    that merges them would pass it on: never just the first, so no hop reads another key."""
+    headers = [*bearer(sender).items(), ("Idempotency-Key", "a"), ("Idempotency-Key", "b")]
+    answer = client.post("/v1/sends", json=BODY, headers=headers)
+    assert answer.status_code == 202
+    assert answer.json()["key"] == "a, b"
+    merged = client.post(
+        "/v1/sends", json=BODY, headers={**bearer(sender), "Idempotency-Key": "a, b"}
+    )
+    assert merged.json()["created"] is False
