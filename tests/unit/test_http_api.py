@@ -352,3 +352,18 @@ def test_idempotency_key_sent_twice_is_one_key_as_http_combines_it(
         "/v1/sends", json=BODY, headers={**bearer(sender), "Idempotency-Key": "a, b"}
     )
     assert merged.json()["created"] is False
+
+
+def test_a_token_revoked_while_its_request_is_under_way_stays_revoked(
+    client: TestClient, sender: NewToken
+) -> None:
+    """Revoked between a request's authentication and its rate count (which writes the token's
+    last-used time): the token answers 401 afterwards, not a 500 on a half-written record, and
+    the callback dispatcher finds no token rather than failing its whole round."""
+    s = current_services()
+    assert s.tokens.revoke("shop")
+    s.limits.admit(sender.token)  # the request in flight, counted just after the revoke
+    answer = client.post("/v1/sends", json=BODY, headers=bearer(sender, "k-1"))
+    assert error_of(answer)[:2] == (401, "unauthorized")
+    assert s.tokens.get(sender.token.id) is None
+    assert [token.name for token in s.tokens.tokens()] == []
