@@ -50,8 +50,8 @@ def parse_send_body(raw: bytes, numbers: NumberPolicy) -> SendBody:
         data = json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError) as err:
         raise InvalidSendRequest("body", f"is not JSON ({err})") from None
-    except RecursionError:
-        raise InvalidSendRequest("body", "is nested too deeply") from None
+    except (RecursionError, ValueError):  # too deep, or an integer past Python's 4300 digits
+        raise InvalidSendRequest("body", "is nested too deeply or has a number too long") from None
     if not isinstance(data, dict):
         raise InvalidSendRequest("body", "must be a JSON object")
     for name in sorted(data):

@@ -316,10 +316,21 @@ def test_an_idempotency_key_that_is_not_utf_8_is_400(client: TestClient, sender:
     assert refused.value.body.field == "Idempotency-Key"
 
 
-def test_json_nested_too_deep_is_400_not_a_crash(client: TestClient, sender: NewToken) -> None:
-    """A small body of 30,000 nested arrays: invalid_request for the body, not a 500 page."""
-    nested = b'{"message_id": 1, "parameters": ' + b"[" * 30_000 + b"]" * 30_000 + b"}"
-    answer = client.post("/v1/sends", content=nested, headers=bearer(sender, "k-1"))
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"message_id": 1, "parameters": ' + b"[" * 30_000 + b"]" * 30_000 + b"}",
+        b'{"message_id": 1' + b"0" * 5_000 + b', "mobile": "+48 505 606 707"}',
+    ],
+    ids=["nested-30000-deep", "integer-of-5000-digits"],
+)
+def test_json_python_cannot_read_is_400_not_a_crash(
+    client: TestClient, sender: NewToken, body: bytes
+) -> None:
+    """Small bodies json.loads fails on with other errors than JSONDecodeError (30,000 nested
+    arrays: RecursionError; an integer of 5,000 digits: ValueError): invalid_request for the
+    body, not a 500."""
+    answer = client.post("/v1/sends", content=body, headers=bearer(sender, "k-1"))
     assert error_of(answer) == (400, "invalid_request", "body")
 
 
