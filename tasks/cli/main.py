@@ -135,6 +135,12 @@ def _parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="keep the worker, sandbox and Flower up this long afterwards, to look around",
     )
+    demo.add_argument(
+        "--redis-url",
+        metavar="URL",
+        help="use this Redis (its queues and engage-demo:* keys) instead of a throwaway server "
+        "of the demo's own (default)",
+    )
     demo.set_defaults(handler=_demo)
     return parser
 
@@ -233,7 +239,7 @@ def _sandbox(args: argparse.Namespace) -> int:
 def _demo(args: argparse.Namespace) -> int:
     from tasks.cli.demo import run_demo  # noqa: PLC0415  (starts processes: demo only)
 
-    return run_demo(hold=args.hold)
+    return run_demo(hold=args.hold, redis_url=args.redis_url)
 
 
 def _print_json(data: Any) -> None:
