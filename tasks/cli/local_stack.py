@@ -30,10 +30,13 @@ def redis_answers(url: str) -> bool:
 class ManagedProcess:
     """A subprocess with its output in a log file, started and stopped on request."""
 
-    def __init__(self, argv: list[str], *, env: dict[str, str], log_path: Path) -> None:
+    def __init__(
+        self, argv: list[str], *, env: dict[str, str], log_path: Path, cwd: Path | None = None
+    ) -> None:
         self.argv = argv
         self.env = env
         self.log_path = log_path
+        self.cwd = cwd
         self._log: IO[bytes] | None = None
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -44,6 +47,7 @@ class ManagedProcess:
         self.process = subprocess.Popen(  # noqa: S603  (argv built by this module)
             self.argv,
             env=self.env,
+            cwd=self.cwd,
             stdout=self._log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
