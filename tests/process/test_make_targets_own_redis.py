@@ -13,21 +13,20 @@ import shutil
 import subprocess
 import sys
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 import redis
 
-from tasks.cli.local_stack import redis_answers
 from tasks.cli.redis_server import RedisServer
+from tests.support import machine_redis
 from tests.support.environments import bare_env
 from tests.support.hidden_programs import path_without
 
 pytestmark = pytest.mark.process
 
 REPOSITORY = Path(__file__).resolve().parents[2]
-MACHINE_REDIS = "redis://127.0.0.1:6379/0"
 CANARY = f"engage-sms-test-canary:{uuid.uuid4().hex}"
 #: The demo, chaos and bench each take well under a minute; two cores are shared.
 TARGET_TIMEOUT = 240
@@ -47,18 +46,10 @@ def bystander(tmp_path: Path) -> Iterator[redis.Redis]:
 
 
 @pytest.fixture
-def machine_canary() -> Iterator[redis.Redis | None]:
-    """A canary key on 127.0.0.1:6379 if something answers there (only that key is ever deleted)."""
-    if not redis_answers(MACHINE_REDIS):
-        yield None
-        return
-    client = redis.Redis.from_url(MACHINE_REDIS, socket_connect_timeout=2)
-    client.set(CANARY, "untouched", ex=3600)
-    try:
-        yield client
-    finally:
-        client.delete(CANARY)
-        client.close()
+def machine_canary() -> Iterator[Callable[[], None]]:
+    """A canary key on 127.0.0.1:6379 if something answers there (only that key is deleted)."""
+    with machine_redis.machine_canary() as check:
+        yield check
 
 
 def _shell_env(bystander: redis.Redis, **env: str) -> dict[str, str]:
@@ -76,15 +67,14 @@ def _run(argv: list[str], env: dict[str, str], cwd: Path) -> subprocess.Complete
     return result
 
 
-def _assert_untouched(bystander: redis.Redis, machine: redis.Redis | None) -> None:
+def _assert_untouched(bystander: redis.Redis, machine_check: Callable[[], None]) -> None:
     assert bystander.get(CANARY) == b"untouched"
     assert bystander.dbsize() == 1, "something wrote to a Redis it did not start"
-    if machine is not None:
-        assert machine.get(CANARY) == b"untouched", "something flushed the machine's 6379"
+    machine_check()
 
 
 def test_demo_runs_on_its_own_redis_without_redis_server(
-    bystander: redis.Redis, machine_canary: redis.Redis | None, tmp_path: Path
+    bystander: redis.Redis, machine_canary: Callable[[], None], tmp_path: Path
 ) -> None:
     """make demo passes with no redis-server on PATH, and writes nothing to the shell's Redis."""
     hidden = path_without(("redis-server",), tmp_path / "bin")
@@ -97,7 +87,7 @@ def test_demo_runs_on_its_own_redis_without_redis_server(
 
 
 def test_chaos_and_bench_run_on_their_own_redis(
-    bystander: redis.Redis, machine_canary: redis.Redis | None, tmp_path: Path
+    bystander: redis.Redis, machine_canary: Callable[[], None], tmp_path: Path
 ) -> None:
     """A small chaos run and bench's enqueue phase leave the shell's Redis and 6379 as they were."""
     env = _shell_env(bystander)
