@@ -13,8 +13,8 @@ from tasks.outages import unavailable_as
 from tasks.request import build_send_request, validate_idempotency_key
 from tasks.send_options import DEFAULT_PRIORITY, Priority, parse_priority, validate_task_name
 from tasks.state.enums import Reason
-from tasks.worker import cancellation
 from tasks.testing import active_outbox
+from tasks.worker import cancellation
 from tasks.worker.app import engage_settings
 from tasks.worker.publish import SendHandle, enqueue, publish
 
