@@ -222,7 +222,7 @@ def ledger_restart_drill(
     )
     states = _wait_final(rt, keys, timeout)
     final = sum(1 for k in keys if states[k] in FINAL)
-    broker = redis.Redis.from_url(env["CELERY_BROKER_URL"])
+    broker = redis.Redis.from_url(rt.settings.broker_url)
     deadline = time.monotonic() + 30
     while len(called := _callback_keys(broker, rt.settings.on_done_queue)) < final:
         if time.monotonic() > deadline:
