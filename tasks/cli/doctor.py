@@ -27,6 +27,7 @@ from tasks.errors import (
 from tasks.masking import mask_text
 from tasks.schedule_file import load_schedules
 from tasks.settings import Settings, load_settings
+from tasks.state.clients import redis_client
 from tasks.urls import redact_url
 
 #: The doctor waits this long (seconds) for any one answer, not the 35 s a send may wait.
@@ -82,9 +83,7 @@ def check_redis(settings: Settings) -> Check:
     """REDIS_URL answers PING."""
     url = redact_url(settings.redis_url)
     try:
-        client = redis.Redis.from_url(
-            settings.redis_url, socket_connect_timeout=TIMEOUT, socket_timeout=TIMEOUT
-        )
+        client = redis_client(settings, socket_connect_timeout=TIMEOUT, socket_timeout=TIMEOUT)
         client.ping()
     except redis.RedisError as err:
         return Check(

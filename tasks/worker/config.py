@@ -20,8 +20,9 @@ from tasks.errors import ConfigurationError
 from tasks.schedule_file import load_schedules
 from tasks.send_options import DEFAULT_PRIORITY, LANE_QUEUES
 from tasks.settings import Settings, basic_auth_problem, broker_is_redis, load_settings
+from tasks.state.clients import broker_transport_options as sentinel_options
 from tasks.worker.beat_schedule import housekeeping_entries, schedule_entries
-from tasks.worker.transport import LANE_CYCLE, TRANSPORT
+from tasks.worker.transport import LANE_CYCLE, SENTINEL_TRANSPORT, TRANSPORT
 
 _T = TypeVar("_T")
 
@@ -110,6 +111,8 @@ if broker_is_redis(broker_url):
         # kombu's transport, minus a new client object per publish (see the module). Not for
         # rediss://: kombu turns TLS on by itself only when the transport is named "rediss".
         broker_transport = TRANSPORT
+    elif urlsplit(broker_url).scheme == "sentinel":
+        broker_transport = SENTINEL_TRANSPORT
     broker_transport_options = {
         "visibility_timeout": engage_settings.visibility_timeout,
         # Messages of a killed worker come back one visibility timeout later, found by a sweep
@@ -118,8 +121,13 @@ if broker_is_redis(broker_url):
         "unacked_restore_throttle": 1,
         # Fetch from the lanes highest first, with a share for the lower ones (see the module).
         "queue_order_strategy": LANE_CYCLE,
+        # sentinel://: the primary's name and the sentinels' password.
+        **sentinel_options(engage_settings),
     }
-    result_backend_transport_options = {"visibility_timeout": engage_settings.visibility_timeout}
+    result_backend_transport_options = {
+        "visibility_timeout": engage_settings.visibility_timeout,
+        **sentinel_options(engage_settings),
+    }
 
 # Visible in Flower: workers send task events (received, started, succeeded, retried, failed).
 # A task still waiting in the queue is listed only with ENGAGE_SENT_EVENTS=on: the "sent" event

@@ -10,9 +10,9 @@ are still made per call by kombu), so this channel keeps one for as long as its 
 Nothing else changes: same pool, same commands, same wire traffic (``docs/benchmarks.md`` has
 the figures).
 
-Used by ``celeryconfig.py`` for ``redis://`` brokers via ``broker_transport``. ``rediss://`` keeps
-kombu's own transport: kombu enables TLS for a URL without ``broker_use_ssl`` only when the
-transport is the one named ``rediss``.
+Used by ``celeryconfig.py`` for ``redis://`` and ``sentinel://`` brokers via
+``broker_transport``. ``rediss://`` keeps kombu's own transport: kombu enables TLS for a URL
+without ``broker_use_ssl`` only when the transport is the one named ``rediss``.
 
 Priority lanes (:mod:`tasks.send_options`) take two more things here:
 
@@ -38,6 +38,8 @@ from tasks.send_options import LANE_QUEUES
 
 #: What ``broker_transport`` names.
 TRANSPORT = "tasks.worker.transport:Transport"
+#: What ``broker_transport`` names for a ``sentinel://`` broker.
+SENTINEL_TRANSPORT = "tasks.worker.transport:SentinelTransport"
 #: What ``queue_order_strategy`` names (any kombu Redis transport reads it).
 LANE_CYCLE = "tasks.worker.transport:LaneCycle"
 #: One fetch in this many lists the lanes from the next lower one (each lower lane goes first
@@ -106,3 +108,17 @@ class Transport(kombu_redis.Transport):
     """kombu's Redis transport with :class:`Channel`."""
 
     Channel = Channel
+
+
+class SentinelChannel(Channel, kombu_redis.SentinelChannel):
+    """kombu's Sentinel channel (the primary found through the sentinels), with the shared client.
+
+    The shared client sits on the channel's ``SentinelConnectionPool``, which follows the primary
+    through a failover, so it needs no remaking then.
+    """
+
+
+class SentinelTransport(kombu_redis.SentinelTransport):
+    """kombu's Sentinel transport with :class:`SentinelChannel` (and :class:`LaneCycle`)."""
+
+    Channel = SentinelChannel
