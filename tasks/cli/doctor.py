@@ -27,7 +27,7 @@ from tasks.errors import (
 from tasks.masking import mask_text
 from tasks.schedule_file import load_schedules
 from tasks.settings import Settings, load_settings
-from tasks.state.clients import redis_client
+from tasks.state.clients import broker_transport_options, redis_client
 from tasks.urls import redact_url
 
 #: The doctor waits this long (seconds) for any one answer, not the 35 s a send may wait.
@@ -64,10 +64,19 @@ def run_checks(environ: Mapping[str, str]) -> list[Check]:
     checks = [Check("settings", True, f"loaded (transport {transport})")]
     if settings.schedule_file is not None:
         checks.append(check_schedules(settings))
-    checks += [check_redis(settings), check_broker(settings), check_engage(settings)]
+    checks += [check_redis(settings), check_broker(settings)]
+    checks += _high_availability_checks(settings)
+    checks.append(check_engage(settings))
     password = [] if settings.engage is None else [settings.engage.password]
     secrets = [*password, *_url_passwords(settings)]
     return [_scrubbed(check, secrets) for check in checks]
+
+
+def _high_availability_checks(settings: Settings) -> list[Check]:
+    # Imported here: it builds on Check, and runs only for sentinel:// URLs.
+    from tasks.cli.doctor_sentinel import sentinel_checks  # noqa: PLC0415
+
+    return sentinel_checks(settings)
 
 
 def check_schedules(settings: Settings) -> Check:
@@ -100,7 +109,11 @@ def check_broker(settings: Settings) -> Check:
     url = redact_url(settings.broker_url)
     try:
         # kombu's Connection has no type hints.
-        connection: Any = Connection(settings.broker_url, connect_timeout=TIMEOUT)  # type: ignore[no-untyped-call]
+        connection: Any = Connection(  # type: ignore[no-untyped-call]
+            settings.broker_url,
+            connect_timeout=TIMEOUT,
+            transport_options=broker_transport_options(settings),  # sentinel://: the master name
+        )
         with connection:
             connection.ensure_connection(max_retries=1, interval_start=0, interval_step=0.5)
     except Exception as err:  # any failure to connect, whatever the transport, is the verdict
@@ -176,7 +189,10 @@ def _api_error_fix(status: int) -> str:
 def _url_passwords(settings: Settings) -> list[str]:
     engage = [] if settings.engage is None else [settings.engage.base_url]
     urls = (settings.redis_url, settings.broker_url, *engage)
-    return [p for p in (urlsplit(u).password for u in urls) if p]
+    # A sentinel:// URL lists several servers: each part may carry a password.
+    parts = [part for url in urls for part in url.split(";")]
+    found = [p for p in (urlsplit(part).password for part in parts) if p]
+    return [*found, *([settings.sentinel_password] if settings.sentinel_password else [])]
 
 
 def _scrubbed(check: Check, secrets: list[str]) -> Check:

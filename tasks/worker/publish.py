@@ -134,6 +134,7 @@ def publish(
     task_ids: list[str],
     *,
     priority: Priority = DEFAULT_PRIORITY,
+    countdown: float | None = None,
 ) -> None:
     """Publish the chain ``resolve_contact -> send_single`` with the given task ids.
 
@@ -147,5 +148,5 @@ def publish(
     queue = LANE_QUEUES[priority]
     then = send_single.s(data, key, task_ids).set(task_id=task_ids[1], queue=queue)
     resolve_contact.apply_async(
-        (data, key, task_ids), task_id=task_ids[0], queue=queue, chain=[then]
+        (data, key, task_ids), task_id=task_ids[0], queue=queue, chain=[then], countdown=countdown
     )

@@ -19,6 +19,7 @@ from celery.signals import worker_ready, worker_shutdown
 from tasks.delivery.runtime import current_runtime
 from tasks.state import REDIS_UNREACHABLE
 from tasks.worker.app import engage_settings
+from tasks.worker.failover import watch_forever
 from tasks.worker.housekeeping import sweep
 
 logger = logging.getLogger("engage.recovery")
@@ -53,6 +54,13 @@ def start_recovery(sender: Any = None, **_: Any) -> None:
     _stop.clear()
     threading.Thread(
         target=sweep_forever, args=(interval,), name="engage-recovery", daemon=True
+    ).start()
+    # A new Redis primary may have lost messages: recovered at once, not at the next sweep.
+    threading.Thread(
+        target=watch_forever,
+        args=(lambda: current_runtime(engage_settings()), _stop),
+        name="engage-failover-watch",
+        daemon=True,
     ).start()
     logger.info("recovery sweep every %.0f s started", interval)
 
