@@ -13,14 +13,31 @@ from __future__ import annotations
 from typing import Any
 
 import redis
+from redis._parsers.base import BaseParser
 from redis.sentinel import Sentinel
 
 from tasks.settings import Settings
 from tasks.urls import is_sentinel_url, parse_sentinel_url
 
 
+class NoGoodReplicas(redis.ConnectionError):
+    """``NOREPLICAS``: the primary takes no writes until a replica catches up.
+
+    With ``min-replicas-to-write`` (the README's setting), a primary whose replicas are away or
+    lagging refuses writes: right after a failover, until the other replica has synced with the
+    new primary. That is an outage of a second or two, to be waited out and retried like a lost
+    connection, not a bug; redis-py would otherwise raise a plain ``ResponseError``.
+    """
+
+
+def refusals_as_outages() -> None:
+    """Make redis-py raise :class:`NoGoodReplicas` for ``NOREPLICAS`` (kombu's clients too)."""
+    BaseParser.EXCEPTION_CLASSES["NOREPLICAS"] = NoGoodReplicas
+
+
 def redis_client(settings: Settings, url: str | None = None, **options: Any) -> redis.Redis:
     """A client of ``url`` (default ``REDIS_URL``); ``options`` are redis-py's (timeouts...)."""
+    refusals_as_outages()
     url = settings.redis_url if url is None else url
     if not is_sentinel_url(url):
         return redis.Redis.from_url(url, **options)
@@ -47,6 +64,7 @@ def sentinels(settings: Settings, url: str, **options: Any) -> Sentinel:
 
 def broker_transport_options(settings: Settings) -> dict[str, Any]:
     """What kombu's Sentinel transport needs beside the URL (empty for ``redis://``)."""
+    refusals_as_outages()
     if not is_sentinel_url(settings.broker_url):
         return {}
     return {

@@ -32,6 +32,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import redis
 from kombu.transport import redis as kombu_redis
 
 from tasks.send_options import LANE_QUEUES
@@ -97,6 +98,11 @@ class Channel(kombu_redis.Channel):
         if client:
             yield client
             return
+        if self._pool is None and self.connection.client is None:
+            # A channel closed again after its connection was (Celery does that after a lost
+            # Sentinel primary): no pool can be built; say so as a connection error, which
+            # kombu ignores while closing, instead of an AttributeError that stops the worker.
+            raise redis.ConnectionError("the broker connection is closed")
         pool = self.pool
         if self._shared_client is None or self._shared_client_pool is not pool:
             self._shared_client = self._create_client()  # type: ignore[no-untyped-call]

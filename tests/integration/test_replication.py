@@ -61,7 +61,7 @@ def replica_of(primary: RedisServer, data_dir: Path) -> Iterator[RedisServer]:
 
 def _runtime(server: RedisServer, base_url: str, acks: int) -> Runtime:
     settings = make_settings(
-        base_url, ENGAGE_REPLICA_ACKS=str(acks), ENGAGE_REPLICA_ACK_TIMEOUT="50"
+        base_url, ENGAGE_REPLICA_ACKS=str(acks), ENGAGE_REPLICA_ACK_TIMEOUT="1000"
     )
     return Runtime.build(settings, redis_client=redis.Redis.from_url(server.url))
 
@@ -88,7 +88,7 @@ def test_enqueue_refused_and_released_when_no_replica_holds_the_claim(
 ) -> None:
     """Too few replica acks on the claim: ServiceUnavailable, no record, nothing published."""
     rt = _runtime(primary, "http://127.0.0.1:9", acks=1)
-    with pytest.raises(ServiceUnavailable, match="0 of 1 replica"):
+    with pytest.raises(ServiceUnavailable, match=r"0 of 1 replica.* within 1000 ms"):
         enqueue(rt, REQUEST, "k1")
     assert rt.ledger.record("k1") == {}
     assert broker.published == []
@@ -117,3 +117,14 @@ def test_a_restarted_primary_republishes_unfinished_sends_at_once(
     ((_, key, task_ids),) = broker.published
     assert key == "queued"
     assert set(task_ids).isdisjoint({"r1", "s1"})
+
+
+def test_a_primary_refusing_writes_for_want_of_replicas_is_an_outage(
+    primary: RedisServer, broker: Broker
+) -> None:
+    """NOREPLICAS (min-replicas-to-write, right after a failover) is ServiceUnavailable."""
+    rt = _runtime(primary, "http://127.0.0.1:9", acks=0)
+    redis.Redis(port=primary.port).config_set("min-replicas-to-write", 1)
+    with pytest.raises(ServiceUnavailable, match="Redis unavailable"):
+        enqueue(rt, REQUEST, "k1")
+    assert broker.published == []
