@@ -271,7 +271,12 @@ def _report(
     print(f"enqueue to sent:       {_percentiles(to_sent)}")
     print(f"kill to all final:     longest {max(recovery, default=0.0):.2f} s")
     print(f"duplicates:            {duplicates}")
-    print(f"lost:                  {lost}")
+    pending = [
+        f"{k}:{r.get('state', 'missing')}"
+        for k, r in records.items()
+        if r.get("state") not in FINAL
+    ]
+    print(f"lost:                  {lost} {pending[:5] if pending else ''}")
     if args.expect_duplicates:
         ok = duplicates > 0 and lost == 0
         print("RESULT:", "OK (the drill sees duplicates without acks)" if ok else "FAILED")

@@ -63,6 +63,8 @@ class SentinelSet:
         self._lag = lag
         self._down_after_ms = down_after_ms
         self._server_options = list(server_options)
+        # Absolute: a server changes into its --dir before it opens its log file.
+        base_dir = base_dir.resolve()
         base_dir.mkdir(parents=True, exist_ok=True)
         self._base = base_dir
         self.nodes: list[_Node] = []
@@ -92,6 +94,7 @@ class SentinelSet:
             conf = self._base / f"sentinel-{number}.conf"
             conf.write_text(
                 f"port {port}\nbind 127.0.0.1\ndir {self._base}\n"
+                f"logfile {self._base / f'sentinel-{number}.log'}\n"
                 f"sentinel monitor {MASTER_NAME} 127.0.0.1 {primary.public_port} 2\n"
                 f"sentinel down-after-milliseconds {MASTER_NAME} {self._down_after_ms}\n"
                 f"sentinel failover-timeout {MASTER_NAME} 10000\n"
@@ -139,16 +142,24 @@ class SentinelSet:
         return node
 
     def wait_for_failover(self, old_port: int, timeout: float = 60.0) -> float:
-        """Seconds until the sentinels name a primary other than ``old_port``, and it is one."""
+        """Seconds until every sentinel names a primary other than ``old_port``, and it is one."""
         started = time.monotonic()
         deadline = started + timeout
 
         def moved() -> bool:
-            with contextlib.suppress(RuntimeError, StopIteration, redis.RedisError):
-                node = self.primary()
-                if node.public_port != old_port:
-                    info = redis.Redis(port=node.port, socket_timeout=1).info("replication")
-                    return bool(info.get("role") == "master")
+            # Every sentinel names the same new primary (a restarted server is told which).
+            named = set()
+            for number in range(len(self.sentinel_ports)):
+                with contextlib.suppress(redis.RedisError):
+                    address = self.sentinel(number).sentinel_get_master_addr_by_name(MASTER_NAME)
+                    if isinstance(address, tuple):
+                        named.add(int(address[1]))
+            if len(named) != 1 or old_port in named:
+                return False
+            node = next(n for n in self.nodes if n.public_port in named)
+            with contextlib.suppress(redis.RedisError):
+                info = redis.Redis(port=node.port, socket_timeout=1).info("replication")
+                return bool(info.get("role") == "master")
             return False
 
         self._wait(moved, deadline, "a new primary")
@@ -181,7 +192,7 @@ class SentinelSet:
             self._executable,
             *("--port", str(node.port), "--bind", "127.0.0.1", "--dir", str(node.data_dir)),
             *("--save", "", "--appendonly", "yes", "--appendfsync", "everysec"),
-            *("--maxmemory-policy", "noeviction"),
+            *("--maxmemory-policy", "noeviction", "--logfile", str(node.data_dir / "redis.log")),
             *self._server_options,
         ]
         if node.public_port != node.port:

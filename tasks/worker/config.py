@@ -22,7 +22,12 @@ from tasks.send_options import DEFAULT_PRIORITY, LANE_QUEUES
 from tasks.settings import Settings, basic_auth_problem, broker_is_redis, load_settings
 from tasks.state.clients import broker_transport_options as sentinel_options
 from tasks.worker.beat_schedule import housekeeping_entries, schedule_entries
-from tasks.worker.transport import LANE_CYCLE, SENTINEL_TRANSPORT, TRANSPORT
+from tasks.worker.transport import (
+    LANE_CYCLE,
+    SENTINEL_TRANSPORT,
+    TRANSPORT,
+    keep_sentinel_transport_on_reconnect,
+)
 
 _T = TypeVar("_T")
 
@@ -113,6 +118,7 @@ if broker_is_redis(broker_url):
         broker_transport = TRANSPORT
     elif urlsplit(broker_url).scheme == "sentinel":
         broker_transport = SENTINEL_TRANSPORT
+        keep_sentinel_transport_on_reconnect()
     broker_transport_options = {
         "visibility_timeout": engage_settings.visibility_timeout,
         # Messages of a killed worker come back one visibility timeout later, found by a sweep

@@ -33,6 +33,7 @@ from contextlib import contextmanager
 from typing import Any
 
 import redis
+from kombu import transport as kombu_transport
 from kombu.transport import redis as kombu_redis
 
 from tasks.send_options import LANE_QUEUES
@@ -128,3 +129,15 @@ class SentinelTransport(kombu_redis.SentinelTransport):
     """kombu's Sentinel transport with :class:`SentinelChannel` (and :class:`LaneCycle`)."""
 
     Channel = SentinelChannel
+
+
+def keep_sentinel_transport_on_reconnect() -> None:
+    """Name :class:`SentinelTransport` for ``sentinel://`` in kombu's table of URL schemes.
+
+    kombu reads a ``;``-joined URL as alternates and, when the connection is lost, reconnects to
+    the next one with the transport its scheme names, not ``broker_transport``. For Sentinel the
+    alternates are the sentinels of one set, so every failover would swap in kombu's own
+    channel: without the shared client, and with the close that stops a worker after a second
+    failover (see :meth:`Channel.conn_or_acquire`).
+    """
+    kombu_transport.TRANSPORT_ALIASES["sentinel"] = SENTINEL_TRANSPORT
