@@ -3,7 +3,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test unit process integration lint chaos bench clean
+.PHONY: install demo test unit process integration lint chaos bench failover clean
 
 install: $(STAMP)
 
@@ -43,6 +43,13 @@ chaos: install
 
 bench: install
 	$(PY) scripts/bench.py
+
+# A Sentinel set of its own (never 6379): the primary killed 3 times, without and with
+# replication lag; then the control run without replica acks, which must show duplicates.
+failover: install
+	$(PY) scripts/failover.py
+	$(PY) scripts/failover.py --lag
+	$(PY) scripts/failover.py --lag --acks 0 --expect-duplicates
 
 clean:
 	rm -rf $(VENV) .run .pytest_cache .mypy_cache .ruff_cache *.egg-info
