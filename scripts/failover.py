@@ -59,6 +59,9 @@ WORKER_ENV = {
     "ENGAGE_REPLICA_ACK_TIMEOUT": "500",
 }
 FINAL = ("sent", "dead_lettered")
+#: Seconds without any send becoming final after which the rest count as lost (longer than a
+#: lease plus a sweep: a stuck send would have been dead-lettered by then).
+STALLED = 30.0
 #: Longest answer time of the sandbox (s): a send's call is under way when the primary dies.
 ENGAGE_LATENCY = 0.02
 #: How long Engage holds the send under way when the primary is killed (s): within the read
@@ -248,7 +251,10 @@ def _unfinished(rt: Any, keys: list[str]) -> list[str]:
 
 
 def _wait_until_final(rt: Any, keys: list[str], timeout: float) -> dict[str, dict[str, str]]:
+    """Every record, once all are final, or nothing moved for STALLED s, or at ``timeout``."""
     deadline = time.monotonic() + timeout
+    last: list[str] = []
+    moved_at = time.monotonic()
     while True:
         try:
             records = {k: rt.ledger.record(k) for k in keys}
@@ -256,7 +262,10 @@ def _wait_until_final(rt: Any, keys: list[str], timeout: float) -> dict[str, dic
             time.sleep(0.5)
             continue
         pending = [k for k, r in records.items() if r.get("state") not in FINAL]
-        if not pending or time.monotonic() > deadline:
+        if pending != last:
+            last, moved_at = pending, time.monotonic()
+        now = time.monotonic()
+        if not pending or now > deadline or now - moved_at > STALLED:
             return records
         time.sleep(0.5)
 

@@ -4,7 +4,9 @@ Beat is a singleton that deployments forget or lose; the workers are always ther
 main process runs the housekeeping sweep (:func:`tasks.worker.housekeeping.sweep`) on a daemon
 thread: once as soon as it is ready, then every ``ENGAGE_SWEEP_INTERVAL`` seconds (30 s). The
 sweep's Redis lock lets one process at a time do the work; with nothing stuck it is one lock and
-one ``ZRANGEBYSCORE``. Beat's minutely ``engage.sweep_stuck`` stays harmless: same lock.
+one ``ZRANGEBYSCORE``. Beat's minutely ``engage.sweep_stuck`` stays harmless: same lock. A
+second thread watches the Redis primaries once a second and recovers at once after a failover
+(:mod:`tasks.worker.failover`).
 """
 
 from __future__ import annotations

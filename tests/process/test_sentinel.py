@@ -18,7 +18,7 @@ from tasks.cli.local_stack import ManagedProcess, celery_worker, start_worker
 from tasks.cli.sentinel_set import MASTER_NAME, SentinelSet
 from tasks.sandbox import Sandbox
 from tests.support.environments import WORKER_ENV, bare_env
-from tests.support.processes import run_module
+from tests.support.processes import run_module, run_python
 
 pytestmark = pytest.mark.process
 
@@ -104,3 +104,20 @@ def _free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
+
+
+def test_a_reconnect_keeps_the_package_sentinel_transport() -> None:
+    """kombu reconnects by the URL's scheme: for sentinel:// that names our transport."""
+    code = (
+        "from tasks.worker.app import app; app.conf.broker_url\n"
+        "from kombu import Connection\n"
+        "connection = Connection(app.conf.broker_url)\n"
+        "connection.switch(connection.alt[1])\n"
+        "print(type(connection.transport).__module__, type(connection.transport).__name__)"
+    )
+    env = bare_env(
+        ENGAGE_BROKER_URL="sentinel://127.0.0.1:9;sentinel://127.0.0.1:10",
+        ENGAGE_REDIS_MASTER_NAME=MASTER_NAME,
+    )
+    result = run_python(code, env=env)
+    assert result.stdout.split() == ["tasks.worker.transport", "SentinelTransport"]
