@@ -43,6 +43,7 @@ chaos: install
 
 bench: install
 	$(PY) scripts/bench.py
+	$(PY) scripts/bench_replicas.py
 
 # A Sentinel set of its own (never 6379): the primary killed 3 times, without and with
 # replication lag; then the control run without replica acks, which must show duplicates.
