@@ -3,7 +3,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test unit process integration lint chaos bench failover clean
+.PHONY: install demo test unit process integration lint chaos bench bench-http failover clean
 
 install: $(STAMP)
 
@@ -51,6 +51,10 @@ failover: install
 	$(PY) scripts/failover.py
 	$(PY) scripts/failover.py --lag
 	$(PY) scripts/failover.py --lag --acks 0 --expect-duplicates
+
+# Enqueue over HTTP (engage-sms api) against send_prepared_sms in process, on a Redis of its own.
+bench-http: install
+	$(PY) scripts/bench_http.py
 
 clean:
 	rm -rf $(VENV) .run .pytest_cache .mypy_cache .ruff_cache *.egg-info

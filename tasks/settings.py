@@ -66,6 +66,9 @@ DEFAULT_ON_DONE_QUEUE = "celery"
 #: How long (ms) a ledger write waits for ``ENGAGE_REPLICA_ACKS`` replicas to hold it.
 DEFAULT_REPLICA_ACK_TIMEOUT = 500.0
 
+#: Requests one API token may make per second (``engage-sms api``); 0: no limit.
+DEFAULT_HTTP_RATE_LIMIT = 100
+
 TRANSPORTS = ("rest", "soap")
 UNKNOWN_OUTCOME_ACTIONS = ("dead_letter", "retry")
 
@@ -89,6 +92,14 @@ class RetrySettings:
     def window(self) -> float:
         """The longest time a send can spend retrying."""
         return self.max_total + self.max_delay
+
+
+@dataclass(frozen=True)
+class HttpSettings:
+    """The HTTP front door (``engage-sms api``): limits per API token."""
+
+    #: Requests per second per token (``ENGAGE_HTTP_RATE_LIMIT``); 0: no limit.
+    rate_limit: int = DEFAULT_HTTP_RATE_LIMIT
 
 
 @dataclass(frozen=True)
@@ -150,6 +161,8 @@ class Settings:
     replica_acks: int = 0
     #: How long (ms) one ``WAIT`` may take before the write counts as not held.
     replica_ack_timeout: float = DEFAULT_REPLICA_ACK_TIMEOUT
+    #: The HTTP front door's limits (``ENGAGE_HTTP_*``).
+    http: HttpSettings = field(default_factory=HttpSettings)
 
     def require_engage(self) -> EngageSettings:
         """The Engage settings, for a process that calls Engage; ConfigurationError without."""
@@ -232,6 +245,9 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         on_done_task=env.task_name("ENGAGE_ON_DONE_TASK"),
         on_done_queue=env.optional_text("ENGAGE_ON_DONE_QUEUE") or DEFAULT_ON_DONE_QUEUE,
         **_high_availability(env, broker_url, redis_url),
+        http=HttpSettings(
+            rate_limit=env.integer("ENGAGE_HTTP_RATE_LIMIT", DEFAULT_HTTP_RATE_LIMIT, 0)
+        ),
     )
     _check_consistency(settings)
     return settings
