@@ -121,3 +121,28 @@ def test_a_reconnect_keeps_the_package_sentinel_transport() -> None:
     )
     result = run_python(code, env=env)
     assert result.stdout.split() == ["tasks.worker.transport", "SentinelTransport"]
+
+
+def test_a_worker_keeps_sending_after_the_primary_is_killed(
+    sentinel_set: SentinelSet, sandbox: Sandbox, tmp_path: Path
+) -> None:
+    """SIGKILL the primary: the same worker sends again once a replica took over (no restart)."""
+    env = _env(sentinel_set, sandbox)
+    worker = celery_worker(env, tmp_path / "worker.log", name="failover", concurrency=4)
+    try:
+        start_worker(worker)
+        old = sentinel_set.primary()
+        sentinel_set.kill_primary()
+        sentinel_set.wait_for_failover(old.public_port)
+        sentinel_set.restart(old)  # back as a replica: the claim and lease have one to wait for
+        sent = run_module(
+            *("tasks.cli", "send", "--message-id", "23541", "--mobile", "+48505606707"),
+            *("--idempotency-key", "sentinel-3", "--wait", "90"),
+            env=env,
+        )
+        assert sent.returncode == 0, sent.stdout + sent.stderr + worker.log_text()[-3000:]
+        assert sandbox.state.sends == {(23541, 33457): 1}
+        assert worker.process is not None
+        assert worker.process.poll() is None  # the same worker: it survived the failover
+    finally:
+        worker.stop()
