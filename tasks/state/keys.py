@@ -24,6 +24,8 @@ is the module under ``tasks/state/`` (``housekeeping``: ``tasks/worker/``) that 
                                                                     by when last seen
     {p}:housekeeping:republished:{key}  string  housekeeping        republished lately (visibility)
     {p}:hmac_secret                     string  hashing             keyed-digest secret (none)
+    {p}:primary:{role}                  string  failover            the Redis primary last seen
+                                                                    (run id, replication id)
 
 ``{key}`` is an idempotency key: the caller's, ``auto:<uuid>``, or for a scheduled send
 ``beat:<schedule>:<slot>:<hmac16>`` (:func:`tasks.worker.beat_schedule.run_key`). Celery's own
@@ -122,3 +124,7 @@ class RedisKeys:
     def hmac_secret(self) -> str:
         """The secret of the keyed digests in key names."""
         return f"{self.prefix}:hmac_secret"
+
+    def primary(self, role: str) -> str:
+        """Which Redis primary (``redis`` or ``broker``) the workers last saw."""
+        return f"{self.prefix}:primary:{role}"
