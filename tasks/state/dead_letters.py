@@ -10,7 +10,6 @@ after all) removes it from all three keys: the sorted set, the entries and the r
 from __future__ import annotations
 
 import json
-import time
 from collections import Counter
 from typing import Any
 
@@ -59,7 +58,6 @@ class DeadLetterStore:
         task_ids: list[str],
     ) -> bool:
         """Dead-letter the send; False when it was sent meanwhile (a sent send is never moved)."""
-        now = time.time()
         record = read_record(self._redis, self._keys, key)
         request = json.loads(record["request"]) if "request" in record else None
         entry = {
@@ -70,8 +68,7 @@ class DeadLetterStore:
             "request": request,
             "fingerprint": record.get("fingerprint"),
             "attempts": int(record.get("attempts", 0)),
-            "first_failure_at": float(record.get("first_failure_at", now)),
-            "last_failure_at": now,
+            # first_failure_at and last_failure_at are added by the script, on the Redis clock.
             "task_ids": task_ids,
             "replays": int(record.get("replays", 0)),
             # Kept so a replay of a send whose record expired keeps its lane and callback.
@@ -83,7 +80,6 @@ class DeadLetterStore:
                 keys=self._script_keys(key),
                 args=[
                     key,
-                    repr(now),
                     reason,
                     detail,
                     json.dumps(entry),
@@ -98,7 +94,7 @@ class DeadLetterStore:
         """Take the entry out and put its send back to ``queued`` under the same key."""
         outcome, request = self._replay(
             keys=self._script_keys(key),
-            args=[key, task_ids[-1], json.dumps(task_ids), repr(time.time()), self._retention_ms],
+            args=[key, task_ids[-1], json.dumps(task_ids), self._retention_ms],
         )
         if text(outcome) != "requeued":
             return text(outcome), None
@@ -143,8 +139,7 @@ class DeadLetterStore:
     def cleanup(self) -> int:
         """Drop entries past the age bound (and leftovers of removed ones); how many went by age."""
         k = self._keys
-        cutoff = time.time() - self._max_age
-        return int(self._cleanup(keys=[k.dlq, k.dlq_entries, k.dlq_reasons], args=[repr(cutoff)]))
+        return int(self._cleanup(keys=[k.dlq, k.dlq_entries, k.dlq_reasons], args=[self._max_age]))
 
     def _drop(self, keys: list[str]) -> int:
         if keys:

@@ -18,7 +18,6 @@ is the module under ``tasks/state/`` (``housekeeping``: ``tasks/worker/``) that 
     {p}:auth_failed:{hmac16}            string  credentials         credentials refused (60 s)
     {p}:contact:{TYPE}:{hmac32}         string  contact_cache       Engage contact id (cache TTL)
     {p}:housekeeping:sweep              string  housekeeping        one sweep at a time (55 s)
-    {p}:housekeeping:republished:{key}  string  housekeeping        republished lately (visibility)
     {p}:hmac_secret                     string  hashing             keyed-digest secret (none)
 
 ``{key}`` is an idempotency key: the caller's, ``auto:<uuid>``, or for a scheduled send
@@ -100,10 +99,6 @@ class RedisKeys:
     def sweep_lock(self) -> str:
         """Lock held while one housekeeping sweep runs."""
         return f"{self.prefix}:housekeeping:sweep"
-
-    def republished(self, key: str) -> str:
-        """Marker: the sweep published this send again recently."""
-        return f"{self.prefix}:housekeeping:republished:{key}"
 
     @property
     def hmac_secret(self) -> str:

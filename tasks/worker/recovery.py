@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from typing import Any
 
 from celery.signals import worker_ready, worker_shutdown
@@ -30,7 +29,7 @@ def sweep_forever(interval: float, stop: threading.Event = _stop) -> None:
     """Sweep now, then every ``interval`` seconds until ``stop`` is set; never raises."""
     while not stop.is_set():
         try:
-            result = sweep(current_runtime(engage_settings()), now=time.time())
+            result = sweep(current_runtime(engage_settings()))
         except REDIS_UNREACHABLE as err:
             logger.warning(
                 "recovery sweep: Redis unreachable (%s); next try in %.0f s", err, interval
