@@ -31,6 +31,9 @@ from tasks.state.ledger import SendStart, Sent
 SKIP_STATES = (SendState.SENT, SendState.DEAD_LETTERED)
 #: After Engage accepted a send, how long a worker keeps trying to record it while Redis is away.
 RECORD_SENT_PATIENCE = 120.0
+#: What :func:`send` returns when Engage accepted the send but the ledger could not record it:
+#: the lease lapses and the sweep dead-letters it ``outcome_unknown``; nothing sends it again.
+UNRECORDED = "unrecorded"
 
 __all__ = ["RetryLater", "StepContext", "internal_failure", "resolve", "send"]
 
@@ -81,7 +84,12 @@ def resolve(rt: Runtime, request: SendRequest, ctx: StepContext) -> int | str:
 
 
 def send(rt: Runtime, request: SendRequest, contact_id: int, ctx: StepContext) -> str:
-    """Send once; returns ``sent``, or why nothing was done (``dead_lettered``, ``in_progress``)."""
+    """Send once; returns ``sent``, or why nothing was done (``dead_lettered``, ``in_progress``).
+
+    Once the request may have reached Engage, nothing this function raises can lead to a second
+    ``sendSingle``: Engage's own errors go through the retry policy, which never retries a send
+    that may have acted; after a 204, any failure to record it returns :data:`UNRECORDED`.
+    """
     _check_encodable(rt, request, ctx)  # before the lease: a failure here sent nothing
     _pace(rt, ctx.priority)  # before taking the lease, so waiting for a slot does not eat into it
     resend = rt.settings.retry.on_unknown_outcome == "retry"
@@ -135,6 +143,8 @@ def send(rt: Runtime, request: SendRequest, contact_id: int, ctx: StepContext) -
             error=error_of(err, request),
         ) from None
     sent = _record_sent(rt, ctx.key)
+    if sent is None:
+        return UNRECORDED
     ctx.sent_now.append(sent.callback)
     if sent.waited is not None:
         metrics.observe_sent(sent.priority, sent.waited)
@@ -159,20 +169,38 @@ def _check_encodable(rt: Runtime, request: SendRequest, ctx: StepContext) -> Non
         raise dead_letter(rt, request, ctx, Reason.REJECTED, None, f"not sent: {problem}")
 
 
-def _record_sent(rt: Runtime, key: str) -> Sent:
-    """Record what Engage accepted, riding out a short Redis outage rather than losing it."""
+def _record_sent(rt: Runtime, key: str) -> Sent | None:
+    """Record what Engage accepted, riding out a Redis outage (READONLY, LOADING, ...) for up to
+    :data:`RECORD_SENT_PATIENCE`; None when it could not be recorded.
+
+    Never raises: an exception here would reach the task's error handling, which assumes nothing
+    was sent and retries, i.e. sends again. Unrecorded, the lease lapses and the sweep
+    dead-letters the send ``outcome_unknown``, which a replay must be asked for by name.
+    """
     deadline = time.monotonic() + RECORD_SENT_PATIENCE
     delay = 0.5
     while True:
         try:
             return rt.ledger.mark_sent(key)
-        except REDIS_UNREACHABLE:
+        except REDIS_UNREACHABLE as err:
             if time.monotonic() >= deadline:
-                # The lease runs out and the sweep dead-letters it outcome_unknown: never resent.
-                logger.critical("send %s was accepted by Engage but could not be recorded", key)
-                raise
+                logger.critical(
+                    "send %s was accepted by Engage but could not be recorded (%s): the sweep "
+                    "will dead-letter it outcome_unknown",
+                    key,
+                    type(err).__name__,
+                )
+                return None
             time.sleep(delay)
             delay = min(delay * 2, 5.0)
+        except Exception:  # a bug: the SMS is out, so this must not look like a failed send
+            logger.critical(
+                "send %s was accepted by Engage but recording it failed: the sweep will "
+                "dead-letter it outcome_unknown",
+                key,
+                exc_info=True,
+            )
+            return None
 
 
 def _recreate_record(rt: Runtime, request: SendRequest, ctx: StepContext) -> SendState:

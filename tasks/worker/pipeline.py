@@ -106,8 +106,8 @@ def send_single(
     if ctx.sent_now:
         if ctx.sent_now[0] is not None:  # this delivery recorded it sent, and filed a callback
             _finished(ctx.key)
-    elif outcome != "in_progress":  # final by an earlier delivery, which may have died since
-        _finished(ctx.key)
+    elif outcome not in ("in_progress", delivery.UNRECORDED):
+        _finished(ctx.key)  # final by an earlier delivery, which may have died since
     return {"outcome": outcome, "key": key, "contact_id": resolved["contact_id"]}
 
 
