@@ -16,6 +16,8 @@ or ``*`` for any) to steps, one per call, used up in order::
     "contact_id:<JSON>"       contact/get answers 200 with this contactId: ``contact_id:-5``,
                               ``contact_id:" 12 "``, ``contact_id:3.5``, ``contact_id:true``
     "truncated"               act, then answer 200 with the answer cut short (breaks the parser)
+    "trickle" / "trickle:1.5" act (the SMS is sent), then write the answer one byte every 2 s (or
+                              that many seconds): each read gets a byte, so no read timeout fires
 
 REST and SOAP read the same plan; each renders a fault in its own encoding.
 """
@@ -37,10 +39,15 @@ HTML = "html"
 CONTACT_ID = "contact_id"
 TRUNCATED = "truncated"
 ECHO = "echo"
+TRICKLE = "trickle"
+#: Seconds between two bytes of a trickled answer unless the step says otherwise.
+TRICKLE_SECONDS = 2.0
 #: Steps that take the place of the operation: Engage (or a proxy) answers without acting.
 INSTEAD = frozenset({STATUS, DROP_BEFORE, REDIRECT, HTML, ECHO})
 #: Step kinds written as a bare word or ``kind:argument``.
-_WORDS = frozenset({DROP_BEFORE, DROP_AFTER, DELAY, REDIRECT, HTML, CONTACT_ID, TRUNCATED, ECHO})
+_WORDS = frozenset(
+    {DROP_BEFORE, DROP_AFTER, DELAY, REDIRECT, HTML, CONTACT_ID, TRUNCATED, ECHO, TRICKLE}
+)
 
 
 @dataclass(frozen=True)
@@ -50,8 +57,8 @@ class Fault:
     kind: str
     #: STATUS, REDIRECT and ECHO: the HTTP status answered.
     status: int = 0
-    #: DELAY: seconds; REDIRECT: the Location ("" for this sandbox's /login); HTML: "echo" or "";
-    #: CONTACT_ID: the id as a JSON literal, written into the answer as it is.
+    #: DELAY and TRICKLE: seconds; REDIRECT: the Location ("" for this sandbox's /login);
+    #: HTML: "echo" or ""; CONTACT_ID: the id as a JSON literal, written into the answer as it is.
     argument: str = ""
 
     @property
@@ -73,8 +80,8 @@ def parse_step(step: object) -> Fault:
         raise ValueError(f"unknown fault step {step!r}")
     if kind in _STATUSES:
         return _with_status(kind, step, argument)
-    if kind == DELAY:
-        _check(step, argument, float, "seconds: delay:0.5")
+    if kind in (DELAY, TRICKLE) and (kind == DELAY or argument):
+        _check(step, argument, float, f"seconds: {kind}:0.5")
     elif kind == HTML:
         if argument not in ("", "echo"):
             raise ValueError(f"fault step {step!r}: the only option is html:echo")
@@ -115,6 +122,8 @@ class RandomFaults:
     server_error: float = 0.0
     drop_before: float = 0.0
     drop_after: float = 0.0
+    #: Act, then trickle the answer (one byte every TRICKLE_SECONDS): it outlives any lease.
+    trickle: float = 0.0
     #: A proxy in front of Engage: a 302 to its login page, or its 200 HTML page.
     redirect: float = 0.0
     html: float = 0.0
@@ -131,6 +140,7 @@ class RandomFaults:
             (STATUS, self.server_error),
             (DROP_BEFORE, self.drop_before),
             (DROP_AFTER, self.drop_after),
+            (TRICKLE, self.trickle),
             (REDIRECT, self.redirect),
             (HTML, self.html),
             (CONTACT_ID, self.bad_contact_id if operation == "contact/get" else 0.0),

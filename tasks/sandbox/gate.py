@@ -15,7 +15,17 @@ from dataclasses import dataclass
 from typing import Protocol
 from urllib.parse import quote
 
-from tasks.sandbox.faults import DROP_AFTER, DROP_BEFORE, ECHO, HTML, REDIRECT, STATUS, Fault
+from tasks.sandbox.faults import (
+    DROP_AFTER,
+    DROP_BEFORE,
+    ECHO,
+    HTML,
+    REDIRECT,
+    STATUS,
+    TRICKLE,
+    TRICKLE_SECONDS,
+    Fault,
+)
 from tasks.sandbox.state import Call, SandboxState, now
 
 API_VERSION = "19.0"
@@ -49,6 +59,9 @@ class Exchange(Protocol):
 
     def drop(self) -> None:
         """Hang up without answering."""
+
+    def trickle(self, seconds_per_byte: float) -> None:
+        """Write the next answer one byte at a time, this many seconds apart."""
 
 
 @dataclass(frozen=True)
@@ -103,6 +116,14 @@ def dropped_after(exchange: Exchange, call: Call, fault: Fault | None) -> bool:
     call.status = DROP_AFTER
     exchange.drop()
     return True
+
+
+def trickled(exchange: Exchange, call: Call, fault: Fault | None) -> None:
+    """Slow the answer about to be sent down to a trickle, when the fault plan says so."""
+    if fault is None or fault.kind != TRICKLE:
+        return
+    call.status = TRICKLE
+    exchange.trickle(float(fault.argument or TRICKLE_SECONDS))
 
 
 def authorized(header: str | None, state: SandboxState) -> bool:

@@ -38,6 +38,7 @@ def handle(exchange: Exchange, state: SandboxState, operation: str, raw: bytes |
         return
     answer, payload = _faulty(operation, answer, payload, admission.after, body)
     call.status = answer.status
+    gate.trickled(exchange, call, admission.after)
     if answer.status == 200 and payload is not None:
         exchange.send(200, payload, _JSON)
     elif answer.body is not None:
