@@ -18,7 +18,6 @@ from typing import Any
 
 import requests
 from requests import exceptions as req
-from requests.adapters import HTTPAdapter
 from urllib3.exceptions import (
     ConnectTimeoutError,
     MaxRetryError,
@@ -26,6 +25,7 @@ from urllib3.exceptions import (
     NewConnectionError,
 )
 
+from tasks.engage.deadline import DeadlineAdapter, deadline
 from tasks.errors import (
     CredentialsRejected,
     EngageAPIError,
@@ -65,7 +65,8 @@ def make_session(
     if ca_bundle:
         session.verify = ca_bundle
     session.auth = (username, password)
-    adapter = HTTPAdapter(pool_connections=4, pool_maxsize=pool_size, max_retries=0)
+    # Every call runs under a total deadline (tasks.engage.deadline), which these pools enforce.
+    adapter = DeadlineAdapter(pool_connections=4, pool_maxsize=pool_size, max_retries=0)
     session.mount("http://", adapter)
     session.mount("https://", adapter)
     return session
@@ -158,12 +159,26 @@ def _request(  # noqa: PLR0917  (the one place every call goes through)
     timeout: tuple[float, float],
     **kwargs: Any,
 ) -> requests.Response:
+    """One call, whole answer included, within connect + read timeout (a total deadline).
+
+    The read timeout alone bounds each socket read: a trickled answer would pass it forever and
+    outlive the send's lease. At the deadline the call is cut and counts as an answer that never
+    came (OutcomeUnknown for a POST).
+    """
+    total = timeout[0] + timeout[1]
+    # What an answer cut at the deadline means for this method: the table's catch-all row.
+    cut = failures[-1].means(operation, f"no complete answer within the deadline of {total:g} s")
     try:
-        # Never follow a redirect: Engage's API answers none, so one comes from something in
-        # front of it (a proxy's login page), and following it would turn that page into a
-        # "success" or re-POST a send to a stranger (307/308).
-        return session.request(method, url, timeout=timeout, allow_redirects=False, **kwargs)
+        with deadline(total) as call:
+            # Never follow a redirect: Engage's API answers none, so one comes from something in
+            # front of it (a proxy's login page), and following it would turn that page into a
+            # "success" or re-POST a send to a stranger (307/308).
+            response = session.request(
+                method, url, timeout=timeout, allow_redirects=False, **kwargs
+            )
     except req.RequestException as err:
+        if call.expired:
+            raise cut from err
         failure = next((f for f in failures if f.matches(err)), None)
         if failure is None:
             raise
@@ -171,6 +186,9 @@ def _request(  # noqa: PLR0917  (the one place every call goes through)
             connect=timeout[0], read=timeout[1], error=err, reason=_reason(err)
         )
         raise failure.means(operation, text) from err
+    if call.expired:  # an answer read to its end only because the cut looked like one
+        raise cut
+    return response
 
 
 def _observed(
