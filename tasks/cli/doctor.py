@@ -63,7 +63,12 @@ def run_checks(environ: Mapping[str, str]) -> list[Check]:
     checks = [Check("settings", True, f"loaded (transport {transport})")]
     if settings.schedule_file is not None:
         checks.append(check_schedules(settings))
-    checks += [check_redis(settings), check_broker(settings), check_engage(settings)]
+    # What the ledger's Redis means for the promise (eviction, persistence, the shared budget).
+    from tasks.cli.doctor_redis import redis_safety_checks  # noqa: PLC0415  (builds on Check)
+
+    redis_ok = check_redis(settings)
+    checks += [redis_ok, *redis_safety_checks(settings)] if redis_ok.ok else [redis_ok]
+    checks += [check_broker(settings), check_engage(settings)]
     password = [] if settings.engage is None else [settings.engage.password]
     secrets = [*password, *_url_passwords(settings)]
     return [_scrubbed(check, secrets) for check in checks]

@@ -13,6 +13,7 @@ is the module under ``tasks/state/`` (``housekeeping``: ``tasks/worker/``) that 
     {p}:rate:engage                     string  rate_limit          next free slot, µs (until past)
     {p}:rate:engage:served:{lane}       string  rate_limit          last slot given to a lower lane,
                                                                     µs (starvation limit)
+    {p}:rate:engage:budget              hash    rate_limit          the one Engage budget (none)
     {p}:callbacks                       zset    callbacks           final sends whose callback is
                                                                     not yet published, by when
     {p}:auth_failed:{hmac16}            string  credentials         credentials refused (60 s)
@@ -77,6 +78,11 @@ class RedisKeys:
     def rate_limit(self) -> str:
         """String holding the Engage rate limit's next free slot (GCRA)."""
         return f"{self.prefix}:rate:engage"
+
+    @property
+    def rate_budget(self) -> str:
+        """Hash of the Engage budget every worker agreed on (rate, burst, spacing in µs)."""
+        return f"{self.rate_limit}:budget"
 
     def rate_served(self, lane: str) -> str:
         """When a lower lane (``normal``, ``bulk``) was last given a slot of the rate limit."""
