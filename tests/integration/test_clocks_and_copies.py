@@ -72,6 +72,15 @@ def test_a_skewed_clock_never_ends_a_live_send(
     assert "dead_lettered" not in seen
     assert dead_letter_events(sender, sweeper) == []
     assert len(sandbox.state.calls_to("message/sendSingle")) == 1
+    # kombu's visibility timeout runs on the broker's clock too: no worker was handed the
+    # message again while the sender was still running it.
+    received = [
+        line
+        for worker in (sender, sweeper)
+        for line in worker.log_text().splitlines()
+        if "Task engage.send_single[" in line and "] received" in line
+    ]
+    assert len(received) == 1, received
 
 
 def test_a_republished_copy_beside_its_original_sends_once(
