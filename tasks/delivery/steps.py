@@ -11,6 +11,9 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
+from functools import partial
+from typing import TypeVar
 
 from tasks.delivery import metrics
 from tasks.delivery.context import RetryLater, StepContext
@@ -38,6 +41,7 @@ UNRECORDED = "unrecorded"
 __all__ = ["RetryLater", "StepContext", "internal_failure", "resolve", "send"]
 
 logger = logging.getLogger("engage.delivery")
+_T = TypeVar("_T")
 
 
 def resolve(rt: Runtime, request: SendRequest, ctx: StepContext) -> int | str:
@@ -126,7 +130,11 @@ def send(rt: Runtime, request: SendRequest, contact_id: int, ctx: StepContext) -
         if isinstance(err, UnknownRecipient):
             # The id may have come from the cache: the next send of this contact looks it up.
             rt.contacts.invalidate(request.identifier.type, request.identifier.value)
-        failure, masked = failed(rt, request, ctx, err, stage="send", contact_id=contact_id)
+        # The lease is ours until this is recorded: a retry while it is held would find it
+        # busy and leave the send to the sweep's outcome_unknown, though nothing may have left.
+        failure, masked = _through_outage(
+            partial(failed, rt, request, ctx, err, stage="send", contact_id=contact_id)
+        )
         raise failure from masked
     except Exception as err:
         # The client failed in a way it does not sort (a bug, in building the request or in
@@ -183,6 +191,12 @@ def _record_sent(rt: Runtime, key: str) -> Sent | None:
         try:
             return rt.ledger.mark_sent(key)
         except REDIS_UNREACHABLE as err:
+            if delay == 0.5:  # once per send
+                logger.warning(
+                    "recording send %s as sent: Redis unavailable (%s); trying again",
+                    key,
+                    type(err).__name__,
+                )
             if time.monotonic() >= deadline:
                 logger.critical(
                     "send %s was accepted by Engage but could not be recorded (%s): the sweep "
@@ -201,6 +215,21 @@ def _record_sent(rt: Runtime, key: str) -> Sent | None:
                 exc_info=True,
             )
             return None
+
+
+def _through_outage(record: Callable[[], _T]) -> _T:
+    """Run ``record`` (a ledger write after the call), waiting out "Redis unavailable" for up to
+    :data:`RECORD_SENT_PATIENCE`; then its error goes up (the step's own wait-and-retry)."""
+    deadline = time.monotonic() + RECORD_SENT_PATIENCE
+    delay = 0.5
+    while True:
+        try:
+            return record()
+        except REDIS_UNREACHABLE:
+            if time.monotonic() >= deadline:
+                raise
+            time.sleep(delay)
+            delay = min(delay * 2, 5.0)
 
 
 def _recreate_record(rt: Runtime, request: SendRequest, ctx: StepContext) -> SendState:

@@ -19,6 +19,7 @@ from tasks.delivery import steps as delivery
 from tasks.delivery.runtime import Runtime, install_runtime
 from tasks.delivery.steps import StepContext
 from tasks.engage import Contact
+from tasks.engage.http import api_error
 from tasks.errors import ServiceUnavailable
 from tasks.outages import unavailable_as
 from tasks.request import Identifier, build_send_request
@@ -62,10 +63,11 @@ class RefusingWrites(fakeredis.FakeRedis):
 
 
 class CountingEngage:
-    """Engage that accepts every send and counts them."""
+    """Engage that accepts every send and counts them (after ``refusals`` 503 answers)."""
 
-    def __init__(self) -> None:
+    def __init__(self, refusals: int = 0) -> None:
         self.sends = 0
+        self.refusals = refusals
 
     def get_contact(self, identifier: Identifier) -> Contact:
         """Never called here."""
@@ -74,7 +76,10 @@ class CountingEngage:
     def send_single(
         self, message_id: int, recipient_id: int, parameters: Sequence[tuple[str, str]]
     ) -> None:
-        """Accept it (a 204)."""
+        """Accept it (a 204), unless a 503 is still due."""
+        if self.refusals:
+            self.refusals -= 1
+            raise api_error("message/sendSingle", 503, {}, {})
         self.sends += 1
 
     def api_version(self) -> str:
@@ -145,6 +150,35 @@ def test_redis_away_longer_than_the_patience_is_left_to_the_sweep(
     rt = runtime(RefusingWrites(redis_error(UNAVAILABLE_REPLIES["READONLY"]), times=5), engage)
     assert run_send_task(rt) == [delivery.UNRECORDED]
     assert engage.sends == 1
+
+
+class RefusingOneIncrement(fakeredis.FakeRedis):
+    """fakeredis whose first HINCRBY (a failure being counted) answers READONLY."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.refused = False
+
+    def hincrby(self, name: Any, key: Any, amount: int = 1) -> Any:
+        """READONLY the first time."""
+        if not self.refused:
+            self.refused = True
+            raise redis_error(UNAVAILABLE_REPLIES["READONLY"])
+        return super().hincrby(name, key, amount)
+
+
+def test_a_failed_send_is_recorded_through_an_outage_so_its_retry_may_send(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A 503 (nothing sent) recorded while Redis refuses writes: the lease is given back once
+    Redis takes writes again, so the retry sends, rather than finding its own old lease busy
+    and leaving the send to the sweep's outcome_unknown."""
+    monkeypatch.setattr("time.sleep", lambda _: None)
+    engage = CountingEngage(refusals=1)
+    rt = runtime(RefusingOneIncrement(), engage)
+    assert run_send_task(rt) == ["retried", "sent"]
+    assert engage.sends == 1
+    assert rt.ledger.state("k1") == "sent"
 
 
 @pytest.mark.parametrize("code", sorted(UNAVAILABLE_REPLIES))
