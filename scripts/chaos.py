@@ -1,11 +1,15 @@
 """``make chaos``: many sends through a misbehaving Engage while the worker is SIGKILLed.
 
-The sandbox answers with random 5xx, dropped connections, redirects to a login page, HTML pages
-and malformed contact ids; the worker is SIGKILLed and restarted; Redis (a server of this run's
-own, data kept on disk) is stopped for 10 s and started again. No beat runs: the workers' own
-sweep is all the recovery there is. Prints sent, dead-lettered by reason, duplicates (counted by
-the sandbox per message and recipient) and lost (not final at the end). Exits 1 unless
-duplicates, lost and "marked sent, never sent" are all 0.
+The sandbox answers with random 5xx, dropped connections, redirects to a login page, HTML pages,
+malformed contact ids and answers trickled past the lease; the worker is SIGKILLed and
+restarted; Redis (the broker and the ledger, servers of this run's own, data kept on disk) is
+stopped for 10 s and started again, and the ledger answers READONLY for a few seconds; two more
+workers run with their clocks 120 s ahead and behind; the first sends wait past the visibility
+timeout before any worker runs (``chaos_infra``). No beat runs: the workers' own sweep is all
+the recovery there is. Prints sent, dead-lettered by reason, duplicates (counted by the sandbox
+per message and recipient), lost (not final at the end), outcome_unknown not explained by a
+fault the run injected, and completion callbacks missing. Exits 1 unless all of those and
+"marked sent, never sent" are 0.
 """
 
 from __future__ import annotations
@@ -21,6 +25,8 @@ from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+import chaos_infra
 
 from tasks.cli.local_stack import celery_worker, start_worker
 from tasks.cli.redis_server import RedisServer
@@ -59,7 +65,9 @@ def main() -> int:
     rng = random.Random(args.seed)
     log_dir = Path(".run")
     shutil.rmtree(log_dir / "chaos-redis", ignore_errors=True)
+    shutil.rmtree(log_dir / "chaos-ledger", ignore_errors=True)
     server = RedisServer(log_dir / "chaos-redis").start()
+    ledger = RedisServer(log_dir / "chaos-ledger").start()
     state = SandboxState(username=USER, password=PASSWORD, messages=())
     state.add_messages([{"messageId": MESSAGE_ID}])
     mobiles = [f"4860{n:07d}" for n in range(args.sends)]
@@ -79,6 +87,8 @@ def main() -> int:
                 "redirect": 0.01,
                 "html": 0.01,
                 "bad_contact_id": 0.01,
+                "trickle": 0.005,
+                "trickle_seconds": chaos_infra.TRICKLE_SECONDS,
                 "latency_max": 0.05,
                 "seed": args.seed,
             }
@@ -88,14 +98,23 @@ def main() -> int:
         **os.environ,
         **WORKER_ENV,
         "CELERY_BROKER_URL": server.url,
+        "REDIS_URL": ledger.url,
         "ENGAGE_BASE_URL": sandbox.base_url,
+        "ENGAGE_ON_DONE_TASK": chaos_infra.CALLBACK_TASK,
+        "ENGAGE_ON_DONE_QUEUE": chaos_infra.CALLBACK_QUEUE,
     }
     os.environ.update(env)
     from tasks.api import delivery_status, send_prepared_sms  # noqa: PLC0415  (after env)
 
-    worker = start_worker(celery_worker(env, log_dir / "chaos-worker.log", name="chaos"))
     started = time.monotonic()
     keys = [f"chaos-{n}" for n in range(args.sends)]
+    # The first tenth waits, with no worker running, past the visibility timeout.
+    early = chaos_infra.enqueue_and_wait(
+        send_prepared_sms, MESSAGE_ID, mobiles, keys[: args.sends // 10], WORKER_ENV
+    )
+    worker = start_worker(celery_worker(env, log_dir / "chaos-worker.log", name="chaos"))
+    skewed = chaos_infra.start_skewed_workers(env, log_dir)
+    kill_log = chaos_infra.KillLog()
     duplicates_enqueued = _enqueue_all(send_prepared_sms, mobiles, keys, rng)
     print(f"enqueued {args.sends} sends (+{duplicates_enqueued} duplicate enqueues)", flush=True)
 
@@ -104,21 +123,47 @@ def main() -> int:
     while kills < args.kills:
         time.sleep(rng.uniform(1.5, 4.0))
         worker.kill()
+        kill_log.killed()
         kills += 1
         print(f"SIGKILL #{kills} of the worker; restarting", flush=True)
         worker = start_worker(celery_worker(env, log_dir / "chaos-worker.log", name="chaos"))
+        if kills == 1:
+            chaos_infra.readonly_window(ledger)
         if kills == outage_after:
             time.sleep(1.0)
             print(f"Redis stopped for {REDIS_OUTAGE:.0f} s", flush=True)
-            server.outage(REDIS_OUTAGE)
+            _outage([server, ledger], REDIS_OUTAGE)
             print("Redis back", flush=True)
 
     states = _wait_until_final(delivery_status, keys, args.timeout)
     elapsed = time.monotonic() - started
-    worker.stop()
-    server.stop()
-    sandbox.stop()
-    return _report(states, state, keys=keys, unknown=unknown, elapsed=elapsed, kills=kills)
+    callbacks_left = chaos_infra.wait_for_callbacks(ledger.url, WORKER_ENV["ENGAGE_KEY_PREFIX"], 90)
+    for process in [worker, *skewed]:
+        process.stop()
+    infra_ok = chaos_infra.report(
+        states,
+        state,
+        contact_of={k: FIRST_CONTACT_ID + n for n, k in enumerate(keys)},
+        kills=kill_log,
+        worker_env=WORKER_ENV,
+        broker_url=server.url,
+        log_dir=log_dir,
+        early=len(early),
+        callbacks_left=callbacks_left,
+    )
+    for stopped in (server, ledger, sandbox):
+        stopped.stop()
+    failed = _report(states, state, keys=keys, unknown=unknown, elapsed=elapsed, kills=kills)
+    return failed or (0 if infra_ok else 1)
+
+
+def _outage(servers: list[RedisServer], seconds: float) -> None:
+    """Stop every server, stay away ``seconds``, start them again with their data."""
+    for server in servers:
+        server.stop()
+    time.sleep(seconds)
+    for server in servers:
+        server.start()
 
 
 def _arguments() -> argparse.Namespace:

@@ -122,8 +122,9 @@ class RandomFaults:
     server_error: float = 0.0
     drop_before: float = 0.0
     drop_after: float = 0.0
-    #: Act, then trickle the answer (one byte every TRICKLE_SECONDS): it outlives any lease.
+    #: Act, then trickle the answer (one byte every ``trickle_seconds``): it outlives any lease.
     trickle: float = 0.0
+    trickle_seconds: float = TRICKLE_SECONDS
     #: A proxy in front of Engage: a 302 to its login page, or its 200 HTML page.
     redirect: float = 0.0
     html: float = 0.0
@@ -146,6 +147,8 @@ class RandomFaults:
             (CONTACT_ID, self.bad_contact_id if operation == "contact/get" else 0.0),
         ):
             if roll < share:
+                if kind == TRICKLE:
+                    return Fault(TRICKLE, argument=repr(self.trickle_seconds))
                 return _random_fault(kind, choose)
             roll -= share
         return None
