@@ -21,10 +21,11 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import cache
 from typing import Any
 
 from requests.adapters import HTTPAdapter
-from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+from urllib3.connectionpool import HTTPConnectionPool
 
 
 class Deadline:
@@ -140,27 +141,34 @@ class _DeadlinePool:
         return super()._make_request(conn, *args, **kwargs)  # type: ignore[misc]  # a mixin
 
 
-class DeadlineHTTPConnectionPool(_DeadlinePool, HTTPConnectionPool):
-    """urllib3's HTTP pool under call deadlines."""
+@cache
+def _under_deadlines(pool: type[HTTPConnectionPool]) -> type[HTTPConnectionPool]:
+    """``pool`` (urllib3's, or any subclass an adapter below uses) obeying call deadlines."""
+    if issubclass(pool, _DeadlinePool):
+        return pool
+    return type(f"Deadline{pool.__name__}", (_DeadlinePool, pool), {})
 
 
-class DeadlineHTTPSConnectionPool(_DeadlinePool, HTTPSConnectionPool):
-    """urllib3's HTTPS pool under call deadlines."""
-
-
-_POOLS = {"http": DeadlineHTTPConnectionPool, "https": DeadlineHTTPSConnectionPool}
+def _watch(manager: Any) -> None:
+    manager.pool_classes_by_scheme = {
+        scheme: _under_deadlines(pool) for scheme, pool in manager.pool_classes_by_scheme.items()
+    }
 
 
 class DeadlineAdapter(HTTPAdapter):
-    """requests' adapter whose pools (direct or through an HTTP proxy) obey call deadlines."""
+    """requests' adapter whose pools (direct or through an HTTP proxy) obey call deadlines.
+
+    It wraps whatever pools the adapters after it in the MRO chose, so it composes with another
+    adapter subclass: ``class Adapter(DeadlineAdapter, OtherAdapter)``.
+    """
 
     def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
-        """urllib3's pool manager, with deadline-aware pools."""
+        """The pool manager below, with its pools under deadlines."""
         super().init_poolmanager(*args, **kwargs)
-        self.poolmanager.pool_classes_by_scheme = _POOLS
+        _watch(self.poolmanager)
 
     def proxy_manager_for(self, proxy: str, **proxy_kwargs: Any) -> Any:
-        """The proxy's pool manager, with deadline-aware pools."""
+        """The proxy's pool manager below, with its pools under deadlines."""
         manager = super().proxy_manager_for(proxy, **proxy_kwargs)
-        manager.pool_classes_by_scheme = _POOLS
+        _watch(manager)
         return manager
