@@ -25,6 +25,7 @@ import re
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -163,6 +164,9 @@ def unexplained_unknowns(  # noqa: PLR0917  (everything the run saw)
 ) -> list[str]:
     """Keys dead-lettered ``outcome_unknown`` that nothing the run saw explains.
 
+    A kill explains a key when it fell within the lease of its dead holder (the dead letter's
+    detail says when that lease ran out; a worker killed after taking the lease but before its
+    request reached the sandbox leaves no call) or within a lease after one of its calls.
     ``recording``: keys whose ``sent`` a killed worker was still waiting to record (Redis
     unavailable after the 204): a kill any time after their call explains them.
     """
@@ -177,8 +181,12 @@ def unexplained_unknowns(  # noqa: PLR0917  (everything the run saw)
             continue
         seen = calls.get(contact_of[key], [])
         window = float("inf") if key in recording else lease
-        if not any(answer in UNKNOWN_ANSWERS or kills.during(at, window) for answer, at in seen):
-            unexplained.append(key)
+        if any(answer in UNKNOWN_ANSWERS or kills.during(at, window) for answer, at in seen):
+            continue
+        ran_out = re.search(r"ran out at (\S+?)\)", status.get("detail") or "")
+        if ran_out and kills.during(datetime.fromisoformat(ran_out[1]).timestamp() - lease, lease):
+            continue
+        unexplained.append(key)
     return unexplained
 
 

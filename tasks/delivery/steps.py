@@ -29,6 +29,7 @@ from tasks.send_options import Priority
 from tasks.state import REDIS_UNREACHABLE
 from tasks.state.enums import Reason, SendState, StartOutcome
 from tasks.state.ledger import SendStart, Sent
+from tasks.state.records import iso
 
 #: What a step returns when the send was already finished by an earlier delivery.
 SKIP_STATES = (SendState.SENT, SendState.DEAD_LETTERED)
@@ -119,7 +120,8 @@ def send(rt: Runtime, request: SendRequest, contact_id: int, ctx: StepContext) -
             ctx,
             Reason.OUTCOME_UNKNOWN,
             None,
-            "a worker stopped during message/sendSingle; Engage may have sent it",
+            f"a worker stopped during message/sendSingle (its lease ran out at "
+            f"{iso(start.lapsed_at)}); Engage may have sent it",
         )
     if start.outcome != StartOutcome.ACQUIRED:
         # sent or dead-lettered by an earlier delivery, or another delivery holds the lease.

@@ -47,6 +47,8 @@ class SendStart:
 
     outcome: StartOutcome
     attempts: int
+    #: ``interrupted``: when the lapsed lease of the delivery that died ran out (Redis clock).
+    lapsed_at: float | None = None
 
 
 @dataclass(frozen=True)
@@ -152,11 +154,12 @@ class DeliveryLedger:
         When any key in ``blocked_by`` exists (the credentials flag), nothing is taken and the
         outcome is ``blocked``.
         """
-        outcome, attempts = self._begin(
+        outcome, attempts, *lapsed = self._begin(
             keys=[*self._record_keys(key), *blocked_by],
             args=[owner, self._lease, "1" if resend_interrupted else "0", contact_id, key],
         )
-        return SendStart(StartOutcome(text(outcome)), int(attempts))
+        lapsed_at = float(text(lapsed[0])) if lapsed else None
+        return SendStart(StartOutcome(text(outcome)), int(attempts), lapsed_at)
 
     def mark_sent(self, key: str) -> Sent:
         """Engage accepted the send: final (and out of the dead-letter store, if it was there).

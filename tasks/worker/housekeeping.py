@@ -24,6 +24,7 @@ from tasks.delivery.runtime import Runtime, current_runtime
 from tasks.request import SendRequest
 from tasks.send_options import DEFAULT_PRIORITY, Priority
 from tasks.state.enums import Reason, SendState
+from tasks.state.records import iso
 from tasks.worker import callbacks, publish
 from tasks.worker.app import MaskedTask, app, engage_settings
 
@@ -108,7 +109,7 @@ def _sweep_one(rt: Runtime, key: str, now: float, result: SweepResult) -> None:
         if rt.dead_letters.add(
             key,
             reason=Reason.OUTCOME_UNKNOWN,
-            detail=STUCK_DETAIL,
+            detail=f"{STUCK_DETAIL} (it ran out at {iso(record.get('lease_until'))})",
             error=None,
             task_ids=task_ids,
         ):
@@ -119,6 +120,7 @@ def _sweep_one(rt: Runtime, key: str, now: float, result: SweepResult) -> None:
                 recipient=request.identifier.masked(),
                 reason=Reason.OUTCOME_UNKNOWN,
                 detail=STUCK_DETAIL,
+                lease_ran_out=iso(record.get("lease_until")),
             )
             result.dead_lettered.append(key)
         return

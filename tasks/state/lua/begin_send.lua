@@ -5,7 +5,8 @@
 -- The lease runs on the Redis server's clock (TIME): a worker's clock, however wrong, never
 -- decides whether another worker's lease has lapsed.
 -- Returns {outcome, attempts}: 'acquired', 'sent', 'dead_lettered', 'busy', 'interrupted',
--- 'blocked' or 'missing'.
+-- 'blocked' or 'missing'; 'interrupted' (and 'acquired' after one) adds when the lapsed lease
+-- ran out.
 local k = KEYS[1]
 local f = redis.call('HMGET', k, 'state', 'lease_owner', 'lease_until', 'attempts')
 local state, attempts = f[1], tonumber(f[4] or '0')
@@ -22,7 +23,7 @@ if state == 'sending' then
   -- clock is ahead restores it early, the sweep publishes a copy): busy, and if the holder did
   -- die, its lease lapses and the sweep settles it.
   if tonumber(f[3]) > now then return {'busy', attempts} end
-  if ARGV[3] ~= '1' then return {'interrupted', attempts} end
+  if ARGV[3] ~= '1' then return {'interrupted', attempts, f[3]} end
 end
 attempts = attempts + 1
 redis.call('HSET', k, 'state', 'sending', 'lease_owner', ARGV[1],
