@@ -71,6 +71,10 @@ def _shut(connection: Any) -> None:
             sock.shutdown(socket.SHUT_RDWR)
 
 
+#: Seconds the watchdog may be late: it expires every deadline due within one tick together.
+WATCHDOG_TICK = 0.05
+
+
 class _Watchdog:
     """One daemon thread per process that expires deadlines in time order."""
 
@@ -89,20 +93,25 @@ class _Watchdog:
                     target=self._run, name="engage-call-deadlines", daemon=True
                 )
                 self._thread.start()
-            self._wake.notify()
+            # Calls share one duration, so a new deadline is rarely the earliest: no wake-up.
+            if self._heap[0][2] is deadline:
+                self._wake.notify()
 
     def _run(self) -> None:
         while True:
             with self._wake:
                 while not self._heap:
                     self._wake.wait()
-                at, _, deadline = self._heap[0]
-                wait = at - time.monotonic()
+                wait = self._heap[0][0] - time.monotonic()
                 if wait > 0:
-                    self._wake.wait(wait)
+                    # At most one wake-up per WATCHDOG_TICK, however many calls are under way.
+                    self._wake.wait(max(wait, WATCHDOG_TICK))
                     continue
-                heapq.heappop(self._heap)
-            deadline.expire()
+                due = []
+                while self._heap and self._heap[0][0] <= time.monotonic():
+                    due.append(heapq.heappop(self._heap)[2])
+            for deadline in due:
+                deadline.expire()
 
 
 _watchdog = _Watchdog()

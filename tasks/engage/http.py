@@ -166,8 +166,6 @@ def _request(  # noqa: PLR0917  (the one place every call goes through)
     came (OutcomeUnknown for a POST).
     """
     total = timeout[0] + timeout[1]
-    # What an answer cut at the deadline means for this method: the table's catch-all row.
-    cut = failures[-1].means(operation, f"no complete answer within the deadline of {total:g} s")
     try:
         with deadline(total) as call:
             # Never follow a redirect: Engage's API answers none, so one comes from something in
@@ -178,7 +176,7 @@ def _request(  # noqa: PLR0917  (the one place every call goes through)
             )
     except req.RequestException as err:
         if call.expired:
-            raise cut from err
+            raise _cut(operation, failures, total) from err
         failure = next((f for f in failures if f.matches(err)), None)
         if failure is None:
             raise
@@ -187,8 +185,13 @@ def _request(  # noqa: PLR0917  (the one place every call goes through)
         )
         raise failure.means(operation, text) from err
     if call.expired:  # an answer read to its end only because the cut looked like one
-        raise cut
+        raise _cut(operation, failures, total)
     return response
+
+
+def _cut(operation: str, failures: Sequence[Failure], total: float) -> EngageError:
+    """An answer cut at the deadline: what the table's catch-all row says for this method."""
+    return failures[-1].means(operation, f"no complete answer within the deadline of {total:g} s")
 
 
 def _observed(
