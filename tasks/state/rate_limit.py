@@ -40,8 +40,8 @@ it before its first slot (:meth:`RateLimiter.agree`, also called at a worker's s
 a mismatch loudly): the stored budget, or its own when that is smaller. And every reservation
 applies the stored budget whenever it is slower than the limiter's own, so a worker started later
 with a smaller budget slows every running worker at once, and a worker configured without a limit
-(``0``) still keeps the stored one. To raise the budget: stop the workers, delete the key, start
-them with the new value.
+(``0``) still keeps the stored one (looking for one at most once a second while none is stored).
+To raise the budget: stop the workers, delete the key, start them with the new value.
 """
 
 from __future__ import annotations
@@ -69,6 +69,9 @@ LOOKAHEAD_INTERVALS = {Priority.NORMAL: 2, Priority.BULK: 1}
 STARVATION_LIMIT = {Priority.NORMAL: 1.0, Priority.BULK: 2.0}
 #: Shortest pause between two tries of a waiting lower-lane call (no spinning on a lost race).
 MIN_POLL = 0.002
+#: A worker without a limit of its own looks for a stored budget this often (seconds) while
+#: none is stored, instead of asking Redis before every call.
+UNLIMITED_RECHECK = 1.0
 
 
 @dataclass(frozen=True)
@@ -91,8 +94,10 @@ class RateLimiter:
         if rate > 0 and burst < 1:
             raise ValueError(f"burst must be at least 1, got {burst!r}")
         self.configured = Budget(max(rate, 0.0), burst)
-        self._interval_us, self._tolerance_us = _spacing(self.configured)
+        self._own = _spacing(self.configured)
+        self._interval_us, self._tolerance_us = self._own
         self._agreed: Budget | None = None
+        self._recheck_at = 0.0
         self._script = scripts.register(client, "gcra")
         self._agree = scripts.register(client, "rate_budget")
         self._client = client
@@ -104,12 +109,7 @@ class RateLimiter:
         """
         rate, burst = self._agree(
             keys=[self._keys.rate_budget],
-            args=[
-                repr(self.configured.rate),
-                repr(self.configured.burst),
-                self._interval_us,
-                self._tolerance_us,
-            ],
+            args=[repr(self.configured.rate), repr(self.configured.burst), *self._own],
         )
         agreed = self.configured if rate is None else Budget(float(text(rate)), float(text(burst)))
         # Book with the agreed spacing: the lanes' look-ahead is counted in its slots.
@@ -129,6 +129,11 @@ class RateLimiter:
 
     def _ensure_agreed(self) -> None:
         if self._agreed is None:
+            self.agree()
+        elif self._interval_us == 0 and time.monotonic() >= self._recheck_at:
+            # No budget was stored when this worker without a limit of its own agreed: look
+            # again now and then, rather than with a round trip per call.
+            self._recheck_at = time.monotonic() + UNLIMITED_RECHECK
             self.agree()
 
     def reserve(self, max_wait: float, lane: Priority = Priority.URGENT) -> float | None:
@@ -173,6 +178,8 @@ class RateLimiter:
     def _run(self, max_wait: float, lane: Priority, *, reserve: bool) -> tuple[bool, float, float]:
         """One script call: granted, seconds until the slot, and the look-ahead that applied."""
         self._ensure_agreed()
+        if self._interval_us == 0:
+            return True, 0.0, 0.0  # no budget anywhere (checked within UNLIMITED_RECHECK)
         max_wait_us = max(0, int(max_wait * 1_000_000))
         keys = [self._key, self._keys.rate_budget]
         args: list[int | str] = [self._interval_us, self._tolerance_us]

@@ -6,6 +6,7 @@ import fakeredis
 import pytest
 
 from tasks.sandbox.state import max_in_window
+from tasks.state import rate_limit
 from tasks.state.keys import RedisKeys
 from tasks.state.rate_limit import Budget, RateLimiter
 
@@ -61,3 +62,17 @@ def test_no_budget_is_stored_by_a_worker_without_a_limit() -> None:
     client = fakeredis.FakeRedis()
     assert limiter(client, 0).agree() == Budget(0, 1)
     assert limiter(client, 0).stored() is None
+
+
+def test_a_worker_without_a_limit_finds_a_budget_stored_later(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Started before any budget was stored, it keeps to one stored later (looked for again
+    every UNLIMITED_RECHECK seconds, not before every call)."""
+    monkeypatch.setattr(rate_limit, "UNLIMITED_RECHECK", 0.0)
+    client = fakeredis.FakeRedis()
+    unlimited = limiter(client, 0)
+    assert [unlimited.reserve(max_wait=5) for _ in range(3)] == [0.0, 0.0, 0.0]
+    limiter(client, 10).agree()
+    delays = [unlimited.reserve(max_wait=5) for _ in range(3)]
+    assert delays[1] == pytest.approx(0.105, abs=0.05)
