@@ -29,6 +29,7 @@ BOTTOM = frozenset(
         "masking",
         "numbers",
         "outages",
+        "redis_errors",
         "request",
         "schedule_file",
         "send_options",
