@@ -1,15 +1,15 @@
 """``make chaos``: many sends through a misbehaving Engage while the worker is SIGKILLed.
 
 The sandbox answers with random 5xx, dropped connections, redirects to a login page, HTML pages,
-malformed contact ids and answers trickled past the lease; the worker is SIGKILLed and
-restarted; Redis (the broker and the ledger, servers of this run's own, data kept on disk) is
-stopped for 10 s and started again, and the ledger answers READONLY for a few seconds; two more
-workers run with their clocks 120 s ahead and behind; the first sends wait past the visibility
-timeout before any worker runs (``chaos_infra``). No beat runs: the workers' own sweep is all
-the recovery there is. Prints sent, dead-lettered by reason, duplicates (counted by the sandbox
-per message and recipient), lost (not final at the end), outcome_unknown not explained by a
-fault the run injected, and completion callbacks missing. Exits 1 unless all of those and
-"marked sent, never sent" are 0.
+malformed contact ids and answers trickled past the lease, and once a window of 429s with
+``Retry-After: 0``; the worker is SIGKILLed and restarted; Redis (the broker and the ledger,
+servers of this run's own, data kept on disk) is stopped for 10 s and started again, and the
+ledger answers READONLY for a few seconds; two more workers run with their clocks 120 s ahead
+and behind; the first sends wait past the visibility timeout before any worker runs
+(``chaos_infra``). No beat runs: the workers' own sweep is all the recovery there is. Prints
+sent, dead-lettered by reason, duplicates (counted by the sandbox per message and recipient),
+lost (not final at the end), outcome_unknown not explained by a fault the run injected, and
+completion callbacks missing. Exits 1 unless all of those and "marked sent, never sent" are 0.
 """
 
 from __future__ import annotations
@@ -37,6 +37,9 @@ MESSAGE_ID = 555
 #: Seconds Redis is away once during the run.
 REDIS_OUTAGE = 10.0
 FIRST_CONTACT_ID = 100_000
+#: Calls answered 429 with ``Retry-After: 0`` in one window (Engage asking to slow down, with no
+#: wait given): each send meets at most TOLD_WAIT_MAX_CALLS of them, a floor apart.
+RATE_LIMITED_CALLS = 300
 WORKER_ENV = {
     "ENGAGE_USERNAME": USER,
     "ENGAGE_PASSWORD": PASSWORD,
@@ -78,22 +81,21 @@ def main() -> int:
         if n not in unknown
     )
     sandbox = Sandbox(state).start()
-    state.set_faults(
-        {
-            "random": {
-                "server_error": 0.08,
-                "drop_before": 0.01,
-                "drop_after": 0.01,
-                "redirect": 0.01,
-                "html": 0.01,
-                "bad_contact_id": 0.01,
-                "trickle": 0.005,
-                "trickle_seconds": chaos_infra.TRICKLE_SECONDS,
-                "latency_max": 0.05,
-                "seed": args.seed,
-            }
+    plan = {
+        "random": {
+            "server_error": 0.08,
+            "drop_before": 0.01,
+            "drop_after": 0.01,
+            "redirect": 0.01,
+            "html": 0.01,
+            "bad_contact_id": 0.01,
+            "trickle": 0.005,
+            "trickle_seconds": chaos_infra.TRICKLE_SECONDS,
+            "latency_max": 0.05,
+            "seed": args.seed,
         }
-    )
+    }
+    state.set_faults(plan)
     env = {
         **os.environ,
         **WORKER_ENV,
@@ -128,7 +130,7 @@ def main() -> int:
         print(f"SIGKILL #{kills} of the worker; restarting", flush=True)
         worker = start_worker(celery_worker(env, log_dir / "chaos-worker.log", name="chaos"))
         if kills == 1:
-            chaos_infra.readonly_window(ledger)
+            _after_the_first_restart(state, plan, ledger)
         if kills == outage_after:
             time.sleep(1.0)
             print(f"Redis stopped for {REDIS_OUTAGE:.0f} s", flush=True)
@@ -164,6 +166,20 @@ def _outage(servers: list[RedisServer], seconds: float) -> None:
     time.sleep(seconds)
     for server in servers:
         server.start()
+
+
+def _after_the_first_restart(
+    state: SandboxState, plan: dict[str, Any], ledger: RedisServer
+) -> None:
+    """A window of 429s with ``Retry-After: 0``, then one of READONLY answers from the ledger."""
+    _rate_limited_window(state, plan)
+    chaos_infra.readonly_window(ledger)
+
+
+def _rate_limited_window(state: SandboxState, plan: dict[str, Any]) -> None:
+    """The next RATE_LIMITED_CALLS calls are answered 429 with ``Retry-After: 0``; then the plan."""
+    state.set_faults({**plan, "script": {"*": ["retry_after:0"] * RATE_LIMITED_CALLS}})
+    print(f"the next {RATE_LIMITED_CALLS} calls answered 429, Retry-After: 0", flush=True)
 
 
 def _arguments() -> argparse.Namespace:

@@ -25,6 +25,9 @@ from urllib3.exceptions import (
     NewConnectionError,
 )
 
+from tasks.engage import written
+from tasks.engage.answers import unexpected
+from tasks.engage.bodies import BodyNotRead, read_body
 from tasks.engage.deadline import DeadlineAdapter, deadline
 from tasks.errors import (
     CredentialsRejected,
@@ -41,12 +44,20 @@ from tasks.masking import excerpt
 
 #: Connections kept per host: one per worker thread is enough, more only wastes sockets.
 POOL_SIZE = 32
+#: The operation that sends a message: a 2xx to it that is not the documented one may mean
+#: Engage acted.
+SENDS = "message/sendSingle"
 #: How much of a non-JSON error body is quoted in the error.
 BODY_EXCERPT = 200
 
 #: Told of every Engage call: operation, HTTP status (or the error class when no answer came),
 #: seconds taken. The worker passes its latency histogram; this layer knows nothing of metrics.
 CallObserver = Callable[[str, str, float], None]
+
+
+class _EngageAdapter(DeadlineAdapter, written.NotingAdapter):
+    """Pools whose connections note when a request starts to be written (tasks.engage.written)
+    and obey each call's total deadline (tasks.engage.deadline)."""
 
 
 def make_session(
@@ -65,8 +76,7 @@ def make_session(
     if ca_bundle:
         session.verify = ca_bundle
     session.auth = (username, password)
-    # Every call runs under a total deadline (tasks.engage.deadline), which these pools enforce.
-    adapter = DeadlineAdapter(pool_connections=4, pool_maxsize=pool_size, max_retries=0)
+    adapter = _EngageAdapter(pool_connections=4, pool_maxsize=pool_size, max_retries=0)
     session.mount("http://", adapter)
     session.mount("https://", adapter)
     return session
@@ -84,9 +94,13 @@ class Failure:
     means: type[RequestNotSent | OutcomeUnknown]
     text: str
     causes: tuple[type[Exception], ...] = ()
+    #: The row holds only while no byte of the request was written (see tasks.engage.written).
+    before_writing: bool = False
 
-    def matches(self, err: req.RequestException) -> bool:
+    def matches(self, err: req.RequestException, *, writing_started: bool) -> bool:
         """The exception is of this row's type (and, when given, has one of its causes)."""
+        if self.before_writing and writing_started:
+            return False
         return isinstance(err, self.raised) and (
             not self.causes or isinstance(_cause(err), self.causes)
         )
@@ -95,11 +109,14 @@ class Failure:
 #: urllib3 causes proving that no byte of the request left this machine.
 NEVER_CONNECTED = (NewConnectionError, NameResolutionError, ConnectTimeoutError)
 
-#: A POST may change something: only failures before the connection stood are "not sent".
-#: The first matching row wins, so narrower rows come first.
+#: A POST may change something: only failures before any byte of the request was written are
+#: "not sent". A TLS error is one only during the handshake: a broken record in the answer (a
+#: TLS-inspecting proxy) comes after Engage may have acted. The first matching row wins, so
+#: narrower rows come first.
 POST_FAILURES = (
     Failure(req.ConnectTimeout, RequestNotSent, "connect timed out after {connect:g} s"),
-    Failure(req.SSLError, RequestNotSent, "TLS handshake failed: {error}"),
+    Failure(req.SSLError, RequestNotSent, "TLS handshake failed: {error}", before_writing=True),
+    Failure(req.SSLError, OutcomeUnknown, "TLS error after the request was sent: {error}"),
     Failure(
         req.ReadTimeout, OutcomeUnknown, "no answer within {read:g} s after the request was sent"
     ),
@@ -161,10 +178,11 @@ def _request(  # noqa: PLR0917  (the one place every call goes through)
 ) -> requests.Response:
     """One call, whole answer included, within connect + read timeout (a total deadline).
 
-    The read timeout alone bounds each socket read: a trickled answer would pass it forever and
-    outlive the send's lease. At the deadline the call is cut and counts as an answer that never
-    came (OutcomeUnknown for a POST).
+    The read timeout alone bounds each socket read: a trickled answer (status line, headers or
+    body) would pass it forever and outlive the send's lease. At the deadline the call is cut
+    and counts as an answer that never came (OutcomeUnknown for a POST).
     """
+    written.reset()
     total = timeout[0] + timeout[1]
     try:
         with deadline(total) as call:
@@ -172,12 +190,20 @@ def _request(  # noqa: PLR0917  (the one place every call goes through)
             # front of it (a proxy's login page), and following it would turn that page into a
             # "success" or re-POST a send to a stranger (307/308).
             response = session.request(
-                method, url, timeout=timeout, allow_redirects=False, **kwargs
+                method, url, timeout=timeout, allow_redirects=False, stream=True, **kwargs
             )
+            # The body must be read by the time the call's timeouts add up to (the lease
+            # counts on it); the deadline's watchdog cuts a read that blocks past it.
+            read_body(response, deadline=call.at)
+    except BodyNotRead as err:
+        if call.expired:
+            raise _cut(operation, failures, total) from None
+        raise _unread(operation, response, err.why) from None
     except req.RequestException as err:
         if call.expired:
             raise _cut(operation, failures, total) from err
-        failure = next((f for f in failures if f.matches(err)), None)
+        started = written.started()
+        failure = next((f for f in failures if f.matches(err, writing_started=started)), None)
         if failure is None:
             raise
         text = failure.text.format(
@@ -192,6 +218,15 @@ def _request(  # noqa: PLR0917  (the one place every call goes through)
 def _cut(operation: str, failures: Sequence[Failure], total: float) -> EngageError:
     """An answer cut at the deadline: what the table's catch-all row says for this method."""
     return failures[-1].means(operation, f"no complete answer within the deadline of {total:g} s")
+
+
+def _unread(operation: str, response: requests.Response, why: str) -> EngageError:
+    """An answer whose body was cut off: an error status still says what Engage meant."""
+    if response.status_code >= 400:
+        return api_error(
+            operation, response.status_code, {}, response.headers, fallback_message=why
+        )
+    return unexpected(operation, response, why, sends=operation == SENDS)
 
 
 def _observed(
