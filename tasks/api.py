@@ -12,6 +12,7 @@ from tasks.delivery.runtime import Runtime, current_runtime
 from tasks.outages import unavailable_as
 from tasks.request import build_send_request, validate_idempotency_key
 from tasks.send_options import DEFAULT_PRIORITY, Priority, parse_priority, validate_task_name
+from tasks.testing import active_outbox
 from tasks.worker.app import engage_settings
 from tasks.worker.publish import SendHandle, enqueue, publish
 
@@ -45,7 +46,24 @@ def send_prepared_sms(
     (``auto:<uuid>``): that send is still sent at most once through every retry, redelivery and
     replay, but calling again makes a new send, as a new Celery task would. Give a key to make
     repeating the call safe.
+
+    Inside :func:`tasks.testing.captured_sends` (a host app's unit tests) the send is validated
+    the same way and captured instead: no Redis, broker or worker.
     """
+    outbox = active_outbox()
+    if outbox is not None:
+        return outbox.capture(
+            message_id,
+            mobile=mobile,
+            email=email,
+            app_alias=app_alias,
+            external_id=external_id,
+            recipient_id=recipient_id,
+            parameters=parameters,
+            idempotency_key=idempotency_key,
+            priority=priority,
+            on_done=on_done,
+        )
     rt = _runtime()  # builds no connection: nothing is written before validation passes
     lane = parse_priority(priority)
     callback = None if on_done is None else validate_task_name(on_done)
@@ -66,8 +84,12 @@ def send_prepared_sms(
 def delivery_status(key: str) -> dict[str, Any]:
     """Where the send under ``key`` stands (queued ... sent, dead_lettered, or unknown).
 
-    Raises ServiceUnavailable when Redis does not answer.
+    Raises ServiceUnavailable when Redis does not answer. Inside
+    :func:`tasks.testing.captured_sends`: ``queued`` for a captured key, else ``unknown``.
     """
+    outbox = active_outbox()
+    if outbox is not None:
+        return outbox.status(key)
     rt = _runtime()
     with unavailable_as("redis", rt.settings.redis_url):
         return rt.ledger.status(key)

@@ -21,7 +21,7 @@ from __future__ import annotations
 import re
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from celery.schedules import ParseException, crontab
@@ -51,6 +51,9 @@ class Schedule:
     requests: tuple[SendRequest, ...]
     #: The lane of every send of a run; bulk unless the file says otherwise.
     priority: Priority = DEFAULT_SCHEDULE_PRIORITY
+    #: The ``[[schedule]]`` table as written: beat publishes it with each run, so only beat
+    #: needs the file (the worker validates it again with :func:`schedule_from_table`).
+    table: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
 
 def load_schedules(path: str | None) -> tuple[Schedule, ...]:
@@ -92,6 +95,12 @@ def parse_schedules(
     return tuple(schedules)
 
 
+def schedule_from_table(table: Mapping[str, Any], *, source: str) -> Schedule:
+    """One schedule from its table as beat published it, validated as the file was."""
+    (schedule,) = parse_schedules({"schedule": [dict(table)]}, source=source)
+    return schedule
+
+
 class _FieldError(Exception):
     def __init__(self, field: str, problem: str) -> None:
         self.field = field
@@ -120,6 +129,7 @@ def _schedule(table: object) -> Schedule:
         every=every,
         requests=_requests(table),
         priority=priority,
+        table=dict(table),
     )
 
 
