@@ -83,7 +83,11 @@ def check_eviction(safety: RedisSafety, url: str) -> Check:
 
 
 def check_persistence(safety: RedisSafety) -> Check:
-    """AOF, RDB or nothing, and what a Redis restart does to the ledger with each."""
+    """AOF, RDB or nothing, and what a Redis restart does to the ledger with each.
+
+    Without an append-only file it is a warning, not a failure: a throwaway Redis (a demo, the
+    tests) is a choice, and only a restart of that server makes it matter.
+    """
     if safety.aof:
         return Check(
             "persistence",
@@ -94,11 +98,12 @@ def check_persistence(safety: RedisSafety) -> Check:
     if safety.rdb_save:
         return Check(
             "persistence",
-            False,
+            True,
             f"RDB snapshots only (save {safety.rdb_save}): a restart goes back to the last "
             f"snapshot, so sends recorded since then are forgotten: a send recorded sent can be "
             f"sent again, a queued one is lost with its broker message if the broker is this Redis",
             "CONFIG SET appendonly yes, and appendonly yes in redis.conf",
+            warning=True,
         )
     if safety.aof is None and safety.rdb_save is None:
         return Check(
@@ -109,8 +114,9 @@ def check_persistence(safety: RedisSafety) -> Check:
         )
     return Check(
         "persistence",
-        False,
+        True,
         "none (no append-only file, no snapshots): a restart forgets the whole ledger: queued "
         "sends are lost, and a key already sent can be sent again",
         "CONFIG SET appendonly yes, and appendonly yes in redis.conf",
+        warning=True,
     )
