@@ -38,6 +38,8 @@ RECORD_SENT_PATIENCE = 120.0
 #: What :func:`send` returns when Engage accepted the send but the ledger could not record it:
 #: the lease lapses and the sweep dead-letters it ``outcome_unknown``; nothing sends it again.
 UNRECORDED = "unrecorded"
+#: A lease too few replicas acknowledged is tried again this much later (s): about a failover.
+HOLD_BACK_DELAY = 2.0
 
 __all__ = ["RetryLater", "StepContext", "internal_failure", "resolve", "send"]
 
@@ -126,6 +128,8 @@ def send(rt: Runtime, request: SendRequest, contact_id: int, ctx: StepContext) -
     if start.outcome != StartOutcome.ACQUIRED:
         # sent or dead-lettered by an earlier delivery, or another delivery holds the lease.
         return "in_progress" if start.outcome == StartOutcome.BUSY else start.outcome
+    if not start.held:
+        raise _hold_back(rt, request, ctx, start)
     try:
         rt.engage.send_single(request.message_id, contact_id, request.parameters)
     except EngageError as err:
@@ -170,6 +174,26 @@ def send(rt: Runtime, request: SendRequest, contact_id: int, ctx: StepContext) -
         queued_for=None if sent.waited is None else round(sent.waited, 3),
     )
     return "sent"
+
+
+def _hold_back(rt: Runtime, request: SendRequest, ctx: StepContext, start: SendStart) -> RetryLater:
+    """The lease is not on enough replicas: a failover could lose it and let a copy send again.
+
+    Engage is not called; the lease is given back and the step tried again a little later
+    (a failover takes a few seconds). Not a failed call: no retry budget is spent.
+    """
+    why = rt.ledger.barrier.describe(start.acks)
+    delay = min(HOLD_BACK_DELAY, rt.settings.retry.max_delay)
+    rt.ledger.mark_retrying(ctx.key, ctx.owner, f"held back: {why}", delay)
+    log_event(
+        "held_back",
+        key=ctx.key,
+        task_id=ctx.task_id,
+        recipient=request.identifier.masked(),
+        retry_in=delay,
+        detail=why,
+    )
+    return RetryLater(delay, None)
 
 
 def _check_encodable(rt: Runtime, request: SendRequest, ctx: StepContext) -> None:

@@ -20,6 +20,8 @@ is the module under ``tasks/state/`` (``housekeeping``: ``tasks/worker/``) that 
     {p}:contact:{TYPE}:{hmac32}         string  contact_cache       Engage contact id (cache TTL)
     {p}:housekeeping:sweep              string  housekeeping        one sweep at a time (55 s)
     {p}:hmac_secret                     string  hashing             keyed-digest secret (none)
+    {p}:primary:{role}                  string  failover            the Redis primary last seen
+                                                                    (run id, replication id)
 
 ``{key}`` is an idempotency key: the caller's, ``auto:<uuid>``, or for a scheduled send
 ``beat:<schedule>:<slot>:<hmac16>`` (:func:`tasks.worker.beat_schedule.run_key`). Celery's own
@@ -110,3 +112,7 @@ class RedisKeys:
     def hmac_secret(self) -> str:
         """The secret of the keyed digests in key names."""
         return f"{self.prefix}:hmac_secret"
+
+    def primary(self, role: str) -> str:
+        """Which Redis primary (``redis`` or ``broker``) the workers last saw."""
+        return f"{self.prefix}:primary:{role}"

@@ -30,6 +30,7 @@ from tasks.state.clock import server_time
 from tasks.state.enums import ClaimOutcome, SendState, StartOutcome
 from tasks.state.keys import RedisKeys
 from tasks.state.records import read_record, shown_status, text
+from tasks.state.replication import ReplicaBarrier
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,10 @@ class Claim:
     outcome: ClaimOutcome
     state: SendState
     task_id: str
+    #: False when fewer replicas than ``ENGAGE_REPLICA_ACKS`` acknowledged the record in time.
+    held: bool = True
+    #: Replicas that acknowledged it (None: no barrier).
+    acks: int | None = None
 
 
 @dataclass(frozen=True)
@@ -49,6 +54,11 @@ class SendStart:
     attempts: int
     #: ``interrupted``: when the lapsed lease of the delivery that died ran out (Redis clock).
     lapsed_at: float | None = None
+    #: False when fewer replicas than ``ENGAGE_REPLICA_ACKS`` acknowledged the lease in time:
+    #: a failover now could lose it, so Engage must not be called on it.
+    held: bool = True
+    #: Replicas that acknowledged it (None: no barrier).
+    acks: int | None = None
 
 
 @dataclass(frozen=True)
@@ -78,9 +88,17 @@ class DeliveryLedger:
     """Idempotency records in Redis: who may send, and what happened."""
 
     def __init__(
-        self, client: redis.Redis, *, keys: RedisKeys, retention: float, lease: float
+        self,
+        client: redis.Redis,
+        *,
+        keys: RedisKeys,
+        retention: float,
+        lease: float,
+        barrier: ReplicaBarrier | None = None,
     ) -> None:
         self._redis = client
+        #: The claim and the lease wait for replicas through it (none: no waiting).
+        self.barrier = barrier or ReplicaBarrier(client, replicas=0, timeout_ms=1)
         self._keys = keys
         self._retention_ms = int(retention * 1000)
         self._lease = lease
@@ -110,9 +128,10 @@ class DeliveryLedger:
         The lane and the completion callback are kept in the record (so retries, replays and
         the sweep find them); an existing record keeps its own.
         """
-        outcome, state, task_id = self._claim(
-            keys=self._record_keys(key),
-            args=[
+        written = self.barrier.run(
+            self._claim,
+            self._record_keys(key),
+            [
                 request.fingerprint(),
                 json.dumps(request.to_dict()),
                 task_ids[-1],
@@ -123,7 +142,14 @@ class DeliveryLedger:
                 on_done or "",
             ],
         )
-        return Claim(ClaimOutcome(text(outcome)), SendState(text(state)), text(task_id))
+        outcome, state, task_id = written.reply
+        return Claim(
+            ClaimOutcome(text(outcome)),
+            SendState(text(state)),
+            text(task_id),
+            held=written.held,
+            acks=written.acks,
+        )
 
     def release_unpublished(self, key: str, task_id: str) -> bool:
         """Undo a claim whose task was not published, so a retried enqueue starts clean."""
@@ -154,12 +180,19 @@ class DeliveryLedger:
         When any key in ``blocked_by`` exists (the credentials flag), nothing is taken and the
         outcome is ``blocked``.
         """
-        outcome, attempts, *lapsed = self._begin(
-            keys=[*self._record_keys(key), *blocked_by],
-            args=[owner, self._lease, "1" if resend_interrupted else "0", contact_id, key],
+        written = self.barrier.run(
+            self._begin,
+            [*self._record_keys(key), *blocked_by],
+            [owner, self._lease, "1" if resend_interrupted else "0", contact_id, key],
         )
-        lapsed_at = float(text(lapsed[0])) if lapsed else None
-        return SendStart(StartOutcome(text(outcome)), int(attempts), lapsed_at)
+        outcome, attempts, *lapsed = written.reply
+        return SendStart(
+            StartOutcome(text(outcome)),
+            int(attempts),
+            float(text(lapsed[0])) if lapsed else None,
+            held=written.held,
+            acks=written.acks,
+        )
 
     def mark_sent(self, key: str) -> Sent:
         """Engage accepted the send: final (and out of the dead-letter store, if it was there).
