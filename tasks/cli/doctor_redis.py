@@ -10,6 +10,7 @@ import redis
 
 from tasks.cli.doctor import TIMEOUT, Check
 from tasks.settings import Settings
+from tasks.state.clients import redis_client
 from tasks.state.keys import RedisKeys
 from tasks.state.rate_limit import RateLimiter
 from tasks.state.redis_safety import NOEVICTION, RedisSafety, eviction_problem, read_safety
@@ -19,9 +20,7 @@ NAMES = ("eviction", "persistence", "rate budget")
 
 def redis_safety_checks(settings: Settings) -> list[Check]:
     """Eviction, persistence and the stored budget at REDIS_URL (skipped if it does not answer)."""
-    client = redis.Redis.from_url(
-        settings.redis_url, socket_connect_timeout=TIMEOUT, socket_timeout=TIMEOUT
-    )
+    client = redis_client(settings, socket_connect_timeout=TIMEOUT, socket_timeout=TIMEOUT)
     try:
         safety = read_safety(client)
         budget = check_budget(client, settings)
