@@ -9,7 +9,6 @@ Flower, chain included) only ever hold the masked copy.
 from __future__ import annotations
 
 import logging
-import time
 import traceback
 
 from tasks.delivery.context import RetryLater, StepContext
@@ -81,8 +80,10 @@ def failed(
         rt.auth.trip()
     failures = rt.ledger.count_failure(ctx.key, stage)
     # The time budget runs from the first failure: time spent waiting in a queue is no failure.
-    first = float(rt.ledger.record(ctx.key).get("first_failure_at", time.time()))
-    attempt = Attempt(retries=failures - 1, elapsed=time.time() - first, sending=stage == "send")
+    # Both ends on the Redis clock: the first failure may have been another worker's.
+    now = rt.ledger.now()
+    first = float(rt.ledger.record(ctx.key).get("first_failure_at", now))
+    attempt = Attempt(retries=failures - 1, elapsed=now - first, sending=stage == "send")
     decision = decide(err, attempt, rt.settings.retry)
     readable = () if contact_id is None else (str(contact_id),)
     # From here on, only the masked copy.

@@ -27,6 +27,7 @@ from tasks.state.keys import RedisKeys
 from tasks.state.lane_consumers import LaneConsumers
 from tasks.state.ledger import DeliveryLedger
 from tasks.state.rate_limit import RateLimiter
+from tasks.state.redis_safety import EvictionGuard
 from tasks.state.replication import ReplicaBarrier
 
 
@@ -74,6 +75,11 @@ class Runtime:
             username=engage.username,
             password=engage.password,
         )
+
+    @cached_property
+    def eviction_guard(self) -> EvictionGuard:
+        """Refuses enqueues while the ledger's Redis may evict keys (checked once a minute)."""
+        return EvictionGuard(self.redis, self.settings.redis_url)
 
     @classmethod
     def build(

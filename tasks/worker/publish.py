@@ -106,6 +106,7 @@ def _claim(
 ) -> Claim:
     try:
         with unavailable_as("redis", rt.settings.redis_url):
+            rt.eviction_guard.check()  # an evicting Redis would forget this send and resend it
             claim = rt.ledger.claim(key, request, task_ids, priority=priority, on_done=on_done)
     except ServiceUnavailable:
         # A timeout can come after the script ran: undo a claim that may exist, if Redis lets us.

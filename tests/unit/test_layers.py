@@ -31,6 +31,7 @@ BOTTOM = frozenset(
         "masking_forms",
         "numbers",
         "outages",
+        "redis_errors",
         "request",
         "schedule_file",
         "send_options",
