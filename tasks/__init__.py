@@ -11,16 +11,33 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from tasks.api import SendHandle, delivery_status, replay_dead_letter, send_prepared_sms
+    from tasks.api import (
+        SendHandle,
+        delivery_status,
+        replay_dead_letter,
+        send_prepared_sms,
+        suppress,
+        unsuppress,
+    )
     from tasks.worker.app import app
 
-__all__ = ["SendHandle", "app", "delivery_status", "replay_dead_letter", "send_prepared_sms"]
+__all__ = [
+    "SendHandle",
+    "app",
+    "delivery_status",
+    "replay_dead_letter",
+    "send_prepared_sms",
+    "suppress",
+    "unsuppress",
+]
 
 _WHERE = {
     "SendHandle": "tasks.api",
     "delivery_status": "tasks.api",
     "replay_dead_letter": "tasks.api",
     "send_prepared_sms": "tasks.api",
+    "suppress": "tasks.api",
+    "unsuppress": "tasks.api",
     "app": "tasks.worker.app",
 }
 

@@ -10,12 +10,19 @@ from celery import uuid
 from tasks.delivery.events import log_event
 from tasks.delivery.runtime import Runtime, current_runtime
 from tasks.outages import unavailable_as
-from tasks.request import build_send_request, validate_idempotency_key
+from tasks.request import build_identifier, build_send_request, validate_idempotency_key
 from tasks.send_options import DEFAULT_PRIORITY, Priority, parse_priority, validate_task_name
 from tasks.worker.app import engage_settings
 from tasks.worker.publish import SendHandle, enqueue, publish
 
-__all__ = ["SendHandle", "delivery_status", "replay_dead_letter", "send_prepared_sms"]
+__all__ = [
+    "SendHandle",
+    "delivery_status",
+    "replay_dead_letter",
+    "send_prepared_sms",
+    "suppress",
+    "unsuppress",
+]
 
 
 def send_prepared_sms(
@@ -103,6 +110,59 @@ def replay_dead_letter(key: str) -> str:
             raise
         log_event("replayed", key=key, task_id=task_ids[-1], recipient=request.identifier.masked())
     return outcome
+
+
+def suppress(
+    *,
+    mobile: str | None = None,
+    email: str | None = None,
+    app_alias: str | None = None,
+    external_id: str | None = None,
+    recipient_id: int | None = None,
+) -> bool:
+    """Opt a recipient out: no send to it is made from now on (it ends ``suppressed``).
+
+    Exactly one identifier, read as :func:`send_prepared_sms` reads it (so ``+48 505 606 707``
+    and ``0048505606707`` are the same entry). Stored as a keyed digest, never in clear.
+    True when it was not on the list yet. Raises InvalidSendRequest or ServiceUnavailable.
+    """
+    rt = _runtime()
+    identifier = build_identifier(
+        mobile=mobile,
+        email=email,
+        app_alias=app_alias,
+        external_id=external_id,
+        recipient_id=recipient_id,
+        numbers=rt.settings.numbers,
+    )
+    with unavailable_as("redis", rt.settings.redis_url):
+        added = rt.suppressions.add([identifier]) == 1
+    log_event("suppressed", key="-", recipient=identifier.masked(), added=added)
+    return added
+
+
+def unsuppress(
+    *,
+    mobile: str | None = None,
+    email: str | None = None,
+    app_alias: str | None = None,
+    external_id: str | None = None,
+    recipient_id: int | None = None,
+) -> bool:
+    """Take a recipient off the opt-out list; True when it was on it."""
+    rt = _runtime()
+    identifier = build_identifier(
+        mobile=mobile,
+        email=email,
+        app_alias=app_alias,
+        external_id=external_id,
+        recipient_id=recipient_id,
+        numbers=rt.settings.numbers,
+    )
+    with unavailable_as("redis", rt.settings.redis_url):
+        removed = rt.suppressions.remove([identifier]) == 1
+    log_event("unsuppressed", key="-", recipient=identifier.masked(), removed=removed)
+    return removed
 
 
 def _lane_of(entry: dict[str, Any]) -> Priority:

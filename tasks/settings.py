@@ -17,6 +17,7 @@ from tasks.environment import Environment
 from tasks.errors import ConfigurationError
 from tasks.numbers import NUMBER_TYPES, REGIONS, NumberPolicy
 from tasks.send_options import LANE_QUEUES
+from tasks.sending_policy import SendingPolicy, load_policy
 
 #: Broker used when neither ``ENGAGE_BROKER_URL`` nor ``CELERY_BROKER_URL`` is set: local Redis.
 DEFAULT_BROKER_URL = "redis://127.0.0.1:6379/0"
@@ -138,6 +139,8 @@ class Settings:
     on_done_task: str | None = None
     #: Queue the completion callbacks are published to (``ENGAGE_ON_DONE_QUEUE``).
     on_done_queue: str = DEFAULT_ON_DONE_QUEUE
+    #: Deadlines, quiet hours, recipient caps, opt-outs, contact creation (README: Sending policy).
+    policy: SendingPolicy = field(default_factory=SendingPolicy)
 
     def require_engage(self) -> EngageSettings:
         """The Engage settings, for a process that calls Engage; ConfigurationError without."""
@@ -218,6 +221,7 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         sweep_interval=env.number("ENGAGE_SWEEP_INTERVAL", DEFAULT_SWEEP_INTERVAL, minimum=1),
         on_done_task=env.task_name("ENGAGE_ON_DONE_TASK"),
         on_done_queue=env.optional_text("ENGAGE_ON_DONE_QUEUE") or DEFAULT_ON_DONE_QUEUE,
+        policy=load_policy(env),
     )
     _check_consistency(settings)
     return settings

@@ -19,6 +19,7 @@ from typing import Any
 
 from tasks.cli.dlq import Console, add_dlq_commands
 from tasks.cli.ops import add_ops_commands
+from tasks.cli.suppress import add_suppress_commands
 from tasks.errors import (
     ConfigurationError,
     EngageSmsError,
@@ -118,6 +119,7 @@ def _parser() -> argparse.ArgumentParser:
 
     add_dlq_commands(commands)
     add_ops_commands(commands)
+    add_suppress_commands(commands)
 
     sandbox = commands.add_parser("sandbox", help="run the local Engage sandbox in the foreground")
     sandbox.add_argument("--host", default="127.0.0.1")

@@ -20,6 +20,14 @@ is the module under ``tasks/state/`` (``housekeeping``: ``tasks/worker/``) that 
     {p}:housekeeping:sweep              string  housekeeping        one sweep at a time (55 s)
     {p}:housekeeping:republished:{key}  string  housekeeping        republished lately (visibility)
     {p}:hmac_secret                     string  hashing             keyed-digest secret (none)
+    {p}:suppressed                      hash    suppressions        opted-out recipients: keyed
+                                                                    digest -> masked form, when
+    {p}:cap:{lane}:{hmac32}             zset    recipient_caps      a recipient's sends of a lane
+                                                                    by Redis time, ms (window)
+    {p}:deferred                        zset    deferrals           sends held for quiet hours,
+                                                                    by when they may go
+    {p}:contact_create:{TYPE}:{hmac32}  string  delivery (steps)    one worker creates a contact
+                                                                    in Engage at a time (30 s)
 
 ``{key}`` is an idempotency key: the caller's, ``auto:<uuid>``, or for a scheduled send
 ``beat:<schedule>:<slot>:<hmac16>`` (:func:`tasks.worker.beat_schedule.run_key`). Celery's own
@@ -27,6 +35,8 @@ keys (broker queues, results) are Celery's and not listed. The dead-letter scrip
 records too, in the same script as their own keys; the scripts that record a final state
 (``mark_sent``, ``dlq_add``) file the callback in ``{p}:callbacks`` in the same step.
 
+Keyed digests: the opt-out list's fields, the cap and contact-creation keys name a recipient
+only by a keyed digest too (a list of opted-out numbers in clear is a list of real numbers).
 Keyed digests: three names carry a digest of something private, the contact cache's (a phone
 number or e-mail address), the credentials flag's (user name and password) and beat's
 idempotency keys (the recipient). An unsalted SHA-256 of a phone number is reversed by hashing
@@ -109,3 +119,21 @@ class RedisKeys:
     def hmac_secret(self) -> str:
         """The secret of the keyed digests in key names."""
         return f"{self.prefix}:hmac_secret"
+
+    @property
+    def suppressed(self) -> str:
+        """Hash of opted-out recipients: keyed digest -> JSON (masked form, when added)."""
+        return f"{self.prefix}:suppressed"
+
+    def recipient_cap(self, lane: str, digest: str) -> str:
+        """Sorted set of one recipient's sends in one lane, by Redis time (ms)."""
+        return f"{self.prefix}:cap:{lane}:{digest}"
+
+    @property
+    def deferred(self) -> str:
+        """Sorted set of sends held for quiet hours, scored by when they may go (epoch s)."""
+        return f"{self.prefix}:deferred"
+
+    def contact_create(self, id_type: str, digest: str) -> str:
+        """Held while one worker creates the contact of an identifier in Engage."""
+        return f"{self.prefix}:contact_create:{id_type}:{digest}"

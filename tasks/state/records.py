@@ -22,6 +22,8 @@ _SHOWN_FIELDS = (
     "retry_at",
     "priority",
     "on_done",
+    "not_before",
+    "expires_at",
 )
 
 
@@ -46,14 +48,26 @@ def shown_status(key: str, record: dict[str, str]) -> dict[str, Any]:
     """A record as callers and operators see it: masked, with ISO timestamps."""
     if not record:
         return {"key": key, "state": "unknown"}
-    request = SendRequest.from_dict(json.loads(record["request"]))
+    described: dict[str, Any]
+    if "request" in record:
+        request = SendRequest.from_dict(json.loads(record["request"]))
+        private = request.private_values()
+        described = request.masked()
+    else:
+        # A final record keeps only the masked recipient (data minimisation), and an opt-out
+        # at enqueue never stored the request.
+        private = ()
+        described = {
+            "message_id": _int_or_none(record.get("message_id")),
+            "recipient": record.get("recipient"),
+        }
     # Written masked; masked again by the request's values for records of older versions. The
     # contact id is no personal data: it stays readable, however many digits it has.
-    mask = Masker(request.private_values(), readable=[record.get("contact_id", "")])
+    mask = Masker(private, readable=[record.get("contact_id", "")])
     status: dict[str, Any] = {
         "key": key,
         "state": record["state"],
-        **request.masked(),
+        **described,
         "task_id": record.get("task_id"),
         "task_ids": json.loads(record.get("task_ids", "[]")),
         "attempts": int(record.get("attempts", 0)),
@@ -63,5 +77,10 @@ def shown_status(key: str, record: dict[str, str]) -> dict[str, Any]:
     for field in _SHOWN_FIELDS:
         if field in record:
             value = record[field]
-            status[field] = iso(value) if field.endswith("_at") else mask(value)
+            timed = field.endswith("_at") or field == "not_before"
+            status[field] = iso(value) if timed else mask(value)
     return status
+
+
+def _int_or_none(value: str | None) -> int | None:
+    return None if value is None else int(value)

@@ -29,9 +29,11 @@ BOTTOM = frozenset(
         "masking",
         "numbers",
         "outages",
+        "quiet_hours",
         "request",
         "schedule_file",
         "send_options",
+        "sending_policy",
         "settings",
         "urls",
     }

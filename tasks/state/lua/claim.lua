@@ -1,9 +1,13 @@
 -- Create the ledger record of a new send, or report the one already there.
--- KEYS: record, inflight
+-- KEYS: record, inflight, suppressions, callbacks, deferred
 -- ARGV: fingerprint, request JSON, task id, task ids JSON, now, retention (ms), idempotency key,
---       priority lane, completion callback task ('' for none)
+--       priority lane, completion callback task ('' for none), masked recipient, message id,
+--       expires in (s, '' for none), send by (epoch s, '' for none), suppression digest ('' when
+--       not checked), not before (epoch s, '' when not deferred), create contact ('1'/'0')
 -- Returns {outcome, state, task id}: outcome 'created', 'exists' or 'conflict' (another request).
--- An existing record keeps its lane and callback: they are not part of the request.
+-- An existing record keeps its lane and callback: they are not part of the request. A new one
+-- is 'queued'; 'suppressed' (final, nothing to publish) when the recipient opted out;
+-- 'deferred' (held in the deferred set, nothing to publish yet) during quiet hours.
 local k = KEYS[1]
 if redis.call('EXISTS', k) == 1 then
   local f = redis.call('HMGET', k, 'fingerprint', 'state', 'task_id')
@@ -15,5 +19,28 @@ redis.call('HSET', k, 'state', 'queued', 'fingerprint', ARGV[1], 'request', ARGV
   'attempts', 0, 'priority', ARGV[8], 'queued_at', ARGV[5])
 if ARGV[9] ~= '' then redis.call('HSET', k, 'on_done', ARGV[9]) end
 redis.call('PEXPIRE', k, ARGV[6])
+-- Sending policy (README: Sending policy); deadlines on the Redis clock.
+if ARGV[10] then
+  redis.call('HSET', k, 'recipient', ARGV[10], 'message_id', ARGV[11])
+  if ARGV[16] == '1' then redis.call('HSET', k, 'create_contact', '1') end
+  if ARGV[12] ~= '' then
+    local t = redis.call('TIME')
+    local at = tonumber(t[1]) + tonumber(t[2]) / 1000000 + tonumber(ARGV[12])
+    redis.call('HSET', k, 'expires_at', string.format('%.3f', at))
+  elseif ARGV[13] ~= '' then
+    redis.call('HSET', k, 'expires_at', ARGV[13])
+  end
+  if ARGV[14] ~= '' and redis.call('HEXISTS', KEYS[3], ARGV[14]) == 1 then
+    redis.call('HSET', k, 'state', 'suppressed', 'detail', 'the recipient opted out')
+    redis.call('HDEL', k, 'request', 'task_ids', 'queued_at')
+    if ARGV[9] ~= '' then redis.call('ZADD', KEYS[4], ARGV[5], ARGV[7]) end
+    return {'created', 'suppressed', ARGV[3]}
+  end
+  if ARGV[15] ~= '' then
+    redis.call('HSET', k, 'state', 'deferred', 'not_before', ARGV[15])
+    redis.call('ZADD', KEYS[5], ARGV[15], ARGV[7])
+    return {'created', 'deferred', ARGV[3]}
+  end
+end
 redis.call('ZADD', KEYS[2], ARGV[5], ARGV[7])
 return {'created', 'queued', ARGV[3]}

@@ -6,7 +6,10 @@
 -- callback the send asked for is filed in the callbacks set in the same step.
 local ledger, dlq, entries, reasons, inflight = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local key, now, reason = ARGV[1], tonumber(ARGV[2]), ARGV[3]
-if redis.call('HGET', ledger, 'state') == 'sent' then return 0 end
+local current = redis.call('HGET', ledger, 'state')
+if current == 'sent' then return 0 end
+-- Sending policy: a send that ended expired, capped or suppressed is final, never a dead letter.
+if current == 'expired' or current == 'capped' or current == 'suppressed' then return 0 end
 redis.call('HSET', ledger, 'state', 'dead_lettered', 'reason', reason, 'detail', ARGV[4],
   'updated_at', ARGV[2])
 redis.call('HDEL', ledger, 'lease_owner', 'lease_until', 'retry_at')

@@ -5,6 +5,10 @@
 local k = KEYS[1]
 local state = redis.call('HGET', k, 'state')
 if state == 'sent' or state == 'dead_lettered' or not state then return 0 end
+-- Sending policy: a deferred send waits in the deferred set; a policy-ended one is final.
+if state == 'deferred' or state == 'expired' or state == 'capped' or state == 'suppressed' then
+  return 0
+end
 if state == 'sending' and redis.call('HGET', k, 'lease_owner') ~= ARGV[1] then return 0 end
 redis.call('HSET', k, 'state', 'retrying', 'updated_at', ARGV[2], 'last_error', ARGV[3],
   'retry_at', ARGV[4])

@@ -7,6 +7,16 @@ local f = redis.call('HMGET', k, 'state', 'queued_at', 'created_at', 'priority',
 redis.call('HSET', k, 'state', 'sent', 'sent_at', ARGV[1], 'updated_at', ARGV[1])
 redis.call('HDEL', k, 'lease_owner', 'lease_until', 'reason', 'detail')
 redis.call('PEXPIRE', k, ARGV[2])
+-- A final record keeps what idempotency and status need, not the request in clear.
+if redis.call('HEXISTS', k, 'recipient') == 1 then
+  redis.call('HDEL', k, 'request', 'task_ids', 'first_failure_at', 'queued_at', 'last_error',
+    'retry_at')
+  for _, name in ipairs(redis.call('HKEYS', k)) do
+    if string.find(name, '^deliveries:') or string.find(name, '^failures:') then
+      redis.call('HDEL', k, name)
+    end
+  end
+end
 redis.call('ZREM', KEYS[2], key)
 -- A send can only have been dead-lettered meanwhile as "outcome unknown": now it is known.
 -- All three dead-letter keys, or depth by reason would count it forever.
