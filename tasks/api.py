@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 
 from celery import uuid
 
 from tasks.delivery.events import log_event
 from tasks.delivery.runtime import Runtime, current_runtime
+from tasks.errors import InvalidSendRequest
 from tasks.outages import unavailable_as
 from tasks.request import build_identifier, build_send_request, validate_idempotency_key
 from tasks.send_options import DEFAULT_PRIORITY, Priority, parse_priority, validate_task_name
+from tasks.sending_policy import resolve_deadline
 from tasks.worker.app import engage_settings
 from tasks.worker.publish import SendHandle, enqueue, publish
 
@@ -37,8 +41,18 @@ def send_prepared_sms(
     idempotency_key: str | None = None,
     priority: Priority | str = DEFAULT_PRIORITY,
     on_done: str | None = None,
+    expires_in: float | None = None,
+    send_by: datetime | None = None,
+    create_contact: bool | None = None,
 ) -> SendHandle:
     """Validate and enqueue one prepared SMS; the same key twice enqueues it once.
+
+    Sending policy (README: Sending policy): ``expires_in`` (seconds) or ``send_by`` (an aware
+    datetime) is the deadline, by default the lane's (``ENGAGE_URGENT_TTL``...); a send not
+    handed to Engage by then ends ``expired``. ``create_contact=True`` (default
+    ``ENGAGE_CREATE_CONTACTS``) creates a recipient Engage does not know instead of
+    dead-lettering it ``unknown_recipient``. An opted-out recipient is no error: the send ends
+    ``suppressed`` (state in the handle, callback published).
 
     ``priority`` is the lane, ``"urgent"``, ``"normal"`` or ``"bulk"``: a waiting urgent send
     gets the next Engage slot before normal ones, normal before bulk. ``on_done`` names a Celery
@@ -67,7 +81,18 @@ def send_prepared_sms(
         numbers=rt.settings.numbers,
     )
     key = f"auto:{uuid()}" if idempotency_key is None else validate_idempotency_key(idempotency_key)
-    return enqueue(rt, request, key, priority=lane, on_done=callback)
+    deadline = resolve_deadline(expires_in, send_by, lane, rt.settings.policy, now=time.time())
+    if create_contact is not None and not isinstance(create_contact, bool):
+        raise InvalidSendRequest("create_contact", "must be True or False")
+    return enqueue(
+        rt,
+        request,
+        key,
+        priority=lane,
+        on_done=callback,
+        deadline=deadline,
+        create_contact=create_contact,
+    )
 
 
 def delivery_status(key: str) -> dict[str, Any]:

@@ -15,6 +15,7 @@ import math
 import sys
 import time
 from collections.abc import Callable, Sequence
+from datetime import datetime
 from typing import Any
 
 from tasks.cli.dlq import Console, add_dlq_commands
@@ -33,13 +34,18 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_PENDING, EXIT_UNAVAILABLE = 0, 1, 2, 3, 4
 EXIT_CODES = """\
 exit codes:
   0  done (send --wait: sent)
-  1  the send failed (dead-lettered), or the key or entry asked about is unknown
+  1  the send failed (dead-lettered, expired, capped, suppressed), or the key or entry
+     asked about is unknown
   2  bad input or configuration, or a dlq replay/purge not confirmed (nothing changed)
   3  still in progress when --wait ran out
   4  Redis or the broker did not answer (nothing changed)
 """
 #: How often ``send --wait`` asks for the status.
 POLL_INTERVAL = 0.1
+#: The sending policy's final states: not sent, not dead letters (exit 1 like one).
+NOT_SENT_ENDS = ("expired", "capped", "suppressed")
+#: States ``send --wait`` stops waiting at.
+FINAL = ("sent", "dead_lettered", *NOT_SENT_ENDS)
 
 
 def main(argv: Sequence[str] | None = None, *, stdin: Console | None = None) -> int:
@@ -105,6 +111,27 @@ def _parser() -> argparse.ArgumentParser:
         help="Celery task to publish with the final status once sent or dead-lettered "
         "(default: ENGAGE_ON_DONE_TASK)",
     )
+    deadline = send.add_mutually_exclusive_group()
+    deadline.add_argument(
+        "--expires-in",
+        type=float,
+        metavar="SECONDS",
+        help="deadline: not sent within SECONDS, the send ends expired "
+        "(default: the lane's, ENGAGE_URGENT_TTL etc.)",
+    )
+    deadline.add_argument(
+        "--send-by",
+        type=_aware_datetime,
+        metavar="ISO8601",
+        help="deadline as a moment with its offset, e.g. 2026-12-05T09:00:00+01:00",
+    )
+    send.add_argument(
+        "--create-contact",
+        action="store_true",
+        default=None,
+        help="create the recipient in Engage if it does not exist "
+        "(default: ENGAGE_CREATE_CONTACTS)",
+    )
     send.add_argument(
         "--wait",
         type=_seconds,
@@ -155,6 +182,9 @@ def _send(args: argparse.Namespace) -> int:
         idempotency_key=args.idempotency_key,
         priority=args.priority,
         on_done=args.on_done,
+        expires_in=args.expires_in,
+        send_by=args.send_by,
+        create_contact=args.create_contact,
     )
     summary: dict[str, Any] = handle.to_dict()
     summary["outcome"] = handle.state
@@ -174,6 +204,9 @@ def _send(args: argparse.Namespace) -> int:
             f"engage-sms: not sent: {status.get('reason')}: {status.get('detail')}", file=sys.stderr
         )
         return EXIT_FAILED
+    if status["state"] in NOT_SENT_ENDS:
+        print(f"engage-sms: not sent: {status['state']}: {status.get('detail')}", file=sys.stderr)
+        return EXIT_FAILED
     print(f"engage-sms: still {status['state']} after {args.wait:g} s", file=sys.stderr)
     return EXIT_PENDING
 
@@ -184,7 +217,7 @@ def _wait_for_outcome(
     deadline = time.monotonic() + seconds
     while True:
         status = status_of(key)
-        if status["state"] in ("sent", "dead_lettered") or time.monotonic() >= deadline:
+        if status["state"] in FINAL or time.monotonic() >= deadline:
             return status
         time.sleep(POLL_INTERVAL)
 
@@ -197,6 +230,17 @@ def _seconds(text: str) -> float:
         raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
     if not 0 <= value < math.inf:  # also refuses nan
         raise argparse.ArgumentTypeError(f"must be 0 or more seconds, got {text!r}")
+    return value
+
+
+def _aware_datetime(text: str) -> datetime:
+    """``--send-by``: ISO 8601 with an offset (argparse turns the error into exit 2)."""
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an ISO 8601 moment, got {text!r}") from None
+    if value.tzinfo is None:
+        raise argparse.ArgumentTypeError(f"needs an offset such as +01:00 or Z, got {text!r}")
     return value
 
 

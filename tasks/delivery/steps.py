@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import time
 
-from tasks.delivery import metrics
+from tasks.delivery import metrics, policy
 from tasks.delivery.context import RetryLater, StepContext
 from tasks.delivery.events import log_event
 from tasks.delivery.failures import dead_letter, error_of, failed, internal_failure, log_internal
@@ -24,11 +24,12 @@ from tasks.errors import (
 from tasks.request import SendRequest, encoding_problem
 from tasks.send_options import Priority
 from tasks.state import REDIS_UNREACHABLE
-from tasks.state.enums import Reason, SendState, StartOutcome
+from tasks.state.enums import FINAL_STATES, Reason, SendState, StartOutcome
 from tasks.state.ledger import SendStart, Sent
 
-#: What a step returns when the send was already finished by an earlier delivery.
-SKIP_STATES = (SendState.SENT, SendState.DEAD_LETTERED)
+#: What a step returns when the send was already finished by an earlier delivery (or is held
+#: for quiet hours: the sweep publishes it again).
+SKIP_STATES = (*FINAL_STATES, SendState.DEFERRED)
 #: After Engage accepted a send, how long a worker keeps trying to record it while Redis is away.
 RECORD_SENT_PATIENCE = 120.0
 
@@ -52,6 +53,8 @@ def resolve(rt: Runtime, request: SendRequest, ctx: StepContext) -> int | str:
         deliveries = rt.ledger.count_delivery(ctx.key, attempt)
     if state in SKIP_STATES:
         return state
+    if step.expired:
+        return policy.end(rt, request, ctx, SendState.EXPIRED)
     if deliveries > rt.settings.retry.max_redeliveries:
         raise dead_letter(
             rt, request, ctx, Reason.WORKER_LOST, None, "the lookup killed its worker"
@@ -66,11 +69,7 @@ def resolve(rt: Runtime, request: SendRequest, ctx: StepContext) -> int | str:
     contact_id = rt.contacts.decode(step.peeked[1]) if cache_key else None
     if contact_id is None:
         _pace(rt, ctx.priority)
-        try:
-            contact_id = rt.engage.get_contact(ident).contact_id
-        except EngageError as err:
-            failure, masked = failed(rt, request, ctx, err, stage="resolve")
-            raise failure from masked
+        contact_id = _look_up(rt, request, ctx)
         # Cached by the same script that records the lookup: one round trip for both.
         rt.ledger.mark_resolved(
             ctx.key, contact_id, cache=rt.contacts.entry(ident.type, ident.value)
@@ -80,9 +79,28 @@ def resolve(rt: Runtime, request: SendRequest, ctx: StepContext) -> int | str:
     return contact_id
 
 
+def _look_up(rt: Runtime, request: SendRequest, ctx: StepContext) -> int:
+    """contact/get; an unknown contact is created when the send asked for it."""
+    try:
+        return rt.engage.get_contact(request.identifier).contact_id
+    except EngageError as err:
+        if not (isinstance(err, UnknownRecipient) and policy.wants_contact_created(rt, ctx.key)):
+            failure, masked = failed(rt, request, ctx, err, stage="resolve")
+            raise failure from masked
+    try:
+        return policy.create_contact(rt, request, ctx, lambda: _pace(rt, ctx.priority))
+    except EngageError as err:
+        failure, masked = failed(rt, request, ctx, err, stage="create")
+        raise failure from masked
+
+
 def send(rt: Runtime, request: SendRequest, contact_id: int, ctx: StepContext) -> str:
-    """Send once; returns ``sent``, or why nothing was done (``dead_lettered``, ``in_progress``)."""
+    """Send once; returns ``sent``, or why nothing was done (``dead_lettered``, ``in_progress``,
+    or the sending policy's ``deferred``, ``expired``, ``capped``, ``suppressed``)."""
     _check_encodable(rt, request, ctx)  # before the lease: a failure here sent nothing
+    not_before = policy.quiet_until(rt, request, ctx.priority, time.time())
+    if not_before is not None:
+        return policy.defer(rt, request, ctx, not_before)
     _pace(rt, ctx.priority)  # before taking the lease, so waiting for a slot does not eat into it
     resend = rt.settings.retry.on_unknown_outcome == "retry"
 
@@ -109,9 +127,17 @@ def send(rt: Runtime, request: SendRequest, contact_id: int, ctx: StepContext) -
             None,
             "a worker stopped during message/sendSingle; Engage may have sent it",
         )
+    if start.outcome == StartOutcome.EXPIRED:
+        return policy.end(rt, request, ctx, SendState.EXPIRED)
     if start.outcome != StartOutcome.ACQUIRED:
-        # sent or dead-lettered by an earlier delivery, or another delivery holds the lease.
+        # Final or deferred by an earlier delivery, or another delivery holds the lease.
         return "in_progress" if start.outcome == StartOutcome.BUSY else start.outcome
+    try:
+        stop = policy.check_gate(rt, request, ctx)  # opted out meanwhile, or over the cap
+    except policy.LeaseLost:
+        return "in_progress"
+    if stop is not None:
+        return policy.end(rt, request, ctx, stop, owner=ctx.owner)
     try:
         rt.engage.send_single(request.message_id, contact_id, request.parameters)
     except EngageError as err:

@@ -16,10 +16,13 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from celery import uuid
+
 from tasks.delivery.events import log_event
 from tasks.delivery.runtime import Runtime, current_runtime
 from tasks.request import SendRequest
 from tasks.send_options import DEFAULT_PRIORITY, Priority
+from tasks.state.deferrals import Released
 from tasks.state.enums import Reason, SendState
 from tasks.worker import callbacks, publish
 from tasks.worker.app import MaskedTask, app, engage_settings
@@ -42,6 +45,8 @@ class SweepResult:
     forgotten: list[str] = field(default_factory=list)
     #: Keys whose completion callback this sweep published (its worker had not).
     callbacks: list[str] = field(default_factory=list)
+    #: Deferred sends whose quiet hours ended: published again in their lane.
+    released: list[str] = field(default_factory=list)
     skipped: bool = False
 
     def to_dict(self) -> dict[str, Any]:
@@ -75,6 +80,7 @@ def sweep(rt: Runtime, *, now: float) -> SweepResult:
         # A send cannot be stuck before its lease could have run out.
         for key in rt.ledger.stale_inflight(rt.settings.lease_seconds, limit=SWEEP_BATCH):
             _sweep_one(rt, key, now, result)
+        _release_deferred(rt, result)
         # After the dead letters above: theirs are published now, not a sweep later.
         result.callbacks = callbacks.publish_stale(rt)
         for key in result.dead_lettered:
@@ -93,6 +99,8 @@ def _sweep_one(rt: Runtime, key: str, now: float, result: SweepResult) -> None:
         result.forgotten.append(key)
         return
     state = SendState(record["state"])
+    if "request" not in record:
+        return  # final meanwhile (a final record keeps no request): nothing to act on
     task_ids: list[str] = json.loads(record.get("task_ids", "[]"))
     request = SendRequest.from_dict(json.loads(record["request"]))
     if state == SendState.SENDING and float(record.get("lease_until", now)) < now:
@@ -134,6 +142,28 @@ def _sweep_one(rt: Runtime, key: str, now: float, result: SweepResult) -> None:
         lost_after,
     )
     result.republished.append(key)
+
+
+def _release_deferred(rt: Runtime, result: SweepResult) -> None:
+    """Publish the deferred sends whose quiet hours ended (Redis clock), under new task ids."""
+    for key in rt.deferrals.due(limit=SWEEP_BATCH):
+        task_ids = [uuid(), uuid()]
+        released = rt.deferrals.release(key, task_ids)
+        if isinstance(released, Released):
+            # Published like a new send: its lane's queue, its lane's share of the one budget.
+            publish.publish(released.request, key, task_ids, priority=released.priority)
+            log_event(
+                "released",
+                key=key,
+                task_id=task_ids[-1],
+                recipient=released.request.identifier.masked(),
+                priority=released.priority,
+            )
+            result.released.append(key)
+        elif released == "expired":
+            log_event("expired", key=key, detail="the deadline passed during quiet hours")
+            if callbacks.publish_due(rt, key):
+                result.callbacks.append(key)
 
 
 def _idle_since(record: dict[str, str]) -> float:
