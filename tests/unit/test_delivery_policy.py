@@ -11,6 +11,7 @@ import fakeredis
 import pytest
 
 from tasks.api import delivery_status, send_prepared_sms, suppress
+from tasks.cli.main import main
 from tasks.delivery import steps as delivery
 from tasks.delivery.runtime import Runtime
 from tasks.delivery.steps import RetryLater, StepContext
@@ -307,3 +308,13 @@ def test_another_worker_creating_the_contact_makes_this_one_look_again_later(
     with pytest.raises(RetryLater):
         delivery.resolve(rt, NEW_REQUEST, ctx())
     assert sandbox.state.calls_to("contact/create") == []
+
+
+def test_dlq_show_says_a_policy_end_is_no_dead_letter(
+    policy_runtime: Runtime, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An expired send has no entry, and the CLI says why."""
+    policy_runtime.ledger.claim("k1", REQUEST, ["r1", "s1"], policy=ClaimPolicy())
+    policy_runtime.gate.finish("k1", SendState.EXPIRED, "x")
+    assert main(["dlq", "show", "k1"]) == 1
+    assert "ended expired" in capsys.readouterr().err
