@@ -24,6 +24,7 @@ from tasks.send_options import Priority
 from tasks.sending_policy import Deadline
 from tasks.state.enums import SendState
 from tasks.state.ledger import ClaimPolicy
+from tasks.state.records import POLICY_DETAILS
 
 #: How long one worker holds the right to create an identifier's contact (ms): longer than a
 #: call can take (the lease's HTTP timeouts), and gone by itself if the worker dies.
@@ -31,11 +32,7 @@ CREATE_LOCK_MS = 60_000
 #: A send that finds another worker creating its contact looks it up again after this long.
 CREATE_WAIT = 1.0
 
-DETAILS = {
-    SendState.EXPIRED: "the deadline passed before Engage was called",
-    SendState.CAPPED: "the recipient had its cap of sends in this lane",
-    SendState.SUPPRESSED: "the recipient opted out",
-}
+DETAILS = {SendState(state): detail for state, detail in POLICY_DETAILS.items()}
 
 
 def claim_policy(

@@ -27,6 +27,14 @@ _SHOWN_FIELDS = (
 )
 
 
+#: What a status says of the sending policy's final states (the record keeps only the state).
+POLICY_DETAILS = {
+    "expired": "the deadline passed before Engage was called",
+    "capped": "the recipient had its cap of sends in this lane",
+    "suppressed": "the recipient opted out",
+}
+
+
 def text(value: object) -> str:
     """A Redis reply as text, whether the client decodes replies or not."""
     return value.decode() if isinstance(value, bytes) else str(value)
@@ -72,8 +80,10 @@ def shown_status(key: str, record: dict[str, str]) -> dict[str, Any]:
         "task_ids": json.loads(record.get("task_ids", "[]")),
         "attempts": int(record.get("attempts", 0)),
         "created_at": iso(record.get("created_at")),
-        "updated_at": iso(record.get("updated_at")),
+        "updated_at": iso(record.get("updated_at") or record.get("sent_at")),
     }
+    if record["state"] in POLICY_DETAILS:
+        status["detail"] = POLICY_DETAILS[record["state"]]
     for field in _SHOWN_FIELDS:
         if field in record:
             value = record[field]

@@ -253,3 +253,34 @@ def test_cap_check_shape() -> None:
     assert isinstance(cap, CapCheck)
     assert (cap.limit, cap.window_ms) == (3, 120_000)
     assert NUMBER not in cap.key
+
+
+def test_a_sent_record_keeps_only_what_idempotency_and_status_need(rt: Runtime) -> None:
+    """No request, task ids or counters; a fingerprint prefix still tells requests apart."""
+    rt.ledger.claim("k", REQUEST, ["r", "s"], on_done="app.done", policy=ClaimPolicy())
+    rt.ledger.count_failure("k", "send")
+    rt.ledger.begin_send("k", "s:0", 33457)
+    rt.ledger.mark_sent("k")
+    record = rt.ledger.record("k")
+    assert set(record) == {
+        "state",
+        "fingerprint",
+        "created_at",
+        "sent_at",
+        "contact_id",
+        "recipient",
+        "priority",
+        "on_done",
+    }
+    assert len(record["fingerprint"]) == 32
+    assert NUMBER not in str(record)
+    assert rt.ledger.claim("k", REQUEST, ["r2", "s2"]).outcome == "exists"
+    other = build_send_request(23541, mobile="+" + NUMBER, parameters={"code": "000000"})
+    assert rt.ledger.claim("k", other, ["r3", "s3"]).outcome == "conflict"
+    status = rt.ledger.status("k")
+    assert (status["state"], status["recipient"], status["contact_id"]) == (
+        "sent",
+        "MOBILE:48*******07",
+        "33457",
+    )
+    assert status["updated_at"] == status["sent_at"]

@@ -11,15 +11,30 @@
 local k = KEYS[1]
 if redis.call('EXISTS', k) == 1 then
   local f = redis.call('HMGET', k, 'fingerprint', 'state', 'task_id')
-  if f[1] ~= ARGV[1] then return {'conflict', f[2], f[3]} end
-  return {'exists', f[2], f[3]}
+  -- A final record keeps only a 128-bit prefix of the fingerprint, and no task id.
+  if f[1] ~= ARGV[1] and f[1] ~= string.sub(ARGV[1], 1, 32) then
+    return {'conflict', f[2], f[3] or ''}
+  end
+  return {'exists', f[2], f[3] or ''}
+end
+-- Sending policy: an opted-out recipient's send is final at once, and keeps no request.
+if ARGV[10] and ARGV[14] ~= '' and redis.call('HEXISTS', KEYS[3], ARGV[14]) == 1 then
+  redis.call('HSET', k, 'state', 'suppressed', 'fingerprint', string.sub(ARGV[1], 1, 32),
+    'created_at', ARGV[5], 'updated_at', ARGV[5], 'priority', ARGV[8], 'recipient', ARGV[10])
+  if ARGV[9] ~= '' then
+    redis.call('HSET', k, 'on_done', ARGV[9])
+    redis.call('ZADD', KEYS[4], ARGV[5], ARGV[7])
+  end
+  redis.call('PEXPIRE', k, ARGV[6])
+  return {'created', 'suppressed', ARGV[3]}
 end
 redis.call('HSET', k, 'state', 'queued', 'fingerprint', ARGV[1], 'request', ARGV[2],
   'task_id', ARGV[3], 'task_ids', ARGV[4], 'created_at', ARGV[5], 'updated_at', ARGV[5],
   'attempts', 0, 'priority', ARGV[8], 'queued_at', ARGV[5])
 if ARGV[9] ~= '' then redis.call('HSET', k, 'on_done', ARGV[9]) end
 redis.call('PEXPIRE', k, ARGV[6])
--- Sending policy (README: Sending policy); deadlines on the Redis clock.
+-- Sending policy (README: Sending policy): what a slim final record shows, the deadline (on the
+-- Redis clock), the quiet-hours deferral.
 if ARGV[10] then
   redis.call('HSET', k, 'recipient', ARGV[10], 'message_id', ARGV[11])
   if ARGV[16] == '1' then redis.call('HSET', k, 'create_contact', '1') end
@@ -29,12 +44,6 @@ if ARGV[10] then
     redis.call('HSET', k, 'expires_at', string.format('%.3f', at))
   elseif ARGV[13] ~= '' then
     redis.call('HSET', k, 'expires_at', ARGV[13])
-  end
-  if ARGV[14] ~= '' and redis.call('HEXISTS', KEYS[3], ARGV[14]) == 1 then
-    redis.call('HSET', k, 'state', 'suppressed', 'detail', 'the recipient opted out')
-    redis.call('HDEL', k, 'request', 'task_ids', 'queued_at')
-    if ARGV[9] ~= '' then redis.call('ZADD', KEYS[4], ARGV[5], ARGV[7]) end
-    return {'created', 'suppressed', ARGV[3]}
   end
   if ARGV[15] ~= '' then
     redis.call('HSET', k, 'state', 'deferred', 'not_before', ARGV[15])

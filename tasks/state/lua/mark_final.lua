@@ -8,15 +8,25 @@ local state = f[1]
 if not state or state == 'sent' or state == 'dead_lettered' or state == 'expired'
    or state == 'capped' or state == 'suppressed' then return 0 end
 if state == 'sending' and f[2] ~= ARGV[6] then return 0 end
-redis.call('HSET', k, 'state', ARGV[1], 'detail', ARGV[2], 'updated_at', ARGV[3])
-redis.call('HDEL', k, 'lease_owner', 'lease_until', 'retry_at', 'not_before', 'last_error')
--- A final record keeps what idempotency and status need, not the request in clear.
-redis.call('HDEL', k, 'request', 'task_ids', 'first_failure_at', 'queued_at')
-for _, name in ipairs(redis.call('HKEYS', k)) do
-  if string.find(name, '^deliveries:') or string.find(name, '^failures:') then
-    redis.call('HDEL', k, name)
+-- ARGV[2], the detail, is the log's: a status names the end by its state.
+redis.call('HSET', k, 'state', ARGV[1], 'updated_at', ARGV[3])
+-- A final record keeps what idempotency and status need (data minimisation): not the request
+-- in clear, not the task ids or counters. Rewritten rather than trimmed: once a long value made
+-- the hash a hashtable, Redis never turns it back into its compact listpack by itself. A
+-- 128-bit prefix of the fingerprint is enough to tell another request under the key apart.
+local SLIM = {'state', 'fingerprint', 'created_at', 'updated_at', 'contact_id', 'recipient',
+  'priority', 'on_done'}
+local kept = {}
+local values = redis.call('HMGET', k, unpack(SLIM))
+for i, name in ipairs(SLIM) do
+  local value = values[i]
+  if value then
+    if name == 'fingerprint' then value = string.sub(value, 1, 32) end
+    table.insert(kept, name); table.insert(kept, value)
   end
 end
+redis.call('DEL', k)
+redis.call('HSET', k, unpack(kept))
 redis.call('PEXPIRE', k, ARGV[5])
 redis.call('ZREM', KEYS[2], key)
 redis.call('ZREM', KEYS[4], key)

@@ -7,15 +7,25 @@ local f = redis.call('HMGET', k, 'state', 'queued_at', 'created_at', 'priority',
 redis.call('HSET', k, 'state', 'sent', 'sent_at', ARGV[1], 'updated_at', ARGV[1])
 redis.call('HDEL', k, 'lease_owner', 'lease_until', 'reason', 'detail')
 redis.call('PEXPIRE', k, ARGV[2])
--- A final record keeps what idempotency and status need, not the request in clear.
 if redis.call('HEXISTS', k, 'recipient') == 1 then
-  redis.call('HDEL', k, 'request', 'task_ids', 'first_failure_at', 'queued_at', 'last_error',
-    'retry_at')
-  for _, name in ipairs(redis.call('HKEYS', k)) do
-    if string.find(name, '^deliveries:') or string.find(name, '^failures:') then
-      redis.call('HDEL', k, name)
+  -- A final record keeps what idempotency and status need (data minimisation): not the request
+  -- in clear, not the task ids or counters. Rewritten rather than trimmed: once a long value made
+  -- the hash a hashtable, Redis never turns it back into its compact listpack by itself. A
+  -- 128-bit prefix of the fingerprint is enough to tell another request under the key apart.
+  local SLIM = {'state', 'fingerprint', 'created_at', 'sent_at', 'contact_id', 'recipient',
+    'priority', 'on_done'}
+  local kept = {}
+  local values = redis.call('HMGET', k, unpack(SLIM))
+  for i, name in ipairs(SLIM) do
+    local value = values[i]
+    if value then
+      if name == 'fingerprint' then value = string.sub(value, 1, 32) end
+      table.insert(kept, name); table.insert(kept, value)
     end
   end
+  redis.call('DEL', k)
+  redis.call('HSET', k, unpack(kept))
+  redis.call('PEXPIRE', k, ARGV[2])
 end
 redis.call('ZREM', KEYS[2], key)
 -- A send can only have been dead-lettered meanwhile as "outcome unknown": now it is known.
