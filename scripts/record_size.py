@@ -11,6 +11,7 @@ from __future__ import annotations
 import statistics
 import sys
 import tempfile
+import uuid
 from pathlib import Path
 
 import redis
@@ -55,12 +56,13 @@ def measure(redis_url: str, base_url: str, sends: int = SENDS) -> dict[str, list
         request = build_send_request(
             23541, mobile="+48505606707", parameters={"firstName": "Ann", "code": f"{n:06d}"}
         )
-        task_ids = [f"{n:08d}-0000-4000-8000-resolve00000", f"{n:08d}-0000-4000-8000-send0000000"]
+        task_ids = [str(uuid.uuid4()), str(uuid.uuid4())]
+        with_callback = n % 2 == 1
         rt.ledger.claim(
             key,
             request,
             task_ids,
-            on_done="myapp.tasks.sms_finished",
+            on_done="myapp.tasks.sms_finished" if with_callback else None,
             policy=ClaimPolicy(expires_in=86400.0),
         )
         ctx = StepContext(
@@ -69,7 +71,8 @@ def measure(redis_url: str, base_url: str, sends: int = SENDS) -> dict[str, list
         contact_id = steps.resolve(rt, request, ctx)
         assert isinstance(contact_id, int)
         assert steps.send(rt, request, contact_id, ctx) == "sent"
-        sizes.setdefault("sent", []).append(int(client.memory_usage(rt.keys.send(key)) or 0))
+        label = "sent (with a callback)" if with_callback else "sent"
+        sizes.setdefault(label, []).append(int(client.memory_usage(rt.keys.send(key)) or 0))
     for state in (SendState.EXPIRED, SendState.CAPPED):
         for n in range(20):
             key = f"order-{n:06d}-{state}"

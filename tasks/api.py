@@ -162,7 +162,7 @@ def suppress(
     )
     with unavailable_as("redis", rt.settings.redis_url):
         added = rt.suppressions.add([identifier]) == 1
-    log_event("suppressed", key="-", recipient=identifier.masked(), added=added)
+    log_event("opted_out", key="-", recipient=identifier.masked(), added=added)
     return added
 
 
@@ -186,7 +186,7 @@ def unsuppress(
     )
     with unavailable_as("redis", rt.settings.redis_url):
         removed = rt.suppressions.remove([identifier]) == 1
-    log_event("unsuppressed", key="-", recipient=identifier.masked(), removed=removed)
+    log_event("opt_out_removed", key="-", recipient=identifier.masked(), removed=removed)
     return removed
 
 

@@ -50,7 +50,7 @@ def claim_policy(
     return ClaimPolicy(
         expires_in=deadline.expires_in,
         send_by=deadline.send_by,
-        suppression=rt.suppressions.digest(request.identifier) if applies else None,
+        suppression=rt.suppressions.lookup_digest(request.identifier) if applies else None,
         not_before=quiet_until(rt, request, lane, now),
         create_contact=policy.create_contacts if create_contact is None else create_contact,
     )

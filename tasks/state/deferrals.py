@@ -48,7 +48,7 @@ class DeferredSends:
         return bool(
             self._defer(
                 keys=[k.send(key), k.inflight, k.deferred],
-                args=[repr(not_before), repr(time.time()), key],
+                args=[repr(not_before), repr(time.time()), key, self._retention_ms],
             )
         )
 

@@ -56,6 +56,12 @@ class SuppressionList:
             "suppress", f"{identifier.type}:{identifier.value}", DIGEST_LENGTH
         )
 
+    def lookup_digest(self, identifier: Identifier) -> str | None:
+        """:meth:`digest` for a check, or None when no secret (so no entry) exists yet."""
+        return self._hasher.existing_digest(
+            "suppress", f"{identifier.type}:{identifier.value}", DIGEST_LENGTH
+        )
+
     def add(self, identifiers: list[Identifier]) -> int:
         """Opt these identifiers out; returns how many were not on the list yet."""
         if not identifiers:

@@ -271,6 +271,8 @@ def test_a_sent_record_keeps_only_what_idempotency_and_status_need(rt: Runtime) 
         "recipient",
         "priority",
         "on_done",
+        "task_id",
+        "attempts",
     }
     assert len(record["fingerprint"]) == 32
     assert NUMBER not in str(record)
@@ -284,3 +286,23 @@ def test_a_sent_record_keeps_only_what_idempotency_and_status_need(rt: Runtime) 
         "33457",
     )
     assert status["updated_at"] == status["sent_at"]
+
+
+def test_enqueue_checks_opt_outs_without_making_the_digest_secret() -> None:
+    """No secret yet means no opt-out yet: the check makes none, so enqueue leaves nothing."""
+    rt = fake_runtime(redis_client=fakeredis.FakeRedis())
+    assert rt.suppressions.lookup_digest(MOBILE) is None
+    assert rt.redis.exists(rt.keys.hmac_secret) == 0
+    rt.suppressions.add([MOBILE])
+    assert rt.suppressions.lookup_digest(MOBILE) == rt.suppressions.digest(MOBILE)
+
+
+def test_a_deferred_record_outlives_its_wait(rt: Runtime) -> None:
+    """Deferred for a day: the record's TTL covers the day plus the usual retention."""
+    seconds, _ = rt.redis.time()
+    claim(rt, "later", not_before=seconds + 86400.0)
+    retention_ms = rt.settings.key_retention * 1000
+    assert rt.redis.pttl(rt.keys.send("later")) > retention_ms + 86_000_000
+    claim(rt, "queued")
+    assert rt.deferrals.defer("queued", seconds + 86400.0)
+    assert rt.redis.pttl(rt.keys.send("queued")) > retention_ms + 86_000_000

@@ -11,11 +11,11 @@ if state == 'sending' and f[2] ~= ARGV[6] then return 0 end
 -- ARGV[2], the detail, is the log's: a status names the end by its state.
 redis.call('HSET', k, 'state', ARGV[1], 'updated_at', ARGV[3])
 -- A final record keeps what idempotency and status need (data minimisation): not the request
--- in clear, not the task ids or counters. Rewritten rather than trimmed: once a long value made
+-- in clear, not the chain's task ids or the counters. Rewritten rather than trimmed: once a long value made
 -- the hash a hashtable, Redis never turns it back into its compact listpack by itself. A
 -- 128-bit prefix of the fingerprint is enough to tell another request under the key apart.
 local SLIM = {'state', 'fingerprint', 'created_at', 'updated_at', 'contact_id', 'recipient',
-  'priority', 'on_done'}
+  'task_id', 'attempts', 'priority', 'on_done'}
 local kept = {}
 local values = redis.call('HMGET', k, unpack(SLIM))
 for i, name in ipairs(SLIM) do

@@ -9,11 +9,11 @@ redis.call('HDEL', k, 'lease_owner', 'lease_until', 'reason', 'detail')
 redis.call('PEXPIRE', k, ARGV[2])
 if redis.call('HEXISTS', k, 'recipient') == 1 then
   -- A final record keeps what idempotency and status need (data minimisation): not the request
-  -- in clear, not the task ids or counters. Rewritten rather than trimmed: once a long value made
+  -- in clear, not the chain's task ids or the counters. Rewritten rather than trimmed: once a long value made
   -- the hash a hashtable, Redis never turns it back into its compact listpack by itself. A
   -- 128-bit prefix of the fingerprint is enough to tell another request under the key apart.
   local SLIM = {'state', 'fingerprint', 'created_at', 'sent_at', 'contact_id', 'recipient',
-    'priority', 'on_done'}
+    'task_id', 'attempts', 'priority', 'on_done'}
   local kept = {}
   local values = redis.call('HMGET', k, unpack(SLIM))
   for i, name in ipairs(SLIM) do
