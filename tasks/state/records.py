@@ -80,8 +80,14 @@ def shown_status(key: str, record: dict[str, str]) -> dict[str, Any]:
         "task_ids": json.loads(record.get("task_ids", "[]")),
         "attempts": int(record.get("attempts", 0)),
         "created_at": iso(record.get("created_at")),
-        "updated_at": iso(record.get("updated_at") or record.get("sent_at")),
+        # A final record keeps one time where they are the same (sent, or ended at enqueue).
+        "updated_at": iso(
+            record.get("updated_at") or record.get("sent_at") or record.get("created_at")
+        ),
     }
+    if "recipient" in record and "request" not in record:
+        # A final record leaves the default lane out (data minimisation, a few bytes each).
+        status.setdefault("priority", "normal")
     if record["state"] in POLICY_DETAILS:
         status["detail"] = POLICY_DETAILS[record["state"]]
     for field in _SHOWN_FIELDS:

@@ -269,12 +269,11 @@ def test_a_sent_record_keeps_only_what_idempotency_and_status_need(rt: Runtime) 
         "sent_at",
         "contact_id",
         "recipient",
-        "priority",
         "on_done",
         "task_id",
         "attempts",
     }
-    assert len(record["fingerprint"]) == 32
+    assert len(record["fingerprint"]) == 16
     assert NUMBER not in str(record)
     assert rt.ledger.claim("k", REQUEST, ["r2", "s2"]).outcome == "exists"
     other = build_send_request(23541, mobile="+" + NUMBER, parameters={"code": "000000"})
@@ -286,6 +285,8 @@ def test_a_sent_record_keeps_only_what_idempotency_and_status_need(rt: Runtime) 
         "33457",
     )
     assert status["updated_at"] == status["sent_at"]
+    assert status["priority"] == "normal"
+    assert status["task_id"] == "s"
 
 
 def test_enqueue_checks_opt_outs_without_making_the_digest_secret() -> None:

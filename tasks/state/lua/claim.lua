@@ -11,17 +11,18 @@
 local k = KEYS[1]
 if redis.call('EXISTS', k) == 1 then
   local f = redis.call('HMGET', k, 'fingerprint', 'state', 'task_id')
-  -- A final record keeps only a 128-bit prefix of the fingerprint.
-  if f[1] ~= ARGV[1] and f[1] ~= string.sub(ARGV[1], 1, 32) then
+  -- A final record keeps only a 64-bit prefix of the fingerprint.
+  if f[1] ~= ARGV[1] and f[1] ~= string.sub(ARGV[1], 1, 16) then
     return {'conflict', f[2], f[3]}
   end
   return {'exists', f[2], f[3]}
 end
 -- Sending policy: an opted-out recipient's send is final at once, and keeps no request.
 if ARGV[10] and ARGV[14] ~= '' and redis.call('HEXISTS', KEYS[3], ARGV[14]) == 1 then
-  redis.call('HSET', k, 'state', 'suppressed', 'fingerprint', string.sub(ARGV[1], 1, 32),
-    'created_at', ARGV[5], 'updated_at', ARGV[5], 'priority', ARGV[8], 'recipient', ARGV[10],
+  redis.call('HSET', k, 'state', 'suppressed', 'fingerprint', string.sub(ARGV[1], 1, 16),
+    'created_at', string.format('%.3f', tonumber(ARGV[5])), 'recipient', ARGV[10],
     'task_id', ARGV[3], 'attempts', 0)
+  if ARGV[8] ~= 'normal' then redis.call('HSET', k, 'priority', ARGV[8]) end
   if ARGV[9] ~= '' then
     redis.call('HSET', k, 'on_done', ARGV[9])
     redis.call('ZADD', KEYS[4], ARGV[5], ARGV[7])

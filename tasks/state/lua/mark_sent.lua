@@ -11,7 +11,7 @@ if redis.call('HEXISTS', k, 'recipient') == 1 then
   -- A final record keeps what idempotency and status need (data minimisation): not the request
   -- in clear, not the chain's task ids or the counters. Rewritten rather than trimmed: once a long value made
   -- the hash a hashtable, Redis never turns it back into its compact listpack by itself. A
-  -- 128-bit prefix of the fingerprint is enough to tell another request under the key apart.
+  -- 64-bit prefix of the fingerprint is enough to tell another request under the key apart.
   local SLIM = {'state', 'fingerprint', 'created_at', 'sent_at', 'contact_id', 'recipient',
     'task_id', 'attempts', 'priority', 'on_done'}
   local kept = {}
@@ -19,8 +19,14 @@ if redis.call('HEXISTS', k, 'recipient') == 1 then
   for i, name in ipairs(SLIM) do
     local value = values[i]
     if value then
-      if name == 'fingerprint' then value = string.sub(value, 1, 32) end
-      table.insert(kept, name); table.insert(kept, value)
+      if name == 'fingerprint' then value = string.sub(value, 1, 16) end
+      if name == 'created_at' or name == 'sent_at' then
+        value = string.format('%.3f', tonumber(value))
+      end
+      -- The lane of a record without one is normal (as for records made before lanes).
+      if not (name == 'priority' and value == 'normal') then
+        table.insert(kept, name); table.insert(kept, value)
+      end
     end
   end
   redis.call('DEL', k)
