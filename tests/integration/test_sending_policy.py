@@ -99,13 +99,14 @@ def test_a_bulk_send_in_quiet_hours_is_deferred_and_sent_when_the_window_opens(
     start_workers: WorkerFactory, sandbox: Sandbox, enqueuer: Enqueuer
 ) -> None:
     """Deferred at enqueue, held in Redis, released by the workers' sweep, sent after not_before."""
-    quiet = {"ENGAGE_QUIET_HOURS": quiet_window_ending_in(6), "ENGAGE_SWEEP_INTERVAL": "1"}
+    # Long enough for the worker to start under load before the window closes.
+    quiet = {"ENGAGE_QUIET_HOURS": quiet_window_ending_in(25), "ENGAGE_SWEEP_INTERVAL": "1"}
     enqueuer(**quiet)
     start_workers(sandbox.base_url, **quiet)
     handle = send_prepared_sms(MESSAGE_ID, mobile=KNOWN, priority="bulk", idempotency_key="camp-1")
     assert handle.state == "deferred"
     not_before = epoch(delivery_status(handle.key)["not_before"])
-    assert final_state(handle.key)["state"] == "sent"
+    assert final_state(handle.key, timeout=60)["state"] == "sent"
     (call,) = sandbox.state.calls_to("message/sendSingle")
     assert call.at >= not_before
     assert sandbox.state.sends == {(MESSAGE_ID, KNOWN_ID): 1}
