@@ -26,7 +26,7 @@ is the module under ``tasks/state/`` (``housekeeping``: ``tasks/worker/``) that 
                                                                     by Redis time, ms (window)
     {p}:deferred                        zset    deferrals           sends held for quiet hours,
                                                                     by when they may go
-    {p}:contact_create:{TYPE}:{hmac32}  string  delivery (steps)    one worker creates a contact
+    {p}:contact_create:{TYPE}:{hmac32}  string  delivery (policy)   one worker creates a contact
                                                                     in Engage at a time (30 s)
 
 ``{key}`` is an idempotency key: the caller's, ``auto:<uuid>``, or for a scheduled send

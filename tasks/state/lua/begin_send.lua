@@ -12,13 +12,13 @@ local state, attempts = f[1], tonumber(f[4] or '0')
 if not state then return {'missing', 0} end
 if state == 'sent' or state == 'dead_lettered' then return {state, attempts} end
 -- Sending policy: a deferred or policy-ended send is not sent; a passed deadline takes nothing.
-local policy = redis.call('HMGET', k, 'expires_at')[1]
 if state == 'deferred' or state == 'expired' or state == 'capped' or state == 'suppressed' then
   return {state, attempts}
 end
-if policy then
+local expires_at = redis.call('HGET', k, 'expires_at')
+if expires_at then
   local t = redis.call('TIME')
-  if tonumber(policy) <= tonumber(t[1]) + tonumber(t[2]) / 1000000 then
+  if tonumber(expires_at) <= tonumber(t[1]) + tonumber(t[2]) / 1000000 then
     return {'expired', attempts}
   end
 end
