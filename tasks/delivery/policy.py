@@ -9,8 +9,11 @@ contact Engage does not know (:func:`create_contact`), one worker at a time per 
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from datetime import UTC, datetime
+
+from redis.exceptions import LockError
 
 from tasks.delivery.context import RetryLater, StepContext
 from tasks.delivery.events import log_event
@@ -26,9 +29,9 @@ from tasks.state.enums import SendState
 from tasks.state.ledger import ClaimPolicy
 from tasks.state.records import POLICY_DETAILS
 
-#: How long one worker holds the right to create an identifier's contact (ms): longer than a
-#: call can take (the lease's HTTP timeouts), and gone by itself if the worker dies.
-CREATE_LOCK_MS = 60_000
+#: How long one worker holds the right to create an identifier's contact (s): longer than the
+#: two calls can take (HTTP timeouts and rate-limit waits), and gone by itself if it dies.
+CREATE_LOCK_SECONDS = 120
 #: A send that finds another worker creating its contact looks it up again after this long.
 CREATE_WAIT = 1.0
 
@@ -137,8 +140,10 @@ def create_contact(
     """
     ident = request.identifier
     digest = rt.hasher.digest("contact_create", ident.value, 32)
-    lock = rt.keys.contact_create(ident.type, digest)
-    if not rt.redis.set(lock, ctx.owner, nx=True, px=CREATE_LOCK_MS):
+    # redis-py's lock releases only its own token: a lock that outlived its timeout and was
+    # taken by another worker is not deleted from under it.
+    lock = rt.redis.lock(rt.keys.contact_create(ident.type, digest), timeout=CREATE_LOCK_SECONDS)
+    if not lock.acquire(blocking=False):
         raise RetryLater(CREATE_WAIT, None)
     try:
         try:
@@ -166,4 +171,5 @@ def create_contact(
         )
         return created.contact_id
     finally:
-        rt.redis.delete(lock)
+        with contextlib.suppress(LockError):
+            lock.release()

@@ -27,7 +27,7 @@ is the module under ``tasks/state/`` (``housekeeping``: ``tasks/worker/``) that 
     {p}:deferred                        zset    deferrals           sends held for quiet hours,
                                                                     by when they may go
     {p}:contact_create:{TYPE}:{hmac32}  string  delivery (policy)   one worker creates a contact
-                                                                    in Engage at a time (30 s)
+                                                                    in Engage at a time (120 s)
 
 ``{key}`` is an idempotency key: the caller's, ``auto:<uuid>``, or for a scheduled send
 ``beat:<schedule>:<slot>:<hmac16>`` (:func:`tasks.worker.beat_schedule.run_key`). Celery's own
