@@ -3,7 +3,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test unit process integration lint chaos bench clean
+.PHONY: install demo test unit process integration lint chaos bench bench-http clean
 
 install: $(STAMP)
 
@@ -43,6 +43,10 @@ chaos: install
 
 bench: install
 	$(PY) scripts/bench.py
+
+# Enqueue over HTTP (engage-sms api) against send_prepared_sms in process, on a Redis of its own.
+bench-http: install
+	$(PY) scripts/bench_http.py
 
 clean:
 	rm -rf $(VENV) .run .pytest_cache .mypy_cache .ruff_cache *.egg-info

@@ -63,6 +63,9 @@ DEFAULT_METRICS_ADDRESS = "127.0.0.1"
 #: workers consume unless told otherwise (this package's workers consume only its lanes).
 DEFAULT_ON_DONE_QUEUE = "celery"
 
+#: Requests one API token may make per second (``engage-sms api``); 0: no limit.
+DEFAULT_HTTP_RATE_LIMIT = 100
+
 TRANSPORTS = ("rest", "soap")
 UNKNOWN_OUTCOME_ACTIONS = ("dead_letter", "retry")
 
@@ -86,6 +89,14 @@ class RetrySettings:
     def window(self) -> float:
         """The longest time a send can spend retrying."""
         return self.max_total + self.max_delay
+
+
+@dataclass(frozen=True)
+class HttpSettings:
+    """The HTTP front door (``engage-sms api``): limits per API token."""
+
+    #: Requests per second per token (``ENGAGE_HTTP_RATE_LIMIT``); 0: no limit.
+    rate_limit: int = DEFAULT_HTTP_RATE_LIMIT
 
 
 @dataclass(frozen=True)
@@ -141,6 +152,8 @@ class Settings:
     on_done_queue: str = DEFAULT_ON_DONE_QUEUE
     #: Deadlines, quiet hours, recipient caps, opt-outs, contact creation (README: Sending policy).
     policy: SendingPolicy = field(default_factory=SendingPolicy)
+    #: The HTTP front door's limits (``ENGAGE_HTTP_*``).
+    http: HttpSettings = field(default_factory=HttpSettings)
 
     def require_engage(self) -> EngageSettings:
         """The Engage settings, for a process that calls Engage; ConfigurationError without."""
@@ -222,6 +235,9 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         on_done_task=env.task_name("ENGAGE_ON_DONE_TASK"),
         on_done_queue=env.optional_text("ENGAGE_ON_DONE_QUEUE") or DEFAULT_ON_DONE_QUEUE,
         policy=load_policy(env),
+        http=HttpSettings(
+            rate_limit=env.integer("ENGAGE_HTTP_RATE_LIMIT", DEFAULT_HTTP_RATE_LIMIT, 0)
+        ),
     )
     _check_consistency(settings)
     return settings

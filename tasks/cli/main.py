@@ -19,6 +19,7 @@ from datetime import datetime
 from typing import Any
 
 from tasks.cli.dlq import Console, add_dlq_commands
+from tasks.cli.http_commands import add_http_commands
 from tasks.cli.ops import add_ops_commands
 from tasks.cli.suppress import add_suppress_commands
 from tasks.errors import (
@@ -147,6 +148,7 @@ def _parser() -> argparse.ArgumentParser:
     add_dlq_commands(commands)
     add_ops_commands(commands)
     add_suppress_commands(commands)
+    add_http_commands(commands)
 
     sandbox = commands.add_parser("sandbox", help="run the local Engage sandbox in the foreground")
     sandbox.add_argument("--host", default="127.0.0.1")

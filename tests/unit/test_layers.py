@@ -1,6 +1,7 @@
 """The package's layers, read from the source with ast: who may import whom, and no cycles.
 
-Bottom (request, masking, errors, settings, ...) < engage, state < delivery < worker < api < cli.
+Bottom (request, masking, errors, settings, ...) < engage, state < delivery < worker < api < http
+(the HTTP front door, on the public API) < cli.
 The sandbox imports only itself, engage (the SOAP namespaces) and the bottom layer; only the CLI
 imports the sandbox. ``from pkg import submodule`` is a dependency on the submodule, not on the
 package. Imports inside functions count for the layers (they run sooner or later) but not for
@@ -45,6 +46,7 @@ ORDER: tuple[frozenset[str], ...] = (
     frozenset({"delivery"}),
     frozenset({"worker"}),
     frozenset({"api"}),
+    frozenset({"http"}),  # the HTTP front door: on the public API and the state stores
     frozenset({"cli"}),
     frozenset({"package"}),  # tasks/__init__.py: the lazy public names
 )

@@ -1,0 +1,264 @@
+"""The JSON API in process: tokens, Idempotency-Key, validation, limits, one error shape."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from tasks.delivery.runtime import Runtime
+from tasks.http.limits import TokenLimits
+from tasks.http.services import current_services
+from tasks.http.tokens import NewToken, Scope
+from tests.support.broker import Broker
+from tests.support.environments import make_settings
+from tests.support.http_client import api_client, bearer, new_token
+from tests.support.runtime import fake_runtime, installed
+
+BODY = {"message_id": 23541, "mobile": "+48 505 606 707", "parameters": {"firstName": "Ann"}}
+
+
+@pytest.fixture
+def client(runtime: Runtime, broker: Broker) -> Iterator[TestClient]:
+    """The app on the fakeredis runtime and the memory broker."""
+    with api_client() as client:
+        yield client
+
+
+@pytest.fixture
+def sender(client: TestClient) -> NewToken:
+    """A token of scope send."""
+    return new_token("shop", "send")
+
+
+def error_of(answer: Any) -> tuple[int, str, str | None]:
+    """An error answer as (status, error, field)."""
+    body = answer.json()
+    assert set(body) == {"error", "message", "field"}
+    return answer.status_code, body["error"], body["field"]
+
+
+def test_first_post_is_created_and_the_same_again_is_not(
+    client: TestClient, sender: NewToken, broker: Broker
+) -> None:
+    """202 created, then 202 not created with the same key: one message published."""
+    first = client.post("/v1/sends", json=BODY, headers=bearer(sender, "order-1"))
+    again = client.post("/v1/sends", json=BODY, headers=bearer(sender, "order-1"))
+    assert first.status_code == again.status_code == 202
+    assert first.json() == {
+        "key": "order-1",
+        "state": "queued",
+        "created": True,
+        "status_url": "/v1/sends/order-1",
+    }
+    assert again.json()["created"] is False
+    assert again.json()["key"] == "order-1"
+    assert len(broker.published) == 1
+
+
+def test_the_same_key_with_another_request_is_422(client: TestClient, sender: NewToken) -> None:
+    """Another recipient under a used key: idempotency_key_reused, nothing enqueued."""
+    client.post("/v1/sends", json=BODY, headers=bearer(sender, "order-1"))
+    other = {**BODY, "mobile": "+48 505 606 708"}
+    answer = client.post("/v1/sends", json=other, headers=bearer(sender, "order-1"))
+    assert error_of(answer) == (422, "idempotency_key_reused", "Idempotency-Key")
+
+
+def test_the_same_key_from_another_token_is_422(client: TestClient, sender: NewToken) -> None:
+    """Keys are not shared between tokens: another token's key is a reused key."""
+    client.post("/v1/sends", json=BODY, headers=bearer(sender, "order-1"))
+    other = new_token("blog", "send")
+    answer = client.post("/v1/sends", json=BODY, headers=bearer(other, "order-1"))
+    assert error_of(answer)[:2] == (422, "idempotency_key_reused")
+
+
+def test_a_key_enqueued_from_python_is_422_over_http(client: TestClient, sender: NewToken) -> None:
+    """A key the Python API used is not this token's: 422, not a status of someone else's send."""
+    from tasks.api import send_prepared_sms  # noqa: PLC0415  (the public API, as a host app)
+
+    send_prepared_sms(23541, mobile="+48505606707", idempotency_key="py-1")
+    answer = client.post("/v1/sends", json=BODY, headers=bearer(sender, "py-1"))
+    assert error_of(answer)[:2] == (422, "idempotency_key_reused")
+
+
+def test_without_idempotency_key_is_400(client: TestClient, sender: NewToken) -> None:
+    """The header is required: the HTTP caller's retries are the duplicate risk."""
+    answer = client.post("/v1/sends", json=BODY, headers=bearer(sender))
+    assert error_of(answer) == (400, "idempotency_key_missing", "Idempotency-Key")
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"mobile": "+48505606707"}, "message_id"),
+        ({**BODY, "message_id": "x"}, "message_id"),
+        ({**BODY, "mobile": "12"}, "mobile"),
+        ({**BODY, "email": "ann@example.com"}, "recipient"),
+        ({"message_id": 23541}, "recipient"),
+        ({**BODY, "parameters": ["firstName"]}, "parameters"),
+        ({**BODY, "parameters": {"firstName": 7}}, "parameters"),
+        ({**BODY, "priority": "asap"}, "priority"),
+        ({**BODY, "colour": "red"}, "colour"),
+        ({**BODY, "callback_url": "http://example.com/hook"}, "callback_url"),
+        ({**BODY, "callback_url": "ftp://127.0.0.1/x"}, "callback_url"),
+        ({**BODY, "callback_url": "https://user:pw@example.com/x"}, "callback_url"),
+        ([1, 2], "body"),
+    ],
+)
+def test_invalid_input_is_400_naming_the_field(
+    client: TestClient, sender: NewToken, body: Any, field: str, broker: Broker
+) -> None:
+    """invalid_request with the field at fault; nothing enqueued."""
+    answer = client.post("/v1/sends", json=body, headers=bearer(sender, "k-1"))
+    status, error, named = error_of(answer)
+    assert (status, error) == (400, "invalid_request")
+    assert named is not None
+    assert named.startswith(field) or field in named
+    assert broker.published == []
+
+
+@pytest.mark.parametrize("key", ["", " ", "k" * 256, "del\x7fchar"])
+def test_a_malformed_idempotency_key_is_400_naming_the_header(
+    client: TestClient, sender: NewToken, key: str
+) -> None:
+    """Empty, too long or unprintable: invalid_request for Idempotency-Key."""
+    headers = {**bearer(sender), "Idempotency-Key": key}
+    answer = client.post("/v1/sends", json=BODY, headers=headers)
+    assert error_of(answer) == (400, "invalid_request", "Idempotency-Key")
+
+
+def test_not_json_is_400(client: TestClient, sender: NewToken) -> None:
+    """A body that is no JSON names the body."""
+    answer = client.post("/v1/sends", content=b"{nope", headers=bearer(sender, "k-1"))
+    assert error_of(answer) == (400, "invalid_request", "body")
+
+
+def test_a_body_over_64_kib_is_413(client: TestClient, sender: NewToken) -> None:
+    """payload_too_large, before anything is parsed."""
+    body = b'{"pad": "' + b"x" * 70_000 + b'"}'
+    answer = client.post("/v1/sends", content=body, headers=bearer(sender, "k-1"))
+    assert error_of(answer)[:2] == (413, "payload_too_large")
+
+
+@pytest.mark.parametrize(
+    "authorization", [None, "Bearer", "Basic abc", "Bearer esk_0000000000000000_" + "a" * 43]
+)
+def test_no_or_unknown_token_is_401(client: TestClient, authorization: str | None) -> None:
+    """Without a valid bearer token: unauthorized."""
+    headers = {"Idempotency-Key": "k-1"}
+    if authorization is not None:
+        headers["Authorization"] = authorization
+    answer = client.post("/v1/sends", json=BODY, headers=headers)
+    assert error_of(answer)[:2] == (401, "unauthorized")
+
+
+def test_a_revoked_token_is_401(client: TestClient, runtime: Runtime) -> None:
+    """Revoking takes effect at once."""
+    token = new_token("old", "send")
+    assert current_services().tokens.revoke("old")
+    answer = client.post("/v1/sends", json=BODY, headers=bearer(token, "k-1"))
+    assert error_of(answer)[:2] == (401, "unauthorized")
+
+
+def test_a_read_token_may_not_send_403(client: TestClient) -> None:
+    """Scope read cannot enqueue."""
+    reader = new_token("dash", "read")
+    answer = client.post("/v1/sends", json=BODY, headers=bearer(reader, "k-1"))
+    assert error_of(answer)[:2] == (403, "forbidden")
+
+
+def test_status_for_the_sender_and_readers_not_for_other_senders(
+    client: TestClient, sender: NewToken
+) -> None:
+    """GET by the sending token or a read token; another send token sees 404."""
+    client.post("/v1/sends", json=BODY, headers=bearer(sender, "order/1"))
+    mine = client.get("/v1/sends/order%2F1", headers=bearer(sender))
+    assert mine.status_code == 200
+    assert mine.json()["key"] == "order/1"
+    assert mine.json()["recipient"] == "MOBILE:48*******07"
+    assert "48505606707" not in mine.text
+    assert "Ann" not in mine.text
+    assert (
+        client.get("/v1/sends/order%2F1", headers=bearer(new_token("r", "read"))).status_code == 200
+    )
+    other = client.get("/v1/sends/order%2F1", headers=bearer(new_token("blog", "send")))
+    assert error_of(other)[:2] == (404, "not_found")
+
+
+def test_status_of_an_unknown_key_is_404(client: TestClient) -> None:
+    """not_found."""
+    answer = client.get("/v1/sends/nope", headers=bearer(new_token("r", "read")))
+    assert error_of(answer)[:2] == (404, "not_found")
+
+
+def test_health_and_readiness(client: TestClient) -> None:
+    """/healthz needs nothing; /readyz checks Redis and the broker."""
+    assert client.get("/healthz").json() == {"status": "ok", "checks": {}}
+    ready = client.get("/readyz")
+    assert ready.status_code == 200
+    assert ready.json()["checks"] == {"redis": "ok", "broker": "ok"}
+
+
+def test_over_the_rate_limit_is_429_with_retry_after(broker: Broker) -> None:
+    """ENGAGE_HTTP_RATE_LIMIT=1: of three quick requests, two share a second, so one is refused."""
+    rt = fake_runtime(make_settings(ENGAGE_HTTP_RATE_LIMIT="1"))
+    with installed(rt), api_client() as client:
+        token = new_token("shop", "send")
+        answers = [
+            client.post("/v1/sends", json=BODY, headers=bearer(token, f"k-{n}")) for n in range(3)
+        ]
+    refused = [a for a in answers if a.status_code == 429]
+    assert refused
+    assert error_of(refused[0])[:2] == (429, "rate_limited")
+    assert int(refused[0].headers["Retry-After"]) >= 1
+
+
+def test_the_rate_limit_counts_per_second_per_token(runtime: Runtime) -> None:
+    """admit refuses the request past the limit within one second, and names the wait."""
+    s = current_services()
+    token = s.tokens.create("shop", Scope.SEND).token
+    other = s.tokens.create("blog", Scope.SEND).token
+    limits = TokenLimits(runtime.redis, keys=s.keys, rate_limit=2)
+    assert limits.admit(token, now=100.25) is None
+    assert limits.admit(token, now=100.5) is None
+    assert limits.admit(token, now=100.75) == pytest.approx(0.25)
+    assert limits.admit(other, now=100.8) is None
+    assert limits.admit(token, now=101.0) is None
+
+
+def test_the_daily_cap_refuses_new_sends_not_repeats(client: TestClient, broker: Broker) -> None:
+    """--daily-cap 1: a second new send is 429 daily_cap_reached; repeating the first is fine."""
+    capped = new_token("capped", "send", daily_cap=1)
+    assert client.post("/v1/sends", json=BODY, headers=bearer(capped, "a")).status_code == 202
+    second = client.post("/v1/sends", json=BODY, headers=bearer(capped, "b"))
+    assert error_of(second)[:2] == (429, "daily_cap_reached")
+    assert int(second.headers["Retry-After"]) >= 1
+    again = client.post("/v1/sends", json=BODY, headers=bearer(capped, "a"))
+    assert (again.status_code, again.json()["created"]) == (202, False)
+    assert len(broker.published) == 1
+
+
+def test_unknown_paths_answer_in_the_one_error_shape(client: TestClient) -> None:
+    """404 and 405 are JSON like every other error."""
+    assert error_of(client.get("/v2/nothing"))[:2] == (404, "not_found")
+    assert error_of(client.delete("/v1/sends"))[:2] == (405, "method_not_allowed")
+
+
+def test_broker_down_is_503_and_a_retry_after_it_is_created(
+    client: TestClient, broker: Broker
+) -> None:
+    """503 with Retry-After, nothing left behind (no key owner, no use of the daily cap): the
+    same request afterwards is created, within a cap of one."""
+    capped = new_token("capped", "send", daily_cap=1)
+    with broker.unreachable():
+        down = client.post("/v1/sends", json=BODY, headers=bearer(capped, "order-1"))
+        ready = client.get("/readyz")
+    assert error_of(down)[:2] == (503, "service_unavailable")
+    assert int(down.headers["Retry-After"]) > 0
+    assert ready.status_code == 503
+    assert ready.json()["checks"]["broker"].startswith("unavailable")
+    again = client.post("/v1/sends", json=BODY, headers=bearer(capped, "order-1"))
+    assert (again.status_code, again.json()["created"]) == (202, True)
+    assert len(broker.published) == 1

@@ -1,0 +1,124 @@
+"""Signed callbacks: the final status POSTed once delivered, retried with backoff, signed."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+
+import pytest
+from fastapi.testclient import TestClient
+
+from tasks.delivery.runtime import Runtime
+from tasks.http.callbacks import SIGNATURE_HEADER, CallbackDispatcher, verify
+from tasks.http.services import current_services
+from tasks.http.tokens import NewToken
+from tests.support.broker import Broker
+from tests.support.http_client import api_client, bearer, new_token
+
+BODY = {
+    "message_id": 23541,
+    "mobile": "+48 505 606 707",
+    "parameters": {"code": "918273"},
+    "callback_url": "http://127.0.0.1:9/hook",
+}
+
+
+class Receiver:
+    """Stands in for the caller's web server: answers with the next status code given."""
+
+    def __init__(self, *codes: int) -> None:
+        self.codes = list(codes)
+        self.calls: list[tuple[str, bytes, dict[str, str]]] = []
+
+    def __call__(self, url: str, body: bytes, headers: dict[str, str]) -> int:
+        self.calls.append((url, body, headers))
+        return self.codes.pop(0) if self.codes else 200
+
+
+@pytest.fixture
+def sent(runtime: Runtime, broker: Broker) -> Iterator[tuple[NewToken, TestClient]]:
+    """A send with a callback URL, enqueued over HTTP."""
+    with api_client() as client:
+        token = new_token("shop", "send")
+        answer = client.post("/v1/sends", json=BODY, headers=bearer(token, "order-1"))
+        assert answer.status_code == 202
+        yield token, client
+
+
+def dispatcher(receiver: Receiver) -> CallbackDispatcher:
+    """A dispatcher on this process's services posting to ``receiver``."""
+    s = current_services()
+    return CallbackDispatcher(
+        s.runtime.redis,
+        keys=s.keys,
+        ledger=s.runtime.ledger,
+        owners=s.owners,
+        tokens=s.tokens,
+        post=receiver,
+    )
+
+
+def test_nothing_is_posted_before_the_send_is_final(
+    sent: tuple[NewToken, TestClient], runtime: Runtime
+) -> None:
+    """A queued send is looked at again later, not reported."""
+    receiver = Receiver()
+    assert dispatcher(receiver).run_once() == 0
+    assert receiver.calls == []
+
+
+def test_the_final_status_is_posted_once_signed_with_the_token_secret(
+    sent: tuple[NewToken, TestClient], runtime: Runtime
+) -> None:
+    """Sent: one POST of the masked status, its signature verifies under the callback secret."""
+    token, _ = sent
+    runtime.ledger.mark_sent("order-1")
+    receiver = Receiver()
+    assert dispatcher(receiver).run_once() == 1
+    ((url, body, headers),) = receiver.calls
+    assert url == "http://127.0.0.1:9/hook"
+    assert verify(token.token.callback_secret, body, headers[SIGNATURE_HEADER])
+    assert not verify("another secret", body, headers[SIGNATURE_HEADER])
+    status = json.loads(body)
+    assert (status["key"], status["state"]) == ("order-1", "sent")
+    assert b"48505606707" not in body
+    assert b"918273" not in body
+    assert dispatcher(receiver).run_once(now=10**10) == 0  # delivered: never again
+    assert len(receiver.calls) == 1
+
+
+def test_a_failed_post_is_retried_later_not_at_once(
+    sent: tuple[NewToken, TestClient], runtime: Runtime
+) -> None:
+    """A 500 and a connection failure (0) leave it due later; then it is delivered."""
+    runtime.ledger.mark_sent("order-1")
+    receiver = Receiver(500, 0)
+    d = dispatcher(receiver)
+    t0 = time.time() + 1
+    assert d.run_once(now=t0) == 0
+    assert d.run_once(now=t0 + 0.5) == 0  # backing off: not due yet
+    assert len(receiver.calls) == 1
+    assert d.run_once(now=t0 + 2) == 0  # second failure
+    assert d.run_once(now=t0 + 100) == 1
+    assert len(receiver.calls) == 3
+
+
+def test_a_dead_letter_is_reported_and_a_replay_reported_again(
+    sent: tuple[NewToken, TestClient], runtime: Runtime
+) -> None:
+    """dead_lettered goes out; after a replay, the send's next final state goes out too."""
+    from tasks.state.enums import Reason  # noqa: PLC0415  (the reasons the store files)
+
+    runtime.dead_letters.add(
+        "order-1", reason=Reason.REJECTED, detail="no", error=None, task_ids=["a", "b"]
+    )
+    receiver = Receiver()
+    d = dispatcher(receiver)
+    t0 = time.time() + 1
+    assert d.run_once(now=t0) == 1
+    runtime.dead_letters.replay("order-1", ["c", "d"])
+    runtime.ledger.mark_sent("order-1")
+    assert d.run_once(now=t0 + 100) == 1
+    states = [json.loads(body)["state"] for _, body, _ in receiver.calls]
+    assert states == ["dead_lettered", "sent"]
