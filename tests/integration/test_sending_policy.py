@@ -3,23 +3,27 @@
 from __future__ import annotations
 
 import json
+import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
 import redis
 
 from tasks.api import delivery_status, send_prepared_sms, suppress
+from tasks.cli.local_stack import ManagedProcess, start_worker
 from tasks.delivery.runtime import Runtime, install_runtime
 from tasks.request import build_send_request
 from tasks.sandbox import Sandbox
 from tasks.settings import load_settings
 from tasks.worker.publish import publish
 from tests.integration.conftest import WorkerFactory, wait_for
-from tests.support.environments import PYTEST_PROCESS_ENV
+from tests.support import callback_app
+from tests.support.environments import PYTEST_PROCESS_ENV, WORKER_ENV, child_env
 
 pytestmark = pytest.mark.integration
 
@@ -112,20 +116,46 @@ def test_a_bulk_send_in_quiet_hours_is_deferred_and_sent_when_the_window_opens(
     assert sandbox.state.sends == {(MESSAGE_ID, KNOWN_ID): 1}
 
 
+@pytest.fixture
+def host_worker(redis_db: redis.Redis, tmp_path: Path) -> Iterator[ManagedProcess]:
+    """A worker of the host application's Celery app: it records the callbacks it receives."""
+    argv = [sys.executable, "-m", "celery", "-A", "tests.support.callback_app", "worker"]
+    argv += ["--pool", "solo", "-Q", "celery", "-n", "host@%h", "--loglevel", "INFO"]
+    worker = ManagedProcess(argv, env=child_env(WORKER_ENV), log_path=tmp_path / "host.log")
+    start_worker(worker)
+    yield worker
+    worker.stop()
+
+
 def test_the_third_bulk_send_in_a_day_to_one_recipient_ends_capped(
-    start_workers: WorkerFactory, sandbox: Sandbox, enqueuer: Enqueuer
+    start_workers: WorkerFactory,
+    sandbox: Sandbox,
+    enqueuer: Enqueuer,
+    host_worker: ManagedProcess,
+    redis_db: redis.Redis,
 ) -> None:
-    """bulk=2/24h across the workers: two sent, one capped, Engage called twice."""
+    """bulk=2/24h across two workers: two sent, one capped (with its callback), two calls."""
     cap = {"ENGAGE_RECIPIENT_CAP": "bulk=2/24h"}
     enqueuer(**cap)
     start_workers(sandbox.base_url, **cap)
     start_workers(sandbox.base_url, **cap)
     keys = [f"campaign-{n}" for n in range(3)]
     for key in keys:
-        send_prepared_sms(MESSAGE_ID, mobile=KNOWN, priority="bulk", idempotency_key=key)
+        send_prepared_sms(
+            MESSAGE_ID,
+            mobile=KNOWN,
+            priority="bulk",
+            idempotency_key=key,
+            on_done=callback_app.TASK,
+        )
     states = Counter(str(final_state(key)["state"]) for key in keys)
     assert states == {"sent": 2, "capped": 1}
     assert sandbox.state.sends == {(MESSAGE_ID, KNOWN_ID): 2}
+    received = wait_for(
+        lambda: (n := redis_db.lrange(callback_app.RECEIVED, 0, -1)) and len(n) >= 3 and n,
+        what="three callbacks",
+    )
+    assert Counter(json.loads(raw)["state"] for raw in received) == {"sent": 2, "capped": 1}
 
 
 def test_an_opted_out_number_is_never_sent_to_even_when_it_opted_out_while_waiting(
