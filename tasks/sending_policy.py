@@ -26,6 +26,12 @@ DEFAULT_TTLS: dict[Priority, float | None] = {
     Priority.NORMAL: 86400.0,
     Priority.BULK: None,
 }
+#: The setting that overrides each lane's default deadline.
+TTL_SETTINGS: dict[Priority, str] = {
+    Priority.URGENT: "ENGAGE_URGENT_TTL",
+    Priority.NORMAL: "ENGAGE_NORMAL_TTL",
+    Priority.BULK: "ENGAGE_BULK_TTL",
+}
 #: The longest deadline a send may ask for (beyond it the ledger record itself would be gone).
 MAX_TTL = 30 * 86400.0
 #: Lanes quiet hours apply to unless ``ENGAGE_QUIET_LANES`` says otherwise.
@@ -77,8 +83,7 @@ class SendingPolicy:
 def load_policy(env: Environment) -> SendingPolicy:
     """The policy settings from the environment; ConfigurationError names a bad variable."""
     ttls: dict[Priority, float | None] = {}
-    for lane in Priority:
-        name = f"ENGAGE_{lane.upper()}_TTL"
+    for lane, name in TTL_SETTINGS.items():
         raw = env.optional_text(name)
         if raw is None:
             ttls[lane] = DEFAULT_TTLS[lane]
