@@ -1,8 +1,9 @@
 """``make chaos``: many sends through a misbehaving Engage while the worker is SIGKILLed.
 
 The sandbox answers with random 5xx, dropped connections, redirects to a login page, HTML pages
-and malformed contact ids; the worker is SIGKILLed and restarted; Redis (a server of this run's
-own, data kept on disk) is stopped for 10 s and started again. No beat runs: the workers' own
+and malformed contact ids, and once a window of 429s with ``Retry-After: 0``; the worker is
+SIGKILLed and restarted; Redis (a server of this run's own, data kept on disk) is stopped for
+10 s and started again. No beat runs: the workers' own
 sweep is all the recovery there is. Prints sent, dead-lettered by reason, duplicates (counted by
 the sandbox per message and recipient) and lost (not final at the end). Exits 1 unless
 duplicates, lost and "marked sent, never sent" are all 0.
@@ -31,6 +32,9 @@ MESSAGE_ID = 555
 #: Seconds Redis is away once during the run.
 REDIS_OUTAGE = 10.0
 FIRST_CONTACT_ID = 100_000
+#: Calls answered 429 with ``Retry-After: 0`` in one window (Engage asking to slow down, with no
+#: wait given): each send meets at most TOLD_WAIT_MAX_CALLS of them, a floor apart.
+RATE_LIMITED_CALLS = 300
 WORKER_ENV = {
     "ENGAGE_USERNAME": USER,
     "ENGAGE_PASSWORD": PASSWORD,
@@ -70,20 +74,19 @@ def main() -> int:
         if n not in unknown
     )
     sandbox = Sandbox(state).start()
-    state.set_faults(
-        {
-            "random": {
-                "server_error": 0.08,
-                "drop_before": 0.01,
-                "drop_after": 0.01,
-                "redirect": 0.01,
-                "html": 0.01,
-                "bad_contact_id": 0.01,
-                "latency_max": 0.05,
-                "seed": args.seed,
-            }
+    plan = {
+        "random": {
+            "server_error": 0.08,
+            "drop_before": 0.01,
+            "drop_after": 0.01,
+            "redirect": 0.01,
+            "html": 0.01,
+            "bad_contact_id": 0.01,
+            "latency_max": 0.05,
+            "seed": args.seed,
         }
-    )
+    }
+    state.set_faults(plan)
     env = {
         **os.environ,
         **WORKER_ENV,
@@ -107,6 +110,8 @@ def main() -> int:
         kills += 1
         print(f"SIGKILL #{kills} of the worker; restarting", flush=True)
         worker = start_worker(celery_worker(env, log_dir / "chaos-worker.log", name="chaos"))
+        if kills == 1:
+            _rate_limited_window(state, plan)
         if kills == outage_after:
             time.sleep(1.0)
             print(f"Redis stopped for {REDIS_OUTAGE:.0f} s", flush=True)
@@ -119,6 +124,12 @@ def main() -> int:
     server.stop()
     sandbox.stop()
     return _report(states, state, keys=keys, unknown=unknown, elapsed=elapsed, kills=kills)
+
+
+def _rate_limited_window(state: SandboxState, plan: dict[str, Any]) -> None:
+    """The next RATE_LIMITED_CALLS calls are answered 429 with ``Retry-After: 0``; then the plan."""
+    state.set_faults({**plan, "script": {"*": ["retry_after:0"] * RATE_LIMITED_CALLS}})
+    print(f"the next {RATE_LIMITED_CALLS} calls answered 429, Retry-After: 0", flush=True)
 
 
 def _arguments() -> argparse.Namespace:

@@ -4,7 +4,10 @@ Two ways, best first:
 
 - :func:`mask_known` masks by value: given what a layer knows is private (a request's identifier
   and parameter values, :meth:`tasks.request.SendRequest.private_values`), it masks each
-  occurrence, in any form Engage may echo it (a number also as its bare digits);
+  occurrence, in any form Engage may echo it (:mod:`tasks.masking_forms`: JSON and HTML
+  escapes, URL encoding, NFD, case, whitespace, digits grouped otherwise). A value under three
+  characters or a common word (``value``) is masked only where it stands as a value: the whole
+  text, between quotes, or after ``=``; elsewhere the text stays readable;
 - :func:`mask_text` masks by pattern, the fallback for free text whose private parts are not
   known: anything shaped like an e-mail address, and runs of 7+ digits that stand alone (a run
   joined to letters, as in a uuid or a key such as ``f3-nonjson-1712345689``, is an id, not a
@@ -22,6 +25,8 @@ import re
 from collections.abc import Collection, Iterable
 from typing import Any
 
+from tasks.masking_forms import MIN_KNOWN_LENGTH, KnownValues, plain_value
+
 # Anything e-mail-shaped, in any script: the local part runs back to a space or the punctuation
 # that surrounds addresses in text (quotes, brackets, commas, a colon as in mailto:); <> stay in,
 # so that even "<script>@x.io" is masked.
@@ -35,9 +40,6 @@ _NOT_DIGIT = re.compile(r"\D")
 _PHONE_VALUE = re.compile(r"\+?[\d \-().\u00a0/]+")
 #: Digits a run needs to count as a phone number: shorter runs are dates, counts, small ids.
 MIN_PHONE_DIGITS = 7
-#: Known values shorter than this are not searched for: masking every "PL" or "7" in a text
-#: would hide more than it protects.
-MIN_KNOWN_LENGTH = 3
 #: Ends an :func:`excerpt` that was cut short.
 CUT = "..."
 # Where an excerpt may be cut: characters that no phone number, e-mail address or id token holds
@@ -57,16 +59,18 @@ class Masker:
     """
 
     def __init__(self, secrets: Iterable[str], *, readable: Iterable[str] = ()) -> None:
+        secrets = tuple(secrets)
+        # Only values long enough to be told apart from ordinary words are looked for at a cut.
         self._secrets = tuple(
             text for text in (" ".join(s.split()) for s in secrets) if len(text) >= MIN_KNOWN_LENGTH
         )
-        self._pattern = _known_pattern(self._secrets)
+        self._known = KnownValues(secrets)
         self._readable = frozenset(readable)
 
     def __call__(self, text: str) -> str:
         """``text`` with each private value, and anything number- or address-shaped, masked."""
-        if self._pattern is not None:
-            text = self._pattern.sub(lambda m: mask_secret(m.group()), text)
+        if self._known:
+            text = _mask_found(text, self._known)
             *heads, rest = text.split(CUT)
             text = CUT.join([*(self._mask_cut_value(head) for head in heads), rest])
         return mask_text(text, keep=self._readable)
@@ -104,9 +108,26 @@ def mask_text(text: str, *, keep: Collection[str] = ()) -> str:
 
 
 def mask_known(text: str, secrets: Iterable[str]) -> str:
-    """Mask each occurrence of the given private values (a number also in its bare digits)."""
-    pattern = _known_pattern(secrets)
-    return pattern.sub(lambda m: mask_secret(m.group()), text) if pattern else text
+    """Mask each occurrence of the given private values, in any form (see the module's rule)."""
+    known = KnownValues(secrets)
+    return _mask_found(text, known) if known else text
+
+
+def _mask_found(text: str, known: KnownValues) -> str:
+    parts: list[str] = []
+    last = 0
+    for start, end, found in known.find(text):
+        if start < last:
+            continue
+        written = text[start:end]
+        # Masked from the text as written (its case) when that is the value; else as decoded.
+        parts += [
+            text[last:start],
+            mask_secret(written if plain_value(written) == found else found),
+        ]
+        last = end
+    parts.append(text[last:])
+    return "".join(parts)
 
 
 def mask_secret(value: str) -> str:
@@ -168,30 +189,3 @@ def _cut_prefix_length(head: str, secret: str) -> int:
         if folded_head.endswith(folded[:length]) and not head[start - 1 : start].isalnum():
             return length
     return 0
-
-
-def _known_pattern(secrets: Iterable[str]) -> re.Pattern[str] | None:
-    found: dict[str, int] = {}  # pattern -> length of the text it matches
-    for secret in secrets:
-        text = " ".join(secret.split())
-        if len(text) < MIN_KNOWN_LENGTH:
-            continue
-        # Any run of whitespace where the value has one: an excerpt puts all on one line.
-        escaped = r"\s+".join(re.escape(word) for word in text.split(" "))
-        found[_whole(escaped, text)] = len(text)
-        if _is_phone(text):
-            # Engage and the ledger write a number as bare digits, whatever form it came in.
-            digits = _NOT_DIGIT.sub("", text)
-            found[rf"(?<!\d){digits}(?!\d)"] = len(digits)
-    if not found:
-        return None
-    # Longest first: a value that contains another is masked whole, not around the shorter one.
-    ordered = sorted(found, key=found.__getitem__, reverse=True)
-    return re.compile("|".join(ordered), re.IGNORECASE)
-
-
-def _whole(escaped: str, text: str) -> str:
-    """Match ``text`` only as a whole word where it starts or ends with a word character."""
-    before = r"(?<!\w)" if re.match(r"\w", text) else ""
-    after = r"(?!\w)" if re.search(r"\w\Z", text) else ""
-    return f"{before}{escaped}{after}"

@@ -47,6 +47,13 @@ PERMANENT_ERROR_CODES = frozenset(
 )
 #: Upward jitter: Engage asks to wait *at least* the delay, so jitter only adds.
 JITTER = 0.2
+#: The shortest wait when told to wait (429, Retry-After): ``Retry-After: 0`` or a date in the
+#: past still means "not now". It doubles with each failed call of the step, up to
+#: ``ENGAGE_RETRY_BASE_DELAY`` (1, 2, 4, 8, 16, 30 s with the defaults).
+TOLD_WAIT_FLOOR = 1.0
+#: Failed calls of one step (429s included) after which being told to wait ends the retries:
+#: a server that keeps answering 429 gets at most this many calls per step of a send.
+TOLD_WAIT_MAX_CALLS = 10
 
 
 @dataclass(frozen=True)
@@ -127,8 +134,13 @@ def _backoff(attempt: Attempt, policy: RetrySettings, rng: random.Random) -> Dec
 
 
 def _told_to_wait(seconds: float, attempt: Attempt, policy: RetrySettings) -> Decision:
-    # Waiting as told does not use up attempts, only the time budget.
-    delay = min(max(seconds, 0.0), policy.max_delay)
+    # Waiting as told may take more calls than ENGAGE_RETRY_MAX_ATTEMPTS (a 429 is no failure of
+    # Engage), but each one counts: TOLD_WAIT_MAX_CALLS bounds them, and the floor keeps a
+    # Retry-After of 0 from turning the retries into a loop as fast as the rate limit allows.
+    if attempt.retries + 1 >= max(TOLD_WAIT_MAX_CALLS, policy.max_attempts):
+        return Decision(reason=Reason.RETRIES_EXHAUSTED)
+    floor = min(TOLD_WAIT_FLOOR * 2**attempt.retries, max(policy.base_delay, 0.0))
+    delay = min(max(seconds, floor), policy.max_delay)
     if attempt.elapsed + delay > policy.max_total:
         return Decision(reason=Reason.RETRIES_EXHAUSTED)
     return Decision(retry_in=delay)

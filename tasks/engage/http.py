@@ -18,7 +18,6 @@ from typing import Any
 
 import requests
 from requests import exceptions as req
-from requests.adapters import HTTPAdapter
 from urllib3.exceptions import (
     ConnectTimeoutError,
     MaxRetryError,
@@ -26,6 +25,9 @@ from urllib3.exceptions import (
     NewConnectionError,
 )
 
+from tasks.engage import written
+from tasks.engage.answers import unexpected
+from tasks.engage.bodies import BodyNotRead, read_body
 from tasks.errors import (
     CredentialsRejected,
     EngageAPIError,
@@ -41,6 +43,9 @@ from tasks.masking import excerpt
 
 #: Connections kept per host: one per worker thread is enough, more only wastes sockets.
 POOL_SIZE = 32
+#: The operation that sends a message: a 2xx to it that is not the documented one may mean
+#: Engage acted.
+SENDS = "message/sendSingle"
 #: How much of a non-JSON error body is quoted in the error.
 BODY_EXCERPT = 200
 
@@ -65,7 +70,7 @@ def make_session(
     if ca_bundle:
         session.verify = ca_bundle
     session.auth = (username, password)
-    adapter = HTTPAdapter(pool_connections=4, pool_maxsize=pool_size, max_retries=0)
+    adapter = written.NotingAdapter(pool_connections=4, pool_maxsize=pool_size, max_retries=0)
     session.mount("http://", adapter)
     session.mount("https://", adapter)
     return session
@@ -83,9 +88,13 @@ class Failure:
     means: type[RequestNotSent | OutcomeUnknown]
     text: str
     causes: tuple[type[Exception], ...] = ()
+    #: The row holds only while no byte of the request was written (see tasks.engage.written).
+    before_writing: bool = False
 
-    def matches(self, err: req.RequestException) -> bool:
+    def matches(self, err: req.RequestException, *, writing_started: bool) -> bool:
         """The exception is of this row's type (and, when given, has one of its causes)."""
+        if self.before_writing and writing_started:
+            return False
         return isinstance(err, self.raised) and (
             not self.causes or isinstance(_cause(err), self.causes)
         )
@@ -94,11 +103,14 @@ class Failure:
 #: urllib3 causes proving that no byte of the request left this machine.
 NEVER_CONNECTED = (NewConnectionError, NameResolutionError, ConnectTimeoutError)
 
-#: A POST may change something: only failures before the connection stood are "not sent".
-#: The first matching row wins, so narrower rows come first.
+#: A POST may change something: only failures before any byte of the request was written are
+#: "not sent". A TLS error is one only during the handshake: a broken record in the answer (a
+#: TLS-inspecting proxy) comes after Engage may have acted. The first matching row wins, so
+#: narrower rows come first.
 POST_FAILURES = (
     Failure(req.ConnectTimeout, RequestNotSent, "connect timed out after {connect:g} s"),
-    Failure(req.SSLError, RequestNotSent, "TLS handshake failed: {error}"),
+    Failure(req.SSLError, RequestNotSent, "TLS handshake failed: {error}", before_writing=True),
+    Failure(req.SSLError, OutcomeUnknown, "TLS error after the request was sent: {error}"),
     Failure(
         req.ReadTimeout, OutcomeUnknown, "no answer within {read:g} s after the request was sent"
     ),
@@ -158,19 +170,38 @@ def _request(  # noqa: PLR0917  (the one place every call goes through)
     timeout: tuple[float, float],
     **kwargs: Any,
 ) -> requests.Response:
+    written.reset()
+    # The body must be read by the time the call's timeouts add up to (the lease counts on it).
+    deadline = time.monotonic() + timeout[0] + timeout[1]
     try:
         # Never follow a redirect: Engage's API answers none, so one comes from something in
         # front of it (a proxy's login page), and following it would turn that page into a
         # "success" or re-POST a send to a stranger (307/308).
-        return session.request(method, url, timeout=timeout, allow_redirects=False, **kwargs)
+        response = session.request(
+            method, url, timeout=timeout, allow_redirects=False, stream=True, **kwargs
+        )
+        read_body(response, deadline=deadline)
+    except BodyNotRead as err:
+        raise _unread(operation, response, err.why) from None
     except req.RequestException as err:
-        failure = next((f for f in failures if f.matches(err)), None)
+        started = written.started()
+        failure = next((f for f in failures if f.matches(err, writing_started=started)), None)
         if failure is None:
             raise
         text = failure.text.format(
             connect=timeout[0], read=timeout[1], error=err, reason=_reason(err)
         )
         raise failure.means(operation, text) from err
+    return response
+
+
+def _unread(operation: str, response: requests.Response, why: str) -> EngageError:
+    """An answer whose body was cut off: an error status still says what Engage meant."""
+    if response.status_code >= 400:
+        return api_error(
+            operation, response.status_code, {}, response.headers, fallback_message=why
+        )
+    return unexpected(operation, response, why, sends=operation == SENDS)
 
 
 def _observed(

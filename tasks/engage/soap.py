@@ -33,9 +33,10 @@ from tasks.engage.soap_envelope import (
 from tasks.errors import OutcomeUnknown, RequestNotSent
 from tasks.request import Identifier
 
-#: Statuses of an empty answer that means "sent": Engage's page documents a 204 "with no further
-#: information"; SOAP one-way answers (WS-I Basic Profile) are an empty 202 or 200.
-EMPTY_SUCCESS = frozenset({200, 202, 204})
+#: The one status of an empty answer that means "sent": Engage's page documents a 204 "with no
+#: further information". An empty 200 or 202 says nothing about the operation (a gateway or a
+#: one-way acknowledgement may send it without Engage acting): it is no success, as on REST.
+EMPTY_SUCCESS = 204
 
 _HEADERS = {
     "Content-Type": "text/xml; charset=utf-8",
@@ -69,11 +70,11 @@ class SoapEngageClient(TransportClient):
     def send_single(
         self, message_id: int, recipient_id: int, parameters: Sequence[tuple[str, str]]
     ) -> None:
-        """messageSendSingle; returns only on its documented answer (see EMPTY_SUCCESS)."""
+        """messageSendSingle; returns only on an empty 204 or its response element with 200."""
         operation = "message/sendSingle"
         envelope = send_single_envelope(message_id, recipient_id, parameters)
         response = self._post_envelope(operation, envelope)
-        if response.status_code in EMPTY_SUCCESS and not response.content.strip():
+        if response.status_code == EMPTY_SUCCESS and not response.content.strip():
             return
         self._answer(operation, response, send_single_answer, sends=True)
 

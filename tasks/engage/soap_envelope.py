@@ -27,6 +27,11 @@ from tasks.request import Identifier
 NAMESPACE = "http://ecircle.com/developer/ecmapi"
 #: SOAP 1.1 envelope namespace.
 SOAP_ENV_NAMESPACE = "http://schemas.xmlsoap.org/soap/envelope/"
+#: SOAP 1.2 envelope namespace: requests are 1.1, but a gateway may answer a fault in 1.2.
+SOAP12_ENV_NAMESPACE = "http://www.w3.org/2003/05/soap-envelope"
+_ENVELOPES = frozenset({SOAP_ENV_NAMESPACE, SOAP12_ENV_NAMESPACE})
+#: SOAP 1.2 fault codes, and the errorActor each stands for (1.1's Client and Server).
+_SOAP12_ACTORS = {"Sender": "CLIENT", "Receiver": "SERVER"}
 #: An empty SOAPAction: the operation is named by the Body element (WS-I Basic Profile), which
 #: every JAX-WS endpoint accepts, whereas a guessed action URI may be rejected.
 SOAP_ACTION = '""'
@@ -143,8 +148,8 @@ def read_envelope(content: bytes) -> ET.Element:
         ) from err
     except (ET.ParseError, ValueError) as err:
         raise UnreadableAnswer(f"malformed XML ({err}): {excerpt(text, EXCERPT)}") from err
-    if _local(root.tag) != "Envelope":
-        raise UnreadableAnswer(f"answer is not a SOAP envelope (root <{_local(root.tag)}>)")
+    if _local(root.tag) != "Envelope" or _namespace(root.tag) not in _ENVELOPES:
+        raise UnreadableAnswer(f"answer is not a SOAP envelope (root <{_qualified(root.tag)}>)")
     body = _child(root, "Body")
     if body is None or len(body) == 0:
         raise UnreadableAnswer("SOAP envelope has no Body content")
@@ -152,12 +157,22 @@ def read_envelope(content: bytes) -> ET.Element:
 
 
 def parse_fault(element: ET.Element) -> Fault | None:
-    """The fault, if the Body holds one; Engage's fields come from the detail element's child."""
+    """The fault, if the Body holds one; Engage's fields come from the detail element's child.
+
+    SOAP 1.1 (``faultcode``, ``faultstring``, ``detail``) and 1.2 (``Code/Value``,
+    ``Reason/Text``, ``Detail``) are read alike, so a 1.2 fault keeps its reason and its actor.
+    """
     if _local(element.tag) != "Fault":
         return None
     code = _text(_child(element, "faultcode"))
+    string = _text(_child(element, "faultstring"))
+    code_holder = _child(element, "Code")
+    if code_holder is not None:  # SOAP 1.2
+        code = _text(_child(code_holder, "Value"))
+        string = _text(_child(_child(element, "Reason"), "Text"))
     fields: dict[str, str] = {}
     detail = _child(element, "detail")
+    detail = _child(element, "Detail") if detail is None else detail
     if detail is not None:
         # Engage wraps its fields in one typed element; accept them bare as well.
         holder = detail if _child(detail, "errorCode") is not None else next(iter(detail), None)
@@ -167,7 +182,9 @@ def parse_fault(element: ET.Element) -> Fault | None:
         kind = code.rpartition(":")[2].split(".")[0]
         if kind in ("Client", "Server"):
             fields["errorActor"] = kind.upper()
-    return Fault(code=code, string=_text(_child(element, "faultstring")), fields=fields)
+        elif kind in _SOAP12_ACTORS:
+            fields["errorActor"] = _SOAP12_ACTORS[kind]
+    return Fault(code=code, string=string, fields=fields)
 
 
 def contact_from_answer(element: ET.Element) -> Contact:
@@ -202,8 +219,9 @@ def send_single_answer(element: ET.Element) -> None:
 
 
 def _expect(element: ET.Element, name: str) -> ET.Element:
-    if _local(element.tag) != name:
-        raise UnreadableAnswer(f"<{_local(element.tag)}> answered, not <{name}>")
+    # The namespace too: the same name in another service's namespace is not Engage's answer.
+    if element.tag != f"{{{NAMESPACE}}}{name}":
+        raise UnreadableAnswer(f"<{_qualified(element.tag)}> answered, not Engage's <{name}>")
     return element
 
 
@@ -211,7 +229,21 @@ def _local(tag: str) -> str:
     return tag.rpartition("}")[2]
 
 
-def _child(element: ET.Element, name: str) -> ET.Element | None:
+def _namespace(tag: str) -> str:
+    return tag[1:].partition("}")[0] if tag.startswith("{") else ""
+
+
+def _qualified(tag: str) -> str:
+    """A tag for an error text: its local name, and its namespace when that is not Engage's."""
+    namespace = _namespace(tag)
+    if namespace in ("", NAMESPACE):
+        return _local(tag)
+    return f"{_local(tag)} in {excerpt(namespace, EXCERPT)}"
+
+
+def _child(element: ET.Element | None, name: str) -> ET.Element | None:
+    if element is None:
+        return None
     return next((c for c in element if _local(c.tag) == name), None)
 
 

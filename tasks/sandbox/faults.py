@@ -16,6 +16,17 @@ or ``*`` for any) to steps, one per call, used up in order::
     "contact_id:<JSON>"       contact/get answers 200 with this contactId: ``contact_id:-5``,
                               ``contact_id:" 12 "``, ``contact_id:3.5``, ``contact_id:true``
     "truncated"               act, then answer 200 with the answer cut short (breaks the parser)
+    "retry_after:0"           answer 429 with this Retry-After value (``retry_after:past``: an
+                              HTTP date an hour ago); nothing is done
+    "gzip_bomb:400"           answer this status with a gzip body that inflates to 1 GiB of
+    "gzip_bomb:400:64"        zeros (or that many MiB); nothing is done
+    "tls_break"               act, then write a broken TLS record instead of the answer (a
+                              TLS-inspecting proxy failing; served over TLS, see Sandbox(tls=))
+    "empty:202"               act, then answer this status with an empty body
+    "foreign_ns"              SOAP: act, then answer the operation's response element in a
+                              namespace that is not Engage's
+    "soap12_fault:Sender"     SOAP: a SOAP 1.2 fault (Sender: HTTP 400 with Engage's error
+    "soap12_fault:Receiver"   detail; Receiver: HTTP 500, reason only); nothing is done
 
 REST and SOAP read the same plan; each renders a fault in its own encoding.
 """
@@ -37,10 +48,35 @@ HTML = "html"
 CONTACT_ID = "contact_id"
 TRUNCATED = "truncated"
 ECHO = "echo"
+RETRY_AFTER = "retry_after"
+GZIP_BOMB = "gzip_bomb"
+TLS_BREAK = "tls_break"
+EMPTY = "empty"
+FOREIGN_NS = "foreign_ns"
+SOAP12_FAULT = "soap12_fault"
 #: Steps that take the place of the operation: Engage (or a proxy) answers without acting.
-INSTEAD = frozenset({STATUS, DROP_BEFORE, REDIRECT, HTML, ECHO})
+INSTEAD = frozenset(
+    {STATUS, DROP_BEFORE, REDIRECT, HTML, ECHO, RETRY_AFTER, GZIP_BOMB, SOAP12_FAULT}
+)
 #: Step kinds written as a bare word or ``kind:argument``.
-_WORDS = frozenset({DROP_BEFORE, DROP_AFTER, DELAY, REDIRECT, HTML, CONTACT_ID, TRUNCATED, ECHO})
+_WORDS = frozenset(
+    {
+        DROP_BEFORE,
+        DROP_AFTER,
+        DELAY,
+        REDIRECT,
+        HTML,
+        CONTACT_ID,
+        TRUNCATED,
+        ECHO,
+        RETRY_AFTER,
+        GZIP_BOMB,
+        TLS_BREAK,
+        EMPTY,
+        FOREIGN_NS,
+        SOAP12_FAULT,
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -73,6 +109,8 @@ def parse_step(step: object) -> Fault:
         raise ValueError(f"unknown fault step {step!r}")
     if kind in _STATUSES:
         return _with_status(kind, step, argument)
+    if kind in (RETRY_AFTER, SOAP12_FAULT):
+        return _answered(kind, step, argument)
     if kind == DELAY:
         _check(step, argument, float, "seconds: delay:0.5")
     elif kind == HTML:
@@ -85,18 +123,32 @@ def parse_step(step: object) -> Fault:
     return Fault(kind, argument=argument)
 
 
+def _answered(kind: str, step: str, argument: str) -> Fault:
+    """A step whose status follows from its argument: a 429's Retry-After, a SOAP 1.2 code."""
+    if kind == RETRY_AFTER:
+        if not argument:
+            raise ValueError(f"fault step {step!r} needs a value: retry_after:0")
+        return Fault(kind, status=429, argument=argument)
+    if argument not in ("Sender", "Receiver"):
+        raise ValueError(f"fault step {step!r} needs Sender or Receiver")
+    return Fault(kind, status=400 if argument == "Sender" else 500, argument=argument)
+
+
 #: Steps that answer a status: the statuses each takes, and how the error says so.
 _STATUSES = {
     REDIRECT: (300, 399, "a 3xx status: redirect:302"),
     ECHO: (400, 599, "an error status: echo:400"),
+    GZIP_BOMB: (200, 599, "a status, then optionally MiB: gzip_bomb:400:64"),
+    EMPTY: (200, 299, "a 2xx status: empty:202"),
 }
 
 
 def _with_status(kind: str, step: str, argument: str) -> Fault:
     code, _, rest = argument.partition(":")
     low, high, wanted = _STATUSES[kind]
-    # Only a redirect takes more (its Location).
-    if not (code.isdigit() and low <= int(code) <= high) or (rest and kind != REDIRECT):
+    # A redirect takes more (its Location), a gzip bomb its size in MiB.
+    extra_ok = kind == REDIRECT or (kind == GZIP_BOMB and (not rest or rest.isdigit()))
+    if not (code.isdigit() and low <= int(code) <= high) or (rest and not extra_ok):
         raise ValueError(f"fault step {step!r} needs {wanted}")
     return Fault(kind, status=int(code), argument=rest)
 

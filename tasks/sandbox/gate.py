@@ -8,14 +8,29 @@ credentials are missing or wrong, or when the fault plan puts something else in 
 from __future__ import annotations
 
 import base64
+import email.utils
+import functools
 import html
 import time
+import zlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 from urllib.parse import quote
 
-from tasks.sandbox.faults import DROP_AFTER, DROP_BEFORE, ECHO, HTML, REDIRECT, STATUS, Fault
+from tasks.sandbox.faults import (
+    DROP_AFTER,
+    DROP_BEFORE,
+    ECHO,
+    GZIP_BOMB,
+    HTML,
+    REDIRECT,
+    RETRY_AFTER,
+    SOAP12_FAULT,
+    STATUS,
+    TLS_BREAK,
+    Fault,
+)
 from tasks.sandbox.state import Call, SandboxState, now
 
 API_VERSION = "19.0"
@@ -23,8 +38,10 @@ API_VERSION = "19.0"
 LOGIN = "proxy/login"
 LOGIN_PATH = "/login"
 
-#: Sends Engage's error answer with this status and error body.
-Refuse = Callable[[int, dict[str, str]], None]
+#: Sends Engage's error answer with this status, error body and extra headers.
+Refuse = Callable[[int, dict[str, str], Mapping[str, str]], None]
+#: Inflated size of a gzip bomb without a size of its own.
+BOMB_MIB = 1024
 #: Sends Engage's answer for an injected error status.
 Inject = Callable[[int], None]
 
@@ -50,10 +67,17 @@ class Exchange(Protocol):
     def drop(self) -> None:
         """Hang up without answering."""
 
+    def break_record(self) -> None:
+        """Write bytes that are no valid TLS record (raw bytes on plain HTTP), then hang up."""
+
 
 @dataclass(frozen=True)
 class Admission:
-    """Whether the transport is to act on the call, and the fault still due after it acts."""
+    """Whether the transport is to act on the call, and the fault still due after it acts.
+
+    When it is not to act, ``after`` may hold a fault only the transport can answer (a SOAP 1.2
+    fault).
+    """
 
     proceed: bool
     after: Fault | None = None
@@ -66,11 +90,11 @@ def admit(
     state.record(call)
     if exchange.header("Authorization") is None:
         call.status = 401
-        refuse(401, error_body("CLIENT", "PERMISSION_DENIED", "Authentication required."))
+        refuse(401, error_body("CLIENT", "PERMISSION_DENIED", "Authentication required."), {})
         return Admission(proceed=False)
     if not call.authorized:
         call.status = 403
-        refuse(403, error_body("CLIENT", "PERMISSION_DENIED", "Access denied."))
+        refuse(403, error_body("CLIENT", "PERMISSION_DENIED", "Access denied."), {})
         return Admission(proceed=False)
     delay, fault = state.next_fault(call.operation)
     if delay:
@@ -92,17 +116,47 @@ def admit(
         exchange.send(200, login_page(echo), "text/html; charset=utf-8")
     elif fault.kind == ECHO:
         call.status = fault.status
-        refuse(fault.status, echo_body(call, fault.status))
+        refuse(fault.status, echo_body(call, fault.status), {})
+    elif fault.kind == RETRY_AFTER:
+        call.status = 429
+        too_many = error_body("SERVER", "OPERATION_DISABLED", "Too many requests.")
+        refuse(429, too_many, {"Retry-After": retry_after_value(fault.argument)})
+    elif fault.kind == GZIP_BOMB:
+        call.status = fault.status
+        size = int(fault.argument) if fault.argument else BOMB_MIB
+        exchange.send(fault.status, gzip_bomb(size), "text/plain", {"Content-Encoding": "gzip"})
+    elif fault.kind == SOAP12_FAULT:
+        call.status = fault.status
+        return Admission(proceed=False, after=fault)
     return Admission(proceed=False)
 
 
 def dropped_after(exchange: Exchange, call: Call, fault: Fault | None) -> bool:
-    """Hang up without an answer after acting, when the fault plan says so."""
-    if fault is None or fault.kind != DROP_AFTER:
+    """Hang up (or break the TLS record) without an answer after acting, when the plan says so."""
+    if fault is None or fault.kind not in (DROP_AFTER, TLS_BREAK):
         return False
-    call.status = DROP_AFTER
-    exchange.drop()
+    call.status = fault.kind
+    if fault.kind == TLS_BREAK:
+        exchange.break_record()
+    else:
+        exchange.drop()
     return True
+
+
+def retry_after_value(argument: str) -> str:
+    """The Retry-After header of a ``retry_after`` step: as written, or ``past``: an old date."""
+    if argument == "past":
+        return email.utils.formatdate(time.time() - 3600, usegmt=True)
+    return argument
+
+
+@functools.cache
+def gzip_bomb(mib: int) -> bytes:
+    """A gzip body that inflates to ``mib`` MiB of zeros (about 1 KiB compressed per MiB)."""
+    packer = zlib.compressobj(9, zlib.DEFLATED, 31)  # 31: gzip framing
+    zeros = bytes(1 << 20)
+    parts = [packer.compress(zeros) for _ in range(mib)]
+    return b"".join([*parts, packer.flush()])
 
 
 def authorized(header: str | None, state: SandboxState) -> bool:

@@ -6,11 +6,12 @@ Answers contact/get, message/sendSingle and system/getApiVersion as Engage's RES
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from tasks.sandbox import gate
-from tasks.sandbox.faults import CONTACT_ID, TRUNCATED, Fault
+from tasks.sandbox.faults import CONTACT_ID, EMPTY, TRUNCATED, Fault
 from tasks.sandbox.gate import API_VERSION, Exchange, error_body
 from tasks.sandbox.state import Answer, Call, SandboxState, now, server_error_body
 
@@ -28,18 +29,20 @@ def handle(exchange: Exchange, state: SandboxState, operation: str, raw: bytes |
         exchange,
         state,
         call,
-        refuse=lambda status, fields: send_json(exchange, status, fields),
+        refuse=lambda status, fields, headers: send_json(exchange, status, fields, headers),
         inject=lambda status: _send_injected(exchange, status),
     )
     if not admission.proceed:
+        if admission.after is not None:  # a SOAP-only fault: REST answers its status
+            _send_injected(exchange, admission.after.status)
         return
     answer, payload = _run(state, operation, query, body)
     if gate.dropped_after(exchange, call, admission.after):
         return
     answer, payload = _faulty(operation, answer, payload, admission.after, body)
     call.status = answer.status
-    if answer.status == 200 and payload is not None:
-        exchange.send(200, payload, _JSON)
+    if payload is not None and (answer.status == 200 or not payload):
+        exchange.send(answer.status, payload, _JSON if payload else None)
     elif answer.body is not None:
         send_json(exchange, answer.status, answer.body)
     else:
@@ -47,11 +50,10 @@ def handle(exchange: Exchange, state: SandboxState, operation: str, raw: bytes |
 
 
 def send_json(
-    exchange: Exchange, status: int, data: Any, *, retry_after: int | None = None
+    exchange: Exchange, status: int, data: Any, headers: Mapping[str, str] | None = None
 ) -> None:
-    """Answer with JSON, and a Retry-After header when given."""
-    extra = {"Retry-After": str(retry_after)} if retry_after is not None else {}
-    exchange.send(status, json.dumps(data).encode(), _JSON, extra)
+    """Answer with JSON, and these extra headers."""
+    exchange.send(status, json.dumps(data).encode(), _JSON, headers or {})
 
 
 def _run(
@@ -105,6 +107,8 @@ def _faulty(
     if fault.kind == TRUNCATED:
         whole = payload or json.dumps({"status": answer.status, "body": answer.body}).encode()
         return Answer(200), whole[: max(1, len(whole) // 2)]
+    if fault.kind == EMPTY:
+        return Answer(fault.status), b""
     return answer, payload
 
 
@@ -113,7 +117,7 @@ def _send_injected(exchange: Exchange, status: int) -> None:
         send_json(exchange, status, server_error_body(status))
     elif status == 429:
         too_many = error_body("SERVER", "OPERATION_DISABLED", "Too many requests.")
-        send_json(exchange, 429, too_many, retry_after=1)
+        send_json(exchange, 429, too_many, {"Retry-After": "1"})
     elif status in (401, 403):
         send_json(exchange, status, error_body("CLIENT", "PERMISSION_DENIED", "Access denied."))
     else:

@@ -1,7 +1,8 @@
 """A local HTTP server that answers like Engage for contact/get and message/sendSingle.
 
 Engage paths live under a configurable prefix (``/api/rest/v19`` by default); the control API for
-tests and demos lives under ``/_sandbox/`` and needs no credentials::
+tests and demos lives under ``/_sandbox/`` and needs no credentials (with ``tls``, all of it is
+served over TLS)::
 
     GET  /_sandbox/calls      every call received        POST /_sandbox/reset     forget everything
     GET  /_sandbox/stats      counts, duplicates, rate   POST /_sandbox/contacts  add contacts
@@ -17,7 +18,9 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import socket
+import ssl
 import sys
 import threading
 from collections.abc import Mapping
@@ -47,15 +50,24 @@ class SandboxHTTPServer(ThreadingHTTPServer):
         *,
         prefix: str = DEFAULT_PREFIX,
         soap_path: str = DEFAULT_SOAP_PATH,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
         self.state = state
         self.prefix = "/" + prefix.strip("/") if prefix.strip("/") else ""
         self.soap_path = "/" + soap_path.strip("/")
+        self.tls = tls
         super().__init__(address, SandboxHandler)
 
+    def get_request(self) -> tuple[socket.socket, Any]:
+        """Accept; with ``tls``, the handshake happens on the connection's own thread."""
+        sock, address = super().get_request()
+        if self.tls is not None:
+            sock = self.tls.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
+        return sock, address
+
     def handle_error(self, request: object, client_address: object) -> None:
-        """A client that hung up (a killed worker, a timeout) is expected here, not an error."""
-        if not isinstance(sys.exc_info()[1], ConnectionError):
+        """A client that hung up (a killed worker, a timeout, a refused certificate) is expected."""
+        if not isinstance(sys.exc_info()[1], ConnectionError | ssl.SSLError):
             super().handle_error(request, client_address)  # type: ignore[arg-type]
 
 
@@ -164,6 +176,23 @@ class SandboxHandler(BaseHTTPRequestHandler):
         with contextlib.suppress(OSError):
             self.connection.shutdown(socket.SHUT_RDWR)
 
+    def break_record(self) -> None:
+        """Write what no TLS stack can decrypt, past TLS, on the connection's socket; hang up.
+
+        A TLS-inspecting proxy that fails mid-answer looks like this to the client: the request
+        went through, the answer's record is corrupt.
+        """
+        self.close_connection = True
+        # An application-data record header, then bytes whose MAC cannot match.
+        garbage = b"\x17\x03\x03\x00\x40" + os.urandom(64)
+        with contextlib.suppress(OSError):
+            raw = socket.socket(fileno=os.dup(self.connection.fileno()))
+            try:
+                raw.sendall(garbage)
+                raw.shutdown(socket.SHUT_RDWR)
+            finally:
+                raw.close()
+
     # -- helpers -------------------------------------------------------------------------------
 
     def _read_body(self) -> bytes:
@@ -191,9 +220,10 @@ class Sandbox:
         host: str = "127.0.0.1",
         port: int = 0,
         prefix: str = DEFAULT_PREFIX,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
         self.state = state or SandboxState()
-        self._server = SandboxHTTPServer((host, port), self.state, prefix=prefix)
+        self._server = SandboxHTTPServer((host, port), self.state, prefix=prefix, tls=tls)
         self._thread = threading.Thread(
             target=self._server.serve_forever, name="engage-sandbox", daemon=True
         )
@@ -202,7 +232,8 @@ class Sandbox:
     def root_url(self) -> str:
         """``http://host:port`` of the server."""
         host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}"
+        scheme = "https" if self._server.tls is not None else "http"
+        return f"{scheme}://{host!s}:{port}"
 
     @property
     def base_url(self) -> str:

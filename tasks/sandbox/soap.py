@@ -20,7 +20,7 @@ from defusedxml.ElementTree import fromstring as _safe_fromstring
 
 from tasks.engage.soap_envelope import NAMESPACE, SOAP_ENV_NAMESPACE
 from tasks.sandbox import gate
-from tasks.sandbox.faults import CONTACT_ID, TRUNCATED, Fault
+from tasks.sandbox.faults import CONTACT_ID, EMPTY, FOREIGN_NS, SOAP12_FAULT, TRUNCATED, Fault
 from tasks.sandbox.gate import API_VERSION, Exchange, error_body
 from tasks.sandbox.state import Answer, Call, SandboxState, now, server_error_body
 
@@ -35,6 +35,11 @@ OPERATIONS = {
 UNREADABLE = "soap/unreadable"
 
 _CONTENT_TYPE = "text/xml; charset=utf-8"
+_SOAP12_TYPE = "application/soap+xml; charset=utf-8"
+#: SOAP 1.2 envelope namespace.
+SOAP12_NAMESPACE = "http://www.w3.org/2003/05/soap-envelope"
+#: The namespace a ``foreign_ns`` answer is written in: some other service's.
+FOREIGN_NAMESPACE = "http://example.com/not-engage"
 
 
 @dataclass
@@ -99,10 +104,14 @@ def handle(exchange: Exchange, state: SandboxState, raw: bytes) -> None:
         exchange,
         state,
         call,
-        refuse=lambda status, fields: _send_fault(exchange, status, fields),
+        refuse=lambda status, fields, headers: _send_fault(exchange, status, fields, headers),
         inject=lambda status: _send_injected(exchange, status),
     )
     if not admission.proceed:
+        if admission.after is not None and admission.after.kind == SOAP12_FAULT:
+            exchange.send(
+                admission.after.status, soap12_fault(call, admission.after.argument), _SOAP12_TYPE
+            )
         return
     status, payload = _run(state, request)
     if gate.dropped_after(exchange, call, admission.after):
@@ -127,6 +136,10 @@ def _faulty(
         return 200, answer_envelope("contactGetResponse", {"return": contact})
     if fault.kind == TRUNCATED:
         return 200, payload[: max(1, len(payload) // 2)]
+    if fault.kind == EMPTY:
+        return fault.status, b""
+    if fault.kind == FOREIGN_NS and status == 200:
+        return 200, payload.replace(NAMESPACE.encode(), FOREIGN_NAMESPACE.encode())
     return status, payload
 
 
@@ -189,9 +202,35 @@ def _send_fault(
     exchange: Exchange,
     status: int,
     fields: Mapping[str, Any],
-    extra: dict[str, str] | None = None,
+    extra: Mapping[str, str] | None = None,
 ) -> None:
     exchange.send(status, fault_envelope(fields), _CONTENT_TYPE, extra)
+
+
+def soap12_fault(call: Call, code: str) -> bytes:
+    """A SOAP 1.2 fault: a Sender fault carries Engage's error detail, a Receiver one a reason."""
+    root = ET.Element("env:Envelope", {"xmlns:env": SOAP12_NAMESPACE})
+    fault = ET.SubElement(ET.SubElement(root, "env:Body"), "env:Fault")
+    ET.SubElement(ET.SubElement(fault, "env:Code"), "env:Value").text = f"env:{code}"
+    if code == "Sender":
+        if call.operation == "contact/get":
+            value = gate.identifier_of(call)
+            fields = {
+                **error_body(
+                    "CLIENT", "NO_SUCH_OBJECT", f"Contact with identifier={value} does not exist."
+                ),
+                "objectType": "Contact",
+            }
+        else:
+            fields = error_body("CLIENT", "INVALID_PARAMETER", "Invalid parameter.")
+    else:
+        fields = error_body("SERVER", "UNEXPECTED_ERROR", "Database Access Limit Exceeded")
+    reason = ET.SubElement(ET.SubElement(fault, "env:Reason"), "env:Text", {"xml:lang": "en"})
+    reason.text = fields["message"]
+    if code == "Sender":
+        detail = ET.SubElement(fault, "env:Detail")
+        _fill(ET.SubElement(detail, "ns2:ApiException", {"xmlns:ns2": NAMESPACE}), fields)
+    return _serialize(root)
 
 
 # -- envelopes ---------------------------------------------------------------------------------

@@ -28,6 +28,7 @@ BOTTOM = frozenset(
         "environment",
         "errors",
         "masking",
+        "masking_forms",
         "numbers",
         "outages",
         "quiet_hours",

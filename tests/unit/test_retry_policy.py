@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from tasks.delivery.retry_policy import Attempt, decide
+from tasks.delivery.retry_policy import TOLD_WAIT_FLOOR, TOLD_WAIT_MAX_CALLS, Attempt, decide
 from tasks.errors import (
     CredentialsRejected,
     EngageClientError,
@@ -83,10 +83,44 @@ def test_transient_failures_are_retried(error: EngageError) -> None:
     assert decide(error, sending(0), POLICY).retry_in is not None
 
 
-def test_retry_after_is_obeyed_without_using_attempts() -> None:
-    """Retry-After sets the delay even when the attempts are used up."""
+def test_retry_after_is_obeyed_beyond_the_attempts_for_failures() -> None:
+    """Retry-After sets the delay, even past ENGAGE_RETRY_MAX_ATTEMPTS (a 429 is no failure)."""
     error = RateLimited("contact/get", status=429, retry_after=12)
-    assert decide(error, lookup(retries=5), POLICY).retry_in == 12
+    assert decide(error, lookup(retries=3), POLICY).retry_in == 12
+
+
+@pytest.mark.parametrize("retry_after", [0.0, 0.2])
+def test_retry_after_zero_still_waits_a_floor(retry_after: float) -> None:
+    """``Retry-After: 0`` (or a past date, read as 0) waits at least TOLD_WAIT_FLOOR."""
+    error = RateLimited("message/sendSingle", status=429, retry_after=retry_after)
+    assert decide(error, sending(0), POLICY).retry_in == TOLD_WAIT_FLOOR
+
+
+def test_floor_doubles_with_each_call_up_to_the_base_delay() -> None:
+    """A server that keeps saying 0 gets calls ever further apart, then base_delay apart."""
+    error = RateLimited("message/sendSingle", status=429, retry_after=0)
+    delays = [decide(error, sending(n), POLICY).retry_in for n in range(7)]
+    assert delays == [1, 2, 4, 8, 16, 30, 30]
+
+
+def test_429s_count_toward_a_bounded_budget() -> None:
+    """After TOLD_WAIT_MAX_CALLS failed calls of a step, told-to-wait ends the retries."""
+    error = RateLimited("message/sendSingle", status=429, retry_after=0)
+    last = sending(TOLD_WAIT_MAX_CALLS - 2)
+    assert decide(error, last, POLICY).retry_in is not None
+    assert decide(error, sending(TOLD_WAIT_MAX_CALLS - 1), POLICY).reason == "retries_exhausted"
+
+
+def test_retry_after_zero_gives_few_calls_in_ten_seconds() -> None:
+    """What the issue saw (95 calls in 10 s) cannot happen: at most 4 calls start in 10 s."""
+    error = RateLimited("message/sendSingle", status=429, retry_after=0)
+    clock, calls = 0.0, 0
+    while clock < 10:
+        calls += 1
+        decision = decide(error, sending(calls - 1, elapsed=clock), POLICY)
+        assert decision.retry_in is not None
+        clock += decision.retry_in
+    assert calls <= 4
 
 
 def test_unknown_recipient_on_lookup_retries_briefly_then_dead_letters() -> None:

@@ -237,6 +237,16 @@ def test_truncated_send_answer_may_have_been_sent(sandbox: Sandbox, client: Enga
         "truncated:1",
         "oops",
         42.0,
+        "retry_after",
+        "retry_after:",
+        "gzip_bomb",
+        "gzip_bomb:99",
+        "gzip_bomb:400:big",
+        "empty:400",
+        "tls_break:1",
+        "foreign_ns:x",
+        "soap12_fault",
+        "soap12_fault:Client",
     ],
 )
 def test_unknown_or_malformed_steps_are_refused(step: object) -> None:
@@ -254,3 +264,16 @@ def test_control_api_refuses_a_bad_plan(sandbox: Sandbox) -> None:
     )
     assert answer.status_code == 400
     assert "3xx" in answer.json()["error"]
+
+
+def test_retry_after_step_answers_429_with_its_value(sandbox: Sandbox) -> None:
+    """``retry_after:0`` is a 429 with ``Retry-After: 0``; ``past`` an HTTP date an hour ago."""
+    sandbox.state.set_faults({"script": {SEND: ["retry_after:0", "retry_after:past"]}})
+    url = f"{sandbox.base_url}/message/sendSingle?messageId=23541&recipientId=33457"
+    auth = ("api@example.com", "sandbox-password")
+    first = requests.post(url, json={"parameters": []}, auth=auth, timeout=5)
+    second = requests.post(url, json={"parameters": []}, auth=auth, timeout=5)
+    assert (first.status_code, first.headers["Retry-After"]) == (429, "0")
+    assert second.status_code == 429
+    assert second.headers["Retry-After"].endswith("GMT")
+    assert sandbox.state.sends == {}
