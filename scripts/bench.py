@@ -1,6 +1,7 @@
 """``make bench``: what one send costs and how fast sends go, measured on real processes.
 
-Real Redis (database 10, flushed at start and at the end), real ``celery -A tasks worker``
+Real Redis (a throwaway server of its own, or ``BENCH_REDIS_URL``'s database, flushed at start
+and at the end), real ``celery -A tasks worker``
 processes (thread pool) and the Engage sandbox on a thread of this process, which also plays the
 web process that enqueues. Prints the machine, the figures and their targets; it is no test: it
 exits 0 whatever the figures (1 when a phase could not run at all).
@@ -20,12 +21,15 @@ exits 0 whatever the figures (1 when a phase could not run at all).
 from __future__ import annotations
 
 import argparse
+import atexit
 import contextlib
 import os
 import platform
+import shutil
 import signal
 import statistics
 import sys
+import tempfile
 import threading
 import time
 from collections import Counter
@@ -43,12 +47,12 @@ import redis
 from celery import chain, uuid
 from redis.connection import AbstractConnection
 
-from tasks.cli.local_stack import ManagedProcess, celery_worker, ensure_redis, start_worker
+from tasks.cli.local_stack import ManagedProcess, celery_worker, start_worker
+from tasks.cli.redis_server import RedisServer
 from tasks.sandbox import Sandbox, SandboxState
 from tasks.sandbox.state import max_in_window
 from tasks.send_options import LANE_QUEUES, parse_priority
 
-BROKER = bench_baseline.BROKER_URL
 USER = "api@example.com"
 PASSWORD = "sandbox-password"  # noqa: S105  (the local sandbox's password, not a secret)
 PREFIX = "bench"
@@ -208,7 +212,7 @@ class Bench:
 
     def __init__(self, args: argparse.Namespace) -> None:
         self.args = args
-        self.db = redis.Redis.from_url(BROKER)
+        self.db = redis.Redis.from_url(bench_baseline.BROKER_URL)
         self.rows: list[Row] = []
         self.workers: list[ManagedProcess] = []
         self.problems: list[str] = []
@@ -1089,12 +1093,12 @@ def main() -> int:
     args = _arguments()
     signal.signal(signal.SIGTERM, _stop_on_sigterm)
     started = time.monotonic()
-    ensure_redis(BROKER)
+    bench_baseline.use_broker(_bench_redis())
     bench = Bench(args)
     holder = bench.db.get(LOCK_KEY)
     if holder is not None and Path(f"/proc/{int(holder)}").exists():
         # A second run would flush the first one's queue and ledger and ruin both sets of figures.
-        print(f"another benchmark (pid {int(holder)}) is using {BROKER}; try again later")
+        print(f"another benchmark (pid {int(holder)}) uses {bench_baseline.BROKER_URL}; try later")
         return 1
     bench.flush()
     for old in LOG_DIR.glob("bench*.log"):
@@ -1108,7 +1112,8 @@ def main() -> int:
     bench.sandbox.start()
     print(f"  sandbox answer time (contact/get, one client): {_sandbox_answer_ms(bench):.2f} ms")
     env = {
-        "CELERY_BROKER_URL": BROKER,
+        "ENGAGE_BROKER_URL": bench_baseline.BROKER_URL,
+        "REDIS_URL": bench_baseline.BROKER_URL,
         "ENGAGE_BASE_URL": bench.sandbox.base_url,
         "ENGAGE_USERNAME": USER,
         "ENGAGE_PASSWORD": PASSWORD,
@@ -1152,6 +1157,18 @@ def main() -> int:
         print("WARNING: other processes were busy at the end: " + ", ".join(busy))
     print(f"\ntotal time {time.monotonic() - started:.0f} s")
     return 1 if failed else 0
+
+
+def _bench_redis() -> str:
+    """``BENCH_REDIS_URL`` if the user named a Redis (flushed!), else a throwaway server's own."""
+    given = os.environ.get(bench_baseline.BROKER_VARIABLE)
+    if given:
+        return given
+    data_dir = Path(tempfile.mkdtemp(prefix="engage-bench-redis-"))
+    server = RedisServer(data_dir, persistent=False).start()
+    atexit.register(shutil.rmtree, data_dir, True)
+    atexit.register(server.stop)
+    return server.url
 
 
 def _chain_sender(

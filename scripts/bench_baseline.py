@@ -25,14 +25,25 @@ import requests
 from celery import Celery
 from requests.adapters import HTTPAdapter
 
-#: The benchmark's own Redis database (flushed by ``scripts/bench.py`` at start).
-BROKER_URL = "redis://127.0.0.1:6379/10"
+#: Names the benchmark's Redis for this process and the workers it starts: a throwaway server of
+#: ``scripts/bench.py``'s own unless the user gave one (flushed at start and at the end).
+BROKER_VARIABLE = "BENCH_REDIS_URL"
+BROKER_URL = os.environ.get(BROKER_VARIABLE, "")
 #: A queue of its own, so a baseline message can never reach an ``engage`` worker or vice versa.
 QUEUE = "bench-baseline"
 #: celeryconfig.py's value with the default ENGAGE_VISIBILITY_TIMEOUT.
 VISIBILITY_TIMEOUT = 7200.0
 
 app = Celery("bench_baseline")
+
+
+def use_broker(url: str) -> None:
+    """Point this process's baseline app, and the workers it starts, at ``url``."""
+    global BROKER_URL  # noqa: PLW0603  (one run, one broker: set once before any use)
+    BROKER_URL = os.environ[BROKER_VARIABLE] = url
+    app.conf.broker_url = url
+
+
 app.conf.update(
     broker_url=BROKER_URL,
     task_default_queue=QUEUE,

@@ -90,7 +90,9 @@ def main() -> int:
     env = {
         **os.environ,
         **WORKER_ENV,
-        "CELERY_BROKER_URL": server.url,
+        # Both named: a shell's ENGAGE_BROKER_URL or REDIS_URL must not redirect the run.
+        "ENGAGE_BROKER_URL": server.url,
+        "REDIS_URL": server.url,
         "ENGAGE_BASE_URL": sandbox.base_url,
     }
     os.environ.update(env)

@@ -15,7 +15,8 @@ from tasks.errors import InvalidSendRequest
 from tasks.outages import unavailable_as
 from tasks.request import build_identifier, build_send_request, validate_idempotency_key
 from tasks.send_options import DEFAULT_PRIORITY, Priority, parse_priority, validate_task_name
-from tasks.sending_policy import resolve_deadline
+from tasks.sending_policy import Deadline, SendingPolicy, resolve_deadline
+from tasks.testing import active_outbox
 from tasks.worker.app import engage_settings
 from tasks.worker.publish import SendHandle, enqueue, publish
 
@@ -66,7 +67,26 @@ def send_prepared_sms(
     (``auto:<uuid>``): that send is still sent at most once through every retry, redelivery and
     replay, but calling again makes a new send, as a new Celery task would. Give a key to make
     repeating the call safe.
+
+    Inside :func:`tasks.testing.captured_sends` (a host app's unit tests) the send is validated
+    the same way and captured instead: no Redis, broker or worker.
     """
+    outbox = active_outbox()
+    if outbox is not None:
+        # The sending policy's arguments are checked as they would be; the outbox keeps the send.
+        _check_policy_arguments(priority, expires_in, send_by, create_contact, SendingPolicy())
+        return outbox.capture(
+            message_id,
+            mobile=mobile,
+            email=email,
+            app_alias=app_alias,
+            external_id=external_id,
+            recipient_id=recipient_id,
+            parameters=parameters,
+            idempotency_key=idempotency_key,
+            priority=priority,
+            on_done=on_done,
+        )
     rt = _runtime()  # builds no connection: nothing is written before validation passes
     lane = parse_priority(priority)
     callback = None if on_done is None else validate_task_name(on_done)
@@ -81,9 +101,9 @@ def send_prepared_sms(
         numbers=rt.settings.numbers,
     )
     key = f"auto:{uuid()}" if idempotency_key is None else validate_idempotency_key(idempotency_key)
-    deadline = resolve_deadline(expires_in, send_by, lane, rt.settings.policy, now=time.time())
-    if create_contact is not None and not isinstance(create_contact, bool):
-        raise InvalidSendRequest("create_contact", "must be True or False")
+    deadline = _check_policy_arguments(
+        lane, expires_in, send_by, create_contact, rt.settings.policy
+    )
     return enqueue(
         rt,
         request,
@@ -95,11 +115,28 @@ def send_prepared_sms(
     )
 
 
+def _check_policy_arguments(
+    priority: Priority | str,
+    expires_in: object,
+    send_by: object,
+    create_contact: object,
+    policy: SendingPolicy,
+) -> Deadline:
+    """The send's deadline; InvalidSendRequest for a bad deadline or create_contact."""
+    if create_contact is not None and not isinstance(create_contact, bool):
+        raise InvalidSendRequest("create_contact", "must be True or False")
+    return resolve_deadline(expires_in, send_by, parse_priority(priority), policy, now=time.time())
+
+
 def delivery_status(key: str) -> dict[str, Any]:
     """Where the send under ``key`` stands (queued ... sent, dead_lettered, or unknown).
 
-    Raises ServiceUnavailable when Redis does not answer.
+    Raises ServiceUnavailable when Redis does not answer. Inside
+    :func:`tasks.testing.captured_sends`: ``queued`` for a captured key, else ``unknown``.
     """
+    outbox = active_outbox()
+    if outbox is not None:
+        return outbox.status(key)
     rt = _runtime()
     with unavailable_as("redis", rt.settings.redis_url):
         return rt.ledger.status(key)

@@ -22,7 +22,7 @@ from __future__ import annotations
 import re
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from celery.schedules import ParseException, crontab
@@ -63,6 +63,9 @@ class Schedule:
     priority: Priority = DEFAULT_SCHEDULE_PRIORITY
     #: Each run's deadline in seconds (None: the lane's default).
     expires_in: float | None = None
+    #: The ``[[schedule]]`` table as written: beat publishes it with each run, so only beat
+    #: needs the file (the worker validates it again with :func:`schedule_from_table`).
+    table: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
 
 def load_schedules(path: str | None) -> tuple[Schedule, ...]:
@@ -104,6 +107,12 @@ def parse_schedules(
     return tuple(schedules)
 
 
+def schedule_from_table(table: Mapping[str, Any], *, source: str) -> Schedule:
+    """One schedule from its table as beat published it, validated as the file was."""
+    (schedule,) = parse_schedules({"schedule": [dict(table)]}, source=source)
+    return schedule
+
+
 class _FieldError(Exception):
     def __init__(self, field: str, problem: str) -> None:
         self.field = field
@@ -138,6 +147,7 @@ def _schedule(table: object) -> Schedule:
         requests=_requests(table),
         priority=priority,
         expires_in=None if expires_in is None else float(expires_in),
+        table=dict(table),
     )
 
 

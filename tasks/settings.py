@@ -179,10 +179,7 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
     env = Environment(environ)
     # ENGAGE_BROKER_URL first: Celery itself applies CELERY_BROKER_URL to every app in the
     # process, so a web app with a Celery app of its own names ours apart (README: host apps).
-    broker_name = (
-        "ENGAGE_BROKER_URL" if env.optional_text("ENGAGE_BROKER_URL") else "CELERY_BROKER_URL"
-    )
-    broker_url = env.url(broker_name, DEFAULT_BROKER_URL, schemes=_BROKER_SCHEMES)
+    broker_url = env.url(broker_variable(environ), DEFAULT_BROKER_URL, schemes=_BROKER_SCHEMES)
     retry = RetrySettings(
         base_delay=env.number("ENGAGE_RETRY_BASE_DELAY", DEFAULT_RETRY_BASE_DELAY, minimum=0),
         backoff=env.number("ENGAGE_RETRY_BACKOFF", DEFAULT_RETRY_BACKOFF, minimum=1),
@@ -241,6 +238,12 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
     )
     _check_consistency(settings)
     return settings
+
+
+def broker_variable(environ: Mapping[str, str]) -> str:
+    """The variable naming this package's broker: ENGAGE_BROKER_URL when set, else Celery's."""
+    given = Environment(environ).optional_text("ENGAGE_BROKER_URL")
+    return "ENGAGE_BROKER_URL" if given else "CELERY_BROKER_URL"
 
 
 def _engage_settings(env: Environment) -> EngageSettings | None:

@@ -1,7 +1,9 @@
 """``make demo``: one prepared SMS through a real worker, real Redis and the local sandbox.
 
-Everything runs on embedded defaults and is stopped afterwards: a Redis is started only if none
-answers on 127.0.0.1:6379; the demo uses database 15 and its own key prefix there.
+Everything runs on embedded defaults and is stopped afterwards. Redis is a throwaway server of
+the demo's own (free port, temporary directory; ``redis-server``, else the Valkey server of the
+``[demo]`` extra), unless ``--redis-url`` names one. Package variables of the shell
+(``REDIS_URL``, ``ENGAGE_BROKER_URL``...) never redirect it.
 """
 
 from __future__ import annotations
@@ -10,24 +12,24 @@ import contextlib
 import json
 import os
 import secrets
+import shutil
 import sys
+import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import requests
 
-from tasks.cli.local_stack import (
-    ManagedProcess,
-    celery_worker,
-    ensure_redis,
-    start_worker,
-    stop_redis,
-)
+from tasks.cli.local_stack import ManagedProcess, celery_worker, start_worker
+from tasks.cli.redis_server import RedisServer
 from tasks.masking import mask_value
 from tasks.sandbox import Sandbox, SandboxState
+from tasks.urls import redact_url
 
-DEMO_BROKER = "redis://127.0.0.1:6379/15"
+#: Variables of the package a shell may hold for another deployment: never read by the demo.
+PACKAGE_VARIABLES = ("ENGAGE_", "CELERY_", "REDIS_URL")
 DEMO_USERNAME = "api@example.com"
 DEMO_PASSWORD = "sandbox-password"  # noqa: S105  (the local sandbox's password, not a secret)
 MESSAGE_ID = 23541
@@ -38,15 +40,41 @@ FLOWER_PORT = 5555
 FLOWER_USER = "demo"
 
 
-def run_demo(hold: float = 0.0) -> int:
-    """Run the demo; 0 when the known contact's SMS was sent. ``hold``: seconds to stay up."""
-    started_redis = ensure_redis(DEMO_BROKER)
-    _say(f"Redis: {'started a local one' if started_redis else 'using the one on 127.0.0.1:6379'}")
+def run_demo(hold: float = 0.0, redis_url: str | None = None) -> int:
+    """Run the demo; 0 when the known contact's SMS was sent. ``hold``: seconds to stay up.
+
+    ``redis_url``: a Redis to use instead of a throwaway server of the demo's own.
+    """
+    with demo_redis(redis_url) as url:
+        return _run(hold, url)
+
+
+@contextlib.contextmanager
+def demo_redis(url: str | None) -> Iterator[str]:
+    """``url`` as given, else a throwaway server's, stopped and its directory removed after."""
+    if url is not None:
+        _say(f"Redis: the one you named, {redact_url(url)}")
+        yield url
+        return
+    data_dir = Path(tempfile.mkdtemp(prefix="engage-demo-redis-"))
+    server = RedisServer(data_dir, persistent=False).start()
+    _say(f"Redis: a throwaway server of the demo's own, {server.url} (data in {data_dir})")
+    try:
+        yield server.url
+    finally:
+        server.stop()
+        shutil.rmtree(data_dir, ignore_errors=True)
+
+
+def _run(hold: float, redis_url: str) -> int:
     sandbox = Sandbox(SandboxState(username=DEMO_USERNAME, password=DEMO_PASSWORD)).start()
     _say(f"Engage sandbox: {sandbox.base_url}")
+    for name in [n for n in os.environ if n.startswith(PACKAGE_VARIABLES)]:
+        del os.environ[name]  # a shell's REDIS_URL must not send the demo to someone's Redis
     env = {
         **os.environ,
-        "CELERY_BROKER_URL": DEMO_BROKER,
+        "ENGAGE_BROKER_URL": redis_url,
+        "REDIS_URL": redis_url,
         "ENGAGE_BASE_URL": sandbox.base_url,
         "ENGAGE_USERNAME": DEMO_USERNAME,
         "ENGAGE_PASSWORD": DEMO_PASSWORD,
@@ -74,8 +102,6 @@ def run_demo(hold: float = 0.0) -> int:
         flower.stop()
         worker.stop()
         sandbox.stop()
-        if started_redis:
-            stop_redis(DEMO_BROKER)
         _say("stopped what the demo started")
 
 

@@ -53,14 +53,16 @@ def add_dlq_commands(commands: Any) -> None:
     listing.set_defaults(handler=_on_store(_list))
 
     show = sub.add_parser("show", help="one entry in full (recipient masked)")
-    show.add_argument("id", help="the entry id: the send's idempotency key")
+    show.add_argument("id", metavar="KEY", help="the send's idempotency key")
     show.set_defaults(handler=_on_store(_show))
 
     replay = sub.add_parser(
         "replay", help="send again under the same key (never doubles a sent one)"
     )
     which = replay.add_mutually_exclusive_group(required=True)
-    which.add_argument("id", nargs="?", help="one entry (acts without asking)")
+    which.add_argument(
+        "id", nargs="?", metavar="KEY", help="one entry, by idempotency key (acts without asking)"
+    )
     which.add_argument("--reason", choices=REASON_NAMES, help="every entry of this reason")
     which.add_argument(
         "--all", action="store_true", help="every entry except outcome_unknown (name that reason)"

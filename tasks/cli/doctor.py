@@ -1,7 +1,8 @@
 """``engage-sms doctor``: check the configuration end to end, each failure with its fix.
 
 Settings, the schedule file, Redis, the broker and Engage (reachability and credentials via
-``system/getApiVersion``). Nothing here prints a password, not even one that was rejected.
+``system/getApiVersion``), then whether any worker consumes the completion callbacks' queue.
+Nothing here prints a password, not even one that was rejected.
 """
 
 from __future__ import annotations
@@ -26,25 +27,31 @@ from tasks.errors import (
 )
 from tasks.masking import mask_text
 from tasks.schedule_file import load_schedules
-from tasks.settings import Settings, load_settings
+from tasks.settings import Settings, broker_variable, load_settings
 from tasks.urls import redact_url
 
 #: The doctor waits this long (seconds) for any one answer, not the 35 s a send may wait.
 TIMEOUT = 5.0
+#: How long the doctor waits for workers to say which queues they consume.
+CONSUMERS_TIMEOUT = 2.0
 
 
 @dataclass(frozen=True)
 class Check:
-    """One check's verdict: ``ok`` None means it could not run (an earlier check failed)."""
+    """One check's verdict: ``ok`` None means it could not run (an earlier check failed).
+
+    ``warning``: OK as far as the exit code goes, but worth a look (printed WARN).
+    """
 
     name: str
     ok: bool | None
     detail: str
     fix: str = ""
+    warning: bool = False
 
     def line(self) -> str:
         """How the check is printed."""
-        status = {True: "OK  ", False: "FAIL", None: "SKIP"}[self.ok]
+        status = "WARN" if self.warning else {True: "OK  ", False: "FAIL", None: "SKIP"}[self.ok]
         text = f"{status} {self.name}: {self.detail}"
         return f"{text}\n     fix: {self.fix}" if self.fix else text
 
@@ -54,7 +61,7 @@ def run_checks(environ: Mapping[str, str]) -> list[Check]:
     try:
         settings = load_settings(environ)
     except ConfigurationError as err:
-        fix = f"set {err.setting} correctly in the environment or .env (see .env.example)"
+        fix = f"set {err.setting} correctly in this process's environment (README: Configuration)"
         skipped = [
             Check(name, None, "needs valid settings") for name in ("redis", "broker", "engage")
         ]
@@ -63,7 +70,13 @@ def run_checks(environ: Mapping[str, str]) -> list[Check]:
     checks = [Check("settings", True, f"loaded (transport {transport})")]
     if settings.schedule_file is not None:
         checks.append(check_schedules(settings))
-    checks += [check_redis(settings), check_broker(settings), check_engage(settings)]
+    checks += [
+        check_redis(settings),
+        check_broker(settings, broker_variable(environ)),
+        check_engage(settings),
+    ]
+    if checks[-2].ok:
+        checks.append(check_callback_consumers(settings))
     password = [] if settings.engage is None else [settings.engage.password]
     secrets = [*password, *_url_passwords(settings)]
     return [_scrubbed(check, secrets) for check in checks]
@@ -91,13 +104,13 @@ def check_redis(settings: Settings) -> Check:
             "redis",
             False,
             f"no answer from {url}: {type(err).__name__}: {err}",
-            "start Redis, or point REDIS_URL (default: CELERY_BROKER_URL) at a running one",
+            "start Redis, or point REDIS_URL (default: the broker's URL) at a running one",
         )
     return Check("redis", True, f"PING answered at {url}")
 
 
-def check_broker(settings: Settings) -> Check:
-    """CELERY_BROKER_URL accepts a connection."""
+def check_broker(settings: Settings, variable: str = "CELERY_BROKER_URL") -> Check:
+    """The broker (named by ``variable``: ENGAGE_BROKER_URL or CELERY_BROKER_URL) connects."""
     url = redact_url(settings.broker_url)
     try:
         # kombu's Connection has no type hints.
@@ -109,7 +122,7 @@ def check_broker(settings: Settings) -> Check:
             "broker",
             False,
             f"cannot connect to {url}: {type(err).__name__}: {err}",
-            "start the broker, or fix host, port, database and credentials in CELERY_BROKER_URL",
+            f"start the broker, or fix host, port, database and credentials in {variable}",
         )
     return Check("broker", True, f"connected to {url}")
 
@@ -195,3 +208,50 @@ def _replace_all(text: str, secrets: list[str]) -> str:
 
 def _default_port(scheme: str) -> int:
     return 443 if scheme == "https" else 80
+
+
+def check_callback_consumers(settings: Settings) -> Check:
+    """Some worker on the broker consumes ENGAGE_ON_DONE_QUEUE; a WARN (not a failure) if none.
+
+    Callbacks are published to the broker of this package; a host application's workers must
+    consume that queue there. Nobody consuming it is silent otherwise: the callbacks just wait.
+    """
+    queue = settings.on_done_queue
+    consumers = _consumers_of(settings.broker_url, queue)
+    if consumers is None:
+        return Check("callbacks", None, "could not ask the workers which queues they consume")
+    if consumers:
+        shown = ", ".join(sorted(consumers)[:3]) + (" ..." if len(consumers) > 3 else "")
+        return Check("callbacks", True, f"queue {queue!r} is consumed by {shown}")
+    return Check(
+        "callbacks",
+        True,
+        f"no worker answering on this broker consumes {queue!r}: completion callbacks (on_done, "
+        "ENGAGE_ON_DONE_TASK) would wait there unread",
+        "run your app's worker on this package's broker with -Q "
+        f"{queue} (README: Host integration), or ignore this if no send names a callback",
+        warning=True,
+    )
+
+
+def _consumers_of(broker_url: str, queue: str) -> list[str] | None:
+    """Names of the workers consuming ``queue`` (Celery's inspect), or None when asking failed."""
+    from celery import Celery  # noqa: PLC0415  (the doctor's only use of Celery)
+
+    # An app of the doctor's own: Celery's control commands reach every worker on the broker,
+    # this package's and the host's alike. Read and write URLs win over CELERY_BROKER_URL.
+    probe = Celery("engage-sms-doctor", set_as_current=False)
+    probe.conf.update(
+        broker_url=broker_url, broker_read_url=broker_url, broker_write_url=broker_url
+    )
+    try:
+        replies = probe.control.inspect(timeout=CONSUMERS_TIMEOUT).active_queues() or {}
+    except Exception:  # any failure to ask is "could not tell", never a crash of the doctor
+        return None
+    finally:
+        probe.close()
+    return [
+        worker
+        for worker, queues in replies.items()
+        if any(entry.get("name") == queue for entry in queues or ())
+    ]

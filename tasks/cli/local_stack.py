@@ -1,26 +1,22 @@
 """Start and stop local processes for the demo, integration tests and benchmarks.
 
-Redis (only when none answers), Celery workers and Flower, each as a real subprocess.
+Celery workers and Flower, each as a real subprocess (Redis: :mod:`tasks.cli.redis_server`).
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import IO
-from urllib.parse import urlsplit
 
 import redis
 
 from tasks.send_options import ALL_QUEUES
-
-REDIS_START = ("redis-server", "--daemonize", "yes", "--save", "", "--appendonly", "no")
 
 
 def redis_answers(url: str) -> bool:
@@ -31,37 +27,16 @@ def redis_answers(url: str) -> bool:
         return False
 
 
-def ensure_redis(url: str, timeout: float = 10.0) -> bool:
-    """Start a throwaway local Redis when none answers; True when this call started it."""
-    if redis_answers(url):
-        return False
-    parts = urlsplit(url)
-    if parts.hostname not in ("127.0.0.1", "localhost") or not shutil.which("redis-server"):
-        raise RuntimeError(f"Redis does not answer at {url} and cannot be started here")
-    port = str(parts.port or 6379)
-    subprocess.run([*REDIS_START, "--port", port], check=True, capture_output=True)  # noqa: S603
-    deadline = time.monotonic() + timeout
-    while not redis_answers(url):
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"started redis-server on port {port} but it does not answer")
-        time.sleep(0.1)
-    return True
-
-
-def stop_redis(url: str) -> None:
-    """Shut down a Redis this process started."""
-    # A shut-down server closes the connection: that error is the expected answer.
-    with contextlib.suppress(redis.RedisError):
-        redis.Redis.from_url(url).shutdown(nosave=True)
-
-
 class ManagedProcess:
     """A subprocess with its output in a log file, started and stopped on request."""
 
-    def __init__(self, argv: list[str], *, env: dict[str, str], log_path: Path) -> None:
+    def __init__(
+        self, argv: list[str], *, env: dict[str, str], log_path: Path, cwd: Path | None = None
+    ) -> None:
         self.argv = argv
         self.env = env
         self.log_path = log_path
+        self.cwd = cwd
         self._log: IO[bytes] | None = None
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -72,6 +47,7 @@ class ManagedProcess:
         self.process = subprocess.Popen(  # noqa: S603  (argv built by this module)
             self.argv,
             env=self.env,
+            cwd=self.cwd,
             stdout=self._log,
             stderr=subprocess.STDOUT,
             start_new_session=True,

@@ -1,4 +1,4 @@
-"""``engage-sms``: enqueue sends, read their status, steer the dead-letter store, run the sandbox.
+"""engage-sms: enqueue sends, read their status, steer the dead-letter store, run the sandbox.
 
 Exit codes (also in ``--help``): 0 done (``send --wait``: sent); 1 the send failed
 (dead-lettered), or the key or entry asked about is unknown; 2 bad input or configuration, or a
@@ -41,6 +41,34 @@ exit codes:
   3  still in progress when --wait ran out
   4  Redis or the broker did not answer (nothing changed)
 """
+#: ``engage-sms sandbox --help``: what it is and what it knows.
+SANDBOX_DESCRIPTION = """\
+A local stand-in for Mapp Engage: REST contact/get, message/sendSingle and
+system/getApiVersion under --prefix, SOAP (the same operations) at /api/soap/v17,
+HTTP Basic with --username/--password. Point workers at it with
+ENGAGE_BASE_URL=http://HOST:PORT/api/rest/v19 (or .../api/soap/v17 and
+ENGAGE_TRANSPORT=soap)."""
+SANDBOX_EPILOG = """\
+seed data (back after POST /_sandbox/reset):
+  contact MOBILE 48505606707 (+48 505 606 707) -> contactId 33457
+  contact EMAIL ann@example.com                -> contactId 33458
+  prepared message 23541 (no required parameters)
+
+control API (no login; JSON; a wrong body is a 400 saying what was expected):
+  GET  /_sandbox/calls | /_sandbox/stats | /_sandbox/sends
+  POST /_sandbox/reset
+  POST /_sandbox/contacts  {"contacts": [{"type": "MOBILE", "value": "48...", "contactId": 1}]}
+  POST /_sandbox/messages  {"messages": [{"messageId": 1, "requiredParameters": ["name"]}]}
+  POST /_sandbox/faults    {"script": {"contact/get": [503, "drop_after"]}}  (README: Sandbox)
+"""
+
+
+class _DefaultsAndLayout(
+    argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter
+):
+    """Option defaults in ``--help``, descriptions and epilogs laid out as written."""
+
+
 #: How often ``send --wait`` asks for the status.
 POLL_INTERVAL = 0.1
 #: The sending policy's final states: not sent, not dead letters (exit 1 like one).
@@ -150,12 +178,20 @@ def _parser() -> argparse.ArgumentParser:
     add_suppress_commands(commands)
     add_http_commands(commands)
 
-    sandbox = commands.add_parser("sandbox", help="run the local Engage sandbox in the foreground")
-    sandbox.add_argument("--host", default="127.0.0.1")
-    sandbox.add_argument("--port", type=int, default=8099)
+    sandbox = commands.add_parser(
+        "sandbox",
+        help="run the local Engage sandbox in the foreground",
+        description=SANDBOX_DESCRIPTION,
+        epilog=SANDBOX_EPILOG,
+        formatter_class=_DefaultsAndLayout,
+    )
+    sandbox.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    sandbox.add_argument("--port", type=int, default=8099, help="port to listen on")
     sandbox.add_argument("--prefix", default="/api/rest/v19", help="path prefix of the REST API")
-    sandbox.add_argument("--username", default="api@example.com")
-    sandbox.add_argument("--password", default="sandbox-password")
+    sandbox.add_argument("--username", default="api@example.com", help="the API user it accepts")
+    sandbox.add_argument(
+        "--password", default="sandbox-password", help="that user's password (a local one)"
+    )
     sandbox.set_defaults(handler=_sandbox)
 
     demo = commands.add_parser("demo", help="start Redis, the sandbox and a worker; send one SMS")
@@ -165,6 +201,12 @@ def _parser() -> argparse.ArgumentParser:
         default=0.0,
         metavar="SECONDS",
         help="keep the worker, sandbox and Flower up this long afterwards, to look around",
+    )
+    demo.add_argument(
+        "--redis-url",
+        metavar="URL",
+        help="use this Redis (its queues and engage-demo:* keys) instead of a throwaway server "
+        "of the demo's own (default)",
     )
     demo.set_defaults(handler=_demo)
     return parser
@@ -188,13 +230,13 @@ def _send(args: argparse.Namespace) -> int:
         send_by=args.send_by,
         create_contact=args.create_contact,
     )
+    # One "state": the handle's at enqueue, the send's as last seen with --wait.
     summary: dict[str, Any] = handle.to_dict()
-    summary["outcome"] = handle.state
     if args.wait is None:
         _print_json(summary)
         return EXIT_OK
     status = _wait_for_outcome(delivery_status, handle.key, args.wait)
-    summary["outcome"] = status["state"]
+    summary["state"] = status["state"]
     for field in ("reason", "detail"):
         if field in status:
             summary[field] = status[field]
@@ -281,7 +323,11 @@ def _sandbox(args: argparse.Namespace) -> int:
 def _demo(args: argparse.Namespace) -> int:
     from tasks.cli.demo import run_demo  # noqa: PLC0415  (starts processes: demo only)
 
-    return run_demo(hold=args.hold)
+    try:
+        return run_demo(hold=args.hold, redis_url=args.redis_url)
+    except RuntimeError as err:  # no Redis server to start, or a process that would not start
+        print(f"engage-sms: demo: {err}", file=sys.stderr)
+        return EXIT_FAILED
 
 
 def _print_json(data: Any) -> None:

@@ -14,7 +14,7 @@ from typing import Any
 
 from tasks.settings import basic_auth_problem
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_UNAVAILABLE = 0, 1, 2, 4
 #: Port of the metrics sidecar (workers use ENGAGE_METRICS_PORT, 9100 in docker-compose.yml).
 DEFAULT_METRICS_PORT = 9101
 #: Flower's own default port.
@@ -55,11 +55,15 @@ def _doctor(_: argparse.Namespace) -> int:
     for check in checks:
         print(check.line(), flush=True)
     failed = [c.name for c in checks if not c.ok]
-    print(
-        f"doctor: {len(failed)} check(s) not OK: {', '.join(failed)}"
-        if failed
-        else "doctor: all OK"
-    )
+    warned = [c.name for c in checks if c.warning]
+    if failed:
+        print(f"doctor: {len(failed)} check(s) not OK: {', '.join(failed)}")
+    else:
+        print(
+            "doctor: all OK" + (f" ({len(warned)} warning: {', '.join(warned)})" if warned else "")
+        )
+    if {"redis", "broker"} & {c.name for c in checks if c.ok is False}:
+        return EXIT_UNAVAILABLE  # as every command: 4 when Redis or the broker does not answer
     return EXIT_FAILED if failed else EXIT_OK
 
 

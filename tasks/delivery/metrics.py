@@ -8,6 +8,7 @@ are read from Redis at scrape time by the ``engage-sms metrics`` sidecar
 
 from __future__ import annotations
 
+import errno
 import threading
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
@@ -102,6 +103,29 @@ def observe_call(operation: str, status: str, seconds: float) -> None:
 def observe_sent(lane: str, seconds: float) -> None:
     """One send accepted by Engage, ``seconds`` after it was enqueued in ``lane``."""
     ENQUEUE_TO_SENT_SECONDS.labels(lane=lane).observe(seconds)
+
+
+#: Workers on one host share ENGAGE_METRICS_PORT: each takes the first free port from it on,
+#: within this many (9100 - 9115), so a second and third worker serve their counters too.
+WORKER_PORT_SPAN = 16
+
+
+def serve_first_free(
+    port: int, *, host: str = DEFAULT_METRICS_ADDRESS, span: int = WORKER_PORT_SPAN
+) -> tuple[WSGIServer, threading.Thread]:
+    """Serve ``/metrics`` on the first port of ``port .. port + span - 1`` that is free.
+
+    Raises the last OSError when every port of the span is taken.
+    """
+    last = OSError(errno.EADDRINUSE, f"ports {port} to {port + span - 1} are all in use")
+    for candidate in range(port, min(port + span, 65536)):
+        try:
+            return serve(candidate, host=host)
+        except OSError as err:
+            if err.errno != errno.EADDRINUSE:
+                raise
+            last = err
+    raise last
 
 
 def serve(

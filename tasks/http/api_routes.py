@@ -63,7 +63,7 @@ def api_router(services: Callable[[], HttpServices]) -> APIRouter:
         accepted = await run_in_threadpool(
             sends.create,
             request.headers.get("authorization"),
-            request.headers.get(IDEMPOTENCY_HEADER),
+            idempotency_key(request),
             body,
         )
         return JSONResponse(accepted.model_dump(), status_code=202)
@@ -97,6 +97,13 @@ def api_router(services: Callable[[], HttpServices]) -> APIRouter:
         return JSONResponse(body.model_dump(), status_code=200 if ready else 503)
 
     return router
+
+
+def idempotency_key(request: Request) -> str | None:
+    """The Idempotency-Key header, or None; sent twice, one value joined by commas, as HTTP
+    defines it (RFC 9110, 5.3) and as a proxy that merges the lines passes it on."""
+    values = request.headers.getlist(IDEMPOTENCY_HEADER)
+    return ", ".join(values) if values else None
 
 
 async def read_limited(request: Request) -> bytes:
@@ -161,7 +168,7 @@ class SendsApi:
                 f"the {IDEMPOTENCY_HEADER} header is required: one key per logical send",
                 field=IDEMPOTENCY_HEADER,
             )
-        key = validate_idempotency_key(key)
+        key = validate_idempotency_key(header_text(key))
         send = parse_send_body(body, self._settings.numbers)
         owner = SendOwner(token.id, send.callback_url)
         claim = self._s.owners.claim(key, owner, self._s.runtime.keys.send(key))
@@ -171,11 +178,14 @@ class SendsApi:
             raise reused(key)
         if not claim.recorded and claim.existing != owner:
             raise reused(key)
-        first = claim.recorded
-        if first:
+        # A send is created only where the ledger did not know the key: every request that
+        # may create one (the first, or a repeat racing it) takes a slot of the daily cap and
+        # gives it back unless it created the send. The record stays: a repeat that comes while
+        # another request is under way, or after one failed, is this token's, never a 422.
+        reserved = not claim.key_was_taken
+        if reserved:
             wait = self._s.limits.reserve_send(token)
             if wait is not None:
-                self._s.owners.release(key, owner)
                 raise ApiError(
                     429,
                     "daily_cap_reached",
@@ -185,15 +195,11 @@ class SendsApi:
         try:
             handle = self._enqueue(key, send)
         except BaseException:
-            if first:
-                self._s.owners.release(key, owner)
+            if reserved:
                 self._s.limits.release_send(token)
             raise
-        # first and not created: a repeat of this very request, racing it, enqueued the send
-        # first (its reservation is this one: keep it). Not first and created: the first
-        # request's enqueue failed and released the record, so write it again.
-        if handle.created and not first:
-            self._s.owners.restore(key, owner)
+        if reserved and not handle.created:
+            self._s.limits.release_send(token)
         if handle.created and send.callback_url is not None:
             self._s.owners.watch_callback(key)
         return SendAccepted(
@@ -222,12 +228,22 @@ class SendsApi:
                     if owner is None or owner.token_id != token.id:
                         # Not this token's: as if unknown, so keys of others are not probed.
                         raise not_found()
+                    self._s.owners.follow_ledger(key)
                 status = delivery_status(key)
         except ServiceUnavailable:
             raise unavailable("Redis") from None
         if status["state"] == "unknown":
             raise not_found()
         return status
+
+
+def header_text(value: str) -> str:
+    """A header's text as its sender wrote it: the server hands over its bytes as Latin-1, and
+    a web app sends UTF-8 (InvalidSendRequest for bytes that are not)."""
+    try:
+        return value.encode("latin-1").decode("utf-8")
+    except UnicodeError:
+        raise InvalidSendRequest("idempotency_key", "must be UTF-8 text") from None
 
 
 def reused(key: str) -> ApiError:

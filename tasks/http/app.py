@@ -57,6 +57,7 @@ def create_app(
     app.add_exception_handler(ServiceUnavailable, _unavailable)
     for outage in (redis.ConnectionError, redis.TimeoutError):
         app.add_exception_handler(outage, _unavailable)
+    app.add_exception_handler(Exception, _failed)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
 
@@ -97,6 +98,12 @@ async def _invalid(_: Request, err: Exception) -> Response:
     location = [str(part) for part in first.get("loc", ())]
     field = location[-1] if location else None
     return _json(ApiError(400, "invalid_request", str(first.get("msg", "invalid")), field=field))
+
+
+async def _failed(_: Request, err: Exception) -> Response:
+    """A bug: 500 in the one shape (uvicorn logs the traceback), naming nothing of the request."""
+    message = "the server failed; repeating the request with the same Idempotency-Key is safe"
+    return _json(ApiError(500, "internal_error", message))
 
 
 async def _unavailable(request: Request, err: Exception) -> Response:

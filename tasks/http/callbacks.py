@@ -58,6 +58,8 @@ TIMEOUT = (3.0, 10.0)
 FINAL = ("sent", "dead_lettered", "expired", "capped", "suppressed")
 #: Final states no replay moves on (a dead letter may be replayed; the policy's ends may not).
 SETTLED = ("sent", "expired", "capped", "suppressed")
+#: Longest wait between rounds while Redis does not answer.
+REDIS_AWAY_WAIT = 5.0
 
 
 def sign(secret: str, body: bytes) -> str:
@@ -133,6 +135,7 @@ class CallbackDispatcher:
         if owner is None or owner.callback_url is None or status["state"] == "unknown":
             self._forget(key)  # expired with the ledger's record
             return 0
+        self._owners.follow_ledger(key)
         progress = self._progress(key)
         if status["state"] not in FINAL:
             age = max(0.0, now - float(progress.get("since", now)))
@@ -216,11 +219,23 @@ class DispatcherThread:
         self._thread.join(timeout=30)
 
     def _run(self) -> None:
+        away = 0  # rounds in a row Redis did not answer
         while not self._stop.is_set():
             try:
                 self._dispatcher.run_once()
+                if away:
+                    logger.info("callbacks: Redis answers again")
+                away = 0
             except redis.RedisError as err:  # Redis away: the callbacks wait in Redis
-                logger.warning("callbacks: Redis did not answer (%s)", type(err).__name__)
+                if not away:
+                    logger.warning("callbacks: Redis did not answer (%s)", type(err).__name__)
+                away += 1
             except Exception:  # a bug must not end the thread and stop every callback
                 logger.exception("callbacks: round failed")
-            self._stop.wait(self._interval)
+            # Redis away: look again less often (up to REDIS_AWAY_WAIT), not every round.
+            wait = (
+                min(self._interval * 2 ** min(away, 16), REDIS_AWAY_WAIT)
+                if away
+                else self._interval
+            )
+            self._stop.wait(wait)

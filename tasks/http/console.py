@@ -106,9 +106,9 @@ def _login_routes(router: APIRouter, pages: Pages) -> None:
         return RedirectResponse("/console/dead-letters", status_code=303)
 
     @router.get("/login")
-    def login_form(request: Request, problem: str = "") -> HTMLResponse:
+    def login_form(request: Request) -> HTMLResponse:
         nonce = new_login_nonce()
-        response = page(request, "login.html", problem=problem, csrf=nonce)
+        response = page(request, "login.html", csrf=nonce)
         set_cookie(request, response, LOGIN_COOKIE, nonce, max_age=3600)
         return response
 

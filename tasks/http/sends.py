@@ -11,6 +11,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -56,6 +57,8 @@ def parse_send_body(raw: bytes, numbers: NumberPolicy) -> SendBody:
         data = json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError) as err:
         raise InvalidSendRequest("body", f"is not JSON ({err})") from None
+    except (RecursionError, ValueError):  # too deep, or an integer past Python's 4300 digits
+        raise InvalidSendRequest("body", "is nested too deeply or has a number too long") from None
     if not isinstance(data, dict):
         raise InvalidSendRequest("body", "must be a JSON object")
     for name in sorted(data):
@@ -173,10 +176,18 @@ def _owner(raw: bytes | str | None) -> SendOwner | None:
 class SendOwners:
     """The HTTP record of each key sent over HTTP (kept as long as the ledger's record)."""
 
-    def __init__(self, client: redis.Redis, *, keys: HttpKeys, retention: float) -> None:
+    def __init__(
+        self,
+        client: redis.Redis,
+        *,
+        keys: HttpKeys,
+        retention: float,
+        ledger_record: Callable[[str], str],
+    ) -> None:
         self._redis = client
         self._keys = keys
         self._retention_ms = int(retention * 1000)
+        self._ledger_record = ledger_record
 
     def claim(self, key: str, owner: SendOwner, ledger_record: str) -> OwnerClaim:
         """Record ``owner`` for ``key`` unless a record is there; and, in the same transaction,
@@ -190,18 +201,27 @@ class SendOwners:
             return OwnerClaim(recorded=True, existing=None, key_was_taken=bool(known))
         return OwnerClaim(recorded=False, existing=_owner(current), key_was_taken=bool(known))
 
-    def restore(self, key: str, owner: SendOwner) -> None:
-        """Write ``owner`` again if the record is gone (a concurrent request released it)."""
-        self._redis.set(self._keys.send(key), owner.to_json(), nx=True, px=self._retention_ms)
-
     def get(self, key: str) -> SendOwner | None:
         """The HTTP record of ``key``, or None (not sent over HTTP, or expired)."""
         return _owner(self._redis.get(self._keys.send(key)))
 
     def release(self, key: str, owner: SendOwner) -> None:
-        """Drop the record this request wrote when its enqueue created nothing."""
+        """Drop the record this request wrote for a key that is not its to take (the ledger
+        knew it before: enqueued by the Python API or the CLI)."""
         if self.get(key) == owner:
             self._redis.delete(self._keys.send(key))
+
+    def follow_ledger(self, key: str) -> None:
+        """Keep the record of ``key`` and its callback progress as long as the ledger keeps the
+        send: longer than the retention they were written with once it is dead-lettered (kept
+        for ENGAGE_DLQ_MAX_AGE_DAYS, replayable all that time)."""
+        ledger_ttl = int(self._redis.pttl(self._ledger_record(key)))
+        if ledger_ttl <= self._retention_ms:
+            return
+        pipe = self._redis.pipeline(transaction=False)
+        for name in (self._keys.send(key), self._keys.callback(key)):
+            pipe.pexpire(name, ledger_ttl)
+        pipe.execute()
 
     def watch_callback(self, key: str, now: float | None = None) -> None:
         """Have the callback dispatcher look at ``key`` from now on."""

@@ -38,7 +38,7 @@ class HttpServices:
             keys=keys,
             tokens=TokenStore(client, keys=keys, hasher=rt.hasher),
             limits=TokenLimits(client, keys=keys, rate_limit=rt.settings.http.rate_limit),
-            owners=SendOwners(client, keys=keys, retention=retention),
+            owners=SendOwners(client, keys=keys, retention=retention, ledger_record=rt.keys.send),
             sessions=ConsoleSessions(client, keys=keys),
             audit=AuditLog(client, keys=keys, retention=retention),
         )

@@ -144,9 +144,10 @@ class TokenStore:
     def _load(self, token_id: str) -> tuple[Token, str] | None:
         """The token with this id and its stored digest, or None."""
         raw = self._redis.hgetall(self._keys.token(token_id))
-        if not raw:
-            return None
         record = {text(k): text(v) for k, v in raw.items()}
+        if "digest" not in record:
+            # None, or only the last-used time a request in flight wrote after the revoke.
+            return None
         token = Token(
             id=token_id,
             name=record["name"],

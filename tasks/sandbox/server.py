@@ -17,7 +17,6 @@ The transports live in :mod:`tasks.sandbox.rest` and :mod:`tasks.sandbox.soap`; 
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import socket
 import ssl
@@ -29,11 +28,12 @@ from types import TracebackType
 from typing import Any
 from urllib.parse import urlsplit
 
-from tasks.sandbox import gate, rest, soap
+from tasks.sandbox import control, gate, rest, soap
 from tasks.sandbox.gate import LOGIN_PATH, error_body
 from tasks.sandbox.state import SandboxState
 
 DEFAULT_PREFIX = "/api/rest/v19"
+_CONTROL_PATHS = ("/_sandbox/reset", "/_sandbox/contacts", "/_sandbox/messages", "/_sandbox/faults")
 DEFAULT_SOAP_PATH = "/api/soap/v17"
 
 
@@ -129,21 +129,21 @@ class SandboxHandler(BaseHTTPRequestHandler):
 
     def _control(self, path: str, raw: bytes) -> None:
         state = self.server.state
+        if path not in _CONTROL_PATHS:
+            self._not_found()
+            return
         try:
-            data = json.loads(raw or b"{}")
+            data = control.read_json(raw)
             if path == "/_sandbox/reset":
                 state.reset()
             elif path == "/_sandbox/contacts":
-                state.add_contacts(data["contacts"])
+                state.add_contacts(control.contacts(data))
             elif path == "/_sandbox/messages":
-                state.add_messages(data["messages"])
-            elif path == "/_sandbox/faults":
-                state.set_faults(data)
+                state.add_messages(control.messages(data))
             else:
-                self._not_found()
-                return
-        except (ValueError, KeyError, TypeError) as err:
-            self._send_json(400, {"error": f"{type(err).__name__}: {err}"})
+                state.set_faults(control.faults(data))
+        except ValueError as err:  # ControlError, or a fault step Faults.from_spec refuses
+            self._send_json(400, {"error": f"POST {path}: {err}"})
             return
         self._send_json(200, {"ok": True})
 

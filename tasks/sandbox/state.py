@@ -15,7 +15,11 @@ from typing import Any
 
 from tasks.sandbox.faults import DELAY, Fault, Faults
 
-DEMO_CONTACTS = ({"type": "MOBILE", "value": "48505606707", "contactId": 33457},)
+DEMO_CONTACTS = (
+    {"type": "MOBILE", "value": "48505606707", "contactId": 33457},
+    # schedules.example.toml's recipient: example.com never reaches a person on a real tenant.
+    {"type": "EMAIL", "value": "ann@example.com", "contactId": 33458},
+)
 DEMO_MESSAGES = ({"messageId": 23541, "requiredParameters": []},)
 #: contact/create's contact fields and the identifier type each one is looked up by.
 CREATE_FIELDS = {

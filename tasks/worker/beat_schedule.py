@@ -48,12 +48,17 @@ def housekeeping_entries() -> dict[str, dict[str, Any]]:
 
 
 def schedule_entries(schedules: tuple[Schedule, ...]) -> dict[str, dict[str, Any]]:
-    """One beat entry per schedule; the task gets only the name (no recipients in the broker)."""
+    """One beat entry per schedule, carrying the schedule itself: only beat needs the file.
+
+    The recipients travel in the task message as a send's do; Flower, events and logs see the
+    schedule's name only.
+    """
     return {
         f"engage-schedule:{s.name}": {
             "task": DISPATCH_TASK,
             "schedule": s.cron_spec if s.cron_spec is not None else AlignedInterval(s.every),
-            "args": (s.name,),
+            "args": (s.name, dict(s.table)),
+            "options": {"argsrepr": repr([s.name]), "kwargsrepr": "{}"},
         }
         for s in schedules
     }

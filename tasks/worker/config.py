@@ -15,6 +15,7 @@ from typing import TypeVar
 from urllib.parse import urlsplit
 
 import click
+from kombu.entity import Exchange, Queue
 
 from tasks.errors import ConfigurationError
 from tasks.schedule_file import load_schedules
@@ -49,10 +50,15 @@ def _settings_for_this_process() -> Settings:
     return settings
 
 
+def _running_flower() -> bool:
+    """True in a ``celery flower`` process (``engage-sms flower`` execs one)."""
+    context = click.get_current_context(silent=True)
+    return context is not None and context.command.name == "flower"
+
+
 def _flower_login_problem() -> str | None:
     """In a Flower process: why it would serve its pages to anyone; None if it asks for a login."""
-    context = click.get_current_context(silent=True)
-    if context is None or context.command.name != "flower":
+    if not _running_flower():
         return None
     # Flower has read its options (command line, FLOWER_* variables, flowerconfig.py) before it
     # loads this configuration, and opens its port only afterwards.
@@ -89,10 +95,12 @@ event_serializer = "json"
 
 # One queue per priority lane, each on a direct exchange of its own name. A worker started
 # without -Q consumes all of them; housekeeping and schedule runs go to the normal lane.
-task_queues = {
-    name: {"exchange": name, "exchange_type": "direct", "routing_key": name}
+# Queue objects, not a dict of options: Flower lists a broker's queues from them when no worker
+# answers (queue lengths matter most when the workers are down).
+task_queues = [
+    Queue(name, Exchange(name, type="direct"), routing_key=name)  # type: ignore[no-untyped-call]
     for name in LANE_QUEUES.values()
-}
+]
 task_default_queue = LANE_QUEUES[DEFAULT_PRIORITY]
 task_default_exchange = task_default_queue
 task_default_routing_key = task_default_queue
@@ -106,9 +114,12 @@ task_reject_on_worker_lost = True
 worker_prefetch_multiplier = 1
 broker_connection_retry_on_startup = True
 if broker_is_redis(broker_url):
-    if urlsplit(broker_url).scheme == "redis":
+    if urlsplit(broker_url).scheme == "redis" and not _running_flower():
         # kombu's transport, minus a new client object per publish (see the module). Not for
         # rediss://: kombu turns TLS on by itself only when the transport is named "rediss".
+        # Not in Flower: it reads queue lengths only for a broker URI of scheme redis://, and
+        # kombu names a transport given by path in the URI (tasks.worker.transport:Transport://);
+        # Flower reads events and queue lengths, which kombu's own transport does the same way.
         broker_transport = TRANSPORT
     broker_transport_options = {
         "visibility_timeout": engage_settings.visibility_timeout,

@@ -1,20 +1,21 @@
 """``engage.dispatch_schedule``: one run of a schedule from ``ENGAGE_SCHEDULE_FILE``, sent once.
 
-Beat publishes only the schedule's name; the worker finds the schedule in its own copy of the
-file (loaded and validated by ``celeryconfig.py``), works out the run's slot and enqueues one send
-per recipient under a key made of name, slot and recipient, so repeated ticks never double-send.
+Beat publishes the schedule as its file has it (only beat needs ``ENGAGE_SCHEDULE_FILE``); the
+worker validates it again, works out the run's slot and enqueues one send per recipient under a
+key made of name, slot and recipient, so repeated ticks never double-send.
 """
 
 from __future__ import annotations
 
 import logging
 from collections import Counter
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
 from tasks.delivery.runtime import Runtime, current_runtime
 from tasks.errors import ConfigurationError, IdempotencyConflict
-from tasks.schedule_file import SETTING, Schedule
+from tasks.schedule_file import SETTING, Schedule, schedule_from_table
 from tasks.sending_policy import resolve_deadline
 from tasks.worker import publish
 from tasks.worker.app import MaskedTask, app, engage_settings
@@ -24,15 +25,26 @@ logger = logging.getLogger("engage.schedules")
 
 
 @app.task(name=DISPATCH_TASK, base=MaskedTask, acks_late=True)
-def dispatch_schedule(name: str) -> dict[str, Any]:
-    """Enqueue the current run of schedule ``name``; repeated ticks of one run enqueue nothing."""
-    schedules = configured_schedules()
-    schedule = next((s for s in schedules if s.name == name), None)
+def dispatch_schedule(name: str, table: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Enqueue the current run of schedule ``name``; repeated ticks of one run enqueue nothing.
+
+    ``table`` is the schedule as beat read it from its file; without it (a beat older than
+    0.2.0 publishes the name alone) the schedule is looked up in this worker's own file.
+    """
+    if table is not None:
+        schedule = schedule_from_table(table, source="published by beat")
+    else:
+        schedule = _from_this_workers_file(name)
+    return dispatch(current_runtime(engage_settings()), schedule, datetime.now(UTC))
+
+
+def _from_this_workers_file(name: str) -> Schedule:
+    schedule = next((s for s in configured_schedules() if s.name == name), None)
     if schedule is None:
         raise ConfigurationError(
-            SETTING, f"this worker's file has no schedule {name!r}: give beat and workers one file"
+            SETTING, f"this worker's file has no schedule {name!r} (published by an old beat)"
         )
-    return dispatch(current_runtime(engage_settings()), schedule, datetime.now(UTC))
+    return schedule
 
 
 def dispatch(rt: Runtime, schedule: Schedule, now: datetime) -> dict[str, Any]:

@@ -1,6 +1,7 @@
 """Worker start hooks: the Prometheus endpoint when ``ENGAGE_METRICS_PORT`` is set.
 
-It listens on ``ENGAGE_METRICS_ADDRESS``: 127.0.0.1 unless another address is configured.
+It listens on ``ENGAGE_METRICS_ADDRESS``: 127.0.0.1 unless another address is configured, on
+the first free port from ``ENGAGE_METRICS_PORT`` on (several workers on one host each get one).
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ def start_metrics_endpoint(sender: Any = None, **_: Any) -> None:
             "ENGAGE_METRICS_PORT with the prefork pool shows no send counters: use --pool threads"
         )
     try:
-        metrics.serve(port, host=host)
+        server, _thread = metrics.serve_first_free(port, host=host)
     except OSError as err:
         # Celery logs and swallows errors raised by signal handlers: say plainly what failed.
         logger.error(
@@ -42,7 +43,7 @@ def start_metrics_endpoint(sender: Any = None, **_: Any) -> None:
             err,
         )
         return
-    logger.info("metrics endpoint on http://%s:%d/metrics", host, port)
+    logger.info("metrics endpoint on http://%s:%d/metrics", host, server.server_port)
 
 
 # Connected by call, not decorator: Celery's decorators are untyped.

@@ -63,7 +63,8 @@ def test_cli_send_wait_makes_exactly_the_two_documented_calls(
     )
     assert result.returncode == 0, result.stderr
     summary = json.loads(result.stdout)
-    assert summary["outcome"] == "sent"
+    assert summary["state"] == "sent"
+    assert "outcome" not in summary
     state = custom_sandbox.state
     (lookup,) = state.calls_to("contact/get")
     (send,) = state.calls_to("message/sendSingle")

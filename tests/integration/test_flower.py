@@ -22,6 +22,7 @@ from tasks.cli.local_stack import ManagedProcess
 from tasks.sandbox import Sandbox
 from tests.integration.conftest import wait_for
 from tests.support import sandbox as sandboxes
+from tests.support.chromium import open_browser
 from tests.support.environments import SANDBOX_CREDENTIALS, child_env
 from tests.support.own_redis import session_redis_url
 from tests.support.processes import listening_addresses, run_module, start_worker_and_flower
@@ -33,6 +34,8 @@ BROKER = session_redis_url(13)
 MOBILE = "+48 505 606 707"
 DIGITS = "48505606707"
 MASKED = "48*******07"
+#: Screenshots the browser test leaves for a person to look at (not removed after the run).
+SCREENSHOTS = Path(__file__).resolve().parents[2] / ".run" / "screenshots"
 
 
 @dataclass
@@ -176,3 +179,27 @@ def test_flower_listens_on_loopback_and_never_prints_its_password(stack: Stack) 
     port = int(stack.flower_url.rpartition(":")[2])
     assert listening_addresses(port) == {"127.0.0.1"}
     assert stack.flower_password not in stack.flower_log.read_text()
+
+
+def test_flower_queue_lengths_list_every_lane(stack: Stack) -> None:
+    """/api/queues/length answers for our transport's broker, with the three lanes."""
+    status, body = stack.flower("/api/queues/length")
+    assert status == 200, body
+    names = {queue["name"] for queue in body["active_queues"]}
+    assert {"engage.urgent", "engage.normal", "engage.bulk"} <= names
+
+
+def test_flower_broker_page_shows_the_lanes_in_a_browser(stack: Stack, tmp_path: Path) -> None:
+    """Flower's Broker page, in a real headless Chromium, names the broker and lists the lanes."""
+    token = base64.b64encode(f"{FLOWER_USER}:{stack.flower_password}".encode()).decode()
+    lanes = ("engage.urgent", "engage.normal", "engage.bulk")
+    with open_browser() as browser:
+        text = browser.visit(
+            stack.flower_url + "/broker",
+            headers={"Authorization": f"Basic {token}"},
+            expect=("redis://", *lanes),
+        )
+        shot = browser.screenshot(SCREENSHOTS / "flower-broker.png")
+    assert "Transport" not in text  # the broker's URI, not the module path of our transport
+    assert stack.flower_password not in text
+    assert shot.stat().st_size > 10_000

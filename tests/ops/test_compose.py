@@ -163,12 +163,20 @@ def test_env_example_commented_values_are_the_defaults() -> None:
             assert load_settings({**active, name: value}) == defaults, name
 
 
-def test_example_schedule_file_is_valid_and_mounted_where_env_example_says() -> None:
-    """schedules.example.toml loads, and compose mounts it at ENGAGE_SCHEDULE_FILE's path."""
+def test_example_schedule_file_is_valid_and_mounted_in_beat_alone() -> None:
+    """schedules.example.toml loads; compose mounts it in beat (the one reader) at the path."""
     assert load_schedules(str(ROOT / "schedules.example.toml"))
     path = env_example(active_only=False)["ENGAGE_SCHEDULE_FILE"]
-    for name in ("worker", "beat"):
-        assert f"./schedules.example.toml:{path}:ro" in SERVICES[name]["volumes"]
+    assert f"./schedules.example.toml:{path}:ro" in SERVICES["beat"]["volumes"]
+    assert "volumes" not in SERVICES["worker"]
+
+
+def test_example_schedule_reaches_no_real_person() -> None:
+    """Enabled against a real tenant by mistake, the example sends only to example.com."""
+    for schedule in load_schedules(str(ROOT / "schedules.example.toml")):
+        for request in schedule.requests:
+            assert request.identifier.type == "EMAIL"
+            assert request.identifier.value.endswith("@example.com")
 
 
 def test_redis_persists_and_never_evicts() -> None:
@@ -177,6 +185,7 @@ def test_redis_persists_and_never_evicts() -> None:
     command = " ".join(argv_of(redis))
     assert "--appendonly yes" in command
     assert "--maxmemory-policy noeviction" in command
+    assert "--maxmemory " in command  # without a limit the policy never applies
     assert redis["healthcheck"]["test"] == ["CMD", "redis-cli", "ping"]
 
 

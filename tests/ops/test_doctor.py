@@ -8,6 +8,7 @@ import pytest
 
 from tasks.cli import main
 from tasks.cli.doctor import Check, run_checks
+from tasks.cli.local_stack import celery_worker, start_worker
 from tasks.sandbox import Sandbox
 from tasks.urls import redact_url
 from tests.support.environments import (
@@ -15,6 +16,7 @@ from tests.support.environments import (
     NOWHERE_REDIS_URL,
     SANDBOX_CREDENTIALS,
     TEST_REDIS_URL,
+    child_env,
 )
 
 WRONG_PASSWORD = "not-the-sandbox-password"
@@ -50,6 +52,7 @@ def test_good_configuration_passes_every_check(sandbox: Sandbox, redis_url: str)
         ("redis", True),
         ("broker", True),
         ("engage", True),
+        ("callbacks", True),
     ]
     assert "API version 19.0" in by_name(checks)["engage"].detail
 
@@ -97,6 +100,63 @@ def test_unreachable_redis_fails_redis_and_broker(sandbox: Sandbox) -> None:
     assert (found["redis"].ok, found["broker"].ok) == (False, False)
     assert "REDIS_URL" in found["redis"].fix
     assert "CELERY_BROKER_URL" in found["broker"].fix
+
+
+def test_broker_fix_names_engage_broker_url_when_that_is_the_one_in_use(sandbox: Sandbox) -> None:
+    """With ENGAGE_BROKER_URL set, the broker's fix names it, not Celery's variable."""
+    env = environ(sandbox.base_url, broker=TEST_REDIS_URL, ENGAGE_BROKER_URL=NOWHERE_REDIS_URL)
+    broker = by_name(run_checks(env))["broker"]
+    assert broker.ok is False
+    assert "ENGAGE_BROKER_URL" in broker.fix
+    assert "CELERY_BROKER_URL" not in broker.fix
+
+
+def test_settings_fix_points_at_the_environment_not_a_dotenv_nobody_reads() -> None:
+    """A settings error's fix names the variable and the README, never a .env file."""
+    env = environ(NOWHERE_ENGAGE_URL, ENGAGE_READ_TIMEOUT="soon")
+    (settings, *_) = run_checks(env)
+    assert "ENGAGE_READ_TIMEOUT" in settings.fix
+    assert ".env" not in settings.fix
+
+
+def test_cli_doctor_exits_4_when_redis_does_not_answer(
+    sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Redis down is exit 4, as for every other command, not 1."""
+    for name, value in environ(sandbox.base_url, broker=NOWHERE_REDIS_URL).items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("REDIS_URL", raising=False)
+    monkeypatch.delenv("ENGAGE_BROKER_URL", raising=False)
+    assert main(["doctor"]) == 4
+    assert "FAIL redis" in capsys.readouterr().out
+
+
+def test_callback_queue_without_consumer_is_a_warning(sandbox: Sandbox, redis_url: str) -> None:
+    """No worker consumes ENGAGE_ON_DONE_QUEUE: WARN with the fix; the doctor still passes."""
+    env = environ(sandbox.base_url, broker=redis_url, ENGAGE_ON_DONE_QUEUE="nobody-reads-this")
+    callbacks = by_name(run_checks(env))["callbacks"]
+    assert callbacks.warning
+    assert callbacks.ok is True
+    assert "no worker answering on this broker consumes 'nobody-reads-this'" in callbacks.detail
+    assert callbacks.line().startswith("WARN callbacks:")
+
+
+def test_callback_queue_with_a_consumer_is_ok(
+    sandbox: Sandbox, redis_url: str, tmp_path: Path
+) -> None:
+    """A worker on the broker consuming the callback queue (a host's, here played by ours): OK."""
+    queue = "host-callbacks"
+    env = child_env(environ(sandbox.base_url, broker=redis_url, ENGAGE_ON_DONE_QUEUE=queue))
+    env.pop("REDIS_URL", None)
+    env.pop("ENGAGE_BROKER_URL", None)
+    worker = celery_worker(env, tmp_path / "w.log", name="doctor-host", concurrency=1, queues=queue)
+    start_worker(worker)
+    try:
+        callbacks = by_name(run_checks(env))["callbacks"]
+    finally:
+        worker.stop()
+    assert (callbacks.ok, callbacks.warning) == (True, False)
+    assert "is consumed by doctor-host@" in callbacks.detail
 
 
 def test_bad_schedule_file_fails_the_schedules_check(sandbox: Sandbox, tmp_path: Path) -> None:

@@ -181,3 +181,20 @@ def test_worker_endpoint_listens_on_loopback_by_default() -> None:
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_second_worker_on_a_host_takes_the_next_free_port() -> None:
+    """ENGAGE_METRICS_PORT taken by another worker: this one serves on the next port."""
+    first, _ = metrics.serve(0, registry=CollectorRegistry())
+    taken = first.server_port
+    try:
+        second, _ = metrics.serve_first_free(taken)
+        try:
+            # The next port, unless something else on the machine holds that one too.
+            assert taken < second.server_port < taken + metrics.WORKER_PORT_SPAN
+        finally:
+            second.shutdown()
+            second.server_close()
+    finally:
+        first.shutdown()
+        first.server_close()

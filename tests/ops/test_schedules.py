@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import tomllib
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -252,13 +253,15 @@ def test_aligned_interval_is_due_once_per_boundary() -> None:
 # -- beat entries ---------------------------------------------------------------------------
 
 
-def test_schedule_entries_call_dispatch_with_the_name_only(tmp_path: Path) -> None:
-    """Each schedule is one beat entry: dispatch(name), crontab or aligned interval."""
+def test_schedule_entries_carry_the_schedule_and_show_only_its_name(tmp_path: Path) -> None:
+    """Each schedule is one beat entry: dispatch(name, table), shown as [name] in Flower."""
     path = tmp_path / "s.toml"
     path.write_text(GOOD)
     entries = schedule_entries(load_schedules(str(path)))
     daily, hourly = entries["engage-schedule:daily-reminder"], entries["engage-schedule:hourly"]
-    assert (daily["task"], daily["args"]) == ("engage.dispatch_schedule", ("daily-reminder",))
+    assert daily["task"] == "engage.dispatch_schedule"
+    assert daily["args"] == ("daily-reminder", tomllib.loads(DAILY)["schedule"][0])
+    assert daily["options"] == {"argsrepr": "['daily-reminder']", "kwargsrepr": "{}"}
     assert isinstance(daily["schedule"], crontab)
     assert isinstance(hourly["schedule"], AlignedInterval)
     assert hourly["schedule"].run_every == timedelta(seconds=3600)
@@ -388,3 +391,23 @@ def test_a_schedule_s_expires_in_is_each_run_s_deadline(rt: Runtime, broker: Bro
 def test_a_bad_expires_in_is_named() -> None:
     """expires_in must be positive seconds."""
     assert "expires_in" in config_error(one(VALID_BODY + "\nexpires_in = -1"))
+
+
+def test_worker_without_the_file_dispatches_what_beat_published(
+    rt: Runtime, broker: Broker
+) -> None:
+    """Only beat needs ENGAGE_SCHEDULE_FILE: the entry's arguments are the whole schedule."""
+    (schedule,) = parse_schedules(tomllib.loads(one(VALID_BODY, name="daily")))
+    ((name, table),) = [entry["args"] for entry in schedule_entries((schedule,)).values()]
+    result = dispatch_schedule.run(name, json.loads(json.dumps(table)))  # as the broker carries it
+    assert result["enqueued"] == 1
+    assert len(broker.published) == 1
+
+
+def test_dispatch_task_refuses_a_table_that_does_not_validate(rt: Runtime, broker: Broker) -> None:
+    """A published schedule is validated again: a bad one fails the task, publishes nothing."""
+    table = tomllib.loads(one(VALID_BODY, name="daily"))["schedule"][0]
+    table = {**{k: v for k, v in table.items() if k != "cron"}, "every": 5}
+    with pytest.raises(ConfigurationError, match="by beat: schedule 'daily': every: must be"):
+        dispatch_schedule.run("daily", table)
+    assert broker.published == []

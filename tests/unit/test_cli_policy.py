@@ -58,5 +58,5 @@ def test_send_wait_exits_1_for_a_policy_end(
     suppress(mobile="+48505606707")
     assert main([*SEND, "--wait", "5"]) == 1
     captured = capsys.readouterr()
-    assert json.loads(captured.out)["outcome"] == "suppressed"
+    assert json.loads(captured.out)["state"] == "suppressed"
     assert "not sent: suppressed: the recipient opted out" in captured.err

@@ -52,7 +52,7 @@ def test_creating_a_known_contact_is_already_exists(sandbox: Sandbox, transport:
 @pytest.mark.parametrize(
     ("identifier", "field"),
     [
-        (Identifier("EMAIL", "ann@example.com"), "emailAddress"),
+        (Identifier("EMAIL", "new@example.com"), "emailAddress"),
         (Identifier("APP_ALIAS", "alias-1"), "applicationAlias"),
         (Identifier("EXTERNAL", "crm-7"), "identifier"),
     ],

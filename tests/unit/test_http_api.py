@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -9,7 +10,11 @@ import pytest
 from fastapi.testclient import TestClient
 
 from tasks.delivery.runtime import Runtime
+from tasks.http.api_routes import SendsApi
+from tasks.http.app import create_app
 from tasks.http.limits import TokenLimits
+from tasks.http.problems import ApiError
+from tasks.http.sends import SendOwner
 from tasks.http.services import current_services
 from tasks.http.tokens import NewToken, Scope
 from tests.support.broker import Broker
@@ -262,3 +267,114 @@ def test_broker_down_is_503_and_a_retry_after_it_is_created(
     again = client.post("/v1/sends", json=BODY, headers=bearer(capped, "order-1"))
     assert (again.status_code, again.json()["created"]) == (202, True)
     assert len(broker.published) == 1
+
+
+def test_a_concurrent_repeat_cannot_send_past_the_daily_cap(
+    client: TestClient, broker: Broker
+) -> None:
+    """At the cap, a repeat racing the first request of a key (whose record is written, its
+    enqueue not yet done) is refused too: no send past the cap, and never a 422 for the very
+    same request once the first was refused."""
+    capped = new_token("capped", "send", daily_cap=1)
+    assert client.post("/v1/sends", json=BODY, headers=bearer(capped, "a")).status_code == 202
+    # The first request of "b" has written its record and is about to find the cap full.
+    current_services().owners.claim(
+        "b", SendOwner(capped.token.id, None), current_services().runtime.keys.send("b")
+    )
+    racing = client.post("/v1/sends", json=BODY, headers=bearer(capped, "b"))
+    assert error_of(racing)[:2] == (429, "daily_cap_reached")
+    later = client.post("/v1/sends", json=BODY, headers=bearer(capped, "b"))
+    assert error_of(later)[:2] == (429, "daily_cap_reached")
+    assert len(broker.published) == 1
+    assert current_services().limits.sent_today(capped.token) == 1
+
+
+def test_a_non_ascii_idempotency_key_is_the_caller_s_utf_8_text(
+    client: TestClient, sender: NewToken
+) -> None:
+    """The header's bytes are read as UTF-8: the key is "clé" (as the Python API and the CLI
+    spell it), not its Latin-1 mojibake; its status_url reads it back."""
+    headers = {**bearer(sender), "Idempotency-Key": "zamówienie-é".encode()}
+    answer = client.post("/v1/sends", json=BODY, headers=headers)
+    assert answer.status_code == 202
+    assert answer.json()["key"] == "zamówienie-é"
+    status = client.get(answer.json()["status_url"], headers=bearer(sender))
+    assert status.json()["key"] == "zamówienie-é"
+    from tasks.api import delivery_status  # noqa: PLC0415  (the public API, as a host app)
+
+    assert delivery_status("zamówienie-é")["state"] == "queued"
+
+
+def test_an_idempotency_key_that_is_not_utf_8_is_400(client: TestClient, sender: NewToken) -> None:
+    """Bytes that are no UTF-8 (the server hands them over as Latin-1 text; the test client
+    would re-encode them, so the API is called as the route calls it): invalid_request naming
+    the header, nothing enqueued."""
+    api = SendsApi(current_services())
+    with pytest.raises(ApiError) as refused:
+        api.create(f"Bearer {sender.text}", b"cl\xe9".decode("latin-1"), json.dumps(BODY).encode())
+    assert (refused.value.status, refused.value.body.error) == (400, "invalid_request")
+    assert refused.value.body.field == "Idempotency-Key"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"message_id": 1, "parameters": ' + b"[" * 30_000 + b"]" * 30_000 + b"}",
+        b'{"message_id": 1' + b"0" * 5_000 + b', "mobile": "+48 505 606 707"}',
+    ],
+    ids=["nested-30000-deep", "integer-of-5000-digits"],
+)
+def test_json_python_cannot_read_is_400_not_a_crash(
+    client: TestClient, sender: NewToken, body: bytes
+) -> None:
+    """Small bodies json.loads fails on with other errors than JSONDecodeError (30,000 nested
+    arrays: RecursionError; an integer of 5,000 digits: ValueError): invalid_request for the
+    body, not a 500."""
+    answer = client.post("/v1/sends", content=body, headers=bearer(sender, "k-1"))
+    assert error_of(answer) == (400, "invalid_request", "body")
+
+
+def test_an_unexpected_failure_is_500_in_the_one_error_shape(
+    runtime: Runtime, broker: Broker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A bug is answered in JSON like every other error, naming nothing of the request."""
+
+    def crash(*_: object) -> None:
+        raise RuntimeError("secret +48505606707")
+
+    monkeypatch.setattr("tasks.http.api_routes.parse_send_body", crash)
+    with TestClient(create_app(), raise_server_exceptions=False) as client:
+        sender = new_token("shop", "send")
+        answer = client.post("/v1/sends", json=BODY, headers=bearer(sender, "k-1"))
+    assert error_of(answer) == (500, "internal_error", None)
+    assert "48505606707" not in answer.text
+
+
+def test_idempotency_key_sent_twice_is_one_key_as_http_combines_it(
+    client: TestClient, sender: NewToken
+) -> None:
+    """Two Idempotency-Key lines are one value joined by a comma (RFC 9110, 5.3), as a proxy
+    that merges them would pass it on: never just the first, so no hop reads another key."""
+    headers = [*bearer(sender).items(), ("Idempotency-Key", "a"), ("Idempotency-Key", "b")]
+    answer = client.post("/v1/sends", json=BODY, headers=headers)
+    assert answer.status_code == 202
+    assert answer.json()["key"] == "a, b"
+    merged = client.post(
+        "/v1/sends", json=BODY, headers={**bearer(sender), "Idempotency-Key": "a, b"}
+    )
+    assert merged.json()["created"] is False
+
+
+def test_a_token_revoked_while_its_request_is_under_way_stays_revoked(
+    client: TestClient, sender: NewToken
+) -> None:
+    """Revoked between a request's authentication and its rate count (which writes the token's
+    last-used time): the token answers 401 afterwards, not a 500 on a half-written record, and
+    the callback dispatcher finds no token rather than failing its whole round."""
+    s = current_services()
+    assert s.tokens.revoke("shop")
+    s.limits.admit(sender.token)  # the request in flight, counted just after the revoke
+    answer = client.post("/v1/sends", json=BODY, headers=bearer(sender, "k-1"))
+    assert error_of(answer)[:2] == (401, "unauthorized")
+    assert s.tokens.get(sender.token.id) is None
+    assert [token.name for token in s.tokens.tokens()] == []

@@ -137,3 +137,55 @@ def test_a_policy_end_is_posted_once_and_never_again(
     assert json.loads(receiver.calls[0][1])["state"] == "expired"
     assert d.run_once(now=10**10) == 0
     assert len(receiver.calls) == 1
+
+
+def test_the_send_s_record_lives_as_long_as_the_ledger_s_dead_letter(
+    sent: tuple[NewToken, TestClient], runtime: Runtime
+) -> None:
+    """A dead letter is kept (and may be replayed) for ENGAGE_DLQ_MAX_AGE_DAYS, far past the
+    key retention the HTTP record of the send was written with: once the dispatcher has looked
+    at it, that record and its callback progress live as long as the ledger's, so a replay days
+    later is still reported to the callback URL (and the sender may still read the status)."""
+    from tasks.state.enums import Reason  # noqa: PLC0415  (the reasons the store files)
+
+    runtime.dead_letters.add(
+        "order-1", reason=Reason.REJECTED, detail="no", error=None, task_ids=["a", "b"]
+    )
+    s = current_services()
+    ledger_ttl = runtime.redis.pttl(runtime.keys.send("order-1"))
+    assert ledger_ttl > s.runtime.settings.key_retention * 1000 * 2
+    assert dispatcher(Receiver()).run_once(now=time.time() + 1) == 1
+    for name in (s.keys.send("order-1"), s.keys.callback("order-1")):
+        assert runtime.redis.pttl(name) >= ledger_ttl - 60_000
+
+
+def test_redis_away_is_logged_once_and_not_polled_four_times_a_second(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """With Redis down the dispatcher thread backs off and says so once, not a warning every
+    quarter of a second for as long as the outage lasts; it says when Redis is back."""
+    import redis  # noqa: PLC0415
+
+    from tasks.http.callbacks import DispatcherThread  # noqa: PLC0415
+
+    class Down:
+        rounds = 0
+        up = False
+
+        def run_once(self) -> int:
+            self.rounds += 1
+            if not self.up:
+                raise redis.ConnectionError("Connection refused")
+            return 0
+
+    down = Down()
+    thread = DispatcherThread(down, interval=0.01)  # type: ignore[arg-type]
+    with caplog.at_level("INFO", logger="engage.http.callbacks"):
+        thread.start()
+        time.sleep(1.0)
+        down.up = True
+        time.sleep(1.5)
+        thread.stop()
+    messages = [record.getMessage() for record in caplog.records]
+    assert len([m for m in messages if "did not answer" in m]) == 1
+    assert len([m for m in messages if "answers again" in m]) == 1

@@ -218,3 +218,13 @@ def test_logging_out_needs_the_csrf_token_and_ends_the_session(
     assert client.get("/console/dead-letters").status_code == 200
     assert client.post("/console/logout", data={"csrf": csrf}).status_code == 303
     assert client.get("/console/dead-letters").status_code == 303
+
+
+def test_a_link_cannot_put_words_on_the_login_page(client: TestClient) -> None:
+    """GET /console/login?problem=... showed the text of the link in the page's problem box:
+    anyone could send an operator a genuine console link telling them where to paste a token."""
+    lure = "Session expired: paste your token at https://evil.example/login"
+    page = client.get("/console/login", params={"problem": lure})
+    assert page.status_code == 200
+    assert "evil.example" not in page.text
+    assert 'class="problem"' not in page.text

@@ -106,7 +106,7 @@ def test_cli_send_priority_picks_the_lane(
     """engage-sms send --priority urgent publishes to the urgent queue."""
     argv = ["send", "--message-id", "23541", "--mobile", "+48505606707", "--priority", "urgent"]
     assert main(argv) == EXIT_OK
-    assert json.loads(capsys.readouterr().out)["outcome"] == "queued"
+    assert json.loads(capsys.readouterr().out)["state"] == "queued"
     assert broker.messages[0].queue == "engage.urgent"
 
 
