@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test unit process integration lint chaos bench bench-http clean
+.PHONY: install demo test unit process integration lint chaos bench bench-http failover clean
 
 install: $(STAMP)
 
@@ -47,6 +47,14 @@ chaos: install
 
 bench: install
 	$(PY) scripts/bench.py
+	$(PY) scripts/bench_replicas.py
+
+# A Sentinel set of its own (never 6379): the primary killed 3 times, without and with
+# replication lag; then the control run without replica acks, which must show duplicates.
+failover: install
+	$(PY) scripts/failover.py
+	$(PY) scripts/failover.py --lag
+	$(PY) scripts/failover.py --lag --acks 0 --expect-duplicates
 
 # Enqueue over HTTP (engage-sms api) against send_prepared_sms in process, on a Redis of its own.
 bench-http: install

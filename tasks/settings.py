@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 from urllib.parse import urlsplit
 
 from tasks.environment import Environment
@@ -18,6 +19,7 @@ from tasks.errors import ConfigurationError
 from tasks.numbers import NUMBER_TYPES, REGIONS, NumberPolicy
 from tasks.send_options import LANE_QUEUES
 from tasks.sending_policy import SendingPolicy, load_policy
+from tasks.urls import is_sentinel_url, parse_sentinel_url
 
 #: Broker used when neither ``ENGAGE_BROKER_URL`` nor ``CELERY_BROKER_URL`` is set: local Redis.
 DEFAULT_BROKER_URL = "redis://127.0.0.1:6379/0"
@@ -62,6 +64,8 @@ DEFAULT_METRICS_ADDRESS = "127.0.0.1"
 #: Where completion callbacks are published: Celery's default queue, which a host application's
 #: workers consume unless told otherwise (this package's workers consume only its lanes).
 DEFAULT_ON_DONE_QUEUE = "celery"
+#: How long (ms) a ledger write waits for ``ENGAGE_REPLICA_ACKS`` replicas to hold it.
+DEFAULT_REPLICA_ACK_TIMEOUT = 500.0
 
 #: Requests one API token may make per second (``engage-sms api``); 0: no limit.
 DEFAULT_HTTP_RATE_LIMIT = 100
@@ -152,6 +156,14 @@ class Settings:
     on_done_queue: str = DEFAULT_ON_DONE_QUEUE
     #: Deadlines, quiet hours, recipient caps, opt-outs, contact creation (README: Sending policy).
     policy: SendingPolicy = field(default_factory=SendingPolicy)
+    #: With ``sentinel://`` URLs: the name the sentinels monitor the primary under.
+    redis_master_name: str | None = None
+    #: The sentinels' own password (``ENGAGE_SENTINEL_PASSWORD``), not the primary's.
+    sentinel_password: str | None = field(default=None, repr=False)
+    #: Replicas that must hold a claim or a lease before it counts (``WAIT``); 0: no barrier.
+    replica_acks: int = 0
+    #: How long (ms) one ``WAIT`` may take before the write counts as not held.
+    replica_ack_timeout: float = DEFAULT_REPLICA_ACK_TIMEOUT
     #: The HTTP front door's limits (``ENGAGE_HTTP_*``).
     http: HttpSettings = field(default_factory=HttpSettings)
 
@@ -180,6 +192,7 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
     # ENGAGE_BROKER_URL first: Celery itself applies CELERY_BROKER_URL to every app in the
     # process, so a web app with a Celery app of its own names ours apart (README: host apps).
     broker_url = env.url(broker_variable(environ), DEFAULT_BROKER_URL, schemes=_BROKER_SCHEMES)
+    redis_url = env.url("REDIS_URL", broker_url, schemes=_REDIS_SCHEMES)
     retry = RetrySettings(
         base_delay=env.number("ENGAGE_RETRY_BASE_DELAY", DEFAULT_RETRY_BASE_DELAY, minimum=0),
         backoff=env.number("ENGAGE_RETRY_BACKOFF", DEFAULT_RETRY_BACKOFF, minimum=1),
@@ -204,7 +217,7 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         engage=_engage_settings(env),
         broker_url=broker_url,
         result_backend=env.optional_text("CELERY_RESULT_BACKEND"),
-        redis_url=env.url("REDIS_URL", broker_url, schemes=_REDIS_SCHEMES),
+        redis_url=redis_url,
         connect_timeout=env.number("ENGAGE_CONNECT_TIMEOUT", DEFAULT_CONNECT_TIMEOUT, minimum=0.1),
         read_timeout=env.number("ENGAGE_READ_TIMEOUT", DEFAULT_READ_TIMEOUT, minimum=0.1),
         rate_limit=env.number("ENGAGE_RATE_LIMIT", DEFAULT_RATE_LIMIT, minimum=0),
@@ -232,6 +245,7 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         on_done_task=env.task_name("ENGAGE_ON_DONE_TASK"),
         on_done_queue=env.optional_text("ENGAGE_ON_DONE_QUEUE") or DEFAULT_ON_DONE_QUEUE,
         policy=load_policy(env),
+        **_high_availability(env, broker_url, redis_url),
         http=HttpSettings(
             rate_limit=env.integer("ENGAGE_HTTP_RATE_LIMIT", DEFAULT_HTTP_RATE_LIMIT, 0)
         ),
@@ -260,6 +274,32 @@ def _engage_settings(env: Environment) -> EngageSettings | None:
         password=env.text("ENGAGE_PASSWORD"),
         transport=transport,
     )
+
+
+def _high_availability(env: Environment, broker_url: str, redis_url: str) -> dict[str, Any]:
+    """Sentinel's master name and password, and the replica acks every ledger write waits for."""
+    on_sentinel = False
+    for name, url in (("ENGAGE_BROKER_URL", broker_url), ("REDIS_URL", redis_url)):
+        if is_sentinel_url(url):
+            on_sentinel = True
+            try:
+                parse_sentinel_url(url)
+            except ValueError as err:
+                raise ConfigurationError(name, str(err)) from None
+    master_name = env.optional_text("ENGAGE_REDIS_MASTER_NAME")
+    if on_sentinel and master_name is None:
+        raise ConfigurationError(
+            "ENGAGE_REDIS_MASTER_NAME", "is not set (a sentinel:// URL needs the primary's name)"
+        )
+    return {
+        "redis_master_name": master_name,
+        "sentinel_password": env.optional_text("ENGAGE_SENTINEL_PASSWORD"),
+        # Sentinel replicates asynchronously: by default a lease is held by one replica first.
+        "replica_acks": env.integer("ENGAGE_REPLICA_ACKS", 1 if on_sentinel else 0, 0),
+        "replica_ack_timeout": env.number(
+            "ENGAGE_REPLICA_ACK_TIMEOUT", DEFAULT_REPLICA_ACK_TIMEOUT, minimum=1
+        ),
+    }
 
 
 def _number_policy(env: Environment) -> NumberPolicy:
@@ -307,7 +347,7 @@ def broker_is_redis(url: str) -> bool:
     return urlsplit(url).scheme in _REDIS_SCHEMES
 
 
-_REDIS_SCHEMES = ("redis", "rediss", "unix")
+_REDIS_SCHEMES = ("redis", "rediss", "unix", "sentinel")
 _BROKER_SCHEMES = (*_REDIS_SCHEMES, "amqp", "amqps", "pyamqp", "memory")
 
 

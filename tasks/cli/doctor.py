@@ -28,6 +28,7 @@ from tasks.errors import (
 from tasks.masking import mask_text
 from tasks.schedule_file import load_schedules
 from tasks.settings import Settings, broker_variable, load_settings
+from tasks.state.clients import broker_transport_options, redis_client
 from tasks.urls import redact_url
 
 #: The doctor waits this long (seconds) for any one answer, not the 35 s a send may wait.
@@ -70,16 +71,22 @@ def run_checks(environ: Mapping[str, str]) -> list[Check]:
     checks = [Check("settings", True, f"loaded (transport {transport})")]
     if settings.schedule_file is not None:
         checks.append(check_schedules(settings))
-    checks += [
-        check_redis(settings),
-        check_broker(settings, broker_variable(environ)),
-        check_engage(settings),
-    ]
-    if checks[-2].ok:
+    checks += [check_redis(settings), check_broker(settings, broker_variable(environ))]
+    broker_ok = checks[-1].ok
+    checks += _high_availability_checks(settings)
+    checks.append(check_engage(settings))
+    if broker_ok:
         checks.append(check_callback_consumers(settings))
     password = [] if settings.engage is None else [settings.engage.password]
     secrets = [*password, *_url_passwords(settings)]
     return [_scrubbed(check, secrets) for check in checks]
+
+
+def _high_availability_checks(settings: Settings) -> list[Check]:
+    # Imported here: it builds on Check, and runs only for sentinel:// URLs.
+    from tasks.cli.doctor_sentinel import sentinel_checks  # noqa: PLC0415
+
+    return sentinel_checks(settings)
 
 
 def check_schedules(settings: Settings) -> Check:
@@ -95,9 +102,7 @@ def check_redis(settings: Settings) -> Check:
     """REDIS_URL answers PING."""
     url = redact_url(settings.redis_url)
     try:
-        client = redis.Redis.from_url(
-            settings.redis_url, socket_connect_timeout=TIMEOUT, socket_timeout=TIMEOUT
-        )
+        client = redis_client(settings, socket_connect_timeout=TIMEOUT, socket_timeout=TIMEOUT)
         client.ping()
     except redis.RedisError as err:
         return Check(
@@ -114,7 +119,11 @@ def check_broker(settings: Settings, variable: str = "CELERY_BROKER_URL") -> Che
     url = redact_url(settings.broker_url)
     try:
         # kombu's Connection has no type hints.
-        connection: Any = Connection(settings.broker_url, connect_timeout=TIMEOUT)  # type: ignore[no-untyped-call]
+        connection: Any = Connection(  # type: ignore[no-untyped-call]
+            settings.broker_url,
+            connect_timeout=TIMEOUT,
+            transport_options=broker_transport_options(settings),  # sentinel://: the master name
+        )
         with connection:
             connection.ensure_connection(max_retries=1, interval_start=0, interval_step=0.5)
     except Exception as err:  # any failure to connect, whatever the transport, is the verdict
@@ -190,7 +199,10 @@ def _api_error_fix(status: int) -> str:
 def _url_passwords(settings: Settings) -> list[str]:
     engage = [] if settings.engage is None else [settings.engage.base_url]
     urls = (settings.redis_url, settings.broker_url, *engage)
-    return [p for p in (urlsplit(u).password for u in urls) if p]
+    # A sentinel:// URL lists several servers: each part may carry a password.
+    parts = [part for url in urls for part in url.split(";")]
+    found = [p for p in (urlsplit(part).password for part in parts) if p]
+    return [*found, *([settings.sentinel_password] if settings.sentinel_password else [])]
 
 
 def _scrubbed(check: Check, secrets: list[str]) -> Check:
@@ -217,7 +229,7 @@ def check_callback_consumers(settings: Settings) -> Check:
     consume that queue there. Nobody consuming it is silent otherwise: the callbacks just wait.
     """
     queue = settings.on_done_queue
-    consumers = _consumers_of(settings.broker_url, queue)
+    consumers = _consumers_of(settings.broker_url, queue, broker_transport_options(settings))
     if consumers is None:
         return Check("callbacks", None, "could not ask the workers which queues they consume")
     if consumers:
@@ -234,7 +246,9 @@ def check_callback_consumers(settings: Settings) -> Check:
     )
 
 
-def _consumers_of(broker_url: str, queue: str) -> list[str] | None:
+def _consumers_of(
+    broker_url: str, queue: str, transport_options: dict[str, Any] | None = None
+) -> list[str] | None:
     """Names of the workers consuming ``queue`` (Celery's inspect), or None when asking failed."""
     from celery import Celery  # noqa: PLC0415  (the doctor's only use of Celery)
 
@@ -242,7 +256,10 @@ def _consumers_of(broker_url: str, queue: str) -> list[str] | None:
     # this package's and the host's alike. Read and write URLs win over CELERY_BROKER_URL.
     probe = Celery("engage-sms-doctor", set_as_current=False)
     probe.conf.update(
-        broker_url=broker_url, broker_read_url=broker_url, broker_write_url=broker_url
+        broker_url=broker_url,
+        broker_read_url=broker_url,
+        broker_write_url=broker_url,
+        broker_transport_options=transport_options or {},  # sentinel://: the master name
     )
     try:
         replies = probe.control.inspect(timeout=CONSUMERS_TIMEOUT).active_queues() or {}

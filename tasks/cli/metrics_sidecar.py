@@ -17,6 +17,7 @@ from prometheus_client.registry import Collector
 from tasks.send_options import LANE_QUEUES
 from tasks.settings import Settings, broker_is_redis
 from tasks.state.callbacks import CallbackOutbox
+from tasks.state.clients import redis_client
 from tasks.state.dead_letters import DeadLetterStore
 from tasks.state.deferrals import DeferredSends
 from tasks.state.enums import Reason
@@ -95,9 +96,9 @@ class RedisStateCollector(Collector):
 
 def sidecar_registry(settings: Settings) -> CollectorRegistry:
     """A registry with only the Redis-derived gauges, for ``engage-sms metrics``."""
-    client = redis.Redis.from_url(settings.redis_url, socket_timeout=5, socket_connect_timeout=5)
+    client = redis_client(settings, socket_timeout=5, socket_connect_timeout=5)
     broker = (
-        redis.Redis.from_url(settings.broker_url, socket_timeout=5, socket_connect_timeout=5)
+        redis_client(settings, settings.broker_url, socket_timeout=5, socket_connect_timeout=5)
         if broker_is_redis(settings.broker_url)
         else None
     )

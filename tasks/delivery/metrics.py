@@ -59,6 +59,11 @@ RETRIES = Counter(
     ["operation"],
     registry=REGISTRY,
 )
+HELD_BACK = Counter(
+    "engage_sms_held_back",
+    "Sends not started because fewer replicas than ENGAGE_REPLICA_ACKS held the lease.",
+    registry=REGISTRY,
+)
 ENGAGE_CALL_SECONDS = Histogram(
     "engage_sms_engage_call_seconds",
     "Engage call latency by operation and HTTP status (or error class when no answer came).",
@@ -90,6 +95,8 @@ def count_event(event: str, fields: Mapping[str, Any]) -> None:
         DEAD_LETTERS.labels(reason=str(fields.get("reason") or "unknown")).inc()
     elif event == "retrying":
         RETRIES.labels(operation=str(fields.get("operation") or "unknown")).inc()
+    elif event == "held_back":
+        HELD_BACK.inc()
 
 
 def observe_call(operation: str, status: str, seconds: float) -> None:

@@ -18,6 +18,7 @@ from tasks.delivery import metrics
 from tasks.engage import EngageClient, build_client
 from tasks.settings import Settings
 from tasks.state.callbacks import CallbackOutbox
+from tasks.state.clients import redis_client as connect
 from tasks.state.contact_cache import ContactCache
 from tasks.state.credentials import AuthCircuit
 from tasks.state.dead_letters import DeadLetterStore
@@ -28,6 +29,7 @@ from tasks.state.ledger import DeliveryLedger
 from tasks.state.policy_gate import PolicyGate
 from tasks.state.rate_limit import RateLimiter
 from tasks.state.recipient_caps import RecipientCaps
+from tasks.state.replication import ReplicaBarrier
 from tasks.state.suppressions import SuppressionList
 
 
@@ -88,8 +90,8 @@ class Runtime:
         engage: EngageClient | None = None,
     ) -> Runtime:
         """Wire the objects; tests pass fakeredis or a client of their own."""
-        client = redis_client or Redis.from_url(
-            settings.redis_url,
+        client = redis_client or connect(
+            settings,
             socket_timeout=10,
             socket_connect_timeout=5,
             health_check_interval=30,
@@ -102,7 +104,15 @@ class Runtime:
             keys=keys,
             hasher=hasher,
             ledger=DeliveryLedger(
-                client, keys=keys, retention=settings.key_retention, lease=settings.lease_seconds
+                client,
+                keys=keys,
+                retention=settings.key_retention,
+                lease=settings.lease_seconds,
+                barrier=ReplicaBarrier(
+                    client,
+                    replicas=settings.replica_acks,
+                    timeout_ms=settings.replica_ack_timeout,
+                ),
             ),
             dead_letters=DeadLetterStore(
                 client,

@@ -32,6 +32,8 @@ from tasks.state.ledger import SendStart, Sent
 SKIP_STATES = (*FINAL_STATES, SendState.DEFERRED)
 #: After Engage accepted a send, how long a worker keeps trying to record it while Redis is away.
 RECORD_SENT_PATIENCE = 120.0
+#: A lease too few replicas acknowledged is tried again this much later (s): about a failover.
+HOLD_BACK_DELAY = 2.0
 
 __all__ = ["RetryLater", "StepContext", "internal_failure", "resolve", "send"]
 
@@ -132,12 +134,11 @@ def send(rt: Runtime, request: SendRequest, contact_id: int, ctx: StepContext) -
     if start.outcome != StartOutcome.ACQUIRED:
         # Final or deferred by an earlier delivery, or another delivery holds the lease.
         return "in_progress" if start.outcome == StartOutcome.BUSY else start.outcome
-    try:
-        stop = policy.check_gate(rt, request, ctx)  # opted out meanwhile, or over the cap
-    except policy.LeaseLost:
-        return "in_progress"
-    if stop is not None:
-        return policy.end(rt, request, ctx, stop, owner=ctx.owner)
+    if not start.held:
+        raise _hold_back(rt, request, ctx, start)
+    stopped = _policy_stop(rt, request, ctx)  # opted out meanwhile, or over the cap
+    if stopped is not None:
+        return stopped
     try:
         rt.engage.send_single(request.message_id, contact_id, request.parameters)
     except EngageError as err:
@@ -176,6 +177,35 @@ def send(rt: Runtime, request: SendRequest, contact_id: int, ctx: StepContext) -
         queued_for=None if sent.waited is None else round(sent.waited, 3),
     )
     return "sent"
+
+
+def _policy_stop(rt: Runtime, request: SendRequest, ctx: StepContext) -> str | None:
+    """Under the lease: the opt-out list and the cap; how the send ended, or None to send it."""
+    try:
+        stop = policy.check_gate(rt, request, ctx)
+    except policy.LeaseLost:
+        return "in_progress"
+    return None if stop is None else policy.end(rt, request, ctx, stop, owner=ctx.owner)
+
+
+def _hold_back(rt: Runtime, request: SendRequest, ctx: StepContext, start: SendStart) -> RetryLater:
+    """The lease is not on enough replicas: a failover could lose it and let a copy send again.
+
+    Engage is not called; the lease is given back and the step tried again a little later
+    (a failover takes a few seconds). Not a failed call: no retry budget is spent.
+    """
+    why = rt.ledger.barrier.describe(start.acks)
+    delay = min(HOLD_BACK_DELAY, rt.settings.retry.max_delay)
+    rt.ledger.mark_retrying(ctx.key, ctx.owner, f"held back: {why}", delay)
+    log_event(
+        "held_back",
+        key=ctx.key,
+        task_id=ctx.task_id,
+        recipient=request.identifier.masked(),
+        retry_in=delay,
+        detail=why,
+    )
+    return RetryLater(delay, None)
 
 
 def _check_encodable(rt: Runtime, request: SendRequest, ctx: StepContext) -> None:

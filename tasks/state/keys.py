@@ -28,6 +28,8 @@ is the module under ``tasks/state/`` (``housekeeping``: ``tasks/worker/``) that 
                                                                     by when they may go
     {p}:contact_create:{TYPE}:{hmac32}  string  delivery (policy)   one worker creates a contact
                                                                     in Engage at a time (120 s)
+    {p}:primary:{role}                  string  failover            the Redis primary last seen
+                                                                    (run id, replication id)
 
 ``{key}`` is an idempotency key: the caller's, ``auto:<uuid>``, or for a scheduled send
 ``beat:<schedule>:<slot>:<hmac16>`` (:func:`tasks.worker.beat_schedule.run_key`). Celery's own
@@ -137,3 +139,7 @@ class RedisKeys:
     def contact_create(self, id_type: str, digest: str) -> str:
         """Held while one worker creates the contact of an identifier in Engage."""
         return f"{self.prefix}:contact_create:{id_type}:{digest}"
+
+    def primary(self, role: str) -> str:
+        """Which Redis primary (``redis`` or ``broker``) the workers last saw."""
+        return f"{self.prefix}:primary:{role}"

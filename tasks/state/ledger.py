@@ -26,6 +26,7 @@ from tasks.state import scripts
 from tasks.state.enums import ClaimOutcome, SendState, StartOutcome
 from tasks.state.keys import RedisKeys
 from tasks.state.records import read_record, shown_status, text
+from tasks.state.replication import ReplicaBarrier
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,10 @@ class Claim:
     outcome: ClaimOutcome
     state: SendState
     task_id: str
+    #: False when fewer replicas than ``ENGAGE_REPLICA_ACKS`` acknowledged the record in time.
+    held: bool = True
+    #: Replicas that acknowledged it (None: no barrier).
+    acks: int | None = None
 
 
 @dataclass(frozen=True)
@@ -58,6 +63,11 @@ class SendStart:
 
     outcome: StartOutcome
     attempts: int
+    #: False when fewer replicas than ``ENGAGE_REPLICA_ACKS`` acknowledged the lease in time:
+    #: a failover now could lose it, so Engage must not be called on it.
+    held: bool = True
+    #: Replicas that acknowledged it (None: no barrier).
+    acks: int | None = None
 
 
 @dataclass(frozen=True)
@@ -89,9 +99,17 @@ class DeliveryLedger:
     """Idempotency records in Redis: who may send, and what happened."""
 
     def __init__(
-        self, client: redis.Redis, *, keys: RedisKeys, retention: float, lease: float
+        self,
+        client: redis.Redis,
+        *,
+        keys: RedisKeys,
+        retention: float,
+        lease: float,
+        barrier: ReplicaBarrier | None = None,
     ) -> None:
         self._redis = client
+        #: The claim and the lease wait for replicas through it (none: no waiting).
+        self.barrier = barrier or ReplicaBarrier(client, replicas=0, timeout_ms=1)
         self._keys = keys
         self._retention_ms = int(retention * 1000)
         self._lease = lease
@@ -135,9 +153,10 @@ class DeliveryLedger:
                 "" if policy.not_before is None else repr(policy.not_before),
                 "1" if policy.create_contact else "0",
             ]
-        outcome, state, task_id = self._claim(
-            keys=[*self._record_keys(key), k.suppressed, k.callbacks, k.deferred],
-            args=[
+        written = self.barrier.run(
+            self._claim,
+            [*self._record_keys(key), k.suppressed, k.callbacks, k.deferred],
+            [
                 request.fingerprint(),
                 json.dumps(request.to_dict()),
                 task_ids[-1],
@@ -150,7 +169,14 @@ class DeliveryLedger:
                 *extra,
             ],
         )
-        return Claim(ClaimOutcome(text(outcome)), SendState(text(state)), text(task_id))
+        outcome, state, task_id = written.reply
+        return Claim(
+            ClaimOutcome(text(outcome)),
+            SendState(text(state)),
+            text(task_id),
+            held=written.held,
+            acks=written.acks,
+        )
 
     def release_unpublished(self, key: str, task_id: str) -> bool:
         """Undo a claim whose task was not published, so a retried enqueue starts clean."""
@@ -184,11 +210,15 @@ class DeliveryLedger:
         When any key in ``blocked_by`` exists (the credentials flag), nothing is taken and the
         outcome is ``blocked``.
         """
-        outcome, attempts = self._begin(
-            keys=[*self._record_keys(key), *blocked_by],
-            args=[owner, _now(), self._lease, "1" if resend_interrupted else "0", contact_id, key],
+        written = self.barrier.run(
+            self._begin,
+            [*self._record_keys(key), *blocked_by],
+            [owner, _now(), self._lease, "1" if resend_interrupted else "0", contact_id, key],
         )
-        return SendStart(StartOutcome(text(outcome)), int(attempts))
+        outcome, attempts = written.reply
+        return SendStart(
+            StartOutcome(text(outcome)), int(attempts), held=written.held, acks=written.acks
+        )
 
     def mark_sent(self, key: str) -> Sent:
         """Engage accepted the send: final (and out of the dead-letter store, if it was there).

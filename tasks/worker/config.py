@@ -21,8 +21,14 @@ from tasks.errors import ConfigurationError
 from tasks.schedule_file import load_schedules
 from tasks.send_options import DEFAULT_PRIORITY, LANE_QUEUES
 from tasks.settings import Settings, basic_auth_problem, broker_is_redis, load_settings
+from tasks.state.clients import broker_transport_options as sentinel_options
 from tasks.worker.beat_schedule import housekeeping_entries, schedule_entries
-from tasks.worker.transport import LANE_CYCLE, TRANSPORT
+from tasks.worker.transport import (
+    LANE_CYCLE,
+    SENTINEL_TRANSPORT,
+    TRANSPORT,
+    keep_sentinel_transport_on_reconnect,
+)
 
 _T = TypeVar("_T")
 
@@ -121,6 +127,9 @@ if broker_is_redis(broker_url):
         # kombu names a transport given by path in the URI (tasks.worker.transport:Transport://);
         # Flower reads events and queue lengths, which kombu's own transport does the same way.
         broker_transport = TRANSPORT
+    elif urlsplit(broker_url).scheme == "sentinel":
+        broker_transport = SENTINEL_TRANSPORT
+        keep_sentinel_transport_on_reconnect()
     broker_transport_options = {
         "visibility_timeout": engage_settings.visibility_timeout,
         # Messages of a killed worker come back one visibility timeout later, found by a sweep
@@ -129,8 +138,13 @@ if broker_is_redis(broker_url):
         "unacked_restore_throttle": 1,
         # Fetch from the lanes highest first, with a share for the lower ones (see the module).
         "queue_order_strategy": LANE_CYCLE,
+        # sentinel://: the primary's name and the sentinels' password.
+        **sentinel_options(engage_settings),
     }
-    result_backend_transport_options = {"visibility_timeout": engage_settings.visibility_timeout}
+    result_backend_transport_options = {
+        "visibility_timeout": engage_settings.visibility_timeout,
+        **sentinel_options(engage_settings),
+    }
 
 # Visible in Flower: workers send task events (received, started, succeeded, retried, failed).
 # A task still waiting in the queue is listed only with ENGAGE_SENT_EVENTS=on: the "sent" event

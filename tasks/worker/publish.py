@@ -153,8 +153,21 @@ def _claim(
         raise
     if claim.outcome == ClaimOutcome.EXISTS and claim.task_id == task_ids[-1]:
         # Our own claim: redis-py retried a claim whose first answer was lost.
-        return dataclasses.replace(claim, outcome=ClaimOutcome.CREATED)
+        claim = dataclasses.replace(claim, outcome=ClaimOutcome.CREATED)
+    if not claim.held:
+        _refuse_unreplicated(rt, claim, key, task_ids)
     return claim
+
+
+def _refuse_unreplicated(rt: Runtime, claim: Claim, key: str, task_ids: list[str]) -> None:
+    """Fewer replicas than ``ENGAGE_REPLICA_ACKS`` hold the claim: a failover could lose it.
+
+    A handle is returned only for a claim that survives a failover. Our own claim is released
+    (so the caller's retry with the same key claims afresh); another call's is left alone.
+    """
+    if claim.outcome == ClaimOutcome.CREATED:
+        _release(rt, key, task_ids)
+    raise ServiceUnavailable("redis", rt.settings.redis_url, rt.ledger.barrier.describe(claim.acks))
 
 
 def _release(rt: Runtime, key: str, task_ids: list[str]) -> None:
@@ -170,6 +183,7 @@ def publish(
     task_ids: list[str],
     *,
     priority: Priority = DEFAULT_PRIORITY,
+    countdown: float | None = None,
 ) -> None:
     """Publish the chain ``resolve_contact -> send_single`` with the given task ids.
 
@@ -183,5 +197,5 @@ def publish(
     queue = LANE_QUEUES[priority]
     then = send_single.s(data, key, task_ids).set(task_id=task_ids[1], queue=queue)
     resolve_contact.apply_async(
-        (data, key, task_ids), task_id=task_ids[0], queue=queue, chain=[then]
+        (data, key, task_ids), task_id=task_ids[0], queue=queue, chain=[then], countdown=countdown
     )

@@ -4,7 +4,9 @@ Beat is a singleton that deployments forget or lose; the workers are always ther
 main process runs the housekeeping sweep (:func:`tasks.worker.housekeeping.sweep`) on a daemon
 thread: once as soon as it is ready, then every ``ENGAGE_SWEEP_INTERVAL`` seconds (30 s). The
 sweep's Redis lock lets one process at a time do the work; with nothing stuck it is one lock and
-one ``ZRANGEBYSCORE``. Beat's minutely ``engage.sweep_stuck`` stays harmless: same lock.
+one ``ZRANGEBYSCORE``. Beat's minutely ``engage.sweep_stuck`` stays harmless: same lock. A
+second thread watches the Redis primaries once a second and recovers at once after a failover
+(:mod:`tasks.worker.failover`).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from celery.signals import worker_ready, worker_shutdown
 from tasks.delivery.runtime import current_runtime
 from tasks.state import REDIS_UNREACHABLE
 from tasks.worker.app import engage_settings
+from tasks.worker.failover import watch_forever
 from tasks.worker.housekeeping import sweep
 
 logger = logging.getLogger("engage.recovery")
@@ -55,6 +58,13 @@ def start_recovery(sender: Any = None, **_: Any) -> None:
     _stop.clear()
     threading.Thread(
         target=sweep_forever, args=(interval,), name="engage-recovery", daemon=True
+    ).start()
+    # A new Redis primary may have lost messages: recovered at once, not at the next sweep.
+    threading.Thread(
+        target=watch_forever,
+        args=(lambda: current_runtime(engage_settings()), _stop),
+        name="engage-failover-watch",
+        daemon=True,
     ).start()
     logger.info("recovery sweep every %.0f s started", interval)
 

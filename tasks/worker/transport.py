@@ -10,9 +10,9 @@ are still made per call by kombu), so this channel keeps one for as long as its 
 Nothing else changes: same pool, same commands, same wire traffic (``docs/benchmarks.md`` has
 the figures).
 
-Used by ``celeryconfig.py`` for ``redis://`` brokers via ``broker_transport``. ``rediss://`` keeps
-kombu's own transport: kombu enables TLS for a URL without ``broker_use_ssl`` only when the
-transport is the one named ``rediss``.
+Used by ``celeryconfig.py`` for ``redis://`` and ``sentinel://`` brokers via
+``broker_transport``. ``rediss://`` keeps kombu's own transport: kombu enables TLS for a URL
+without ``broker_use_ssl`` only when the transport is the one named ``rediss``.
 
 Priority lanes (:mod:`tasks.send_options`) take two more things here:
 
@@ -32,12 +32,16 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import redis
+from kombu import transport as kombu_transport
 from kombu.transport import redis as kombu_redis
 
 from tasks.send_options import LANE_QUEUES
 
 #: What ``broker_transport`` names.
 TRANSPORT = "tasks.worker.transport:Transport"
+#: What ``broker_transport`` names for a ``sentinel://`` broker.
+SENTINEL_TRANSPORT = "tasks.worker.transport:SentinelTransport"
 #: What ``queue_order_strategy`` names (any kombu Redis transport reads it).
 LANE_CYCLE = "tasks.worker.transport:LaneCycle"
 #: One fetch in this many lists the lanes from the next lower one (each lower lane goes first
@@ -95,6 +99,11 @@ class Channel(kombu_redis.Channel):
         if client:
             yield client
             return
+        if self._pool is None and self.connection.client is None:
+            # A channel closed again after its connection was (Celery does that after a lost
+            # Sentinel primary): no pool can be built; say so as a connection error, which
+            # kombu ignores while closing, instead of an AttributeError that stops the worker.
+            raise redis.ConnectionError("the broker connection is closed")
         pool = self.pool
         if self._shared_client is None or self._shared_client_pool is not pool:
             self._shared_client = self._create_client()  # type: ignore[no-untyped-call]
@@ -106,3 +115,29 @@ class Transport(kombu_redis.Transport):
     """kombu's Redis transport with :class:`Channel`."""
 
     Channel = Channel
+
+
+class SentinelChannel(Channel, kombu_redis.SentinelChannel):
+    """kombu's Sentinel channel (the primary found through the sentinels), with the shared client.
+
+    The shared client sits on the channel's ``SentinelConnectionPool``, which follows the primary
+    through a failover, so it needs no remaking then.
+    """
+
+
+class SentinelTransport(kombu_redis.SentinelTransport):
+    """kombu's Sentinel transport with :class:`SentinelChannel` (and :class:`LaneCycle`)."""
+
+    Channel = SentinelChannel
+
+
+def keep_sentinel_transport_on_reconnect() -> None:
+    """Name :class:`SentinelTransport` for ``sentinel://`` in kombu's table of URL schemes.
+
+    kombu reads a ``;``-joined URL as alternates and, when the connection is lost, reconnects to
+    the next one with the transport its scheme names, not ``broker_transport``. For Sentinel the
+    alternates are the sentinels of one set, so every failover would swap in kombu's own
+    channel: without the shared client, and with the close that stops a worker after a second
+    failover (see :meth:`Channel.conn_or_acquire`).
+    """
+    kombu_transport.TRANSPORT_ALIASES["sentinel"] = SENTINEL_TRANSPORT

@@ -1,0 +1,134 @@
+"""Recovery after a failover: a new Redis primary may lack the last messages the old one took.
+
+Replication is asynchronous, so a failover (or a Redis restarted without persistence) can lose
+task messages the broker had acknowledged. The ledger still knows each unfinished send (a claim
+is on enough replicas before its handle is returned: :mod:`tasks.state.replication`), but the
+ordinary sweep would publish a lost one again only after the visibility timeout (2 hours).
+
+So each worker watches the primaries, once a second: their run id and replication id (both
+change when another server becomes primary, or when a Redis restarts). The first worker that
+sees a change (``SET ... GET`` on the ledger: one winner) publishes every ``queued`` and
+``retrying`` send again at once, a retrying one with the rest of its countdown. Spare copies of
+a message that survived are harmless: the ledger, not the broker, decides who sends, and each
+copy gets task ids of its own, so it reads as another delivery (``busy``), never as a worker
+that died mid-send.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable
+
+import redis
+from celery import uuid
+
+from tasks.delivery.runtime import Runtime
+from tasks.request import SendRequest
+from tasks.send_options import DEFAULT_PRIORITY, Priority
+from tasks.settings import broker_is_redis
+from tasks.state import REDIS_UNREACHABLE
+from tasks.state.clients import redis_client
+from tasks.state.enums import SendState
+from tasks.state.records import text
+from tasks.worker import publish
+
+logger = logging.getLogger("engage.recovery")
+
+#: Seconds between two looks at the primaries (one ``INFO`` round trip each).
+WATCH_INTERVAL = 1.0
+#: Unfinished sends read per recovery (oldest first); a later failover check takes no more.
+RECOVERY_BATCH = 100_000
+
+
+def primary_identity(client: redis.Redis) -> str:
+    """The server answering as primary: its run id and replication id."""
+    info = client.info("server", "replication")
+    return f"{info.get('run_id', '')}:{info.get('master_replid', '')}"
+
+
+class PrimaryWatch:
+    """Tells whether the Redis primaries changed since any worker last looked."""
+
+    def __init__(self, rt: Runtime) -> None:
+        self._rt = rt
+        self._clients: dict[str, redis.Redis] = {"redis": rt.redis}
+        broker = rt.settings.broker_url
+        if broker != rt.settings.redis_url and broker_is_redis(broker):
+            self._clients["broker"] = redis_client(
+                rt.settings, rt.settings.broker_url, socket_timeout=5, socket_connect_timeout=5
+            )
+
+    def changed(self) -> list[str]:
+        """The roles whose primary is not the one last recorded.
+
+        No record yet is no change: either nothing looked before, or the ledger's Redis came
+        back empty, and then it holds no unfinished send to publish again either.
+        """
+        roles = []
+        for role, client in self._clients.items():
+            identity = primary_identity(client)
+            previous = self._rt.redis.set(self._rt.keys.primary(role), identity, get=True)
+            if previous is not None and text(previous) != identity:
+                roles.append(role)
+        return roles
+
+    def forget(self, roles: list[str]) -> None:
+        """Let the next look see these roles changed again (their recovery did not finish)."""
+        with contextlib.suppress(*REDIS_UNREACHABLE):
+            self._rt.redis.delete(*(self._rt.keys.primary(role) for role in roles))
+
+
+def republish_unfinished(rt: Runtime, *, now: float) -> list[str]:
+    """Publish every ``queued`` and ``retrying`` send again, under fresh task ids."""
+    republished = []
+    keys = rt.redis.zrange(rt.keys.inflight, 0, RECOVERY_BATCH - 1)
+    for raw in keys:
+        key = text(raw)
+        record = rt.ledger.record(key)
+        if not record or record.get("state") not in (SendState.QUEUED, SendState.RETRYING):
+            continue
+        request = SendRequest.from_dict(json.loads(record["request"]))
+        due_in = float(record.get("retry_at", 0)) - now
+        publish.publish(
+            request,
+            key,
+            [uuid(), uuid()],
+            priority=Priority(record.get("priority", DEFAULT_PRIORITY)),
+            countdown=due_in if due_in > 0 else None,
+        )
+        republished.append(key)
+    return republished
+
+
+def watch_forever(
+    rt_of: Callable[[], Runtime], stop: threading.Event, interval: float = WATCH_INTERVAL
+) -> None:
+    """Look at the primaries every ``interval`` s; recover at once after a change. Never raises."""
+    watch: PrimaryWatch | None = None
+    while not stop.is_set():
+        try:
+            rt = rt_of()
+            watch = watch or PrimaryWatch(rt)
+            roles = watch.changed()
+            if roles:
+                started = time.monotonic()
+                try:
+                    keys = republish_unfinished(rt, now=time.time())
+                except Exception:
+                    watch.forget(roles)
+                    raise
+                logger.warning(
+                    "new Redis primary (%s): %d unfinished sends published again in %.2f s",
+                    ", ".join(roles),
+                    len(keys),
+                    time.monotonic() - started,
+                )
+        except REDIS_UNREACHABLE:
+            pass  # the failover itself: look again in a moment
+        except Exception:  # a bug: log it with its traceback and try again, never die
+            logger.exception("failover watch failed; next look in %.0f s", interval)
+        stop.wait(interval)
