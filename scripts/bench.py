@@ -51,17 +51,19 @@ from tasks.cli.local_stack import ManagedProcess, celery_worker, start_worker
 from tasks.cli.redis_server import RedisServer
 from tasks.sandbox import Sandbox, SandboxState
 from tasks.sandbox.state import max_in_window
-from tasks.send_options import LANE_QUEUES, parse_priority
+from tasks.send_options import lane_queues, parse_priority
 
 USER = "api@example.com"
 PASSWORD = "sandbox-password"  # noqa: S105  (the local sandbox's password, not a secret)
 PREFIX = "bench"
 MESSAGE_ID = 777
 FIRST_CONTACT_ID = 300_000
-#: The priority lanes' queues, where the pipeline's tasks go.
+#: The priority lanes' queues, where the pipeline's tasks go (named by the key prefix).
+LANE_QUEUES = lane_queues(PREFIX)
 PIPELINE_QUEUE = tuple(LANE_QUEUES.values())
-#: kombu's Redis transport keeps delivered, unacknowledged messages in this hash.
-UNACKED_KEY = "unacked"
+#: kombu's Redis transport keeps delivered, unacknowledged messages in these hashes: the
+#: baseline app's (kombu's name) and the pipeline's (its deployment's, named by the prefix).
+UNACKED_KEYS = ("unacked", f"{PREFIX}.unacked")
 LOG_DIR = Path(".run")
 #: Holds the pid of the running benchmark (the database is flushed at the end, and so is this).
 LOCK_KEY = f"{PREFIX}:benchmark-pid"
@@ -337,11 +339,13 @@ class Bench:
             with self.db.pipeline(transaction=True) as pipe:
                 for name in queues:
                     pipe.llen(name)
-                pipe.hlen(UNACKED_KEY)
+                for unacked in UNACKED_KEYS:
+                    pipe.hlen(unacked)
                 pipe.zcard(f"{PREFIX}:inflight")
                 idle = not any(pipe.execute())
-            self._own.update(("multi", "hlen", "zcard", "exec"))
+            self._own.update(("multi", "zcard", "exec"))
             self._own["llen"] += len(queues)
+            self._own["hlen"] += len(UNACKED_KEYS)
             now = time.perf_counter()
             if idle and seen is not None:
                 return seen

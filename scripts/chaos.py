@@ -7,6 +7,10 @@ SIGKILLed and restarted; Redis (a server of this run's own, data kept on disk) i
 sweep is all the recovery there is. Prints sent, dead-lettered by reason, duplicates (counted by
 the sandbox per message and recipient) and lost (not final at the end). Exits 1 unless
 duplicates, lost and "marked sent, never sent" are all 0.
+
+In the same run (``scripts/chaos_deployments.py``): a second deployment on the same Redis sending
+at the same time (0 cross-sends), its dead-letter store at a small bound, a cancel of its queued
+batch, and a ledger Redis restarted without persistence (callbacks published = sends final).
 """
 
 from __future__ import annotations
@@ -22,6 +26,8 @@ from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from chaos_deployments import SecondDeployment, ledger_restart_drill
 
 from tasks.cli.local_stack import celery_worker, start_worker
 from tasks.cli.redis_server import RedisServer
@@ -98,6 +104,7 @@ def main() -> int:
     os.environ.update(env)
     from tasks.api import delivery_status, send_prepared_sms  # noqa: PLC0415  (after env)
 
+    second = SecondDeployment(env, state, log_dir).start(mobiles)
     worker = start_worker(celery_worker(env, log_dir / "chaos-worker.log", name="chaos"))
     started = time.monotonic()
     keys = [f"chaos-{n}" for n in range(args.sends)]
@@ -122,10 +129,19 @@ def main() -> int:
 
     states = _wait_until_final(delivery_status, keys, args.timeout)
     elapsed = time.monotonic() - started
+    crossing_lines, crossing_ok = second.finish(args.timeout)
+    drill_lines, drill_ok = ledger_restart_drill(env, log_dir, args.timeout)
     worker.stop()
     server.stop()
     sandbox.stop()
-    return _report(states, state, keys=keys, unknown=unknown, elapsed=elapsed, kills=kills)
+    code = _report(states, state, keys=keys, unknown=unknown, elapsed=elapsed, kills=kills)
+    print("\n".join(["", *crossing_lines, *drill_lines]))
+    held = crossing_ok and drill_ok
+    print(
+        "RESULT (deployments, dead-letter bound, cancel, ledger restart):",
+        "OK" if held else "FAILED",
+    )
+    return code if held else 1
 
 
 def _rate_limited_window(state: SandboxState, plan: dict[str, Any]) -> None:

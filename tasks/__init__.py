@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from tasks.api import (
         SendHandle,
+        cancel_sends,
         delivery_status,
         replay_dead_letter,
         send_prepared_sms,
@@ -24,6 +25,7 @@ if TYPE_CHECKING:
 __all__ = [
     "SendHandle",
     "app",
+    "cancel_sends",
     "delivery_status",
     "replay_dead_letter",
     "send_prepared_sms",
@@ -33,6 +35,7 @@ __all__ = [
 
 _WHERE = {
     "SendHandle": "tasks.api",
+    "cancel_sends": "tasks.api",
     "delivery_status": "tasks.api",
     "replay_dead_letter": "tasks.api",
     "send_prepared_sms": "tasks.api",

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -16,12 +16,15 @@ from tasks.outages import unavailable_as
 from tasks.request import build_identifier, build_send_request, validate_idempotency_key
 from tasks.send_options import DEFAULT_PRIORITY, Priority, parse_priority, validate_task_name
 from tasks.sending_policy import Deadline, SendingPolicy, resolve_deadline
+from tasks.state.enums import Reason
 from tasks.testing import active_outbox
+from tasks.worker import cancellation
 from tasks.worker.app import engage_settings
 from tasks.worker.publish import SendHandle, enqueue, publish
 
 __all__ = [
     "SendHandle",
+    "cancel_sends",
     "delivery_status",
     "replay_dead_letter",
     "send_prepared_sms",
@@ -153,18 +156,27 @@ def replay_dead_letter(key: str) -> str:
     rt = _runtime()
     task_ids = [uuid(), uuid()]
     with unavailable_as("redis", rt.settings.redis_url):
-        entry = rt.dead_letters.get(key)
+        # The entry, or for one that left at the store's size bound, the record's own fields.
+        entry: dict[str, Any] = rt.dead_letters.get(key) or dict(rt.ledger.record(key))
         outcome, request = rt.dead_letters.replay(key, task_ids)
-    if request is not None and entry is not None:
+        record = rt.ledger.record(key) if request is not None else {}
+    if request is not None:
         try:
             with unavailable_as("broker", rt.settings.broker_url):
-                publish(request, key, task_ids, priority=_lane_of(entry))
+                publish(
+                    request,
+                    key,
+                    task_ids,
+                    priority=_lane_of(record or entry),
+                    on_done=record.get("on_done"),
+                    deployment=rt.settings.key_prefix,
+                )
         except BaseException as err:
             # Put it back where it was rather than leave a queued send with no task.
             with unavailable_as("redis", rt.settings.redis_url):
                 rt.dead_letters.add(
                     key,
-                    reason=entry["reason"],
+                    reason=Reason(entry.get("reason") or Reason.INTERNAL_ERROR),
                     detail=f"replay not published: {err}",
                     error=entry.get("error"),
                     task_ids=task_ids,
@@ -227,8 +239,31 @@ def unsuppress(
     return removed
 
 
+def cancel_sends(
+    keys: Sequence[str] = (),
+    *,
+    lane: Priority | str | None = None,
+    schedule: str | None = None,
+) -> dict[str, str]:
+    """Stop sends that have not started; each key's outcome.
+
+    ``keys``, or every unfinished send of ``lane`` and/or of ``schedule`` (its runs' keys).
+    ``cancelled_now``: final state ``cancelled``, never sent, callback published. Otherwise the
+    state that kept it: ``sending`` (being sent now: not stoppable), ``sent``,
+    ``dead_lettered``, ``cancelled`` (already), ``unknown``. Raises ServiceUnavailable when Redis
+    does not answer (the keys cancelled before it went stay cancelled).
+    """
+    rt = _runtime()
+    with unavailable_as("redis", rt.settings.redis_url):
+        chosen = list(keys)
+        if lane is not None or schedule is not None:
+            lane_ = None if lane is None else parse_priority(lane)
+            chosen += cancellation.select(rt, lane=lane_, schedule=schedule)
+        return cancellation.cancel(rt, chosen)
+
+
 def _lane_of(entry: dict[str, Any]) -> Priority:
-    """The lane a dead-lettered send was enqueued in (normal for entries filed before lanes)."""
+    """The lane a dead-lettered send was enqueued in (normal for sends filed before lanes)."""
     return Priority(entry.get("priority") or DEFAULT_PRIORITY)
 
 

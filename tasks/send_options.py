@@ -33,14 +33,28 @@ class Priority(StrEnum):
 DEFAULT_PRIORITY = Priority.NORMAL
 #: The lane of a scheduled send whose schedule names none: a schedule is a batch by nature.
 DEFAULT_SCHEDULE_PRIORITY = Priority.BULK
-#: The Celery queue of each lane: what workers consume (``-Q``) and Flower lists.
-LANE_QUEUES: dict[Priority, str] = {
-    Priority.URGENT: "engage.urgent",
-    Priority.NORMAL: "engage.normal",
-    Priority.BULK: "engage.bulk",
-}
-#: Every lane's queue, highest first: the ``-Q`` of a worker that serves all lanes.
-ALL_QUEUES = ",".join(LANE_QUEUES.values())
+#: The deployment of ``ENGAGE_KEY_PREFIX`` unset: its queues keep the names of older versions.
+DEFAULT_DEPLOYMENT = "engage"
+
+
+def lane_queues(deployment: str = DEFAULT_DEPLOYMENT) -> dict[Priority, str]:
+    """The Celery queue of each lane of one deployment (``{prefix}.{lane}``), highest first.
+
+    Named by the deployment (``ENGAGE_KEY_PREFIX``), so two deployments on one Redis never
+    consume each other's sends; the default prefix gives ``engage.urgent`` and so on, as before.
+    """
+    return {p: f"{deployment}.{p.value}" for p in Priority}
+
+
+def all_queues(deployment: str = DEFAULT_DEPLOYMENT) -> str:
+    """Every lane's queue of a deployment, highest first: the ``-Q`` of a worker serving all."""
+    return ",".join(lane_queues(deployment).values())
+
+
+#: The default deployment's queues: what workers consume (``-Q``) and Flower lists.
+LANE_QUEUES: dict[Priority, str] = lane_queues()
+#: Every lane's queue of the default deployment, highest first.
+ALL_QUEUES = all_queues()
 
 #: A Celery task name: dotted words (``myapp.tasks.sms_finished``), as ``send_task`` takes it.
 _TASK_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:[.:\-][A-Za-z_][A-Za-z0-9_]*)*")
@@ -59,11 +73,15 @@ def parse_priority(value: object, *, field: str = "priority") -> Priority:
 
 
 def lane_of_queue(queue: object) -> Priority:
-    """The lane a task was delivered from, by its queue name; normal for any other queue."""
-    for priority, name in LANE_QUEUES.items():
-        if queue == name:
-            return priority
+    """The lane a task was delivered from, by its queue name (any deployment's); else normal."""
+    if isinstance(queue, str):
+        lane = queue.rpartition(".")[2]
+        if lane in _LANE_NAMES:
+            return Priority(lane)
     return DEFAULT_PRIORITY
+
+
+_LANE_NAMES = frozenset(p.value for p in Priority)
 
 
 def validate_task_name(value: object, *, field: str = "on_done") -> str:

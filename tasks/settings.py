@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 from tasks.environment import Environment
 from tasks.errors import ConfigurationError
 from tasks.numbers import NUMBER_TYPES, REGIONS, NumberPolicy
-from tasks.send_options import LANE_QUEUES
+from tasks.send_options import Priority, lane_queues
 from tasks.sending_policy import SendingPolicy, load_policy
 from tasks.urls import is_sentinel_url, parse_sentinel_url
 
@@ -61,9 +61,10 @@ DEFAULT_CONTACT_CACHE_TTL = 86400.0
 DEFAULT_SWEEP_INTERVAL = 30.0
 #: Where the metrics endpoints listen: this machine only, unless an address is configured.
 DEFAULT_METRICS_ADDRESS = "127.0.0.1"
-#: Where completion callbacks are published: Celery's default queue, which a host application's
-#: workers consume unless told otherwise (this package's workers consume only its lanes).
-DEFAULT_ON_DONE_QUEUE = "celery"
+#: Where completion callbacks are published, after the key prefix: a queue of the deployment's
+#: own name that none of its workers consumes (they refuse to), for the host app's workers.
+ON_DONE_QUEUE_SUFFIX = "callbacks"
+DEFAULT_ON_DONE_QUEUE = f"engage.{ON_DONE_QUEUE_SUFFIX}"
 #: How long (ms) a ledger write waits for ``ENGAGE_REPLICA_ACKS`` replicas to hold it.
 DEFAULT_REPLICA_ACK_TIMEOUT = 500.0
 
@@ -152,7 +153,8 @@ class Settings:
     #: Celery task published with a send's final status when a send names no ``on_done`` of its
     #: own (``ENGAGE_ON_DONE_TASK``); None: no callback.
     on_done_task: str | None = None
-    #: Queue the completion callbacks are published to (``ENGAGE_ON_DONE_QUEUE``).
+    #: Queue the completion callbacks are published to (``ENGAGE_ON_DONE_QUEUE``; default
+    #: ``{prefix}.callbacks``).
     on_done_queue: str = DEFAULT_ON_DONE_QUEUE
     #: Deadlines, quiet hours, recipient caps, opt-outs, contact creation (README: Sending policy).
     policy: SendingPolicy = field(default_factory=SendingPolicy)
@@ -166,6 +168,11 @@ class Settings:
     replica_ack_timeout: float = DEFAULT_REPLICA_ACK_TIMEOUT
     #: The HTTP front door's limits (``ENGAGE_HTTP_*``).
     http: HttpSettings = field(default_factory=HttpSettings)
+
+    @property
+    def lane_queues(self) -> dict[Priority, str]:
+        """This deployment's Celery queue of each lane (named by the key prefix)."""
+        return lane_queues(self.key_prefix)
 
     def require_engage(self) -> EngageSettings:
         """The Engage settings, for a process that calls Engage; ConfigurationError without."""
@@ -213,6 +220,8 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         ),
         max_redeliveries=env.integer("ENGAGE_MAX_REDELIVERIES", DEFAULT_MAX_REDELIVERIES, 1),
     )
+    # One deployment per prefix: its Redis keys, its queues and its callback queue.
+    prefix = env.optional_text("ENGAGE_KEY_PREFIX") or "engage"
     settings = Settings(
         engage=_engage_settings(env),
         broker_url=broker_url,
@@ -235,7 +244,7 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         key_grace=env.number("ENGAGE_KEY_GRACE", DEFAULT_KEY_GRACE, minimum=0),
         lease_margin=env.number("ENGAGE_LEASE_MARGIN", DEFAULT_LEASE_MARGIN, minimum=0.5),
         retry=retry,
-        key_prefix=env.optional_text("ENGAGE_KEY_PREFIX") or "engage",
+        key_prefix=prefix,
         metrics_port=env.optional_port("ENGAGE_METRICS_PORT"),
         metrics_address=env.optional_text("ENGAGE_METRICS_ADDRESS") or DEFAULT_METRICS_ADDRESS,
         schedule_file=env.optional_text("ENGAGE_SCHEDULE_FILE"),
@@ -243,7 +252,8 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         numbers=_number_policy(env),
         sweep_interval=env.number("ENGAGE_SWEEP_INTERVAL", DEFAULT_SWEEP_INTERVAL, minimum=1),
         on_done_task=env.task_name("ENGAGE_ON_DONE_TASK"),
-        on_done_queue=env.optional_text("ENGAGE_ON_DONE_QUEUE") or DEFAULT_ON_DONE_QUEUE,
+        on_done_queue=env.optional_text("ENGAGE_ON_DONE_QUEUE")
+        or f"{prefix}.{ON_DONE_QUEUE_SUFFIX}",
         policy=load_policy(env),
         **_high_availability(env, broker_url, redis_url),
         http=HttpSettings(
@@ -322,7 +332,7 @@ def _number_policy(env: Environment) -> NumberPolicy:
 
 
 def _check_consistency(settings: Settings) -> None:
-    if settings.on_done_queue in LANE_QUEUES.values():
+    if settings.on_done_queue in settings.lane_queues.values():
         # This package's workers would take the callback, find no such task and drop it.
         raise ConfigurationError(
             "ENGAGE_ON_DONE_QUEUE",

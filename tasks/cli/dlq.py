@@ -194,6 +194,14 @@ def _purge(args: argparse.Namespace, store: DeadLetterStore) -> int:
 
 def _depth(_: argparse.Namespace, store: DeadLetterStore) -> int:
     print(json.dumps(store.depth_by_reason(), indent=2, sort_keys=True))
+    over = store.over_bound_count()
+    if over:
+        # Not in the listing, yet dead-lettered and replayable by key (README: Operating it).
+        print(
+            f"engage-sms: {over} more over ENGAGE_DLQ_MAX_ENTRIES, replayable by key "
+            "(see the worker log)",
+            file=sys.stderr,
+        )
     return EXIT_OK
 
 

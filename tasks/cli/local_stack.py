@@ -16,7 +16,7 @@ from typing import IO
 
 import redis
 
-from tasks.send_options import ALL_QUEUES
+from tasks.send_options import DEFAULT_DEPLOYMENT, all_queues
 
 
 def redis_answers(url: str) -> bool:
@@ -109,12 +109,15 @@ def celery_worker(
     name: str,
     pool: str = "threads",
     concurrency: int = 16,
-    queues: str | None = ALL_QUEUES,
+    queues: str | None = None,
 ) -> ManagedProcess:
     """A real ``celery -A tasks worker`` process (not yet started), consuming every lane.
 
-    ``queues`` is its ``-Q``: every lane's queue, highest first, unless told otherwise.
+    ``queues`` is its ``-Q``: by default every lane's queue of the deployment ``env`` names
+    (``ENGAGE_KEY_PREFIX``), highest first; ``""`` for no ``-Q`` at all.
     """
+    if queues is None:
+        queues = all_queues(env.get("ENGAGE_KEY_PREFIX") or DEFAULT_DEPLOYMENT)
     argv = celery_command(
         "worker",
         *("--loglevel", "INFO", "--pool", pool, "--concurrency", str(concurrency)),

@@ -18,6 +18,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
+from tasks.cli.cancel import add_cancel_command
 from tasks.cli.dlq import Console, add_dlq_commands
 from tasks.cli.http_commands import add_http_commands
 from tasks.cli.ops import add_ops_commands
@@ -41,6 +42,10 @@ exit codes:
   3  still in progress when --wait ran out
   4  Redis or the broker did not answer (nothing changed)
 """
+#: States a send ends in.
+#: The sending policy's final states: not sent, not dead letters (exit 1 like one).
+NOT_SENT_ENDS = ("expired", "capped", "suppressed")
+FINAL_STATES = ("sent", "dead_lettered", "cancelled", *NOT_SENT_ENDS)
 #: ``engage-sms sandbox --help``: what it is and what it knows.
 SANDBOX_DESCRIPTION = """\
 A local stand-in for Mapp Engage: REST contact/get, message/sendSingle and
@@ -71,10 +76,6 @@ class _DefaultsAndLayout(
 
 #: How often ``send --wait`` asks for the status.
 POLL_INTERVAL = 0.1
-#: The sending policy's final states: not sent, not dead letters (exit 1 like one).
-NOT_SENT_ENDS = ("expired", "capped", "suppressed")
-#: States ``send --wait`` stops waiting at.
-FINAL = ("sent", "dead_lettered", *NOT_SENT_ENDS)
 
 
 def main(argv: Sequence[str] | None = None, *, stdin: Console | None = None) -> int:
@@ -174,6 +175,7 @@ def _parser() -> argparse.ArgumentParser:
     status.set_defaults(handler=_status)
 
     add_dlq_commands(commands)
+    add_cancel_command(commands)
     add_ops_commands(commands)
     add_suppress_commands(commands)
     add_http_commands(commands)
@@ -243,6 +245,9 @@ def _send(args: argparse.Namespace) -> int:
     _print_json(summary)
     if status["state"] == "sent":
         return EXIT_OK
+    if status["state"] == "cancelled":
+        print("engage-sms: not sent: cancelled", file=sys.stderr)
+        return EXIT_FAILED
     if status["state"] == "dead_lettered":
         print(
             f"engage-sms: not sent: {status.get('reason')}: {status.get('detail')}", file=sys.stderr
@@ -261,7 +266,7 @@ def _wait_for_outcome(
     deadline = time.monotonic() + seconds
     while True:
         status = status_of(key)
-        if status["state"] in FINAL or time.monotonic() >= deadline:
+        if status["state"] in FINAL_STATES or time.monotonic() >= deadline:
             return status
         time.sleep(POLL_INTERVAL)
 

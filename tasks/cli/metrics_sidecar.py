@@ -23,7 +23,8 @@ from tasks.state.deferrals import DeferredSends
 from tasks.state.enums import Reason
 from tasks.state.keys import RedisKeys
 
-#: The broker queues gauged: each lane's, a Redis list of that name on the broker.
+#: The broker queues gauged by default: each lane's of the default deployment (the sidecar
+#: gauges its own deployment's), a Redis list of that name on the broker.
 QUEUES = tuple(LANE_QUEUES.values())
 
 
@@ -50,6 +51,7 @@ class RedisStateCollector(Collector):
         up = GaugeMetricFamily("engage_sms_redis_up", "1 when Redis answered this scrape.")
         try:
             depth = self._dead_letters.depth_by_reason()
+            over_bound = self._dead_letters.over_bound_count()
             lengths = None if self._broker is None else self._lengths(self._broker)
             pending = None if self._callbacks is None else self._callbacks.depth()
             deferred = None if self._deferrals is None else self._deferrals.depth()
@@ -65,6 +67,11 @@ class RedisStateCollector(Collector):
         for reason in sorted({*Reason, *depth}):
             dlq.add_metric([reason], depth.get(reason, 0))
         yield dlq
+        yield GaugeMetricFamily(
+            "engage_sms_dead_letters_over_bound",
+            "Dead letters that left the listing at ENGAGE_DLQ_MAX_ENTRIES (still replayable).",
+            value=over_bound,
+        )
         if lengths is not None:
             queue = GaugeMetricFamily(
                 "engage_sms_queue_length",
@@ -114,6 +121,7 @@ def sidecar_registry(settings: Settings) -> CollectorRegistry:
         RedisStateCollector(
             dead_letters=store,
             broker=broker,
+            queues=tuple(settings.lane_queues.values()),
             callbacks=CallbackOutbox(client, keys=RedisKeys(settings.key_prefix)),
             deferrals=DeferredSends(
                 client, keys=RedisKeys(settings.key_prefix), retention=settings.key_retention

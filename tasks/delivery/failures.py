@@ -19,7 +19,7 @@ from tasks.delivery.runtime import Runtime
 from tasks.errors import CredentialsRejected, DeadLettered, EngageAPIError, EngageError
 from tasks.masking import Masker
 from tasks.request import SendRequest
-from tasks.state.enums import Reason
+from tasks.state.enums import Reason, SendState
 
 logger = logging.getLogger("engage.delivery")
 
@@ -134,10 +134,17 @@ def dead_letter(  # noqa: PLR0917  (called with all six every time)
         error = err.to_dict()
     elif err is not None:
         error = {"type": type(err).__name__, "message": str(err)}
-    if not rt.dead_letters.add(
+    added = rt.dead_letters.add(
         ctx.key, reason=reason, detail=detail, error=error, task_ids=ctx.task_ids
-    ):
-        # Sent meanwhile by another delivery: nothing to dead-letter, nothing to raise.
+    )
+    if added is None:
+        # The record was lost under this step: write it in full, so the entry can be replayed.
+        claim_from_message(rt, request, ctx)
+        added = rt.dead_letters.add(
+            ctx.key, reason=reason, detail=detail, error=error, task_ids=ctx.task_ids
+        )
+    if not added:
+        # Sent (or cancelled) meanwhile: nothing to dead-letter, nothing to raise.
         return DeadLettered(ctx.key, "already_sent", "the send had already succeeded")
     log_event(
         "dead_lettered",
@@ -166,3 +173,16 @@ def log_internal(err: Exception, request: SendRequest, stage: str) -> None:
     """Log an unforeseen exception with its traceback, masked by the request's values."""
     lines = "".join(traceback.format_exception(type(err), err, err.__traceback__)).rstrip()
     logger.error("unexpected error in %s:\n%s", stage, Masker(request.private_values())(lines))
+
+
+def claim_from_message(rt: Runtime, request: SendRequest, ctx: StepContext) -> SendState:
+    """Write the record a step found missing, in full, with the lane and callback the message
+    carries; an existing record is left as it is (returns its state)."""
+    meta = ctx.meta
+    return rt.ledger.claim(
+        ctx.key,
+        request,
+        ctx.task_ids,
+        priority=ctx.priority if meta is None else meta.lane,
+        on_done=None if meta is None else meta.on_done,
+    ).state

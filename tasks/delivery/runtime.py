@@ -25,6 +25,7 @@ from tasks.state.dead_letters import DeadLetterStore
 from tasks.state.deferrals import DeferredSends
 from tasks.state.hashing import KeyHasher
 from tasks.state.keys import RedisKeys
+from tasks.state.lane_consumers import LaneConsumers
 from tasks.state.ledger import DeliveryLedger
 from tasks.state.policy_gate import PolicyGate
 from tasks.state.rate_limit import RateLimiter
@@ -54,6 +55,8 @@ class Runtime:
     caps: RecipientCaps
     deferrals: DeferredSends
     gate: PolicyGate
+    #: Which lanes have a worker (each worker reports its own).
+    lane_consumers: LaneConsumers
     #: An Engage client given by a test; otherwise built from the settings on first use.
     engage_override: EngageClient | None = field(default=None, repr=False)
 
@@ -130,6 +133,7 @@ class Runtime:
             caps=RecipientCaps(client, keys=keys, hasher=hasher, caps=settings.policy.caps),
             deferrals=DeferredSends(client, keys=keys, retention=settings.key_retention),
             gate=PolicyGate(client, keys=keys, retention=settings.key_retention),
+            lane_consumers=LaneConsumers(client, keys=keys),
             engage_override=engage,
         )
 

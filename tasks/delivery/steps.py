@@ -15,7 +15,14 @@ import time
 from tasks.delivery import metrics, policy
 from tasks.delivery.context import RetryLater, StepContext
 from tasks.delivery.events import log_event
-from tasks.delivery.failures import dead_letter, error_of, failed, internal_failure, log_internal
+from tasks.delivery.failures import (
+    claim_from_message,
+    dead_letter,
+    error_of,
+    failed,
+    internal_failure,
+    log_internal,
+)
 from tasks.delivery.runtime import Runtime
 from tasks.errors import (
     EngageError,
@@ -161,7 +168,7 @@ def send(rt: Runtime, request: SendRequest, contact_id: int, ctx: StepContext) -
             f"{type(err).__name__} during message/sendSingle; Engage may have sent it",
             error=error_of(err, request),
         ) from None
-    sent = _record_sent(rt, ctx.key)
+    sent = _record_sent(rt, request, ctx)
     ctx.sent_now.append(sent.callback)
     if sent.waited is not None:
         metrics.observe_sent(sent.priority, sent.waited)
@@ -215,29 +222,58 @@ def _check_encodable(rt: Runtime, request: SendRequest, ctx: StepContext) -> Non
         raise dead_letter(rt, request, ctx, Reason.REJECTED, None, f"not sent: {problem}")
 
 
-def _record_sent(rt: Runtime, key: str) -> Sent:
-    """Record what Engage accepted, riding out a short Redis outage rather than losing it."""
+def _record_sent(rt: Runtime, request: SendRequest, ctx: StepContext) -> Sent:
+    """Record what Engage accepted, riding out a short Redis outage rather than losing it.
+
+    A record lost meanwhile (a Redis restart without persistence) is written again in full from
+    the message, then marked sent: never a record holding only ``sent``, and its callback kept.
+    """
+    key = ctx.key
     deadline = time.monotonic() + RECORD_SENT_PATIENCE
     delay = 0.5
     while True:
         try:
-            return rt.ledger.mark_sent(key)
+            sent = rt.ledger.mark_sent(key)
+            if sent is None:
+                claim_from_message(rt, request, ctx)
+                sent = rt.ledger.mark_sent(key)
+            if sent is not None:
+                return sent
         except REDIS_UNREACHABLE:
             if time.monotonic() >= deadline:
                 # The lease runs out and the sweep dead-letters it outcome_unknown: never resent.
                 logger.critical("send %s was accepted by Engage but could not be recorded", key)
                 raise
-            time.sleep(delay)
-            delay = min(delay * 2, 5.0)
+        time.sleep(delay)
+        delay = min(delay * 2, 5.0)
 
 
 def _recreate_record(rt: Runtime, request: SendRequest, ctx: StepContext) -> SendState:
-    """The record was found gone (purged by hand, or Redis lost it): recreate it before acting.
+    """The record was found gone: recreate it from the message when that is safe, else stop.
 
-    A claim leaves an existing record as it is and reports its state, so a record that another
-    delivery recreated meanwhile is kept.
+    Safe when the message says it is this deployment's (checked by the task) and was queued less
+    than the record retention ago: its record cannot have expired after a send, so it was lost
+    (a Redis restart without persistence, a hand purge) and the send never happened as far as
+    anything can tell. Otherwise (a message of an older version, or one older than the
+    retention) the send is not made blindly: it is dead-lettered ``record_missing``, to replay.
+    A claim leaves an existing record as it is, so one another delivery recreated is kept.
     """
-    return rt.ledger.claim(ctx.key, request, ctx.task_ids, priority=ctx.priority).state
+    state = claim_from_message(rt, request, ctx)
+    meta = ctx.meta
+    if meta is None or time.time() - meta.queued_at > rt.settings.key_retention:
+        if state not in (SendState.QUEUED, SendState.RETRYING):
+            return state
+        logger.warning("send %s found no ledger record and cannot tell why: not sent", ctx.key)
+        raise dead_letter(
+            rt,
+            request,
+            ctx,
+            Reason.RECORD_MISSING,
+            None,
+            "its ledger record was missing and the message cannot tell lost from expired: "
+            "not sent blindly; replay it to send",
+        )
+    return state
 
 
 def _pace(rt: Runtime, lane: Priority) -> None:

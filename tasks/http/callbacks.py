@@ -55,9 +55,9 @@ LEASE = 60.0
 BATCH = 100
 #: Connect and read timeouts of a callback POST.
 TIMEOUT = (3.0, 10.0)
-FINAL = ("sent", "dead_lettered", "expired", "capped", "suppressed")
+FINAL = ("sent", "dead_lettered", "expired", "capped", "suppressed", "cancelled")
 #: Final states no replay moves on (a dead letter may be replayed; the policy's ends may not).
-SETTLED = ("sent", "expired", "capped", "suppressed")
+SETTLED = ("sent", "expired", "capped", "suppressed", "cancelled")
 #: Longest wait between rounds while Redis does not answer.
 REDIS_AWAY_WAIT = 5.0
 

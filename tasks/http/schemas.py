@@ -72,6 +72,7 @@ class SendStatus(BaseModel):
         "expired",
         "capped",
         "suppressed",
+        "cancelled",
     ]
 
 

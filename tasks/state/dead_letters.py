@@ -10,6 +10,7 @@ after all) removes it from all three keys: the sorted set, the entries and the r
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections import Counter
 from typing import Any
@@ -22,6 +23,8 @@ from tasks.state import scripts
 from tasks.state.enums import Reason
 from tasks.state.keys import RedisKeys
 from tasks.state.records import iso, read_record, text
+
+logger = logging.getLogger("engage.dead_letters")
 
 
 class DeadLetterStore:
@@ -47,7 +50,15 @@ class DeadLetterStore:
 
     def _script_keys(self, key: str) -> list[str]:
         k = self._keys
-        return [k.send(key), k.dlq, k.dlq_entries, k.dlq_reasons, k.inflight, k.callbacks]
+        return [
+            k.send(key),
+            k.dlq,
+            k.dlq_entries,
+            k.dlq_reasons,
+            k.inflight,
+            k.callbacks,
+            k.dlq_over_bound,
+        ]
 
     def state_of(self, key: str) -> str | None:
         """The ledger state of ``key`` (to say why a key has no entry), or None when unknown."""
@@ -62,8 +73,14 @@ class DeadLetterStore:
         detail: str,
         error: dict[str, Any] | None,
         task_ids: list[str],
-    ) -> bool:
-        """Dead-letter the send; False when it was sent meanwhile (a sent send is never moved)."""
+    ) -> bool | None:
+        """Dead-letter the send; False when it was sent or cancelled meanwhile (never moved).
+
+        None when the send has no ledger record: nothing is written, the caller writes the
+        record in full first. At ``ENGAGE_DLQ_MAX_ENTRIES`` the oldest entries leave the
+        listing with a warning each; their keys stay in the over-bound set and
+        :meth:`replay` still replays them from their ledger records (kept as long as entries).
+        """
         now = time.time()
         record = read_record(self._redis, self._keys, key)
         request = json.loads(record["request"]) if "request" in record else None
@@ -83,21 +100,31 @@ class DeadLetterStore:
             "priority": record.get("priority"),
             "on_done": record.get("on_done"),
         }
-        return bool(
-            self._add(
-                keys=self._script_keys(key),
-                args=[
-                    key,
-                    repr(now),
-                    reason,
-                    detail,
-                    json.dumps(entry),
-                    int(max(self._max_age * 1000, self._retention_ms)),
-                    self._max_age,
-                    self._max_entries,
-                ],
-            )
+        reply = self._add(
+            keys=self._script_keys(key),
+            args=[
+                key,
+                repr(now),
+                reason,
+                detail,
+                json.dumps(entry),
+                int(max(self._max_age * 1000, self._retention_ms)),
+                self._max_age,
+                self._max_entries,
+            ],
         )
+        if not isinstance(reply, list):
+            return None if int(reply) < 0 else False
+        for over in reply[1:]:
+            logger.warning(
+                "dead-letter store at its bound (ENGAGE_DLQ_MAX_ENTRIES=%d): the entry of %s left "
+                "the listing; the send stays dead_lettered and `engage-sms dlq replay %s` "
+                "still replays it",
+                self._max_entries,
+                text(over),
+                text(over),
+            )
+        return True
 
     def replay(self, key: str, task_ids: list[str]) -> tuple[str, SendRequest | None]:
         """Take the entry out and put its send back to ``queued`` under the same key."""
@@ -139,6 +166,14 @@ class DeadLetterStore:
     def remove(self, keys: list[str]) -> int:
         """Delete these entries (the ones an operator confirmed); the ledger keeps them."""
         return self._drop(keys)
+
+    def over_bound(self) -> list[str]:
+        """Keys whose entry left the store at its size bound, oldest first (still replayable)."""
+        return [text(k) for k in self._redis.zrange(self._keys.dlq_over_bound, 0, -1)]
+
+    def over_bound_count(self) -> int:
+        """How many keys left the store at its size bound (a gauge for monitoring)."""
+        return int(self._redis.zcard(self._keys.dlq_over_bound))
 
     def depth_by_reason(self) -> dict[str, int]:
         """How many entries each reason has (for monitoring)."""

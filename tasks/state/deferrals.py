@@ -30,6 +30,8 @@ class Released:
 
     request: SendRequest
     priority: Priority
+    #: The completion callback the send names (None: none), carried in the task message.
+    on_done: str | None = None
 
 
 class DeferredSends:
@@ -70,7 +72,7 @@ class DeferredSends:
         if outcome != "released":
             return outcome
         request = SendRequest.from_dict(json.loads(text(reply[1])))
-        return Released(request, Priority(text(reply[2])))
+        return Released(request, Priority(text(reply[2])), text(reply[3]) or None)
 
     def depth(self) -> int:
         """How many sends are deferred."""

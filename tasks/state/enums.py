@@ -17,6 +17,8 @@ class SendState(StrEnum):
     RETRYING = "retrying"
     SENT = "sent"
     DEAD_LETTERED = "dead_lettered"
+    #: Stopped by an operator before it started (``engage-sms cancel``): final, never sent.
+    CANCELLED = "cancelled"
     #: Held in Redis until quiet hours end (``not_before`` in the status); released by the sweep.
     DEFERRED = "deferred"
     #: Final: the send's deadline passed before Engage was called.
@@ -35,6 +37,7 @@ FINAL_STATES = frozenset(
         SendState.EXPIRED,
         SendState.CAPPED,
         SendState.SUPPRESSED,
+        SendState.CANCELLED,
     }
 )
 #: Final states of the sending policy: not sent, and not dead letters (a replay would send late).
@@ -55,6 +58,7 @@ class StartOutcome(StrEnum):
     ACQUIRED = "acquired"  # this delivery holds the lease: call Engage
     SENT = "sent"  # an earlier delivery sent it
     DEAD_LETTERED = "dead_lettered"  # an earlier delivery dead-lettered it
+    CANCELLED = "cancelled"  # an operator cancelled it
     BUSY = "busy"  # another delivery holds a live lease
     INTERRUPTED = "interrupted"  # a holder died mid-send: Engage may have sent it
     BLOCKED = "blocked"  # the credentials flag is up: nothing was taken
@@ -84,3 +88,5 @@ class Reason(StrEnum):
     UNEXPECTED_ANSWER = "unexpected_answer"
     #: A step raised something unforeseen: the entry names the exception type.
     INTERNAL_ERROR = "internal_error"
+    #: A task found no ledger record and could not tell lost from expired: not sent blindly.
+    RECORD_MISSING = "record_missing"

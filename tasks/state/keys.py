@@ -10,6 +10,8 @@ is the module under ``tasks/state/`` (``housekeeping``: ``tasks/worker/``) that 
     {p}:dlq                             zset    dead_letters        dead-lettered keys by time
     {p}:dlq:entries                     hash    dead_letters        key -> entry (JSON)
     {p}:dlq:reasons                     hash    dead_letters        key -> reason
+    {p}:dlq:over_bound                  zset    dead_letters        keys whose entry left at the
+                                                                    size bound, by time (max age)
     {p}:rate:engage                     string  rate_limit          next free slot, µs (until past)
     {p}:rate:engage:served:{lane}       string  rate_limit          last slot given to a lower lane,
                                                                     µs (starvation limit)
@@ -18,6 +20,8 @@ is the module under ``tasks/state/`` (``housekeeping``: ``tasks/worker/``) that 
     {p}:auth_failed:{hmac16}            string  credentials         credentials refused (60 s)
     {p}:contact:{TYPE}:{hmac32}         string  contact_cache       Engage contact id (cache TTL)
     {p}:housekeeping:sweep              string  housekeeping        one sweep at a time (55 s)
+    {p}:lane_consumers:{lane}           zset    lane_consumers      workers consuming the lane,
+                                                                    by when last seen
     {p}:housekeeping:republished:{key}  string  housekeeping        republished lately (visibility)
     {p}:hmac_secret                     string  hashing             keyed-digest secret (none)
     {p}:suppressed                      hash    suppressions        opted-out recipients: keyed
@@ -87,6 +91,11 @@ class RedisKeys:
         return f"{self.prefix}:dlq:reasons"
 
     @property
+    def dlq_over_bound(self) -> str:
+        """Sorted set of keys whose entry left the store at its size bound (still replayable)."""
+        return f"{self.prefix}:dlq:over_bound"
+
+    @property
     def rate_limit(self) -> str:
         """String holding the Engage rate limit's next free slot (GCRA)."""
         return f"{self.prefix}:rate:engage"
@@ -116,6 +125,10 @@ class RedisKeys:
     def republished(self, key: str) -> str:
         """Marker: the sweep published this send again recently."""
         return f"{self.prefix}:housekeeping:republished:{key}"
+
+    def lane_consumers(self, lane: str) -> str:
+        """Workers that consume a lane, scored by when each last said so."""
+        return f"{self.prefix}:lane_consumers:{lane}"
 
     @property
     def hmac_secret(self) -> str:

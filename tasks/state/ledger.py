@@ -120,6 +120,8 @@ class DeliveryLedger:
         self._sent = scripts.register(client, "mark_sent")
         self._retrying = scripts.register(client, "mark_retrying")
         self._resolved = scripts.register(client, "mark_resolved")
+        self._cancel = scripts.register(client, "cancel")
+        self._count_failure = scripts.register(client, "count_failure")
 
     def _record_keys(self, key: str) -> list[str]:
         return [self._keys.send(key), self._keys.inflight]
@@ -220,18 +222,22 @@ class DeliveryLedger:
             StartOutcome(text(outcome)), int(attempts), held=written.held, acks=written.acks
         )
 
-    def mark_sent(self, key: str) -> Sent:
+    def mark_sent(self, key: str) -> Sent | None:
         """Engage accepted the send: final (and out of the dead-letter store, if it was there).
 
         A completion callback the send asked for is filed in ``{p}:callbacks`` by the same
         script, so it is published at least once even if this process dies right after.
+        None when the record is gone: nothing is written (the caller writes it in full first).
         """
         k = self._keys
         now = time.time()
-        queued_at, priority, callback = self._sent(
+        reply = self._sent(
             keys=[k.send(key), k.inflight, k.dlq, k.dlq_entries, k.dlq_reasons, k.callbacks],
             args=[repr(now), self._retention_ms, key],
         )
+        if len(reply) > 3:
+            return None
+        queued_at, priority, callback = reply
         return Sent(
             waited=None if queued_at is None else max(0.0, now - float(text(queued_at))),
             priority=DEFAULT_PRIORITY if priority is None else Priority(text(priority)),
@@ -265,7 +271,29 @@ class DeliveryLedger:
 
     def count_failure(self, key: str, stage: str) -> int:
         """Failed Engage calls of one step so far (waiting for a rate-limit slot is no failure)."""
-        return int(self._redis.hincrby(self._keys.send(key), f"failures:{stage}", 1))
+        return int(self._count_failure(keys=[self._keys.send(key)], args=[f"failures:{stage}"]))
+
+    def cancel(self, key: str) -> str:
+        """Stop a send that has not started: ``cancelled_now``, or the state that kept it
+        (``sending``, ``sent``, ``dead_lettered``, ``cancelled``), or ``unknown``."""
+        k = self._keys
+        return text(
+            self._cancel(
+                keys=[k.send(key), k.inflight, k.callbacks],
+                args=[key, _now(), self._retention_ms],
+            )
+        )
+
+    def unfinished(self) -> list[str]:
+        """Every key not yet final (queued, retrying or sending), oldest change first."""
+        return [text(k) for k in self._redis.zrange(self._keys.inflight, 0, -1)]
+
+    def lanes_of(self, keys: Sequence[str]) -> list[str | None]:
+        """The lane each key's record names (None without a record), in one round trip."""
+        pipe = self._redis.pipeline(transaction=False)
+        for key in keys:
+            pipe.hget(self._keys.send(key), "priority")
+        return [None if v is None else text(v) for v in pipe.execute()]
 
     def count_delivery(self, key: str, attempt: str) -> int:
         """How many times this task attempt was delivered (more than once: a worker died)."""

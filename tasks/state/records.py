@@ -24,6 +24,7 @@ _SHOWN_FIELDS = (
     "on_done",
     "not_before",
     "expires_at",
+    "cancelled_at",
 )
 
 
@@ -57,8 +58,13 @@ def shown_status(key: str, record: dict[str, str]) -> dict[str, Any]:
     if not record:
         return {"key": key, "state": "unknown"}
     described: dict[str, Any]
-    if "request" in record:
-        request = SendRequest.from_dict(json.loads(record["request"]))
+    if "request" in record or "recipient" not in record:
+        try:
+            request = SendRequest.from_dict(json.loads(record["request"]))
+        except (KeyError, TypeError, ValueError):
+            # Written by a version that could leave a partial record (a Redis restart mid-send):
+            # say what is known rather than fail the question.
+            return _damaged_status(key, record)
         private = request.private_values()
         described = request.masked()
     else:
@@ -100,3 +106,19 @@ def shown_status(key: str, record: dict[str, str]) -> dict[str, Any]:
 
 def _int_or_none(value: str | None) -> int | None:
     return None if value is None else int(value)
+
+
+def _damaged_status(key: str, record: dict[str, str]) -> dict[str, Any]:
+    """A record without a readable request: its state and times, and that it is damaged."""
+    status: dict[str, Any] = {
+        "key": key,
+        "state": record.get("state", "unknown"),
+        "damaged": "the ledger record has no readable request (Redis lost it)",
+    }
+    for field in ("sent_at", "updated_at", "created_at", "cancelled_at"):
+        if field in record:
+            status[field] = iso(record[field])
+    for field in ("priority", "on_done", "reason"):
+        if field in record:
+            status[field] = record[field]
+    return status

@@ -19,10 +19,11 @@ from kombu.entity import Exchange, Queue
 
 from tasks.errors import ConfigurationError
 from tasks.schedule_file import load_schedules
-from tasks.send_options import DEFAULT_PRIORITY, LANE_QUEUES
+from tasks.send_options import DEFAULT_DEPLOYMENT, DEFAULT_PRIORITY
 from tasks.settings import Settings, basic_auth_problem, broker_is_redis, load_settings
 from tasks.state.clients import broker_transport_options as sentinel_options
 from tasks.worker.beat_schedule import housekeeping_entries, schedule_entries
+from tasks.worker.start_checks import worker_problem
 from tasks.worker.transport import (
     LANE_CYCLE,
     SENTINEL_TRANSPORT,
@@ -53,6 +54,9 @@ def _settings_for_this_process() -> Settings:
     settings = load_settings(os.environ)
     if _running_celery_command() and "worker" in sys.argv[1:]:
         settings.require_engage()  # a worker calls Engage: say so at start, not at the first send
+        problem = worker_problem(sys.argv[1:], settings)
+        if problem is not None:
+            sys.exit(f"engage-sms: worker refused: {problem}")
     return settings
 
 
@@ -85,6 +89,21 @@ engage_settings = _load(_settings_for_this_process)
 engage_schedules = _load(lambda: load_schedules(engage_settings.schedule_file))
 beat_schedule = {**housekeeping_entries(), **schedule_entries(engage_schedules)}
 
+
+def _deployment_transport_keys(prefix: str) -> dict[str, str]:
+    """kombu's unacked-message keys of a deployment (the default one keeps kombu's names).
+
+    Each deployment restores its own unacknowledged messages, after its own visibility timeout.
+    """
+    if prefix == DEFAULT_DEPLOYMENT:
+        return {}
+    return {
+        "unacked_key": f"{prefix}.unacked",
+        "unacked_index_key": f"{prefix}.unacked_index",
+        "unacked_mutex_key": f"{prefix}.unacked_mutex",
+    }
+
+
 broker_url = engage_settings.broker_url
 # Celery reads the CELERY_BROKER_URL variable before any app's broker_url; the read and write
 # URLs take precedence over it, so a host's CELERY_BROKER_URL never redirects this app.
@@ -99,15 +118,16 @@ result_serializer = "json"
 accept_content = ["json"]
 event_serializer = "json"
 
-# One queue per priority lane, each on a direct exchange of its own name. A worker started
-# without -Q consumes all of them; housekeeping and schedule runs go to the normal lane.
-# Queue objects, not a dict of options: Flower lists a broker's queues from them when no worker
-# answers (queue lengths matter most when the workers are down).
+# One queue per priority lane, each on a direct exchange of its own name, named by the
+# deployment (ENGAGE_KEY_PREFIX). A worker started without -Q consumes all of them;
+# housekeeping and schedule runs go to the normal lane. Queue objects, not a dict of options:
+# Flower lists a broker's queues from them when no worker answers (queue lengths matter most
+# when the workers are down).
 task_queues = [
     Queue(name, Exchange(name, type="direct"), routing_key=name)  # type: ignore[no-untyped-call]
-    for name in LANE_QUEUES.values()
+    for name in engage_settings.lane_queues.values()
 ]
-task_default_queue = LANE_QUEUES[DEFAULT_PRIORITY]
+task_default_queue = engage_settings.lane_queues[DEFAULT_PRIORITY]
 task_default_exchange = task_default_queue
 task_default_routing_key = task_default_queue
 
@@ -138,6 +158,7 @@ if broker_is_redis(broker_url):
         "unacked_restore_throttle": 1,
         # Fetch from the lanes highest first, with a share for the lower ones (see the module).
         "queue_order_strategy": LANE_CYCLE,
+        **_deployment_transport_keys(engage_settings.key_prefix),
         # sentinel://: the primary's name and the sentinels' password.
         **sentinel_options(engage_settings),
     }
@@ -145,6 +166,12 @@ if broker_is_redis(broker_url):
         "visibility_timeout": engage_settings.visibility_timeout,
         **sentinel_options(engage_settings),
     }
+
+# Another deployment on the same broker has its own worker events and remote control: its
+# Flower and `celery inspect` see only its workers (the default prefix keeps Celery's names).
+if engage_settings.key_prefix != DEFAULT_DEPLOYMENT:
+    event_exchange = f"{engage_settings.key_prefix}.celeryev"
+    control_exchange = f"{engage_settings.key_prefix}.celery"
 
 # Visible in Flower: workers send task events (received, started, succeeded, retried, failed).
 # A task still waiting in the queue is listed only with ENGAGE_SENT_EVENTS=on: the "sent" event

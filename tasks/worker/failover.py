@@ -97,7 +97,9 @@ def republish_unfinished(rt: Runtime, *, now: float) -> list[str]:
             request,
             key,
             [uuid(), uuid()],
+            deployment=rt.settings.key_prefix,
             priority=Priority(record.get("priority", DEFAULT_PRIORITY)),
+            on_done=record.get("on_done"),
             countdown=due_in if due_in > 0 else None,
         )
         republished.append(key)

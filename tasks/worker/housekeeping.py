@@ -5,7 +5,9 @@ died mid-call, so Engage may have sent it) is dead-lettered as ``outcome_unknown
 ``queued`` or ``retrying`` longer than the broker's visibility timeout lost its message and is
 published again under the same key and task ids, in its lane (the ledger keeps that from
 sending twice). It also publishes completion callbacks whose worker did not
-(:mod:`tasks.worker.callbacks`).
+(:mod:`tasks.worker.callbacks`). A lane with sends waiting in its queue and no worker seen
+consuming it lately (:mod:`tasks.state.lane_consumers`) gets a warning naming the ``-Q`` that
+would serve it, and its sends are not published again meanwhile (another copy would only wait).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from tasks.delivery.events import log_event
 from tasks.delivery.runtime import Runtime, current_runtime
 from tasks.request import SendRequest
 from tasks.send_options import DEFAULT_PRIORITY, Priority
+from tasks.settings import broker_is_redis
 from tasks.state.deferrals import Released
 from tasks.state.enums import Reason, SendState
 from tasks.worker import callbacks, publish
@@ -48,6 +51,8 @@ class SweepResult:
     #: Deferred sends whose quiet hours ended: published again in their lane.
     released: list[str] = field(default_factory=list)
     skipped: bool = False
+    #: Lanes with sends waiting and no worker seen consuming them: queue length by lane.
+    unserved: dict[str, int] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form (the task's result)."""
@@ -77,6 +82,7 @@ def sweep(rt: Runtime, *, now: float) -> SweepResult:
         result.skipped = True
         return result
     try:
+        result.unserved = _unserved_lanes(rt)
         # A send cannot be stuck before its lease could have run out.
         for key in rt.ledger.stale_inflight(rt.settings.lease_seconds, limit=SWEEP_BATCH):
             _sweep_one(rt, key, now, result)
@@ -133,7 +139,16 @@ def _sweep_one(rt: Runtime, key: str, now: float, result: SweepResult) -> None:
     if not rt.redis.set(marker, repr(now), nx=True, ex=max(1, int(lost_after))):
         return
     priority = Priority(record.get("priority", DEFAULT_PRIORITY))
-    publish.publish(request, key, task_ids, priority=priority)
+    if priority.value in result.unserved:
+        return  # no worker consumes the lane: warned about above; another copy would only wait
+    publish.publish(
+        request,
+        key,
+        task_ids,
+        priority=priority,
+        on_done=record.get("on_done"),
+        deployment=rt.settings.key_prefix,
+    )
     logger.warning(
         "republished %s send %s (%s): no progress for over %.0f s",
         state,
@@ -151,7 +166,14 @@ def _release_deferred(rt: Runtime, result: SweepResult) -> None:
         released = rt.deferrals.release(key, task_ids)
         if isinstance(released, Released):
             # Published like a new send: its lane's queue, its lane's share of the one budget.
-            publish.publish(released.request, key, task_ids, priority=released.priority)
+            publish.publish(
+                released.request,
+                key,
+                task_ids,
+                priority=released.priority,
+                on_done=released.on_done,
+                deployment=rt.settings.key_prefix,
+            )
             log_event(
                 "released",
                 key=key,
@@ -169,3 +191,38 @@ def _release_deferred(rt: Runtime, result: SweepResult) -> None:
 def _idle_since(record: dict[str, str]) -> float:
     # A retrying send is not idle before its retry was due.
     return max(float(record.get("updated_at", 0)), float(record.get("retry_at", 0)))
+
+
+#: A worker not heard from for this many sweep intervals no longer counts as a lane's consumer.
+CONSUMER_SILENCE_INTERVALS = 3
+
+
+def _unserved_lanes(rt: Runtime) -> dict[str, int]:
+    """Lanes whose queue holds messages while no worker reported consuming them; warned about."""
+    within = CONSUMER_SILENCE_INTERVALS * rt.settings.sweep_interval
+    unserved: dict[str, int] = {}
+    for lane, queue in rt.settings.lane_queues.items():
+        if rt.lane_consumers.live(lane.value, within):
+            continue
+        waiting = _queue_length(rt, queue)
+        if waiting:
+            unserved[lane.value] = waiting
+            logger.warning(
+                "lane %s: %d messages waiting in %s and no worker consumes it (none seen for "
+                "%.0f s): start one with -Q %s; its sends are not published again meanwhile",
+                lane.value,
+                waiting,
+                queue,
+                within,
+                queue,
+            )
+    return unserved
+
+
+def _queue_length(rt: Runtime, queue: str) -> int:
+    """Messages waiting in a broker queue (Redis brokers; 0 where it cannot be read)."""
+    if not broker_is_redis(rt.settings.broker_url):
+        return 0
+    with app.connection_for_write() as connection:
+        client = getattr(connection.default_channel, "client", None)  # kombu's Redis channel
+        return 0 if client is None else int(client.llen(queue))

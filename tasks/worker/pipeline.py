@@ -16,13 +16,15 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from celery import Task
+from celery.exceptions import Ignore
 
 from tasks.delivery import steps as delivery
+from tasks.delivery.context import SendMeta
 from tasks.delivery.runtime import Runtime, current_runtime
 from tasks.delivery.steps import RetryLater, StepContext
 from tasks.errors import DeadLettered
 from tasks.request import SendRequest
-from tasks.send_options import lane_of_queue
+from tasks.send_options import lane_of_queue, lane_queues
 from tasks.state import REDIS_UNREACHABLE
 from tasks.worker import callbacks
 from tasks.worker.app import MaskedTask, app, engage_settings
@@ -56,10 +58,14 @@ _TASK_OPTIONS: dict[str, Any] = {
 
 @app.task(name="engage.resolve_contact", **_TASK_OPTIONS)
 def resolve_contact(
-    self: Task, request: dict[str, Any], key: str, task_ids: list[str]
+    self: Task,
+    request: dict[str, Any],
+    key: str,
+    task_ids: list[str],
+    meta: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Look the contact up in Engage; returns ``{"contact_id": N}`` or ``{"skip": state}``."""
-    ctx = _context(self, key, task_ids)
+    ctx = _context(self, key, task_ids, meta)
     send_request = SendRequest.from_dict(request)
     try:
         found = _step(
@@ -81,13 +87,18 @@ def resolve_contact(
 
 
 @app.task(name="engage.send_single", **_TASK_OPTIONS)
-def send_single(
-    self: Task, resolved: dict[str, Any], request: dict[str, Any], key: str, task_ids: list[str]
+def send_single(  # noqa: PLR0917  (Celery passes the chain's arguments positionally)
+    self: Task,
+    resolved: dict[str, Any],
+    request: dict[str, Any],
+    key: str,
+    task_ids: list[str],
+    meta: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Send the prepared message once; returns ``{"outcome": ...}``."""
     if "skip" in resolved:
         return {"outcome": resolved["skip"], "key": key}  # resolve_contact published callbacks
-    ctx = _context(self, key, task_ids)
+    ctx = _context(self, key, task_ids, meta)
     send_request = SendRequest.from_dict(request)
     contact_id = int(resolved["contact_id"])
     try:
@@ -177,8 +188,11 @@ def _await_redis(rt: Runtime, patience: float) -> None:
             return
 
 
-def _context(task: Task, key: str, task_ids: list[str]) -> StepContext:
+def _context(task: Task, key: str, task_ids: list[str], meta: dict[str, Any] | None) -> StepContext:
     delivery_info = task.request.delivery_info or {}
+    send_meta = SendMeta.from_dict(meta)
+    if send_meta is not None and send_meta.deployment != engage_settings().key_prefix:
+        _refuse_foreign(task, send_meta)
     return StepContext(
         key=key,
         task_id=task.request.id,
@@ -186,4 +200,30 @@ def _context(task: Task, key: str, task_ids: list[str]) -> StepContext:
         task_ids=task_ids,
         # The lane is the queue the message came from (retries return to the same queue).
         priority=lane_of_queue(delivery_info.get("routing_key")),
+        meta=send_meta,
     )
+
+
+def _refuse_foreign(task: Task, meta: SendMeta) -> None:
+    """A task of another deployment (another prefix, tenant and ledger): never run it here.
+
+    It goes back, unchanged, to its own deployment's lane, and this delivery ends without a
+    result, so no chain step follows it here. Only a worker consuming another deployment's
+    queue sees one, which workers refuse at start (:mod:`tasks.worker.start_checks`).
+    """
+    queue = lane_queues(meta.deployment)[meta.lane]
+    logger.error(
+        "task %s of deployment %r refused by deployment %r: returned to %s",
+        task.request.id,
+        meta.deployment,
+        engage_settings().key_prefix,
+        queue,
+    )
+    task.apply_async(
+        task.request.args,
+        task.request.kwargs,
+        task_id=task.request.id,
+        queue=queue,
+        chain=task.request.chain,
+    )
+    raise Ignore()

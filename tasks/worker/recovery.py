@@ -12,6 +12,7 @@ second thread watches the Redis primaries once a second and recovers at once aft
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from typing import Any
@@ -22,18 +23,33 @@ from tasks.delivery.runtime import current_runtime
 from tasks.state import REDIS_UNREACHABLE
 from tasks.worker.app import engage_settings
 from tasks.worker.failover import watch_forever
-from tasks.worker.housekeeping import sweep
+from tasks.worker.housekeeping import CONSUMER_SILENCE_INTERVALS, sweep
 
 logger = logging.getLogger("engage.recovery")
 
 _stop = threading.Event()
 
 
-def sweep_forever(interval: float, stop: threading.Event = _stop) -> None:
-    """Sweep now, then every ``interval`` seconds until ``stop`` is set; never raises."""
+def sweep_forever(
+    interval: float,
+    stop: threading.Event = _stop,
+    *,
+    worker: str | None = None,
+    lanes: tuple[str, ...] = (),
+) -> None:
+    """Sweep now, then every ``interval`` seconds until ``stop`` is set; never raises.
+
+    Each round also reports that ``worker`` consumes ``lanes`` (the sweep warns about a lane
+    with waiting sends that no worker reported).
+    """
     while not stop.is_set():
         try:
-            result = sweep(current_runtime(engage_settings()), now=time.time())
+            rt = current_runtime(engage_settings())
+            if worker is not None:
+                rt.lane_consumers.seen(
+                    worker, lanes, forget_after=CONSUMER_SILENCE_INTERVALS * interval
+                )
+            result = sweep(rt, now=time.time())
         except REDIS_UNREACHABLE as err:
             logger.warning(
                 "recovery sweep: Redis unreachable (%s); next try in %.0f s", err, interval
@@ -54,10 +70,18 @@ def sweep_forever(interval: float, stop: threading.Event = _stop) -> None:
 
 def start_recovery(sender: Any = None, **_: Any) -> None:
     """Start this worker's sweeper thread (``worker_ready`` fires once, in the main process)."""
-    interval = engage_settings().sweep_interval
+    settings = engage_settings()
+    interval = settings.sweep_interval
+    consumed = _consumed_queues(sender)
+    lanes = tuple(p.value for p, q in settings.lane_queues.items() if q in consumed)
+    worker = getattr(sender, "hostname", None) or f"worker-{os.getpid()}"
     _stop.clear()
     threading.Thread(
-        target=sweep_forever, args=(interval,), name="engage-recovery", daemon=True
+        target=sweep_forever,
+        args=(interval,),
+        kwargs={"worker": worker, "lanes": lanes},
+        name="engage-recovery",
+        daemon=True,
     ).start()
     # A new Redis primary may have lost messages: recovered at once, not at the next sweep.
     threading.Thread(
@@ -66,7 +90,15 @@ def start_recovery(sender: Any = None, **_: Any) -> None:
         name="engage-failover-watch",
         daemon=True,
     ).start()
-    logger.info("recovery sweep every %.0f s started", interval)
+    logger.info("recovery sweep every %.0f s started; lanes consumed: %s", interval, lanes)
+
+
+def _consumed_queues(consumer: Any) -> set[str]:
+    """The queue names a worker consumes (its ``-Q``, else every configured queue)."""
+    try:
+        return set(consumer.app.amqp.queues.consume_from)
+    except AttributeError:
+        return set()
 
 
 def stop_recovery(sender: Any = None, **_: Any) -> None:

@@ -1,8 +1,11 @@
 """``engage.dispatch_schedule``: one run of a schedule from ``ENGAGE_SCHEDULE_FILE``, sent once.
 
-Beat publishes the schedule as its file has it (only beat needs ``ENGAGE_SCHEDULE_FILE``); the
-worker validates it again, works out the run's slot and enqueues one send per recipient under a
-key made of name, slot and recipient, so repeated ticks never double-send.
+Beat publishes the schedule as its file has it (only beat needs ``ENGAGE_SCHEDULE_FILE``), and
+the moment of its tick in a message header (:data:`TICK_HEADER`, stamped by :func:`stamp_tick`
+as beat publishes); the worker validates the schedule again, works out the run's slot from the
+tick, never from its own clock when the message comes out of a backlog, and enqueues one send
+per recipient under a key made of name, slot and recipient, so repeated ticks never double-send
+and a late tick still sends its own run.
 """
 
 from __future__ import annotations
@@ -12,6 +15,9 @@ from collections import Counter
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
+
+from celery import Task
+from celery.signals import before_task_publish
 
 from tasks.delivery.runtime import Runtime, current_runtime
 from tasks.errors import ConfigurationError, IdempotencyConflict
@@ -23,10 +29,25 @@ from tasks.worker.beat_schedule import DISPATCH_TASK, run_key, slot_of
 
 logger = logging.getLogger("engage.schedules")
 
+#: The message header holding when beat published the tick (ISO 8601, UTC).
+TICK_HEADER = "engage_tick"
 
-@app.task(name=DISPATCH_TASK, base=MaskedTask, acks_late=True)
-def dispatch_schedule(name: str, table: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """Enqueue the current run of schedule ``name``; repeated ticks of one run enqueue nothing.
+
+def stamp_tick(sender: object = None, headers: dict[str, Any] | None = None, **_: Any) -> None:
+    """``before_task_publish``: a dispatch message carries the moment it was published."""
+    if sender == DISPATCH_TASK and headers is not None:
+        headers.setdefault(TICK_HEADER, datetime.now(UTC).isoformat())
+
+
+# Connected by call, not decorator: Celery's decorators are untyped. Beat imports this module.
+before_task_publish.connect(stamp_tick, weak=False)
+
+
+@app.task(name=DISPATCH_TASK, base=MaskedTask, acks_late=True, bind=True)
+def dispatch_schedule(
+    self: Task, name: str, table: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """Enqueue the run of schedule ``name`` its tick belongs to; repeated ticks enqueue nothing.
 
     ``table`` is the schedule as beat read it from its file; without it (a beat older than
     0.2.0 publishes the name alone) the schedule is looked up in this worker's own file.
@@ -35,7 +56,18 @@ def dispatch_schedule(name: str, table: Mapping[str, Any] | None = None) -> dict
         schedule = schedule_from_table(table, source="published by beat")
     else:
         schedule = _from_this_workers_file(name)
-    return dispatch(current_runtime(engage_settings()), schedule, datetime.now(UTC))
+    return dispatch(current_runtime(engage_settings()), schedule, tick_of(self.request))
+
+
+def tick_of(request: Any) -> datetime:
+    """When beat published this dispatch; now for a message without the header (older beats)."""
+    stamped = request.get(TICK_HEADER) if request is not None else None
+    if isinstance(stamped, str):
+        try:
+            return datetime.fromisoformat(stamped).astimezone(UTC)
+        except ValueError:
+            logger.warning("dispatch with an unreadable tick %r: using the worker's clock", stamped)
+    return datetime.now(UTC)
 
 
 def _from_this_workers_file(name: str) -> Schedule:

@@ -36,7 +36,7 @@ import redis
 from kombu import transport as kombu_transport
 from kombu.transport import redis as kombu_redis
 
-from tasks.send_options import LANE_QUEUES
+from tasks.send_options import Priority, lane_of_queue
 
 #: What ``broker_transport`` names.
 TRANSPORT = "tasks.worker.transport:Transport"
@@ -47,12 +47,12 @@ LANE_CYCLE = "tasks.worker.transport:LaneCycle"
 #: One fetch in this many lists the lanes from the next lower one (each lower lane goes first
 #: once in so many fetches): a lower lane behind a never-empty one is still fetched from.
 FETCH_SHARE_EVERY = 10
-_LANES = tuple(LANE_QUEUES.values())
+_LANE_SUFFIXES = tuple(f".{p.value}" for p in Priority)
 
 
 def _rank(queue: str) -> float:
-    """Lanes highest first; a queue that is no lane (``-Q celery``) ranks beside normal."""
-    return _LANES.index(queue) if queue in _LANES else 1.5
+    """Lanes highest first (any deployment's); a queue that is no lane ranks beside normal."""
+    return lane_of_queue(queue).rank if queue.endswith(_LANE_SUFFIXES) else 1.5
 
 
 class LaneCycle:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -34,16 +35,25 @@ WorkerFactory = Callable[..., ManagedProcess]
 
 @pytest.fixture
 def start_workers(redis_db: redis.Redis, tmp_path: Path) -> Iterator[WorkerFactory]:
-    """Start real workers: ``start_workers(base_url, **env)``; all stopped at the end."""
+    """Start real workers: ``start_workers(base_url, pool=..., **env)``; all stopped at the end."""
     started: list[ManagedProcess] = []
 
-    def start(base_url: str, *, name: str = "w", **env: str) -> ManagedProcess:
+    def start(
+        base_url: str,
+        *,
+        name: str = "w",
+        pool: str = "threads",
+        queues: str | None = None,
+        **env: str,
+    ) -> ManagedProcess:
         full_env = child_env(WORKER_ENV, ENGAGE_BASE_URL=base_url, **env)
         worker = celery_worker(
             full_env,
             tmp_path / f"{name}-{len(started)}.log",
             name=f"{name}{len(started)}",
-            concurrency=4,
+            pool=pool,
+            concurrency=1 if pool == "solo" else 4,
+            queues=queues,
         )
         started.append(worker)
         return start_worker(worker)
@@ -51,6 +61,20 @@ def start_workers(redis_db: redis.Redis, tmp_path: Path) -> Iterator[WorkerFacto
     yield start
     for worker in started:
         worker.stop()
+
+
+@pytest.fixture
+def host_worker(redis_db: redis.Redis, tmp_path: Path) -> Iterator[ManagedProcess]:
+    """A worker of the host application's own Celery app, consuming the callback queue."""
+    # Imported here: the module reads the broker's URL, which pytest_configure sets first.
+    from tests.support import callback_app  # noqa: PLC0415
+
+    argv = [sys.executable, "-m", "celery", "-A", "tests.support.callback_app", "worker"]
+    argv += ["--pool", "solo", "-Q", callback_app.QUEUE, "-n", "host@%h", "--loglevel", "INFO"]
+    worker = ManagedProcess(argv, env=child_env(WORKER_ENV), log_path=tmp_path / "host.log")
+    start_worker(worker)
+    yield worker
+    worker.stop()
 
 
 def wait_for(check: Callable[[], Any], timeout: float = 20.0, what: str = "condition") -> Any:

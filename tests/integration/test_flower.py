@@ -20,6 +20,7 @@ import pytest
 from tasks.cli.demo import FLOWER_USER
 from tasks.cli.local_stack import ManagedProcess
 from tasks.sandbox import Sandbox
+from tasks.send_options import lane_queues
 from tests.integration.conftest import wait_for
 from tests.support import sandbox as sandboxes
 from tests.support.chromium import open_browser
@@ -50,6 +51,11 @@ class Stack:
     metrics_port: int
     flower_log: Path
     key: str = ""
+
+    @property
+    def lanes(self) -> tuple[str, ...]:
+        """The lane queues of the stack's deployment (named by its key prefix)."""
+        return tuple(lane_queues(self.env["ENGAGE_KEY_PREFIX"]).values())
 
     def flower(self, path: str, *, auth: bool = True) -> tuple[int, Any]:
         """GET a Flower path: (status, parsed JSON or None)."""
@@ -186,13 +192,13 @@ def test_flower_queue_lengths_list_every_lane(stack: Stack) -> None:
     status, body = stack.flower("/api/queues/length")
     assert status == 200, body
     names = {queue["name"] for queue in body["active_queues"]}
-    assert {"engage.urgent", "engage.normal", "engage.bulk"} <= names
+    assert set(stack.lanes) <= names
 
 
 def test_flower_broker_page_shows_the_lanes_in_a_browser(stack: Stack, tmp_path: Path) -> None:
     """Flower's Broker page, in a real headless Chromium, names the broker and lists the lanes."""
     token = base64.b64encode(f"{FLOWER_USER}:{stack.flower_password}".encode()).decode()
-    lanes = ("engage.urgent", "engage.normal", "engage.bulk")
+    lanes = stack.lanes
     with open_browser() as browser:
         text = browser.visit(
             stack.flower_url + "/broker",

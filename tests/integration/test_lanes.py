@@ -3,19 +3,15 @@
 from __future__ import annotations
 
 import json
-import sys
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 import redis
 
 from tasks.api import delivery_status, send_prepared_sms
-from tasks.cli.local_stack import ManagedProcess, start_worker
+from tasks.cli.local_stack import ManagedProcess
 from tasks.sandbox import Sandbox
 from tests.integration.conftest import WorkerFactory, wait_for
 from tests.support import callback_app
-from tests.support.environments import WORKER_ENV, child_env
 
 pytestmark = pytest.mark.integration
 
@@ -32,17 +28,6 @@ def contacts(sandbox: Sandbox) -> Sandbox:
         {"type": "EXTERNAL", "value": f"lane-{n}", "contactId": n} for n in (*BULK_IDS, URGENT_ID)
     )
     return sandbox
-
-
-@pytest.fixture
-def host_worker(redis_db: redis.Redis, tmp_path: Path) -> Iterator[ManagedProcess]:
-    """A worker of the host application's own Celery app, consuming Celery's default queue."""
-    argv = [sys.executable, "-m", "celery", "-A", "tests.support.callback_app", "worker"]
-    argv += ["--pool", "solo", "-Q", "celery", "-n", "host@%h", "--loglevel", "INFO"]
-    worker = ManagedProcess(argv, env=child_env(WORKER_ENV), log_path=tmp_path / "host.log")
-    start_worker(worker)
-    yield worker
-    worker.stop()
 
 
 def recipients_sent(sandbox: Sandbox) -> list[int]:

@@ -189,7 +189,12 @@ def test_with_create_contact_an_unknown_number_is_created_once_and_sent_once(
         f"engage:send:{first.key}"
     )
     task_ids = json.loads(record[b"task_ids"])
-    publish(build_send_request(MESSAGE_ID, mobile=UNKNOWN), first.key, task_ids)
+    publish(
+        build_send_request(MESSAGE_ID, mobile=UNKNOWN),
+        first.key,
+        task_ids,
+        deployment=PYTEST_PROCESS_ENV.get("ENGAGE_KEY_PREFIX", "engage"),
+    )
     second = send_prepared_sms(
         MESSAGE_ID, mobile=UNKNOWN, idempotency_key="new-2", create_contact=True
     )

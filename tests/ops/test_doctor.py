@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
 
 from tasks.cli import main
 from tasks.cli.doctor import Check, run_checks
-from tasks.cli.local_stack import celery_worker, start_worker
+from tasks.cli.local_stack import ManagedProcess, start_worker
 from tasks.sandbox import Sandbox
 from tasks.urls import redact_url
 from tests.support.environments import (
@@ -144,12 +145,15 @@ def test_callback_queue_without_consumer_is_a_warning(sandbox: Sandbox, redis_ur
 def test_callback_queue_with_a_consumer_is_ok(
     sandbox: Sandbox, redis_url: str, tmp_path: Path
 ) -> None:
-    """A worker on the broker consuming the callback queue (a host's, here played by ours): OK."""
+    """A worker on the broker consuming the callback queue (the host app's, as in tests): OK."""
     queue = "host-callbacks"
     env = child_env(environ(sandbox.base_url, broker=redis_url, ENGAGE_ON_DONE_QUEUE=queue))
     env.pop("REDIS_URL", None)
     env.pop("ENGAGE_BROKER_URL", None)
-    worker = celery_worker(env, tmp_path / "w.log", name="doctor-host", concurrency=1, queues=queue)
+    # Not this package's worker: it refuses to consume the callback queue.
+    argv = [sys.executable, "-m", "celery", "-A", "tests.support.callback_app", "worker"]
+    argv += ["--pool", "solo", "-Q", queue, "-n", "doctor-host@%h", "--loglevel", "INFO"]
+    worker = ManagedProcess(argv, env=env, log_path=tmp_path / "w.log")
     start_worker(worker)
     try:
         callbacks = by_name(run_checks(env))["callbacks"]

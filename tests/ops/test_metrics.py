@@ -100,6 +100,7 @@ def test_collector_reports_dead_letter_depth_by_reason() -> None:
         ("b", Reason.REJECTED),
         ("c", Reason.OUTCOME_UNKNOWN),
     ):
+        client.hset(f"metrics-test:send:{key}", "state", "queued")  # a send has a record
         store.add(key, reason=reason, detail="test", error=None, task_ids=["t1", "t2"])
     registry = gauges(RedisStateCollector(dead_letters=store, broker=client))
     depth = "engage_sms_dead_letter_depth"
@@ -159,6 +160,7 @@ def test_serve_exposes_the_registry_over_http() -> None:
     """serve() answers GET /metrics with the registry's samples in the text format."""
     client = fakeredis.FakeRedis()
     store = store_on(client)
+    client.hset("metrics-test:send:x", "state", "queued")  # a send has a record
     store.add("x", reason=Reason.WORKER_LOST, detail="test", error=None, task_ids=["t"])
     registry = gauges(RedisStateCollector(dead_letters=store, broker=None))
     server, thread = metrics.serve(0, host="127.0.0.1", registry=registry)
@@ -181,6 +183,19 @@ def test_worker_endpoint_listens_on_loopback_by_default() -> None:
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_collector_reports_dead_letters_over_the_bound() -> None:
+    """Entries that left the store at its size bound are a gauge of their own."""
+    client = fakeredis.FakeRedis()
+    store = DeadLetterStore(
+        client, keys=RedisKeys("metrics-test"), max_entries=1, max_age=86400, retention=86400
+    )
+    for key in ("a", "b", "c"):
+        client.hset(f"metrics-test:send:{key}", "state", "queued")
+        store.add(key, reason=Reason.REJECTED, detail="test", error=None, task_ids=["t"])
+    registry = gauges(RedisStateCollector(dead_letters=store, broker=client))
+    assert registry.get_sample_value("engage_sms_dead_letters_over_bound") == 2
 
 
 def test_second_worker_on_a_host_takes_the_next_free_port() -> None:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import fakeredis
 import pytest
+from celery.app.task import Context
 from celery.schedules import crontab
 
 from tasks.delivery.runtime import Runtime
@@ -25,7 +26,7 @@ from tasks.worker.beat_schedule import (
     schedule_entries,
     slot_of,
 )
-from tasks.worker.schedules import dispatch, dispatch_schedule
+from tasks.worker.schedules import TICK_HEADER, dispatch, dispatch_schedule, tick_of
 from tests.support.broker import Broker
 from tests.support.environments import OFFLINE_ENV, child_env
 from tests.support.processes import celery_command, run_python
@@ -374,7 +375,7 @@ def test_changed_content_within_a_run_is_a_conflict_not_a_send(rt: Runtime, brok
 def test_dispatch_task_refuses_an_unknown_schedule(rt: Runtime, broker: Broker) -> None:
     """A name this worker's file does not have fails the task and publishes nothing."""
     with pytest.raises(ConfigurationError, match="no schedule 'ghost'"):
-        dispatch_schedule.run("ghost")
+        dispatch_schedule("ghost")
     assert broker.published == []
 
 
@@ -391,6 +392,22 @@ def test_a_schedule_s_expires_in_is_each_run_s_deadline(rt: Runtime, broker: Bro
 def test_a_bad_expires_in_is_named() -> None:
     """expires_in must be positive seconds."""
     assert "expires_in" in config_error(one(VALID_BODY + "\nexpires_in = -1"))
+
+
+def test_a_dispatch_is_stamped_with_the_moment_beat_publishes_it(broker: Broker) -> None:
+    """The tick's time travels in the message: the worker's clock at run time does not count."""
+    before = datetime.now(UTC)
+    dispatch_schedule.apply_async(("daily-reminder",))
+    (message,) = broker.messages
+    stamped = datetime.fromisoformat(message.headers[TICK_HEADER])
+    assert before <= stamped <= datetime.now(UTC)
+
+
+def test_the_slot_comes_from_the_tick_not_from_now() -> None:
+    """A tick of yesterday 09:00 run today is yesterday's run."""
+    tick = "2024-05-01T09:00:01+00:00"
+    assert tick_of(Context({TICK_HEADER: tick})) == datetime(2024, 5, 1, 9, 0, 1, tzinfo=UTC)
+    assert tick_of(Context({})) >= datetime.now(UTC) - timedelta(seconds=5)
 
 
 def test_worker_without_the_file_dispatches_what_beat_published(

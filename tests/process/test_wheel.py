@@ -243,7 +243,7 @@ def test_installed_wheel_runs_worker_enqueue_beat_and_host_callback(
             check=False,
         )
         assert doctor.returncode == 0, doctor.stdout + doctor.stderr
-        assert "OK   callbacks: queue 'celery' is consumed by celery@" in doctor.stdout
+        assert "OK   callbacks: queue 'engage.callbacks' is consumed by celery@" in doctor.stdout
 
         sends = wait_until(
             lambda: [s for s in get_json(f"{sandbox_root}/_sandbox/sends") if _is_beat_run(s)],

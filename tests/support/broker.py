@@ -58,15 +58,18 @@ class Message:
         """The send this message starts: ``(request, key, task_ids)``.
 
         AssertionError unless it is the documented chain: ``engage.resolve_contact`` under the
-        first task id, carrying ``engage.send_single`` with the same arguments and the second id.
+        first task id, carrying ``engage.send_single`` with the same arguments and the second id;
+        both with the same ``meta``.
         """
         data, key, task_ids = self.args
         shape = (self.task, self.task_id, self.kwargs, _steps(self.chain))
+        # Both steps carry the same meta (deployment, lane, callback, when queued).
+        meta = {"meta": self.kwargs.get("meta")}
         expected: tuple[Any, ...] = (
             "engage.resolve_contact",
             task_ids[0],
-            {},
-            [("engage.send_single", [data, key, task_ids], {}, task_ids[1])],
+            meta,
+            [("engage.send_single", [data, key, task_ids], meta, task_ids[1])],
         )
         if shape != expected:
             raise AssertionError(f"not a send chain: {shape!r}, expected {expected!r}")

@@ -1,8 +1,9 @@
 """A host application's Celery app, as a web app would run it: it receives completion callbacks.
 
-Started as ``celery -A tests.support.callback_app worker`` on the broker of ``CELERY_BROKER_URL``,
-consuming Celery's default queue (where ``ENGAGE_ON_DONE_QUEUE`` sends callbacks by default). Its
-one task stores each status it receives, as JSON, in the Redis list :data:`RECEIVED`.
+Started as ``celery -A tests.support.callback_app worker -Q engage.callbacks`` on the broker of
+``CELERY_BROKER_URL``, consuming the callback queue (:data:`QUEUE`, where ``ENGAGE_ON_DONE_QUEUE``
+sends callbacks by default). Its one task stores each status it receives, as JSON, in the Redis
+list :data:`RECEIVED`.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from celery import Celery
 
 #: The callback task's name, as a send names it in ``on_done``.
 TASK = "hostapp.sms_finished"
+#: The default deployment's callback queue, which this app's worker consumes.
+QUEUE = "engage.callbacks"
 #: Redis list (on the broker's database) of the statuses received, oldest first.
 RECEIVED = "hostapp:callbacks-received"
 # A test fixture's own app: reading the environment once, when the worker imports it, is its job.

@@ -28,8 +28,8 @@ from tests.support.runtime import fake_runtime, installed
 
 TASK = "myapp.tasks.sms_finished"
 REQUEST = build_send_request(23541, mobile="+48505606707")
-#: Celery's default queue: where callbacks go unless ENGAGE_ON_DONE_QUEUE says otherwise.
-CALLBACK_QUEUE = "celery"
+#: The deployment's callback queue: where callbacks go unless ENGAGE_ON_DONE_QUEUE says otherwise.
+CALLBACK_QUEUE = "engage.callbacks"
 
 
 def drain(queue: str) -> list[tuple[str, list[Any]]]:

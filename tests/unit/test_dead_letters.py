@@ -176,3 +176,41 @@ def test_cleanup_drops_reasons_left_without_an_entry() -> None:
     client.hset(KEYS.dlq_reasons, "gone", Reason.OUTCOME_UNKNOWN)
     assert dlq.cleanup() == 0
     assert dlq.depth_by_reason() == {"rejected": 1}
+
+
+def test_entries_over_the_bound_leave_the_listing_but_stay_replayable() -> None:
+    """Four dead letters into a store of two: the two oldest are over the bound, and replay."""
+    book, dlq, _ = stores(max_entries=2)
+    for key in ("a", "b", "c", "d"):
+        dead(book, dlq, key)
+    assert sorted(dlq.keys()) == ["c", "d"]
+    assert dlq.over_bound() == ["a", "b"]
+    assert book.state("a") == "dead_lettered"
+    outcome, request = dlq.replay("a", ["r2", "s2"])
+    assert (outcome, request) == ("requeued", REQUEST)
+    assert dlq.over_bound() == ["b"]
+    assert book.state("a") == "queued"
+
+
+def test_a_purged_entry_is_still_missing_for_replay() -> None:
+    """Purging is deliberate: only entries over the bound fall back to their records."""
+    book, dlq, _ = stores()
+    dead(book, dlq, "k1")
+    dlq.purge()
+    assert dlq.replay("k1", ["r2", "s2"]) == ("missing", None)
+
+
+def test_no_entry_and_no_partial_record_without_a_record() -> None:
+    """A send with no record is not dead-lettered into a stub: the caller writes it first."""
+    _, dlq, client = stores()
+    assert dlq.add("gone", reason=Reason.REJECTED, detail="d", error=None, task_ids=[]) is None
+    assert client.keys("*") == []
+
+
+def test_a_cancelled_send_is_not_dead_lettered() -> None:
+    """Cancelled is final: a late failure of a step leaves it cancelled."""
+    book, dlq, _ = stores()
+    book.claim("k1", REQUEST, ["r1", "s1"])
+    assert book.cancel("k1") == "cancelled_now"
+    assert dlq.add("k1", reason=Reason.REJECTED, detail="d", error=None, task_ids=[]) is False
+    assert book.state("k1") == "cancelled"

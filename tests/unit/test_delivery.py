@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import dataclasses
+import time
+
 import fakeredis
 import pytest
 
 from tasks.delivery import steps as delivery
+from tasks.delivery.context import SendMeta
 from tasks.delivery.runtime import Runtime
 from tasks.delivery.steps import RetryLater, StepContext
 from tasks.errors import DeadLettered
 from tasks.request import SendRequest, build_send_request
 from tasks.sandbox import Sandbox
+from tasks.send_options import Priority
 from tests.support.environments import make_settings
 from tests.support.runtime import fake_runtime
 
@@ -156,11 +161,33 @@ def test_poison_lookup_stops_after_bounded_redeliveries(runtime: Runtime, sandbo
     assert sandbox.state.calls == []
 
 
-def test_missing_record_is_recreated_before_sending(runtime: Runtime, sandbox: Sandbox) -> None:
-    """A task whose ledger record vanished still gets exactly-once protection."""
-    assert delivery.resolve(runtime, REQUEST, ctx()) == 33457
-    assert runtime.ledger.state("k1") == "queued"
-    assert delivery.send(runtime, REQUEST, 33457, ctx()) == "sent"
+def test_missing_record_is_recreated_from_a_recent_message(
+    runtime: Runtime, sandbox: Sandbox
+) -> None:
+    """A record lost under a task of this deployment queued lately is written again in full."""
+    meta = SendMeta("engage", Priority.URGENT, "myapp.done", time.time() - 5)
+    step = dataclasses.replace(ctx(), meta=meta)
+    assert delivery.resolve(runtime, REQUEST, step) == 33457
+    record = runtime.ledger.record("k1")
+    assert (record["state"], record["priority"], record["on_done"]) == (
+        "queued",
+        "urgent",
+        "myapp.done",
+    )
+    assert delivery.send(runtime, REQUEST, 33457, step) == "sent"
+
+
+@pytest.mark.parametrize("age", [None, 10 * 86400.0])
+def test_missing_record_is_not_sent_blindly(
+    runtime: Runtime, sandbox: Sandbox, age: float | None
+) -> None:
+    """Without meta, or older than the record retention, a missing record means record_missing."""
+    meta = None if age is None else SendMeta("engage", Priority.NORMAL, None, time.time() - age)
+    with pytest.raises(DeadLettered) as caught:
+        delivery.resolve(runtime, REQUEST, dataclasses.replace(ctx(), meta=meta))
+    assert caught.value.reason == "record_missing"
+    assert runtime.ledger.status("k1")["state"] == "dead_lettered"
+    assert sandbox.state.calls == []
 
 
 def test_repeat_recipient_is_looked_up_once(runtime: Runtime, sandbox: Sandbox) -> None:

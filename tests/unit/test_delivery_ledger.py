@@ -195,3 +195,40 @@ def test_finished_sends_leave_the_inflight_index() -> None:
     book.begin_send("k1", "s1:0", 33457)
     book.mark_sent("k1")
     assert book.stale_inflight(older_than=-1) == []
+
+
+def test_mark_sent_writes_nothing_into_a_missing_record() -> None:
+    """A record lost before the 204 is reported, never recreated holding only 'sent'."""
+    client = fakeredis.FakeRedis()
+    assert ledger(client).mark_sent("gone") is None
+    assert client.keys("*") == []
+
+
+def test_a_failure_is_not_counted_into_a_missing_record() -> None:
+    """Counting a failure never creates a record without a request."""
+    client = fakeredis.FakeRedis()
+    ledger(client).count_failure("gone", "send")
+    assert client.keys("*") == []
+
+
+def test_status_of_a_damaged_record_answers() -> None:
+    """A record holding only its state (an older version's stub) answers, marked damaged."""
+    client = fakeredis.FakeRedis()
+    client.hset("t:send:stub", mapping={"state": "sent", "sent_at": "1700000000.0"})
+    status = ledger(client).status("stub")
+    assert (status["state"], status["sent_at"]) == ("sent", "2023-11-14T22:13:20.000+00:00")
+    assert "damaged" in status
+
+
+def test_cancel_stops_queued_and_retrying_sends_only() -> None:
+    """Queued or retrying: cancelled; sending or final: left, and reported as found."""
+    book = ledger()
+    book.claim("q", REQUEST, ["r1", "s1"])
+    book.claim("s", OTHER, ["r2", "s2"])
+    book.begin_send("s", "s2:0", 33457)
+    assert book.cancel("q") == "cancelled_now"
+    assert book.cancel("q") == "cancelled"
+    assert book.cancel("s") == "sending"
+    assert book.cancel("nope") == "unknown"
+    assert book.begin_send("q", "s1:0", 33457).outcome == "cancelled"
+    assert book.unfinished() == ["s"]

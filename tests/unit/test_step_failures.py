@@ -121,7 +121,7 @@ def test_sent_is_recorded_after_a_short_redis_outage(monkeypatch: pytest.MonkeyP
     monkeypatch.setattr(delivery, "RECORD_SENT_PATIENCE", 10.0)
     server.connected = False
     threading.Timer(0.8, lambda: setattr(server, "connected", True)).start()
-    delivery._record_sent(rt, "k1")
+    delivery._record_sent(rt, REQUEST, ctx())
     assert rt.ledger.state("k1") == "sent"
 
 

@@ -2,15 +2,17 @@
 -- KEYS: record, inflight, then keys that block the send while they exist (the credentials flag)
 -- ARGV: owner (task id and retry), now, lease (s), resend interrupted ('1'/'0'), contact id,
 --       idempotency key
--- Returns {outcome, attempts}: 'acquired', 'sent', 'dead_lettered', 'busy', 'interrupted',
--- 'blocked' or 'missing'; with the sending policy also 'expired' (the record's deadline passed,
--- on the Redis clock: nothing was taken), or the state of a send that is 'deferred' or ended
--- 'expired', 'capped' or 'suppressed'.
+-- Returns {outcome, attempts}: 'acquired', 'sent', 'dead_lettered', 'cancelled', 'busy',
+-- 'interrupted', 'blocked' or 'missing'; with the sending policy also 'expired' (the record's
+-- deadline passed, on the Redis clock: nothing was taken), or the state of a send that is
+-- 'deferred' or ended 'expired', 'capped' or 'suppressed'.
 local k = KEYS[1]
 local f = redis.call('HMGET', k, 'state', 'lease_owner', 'lease_until', 'attempts')
 local state, attempts = f[1], tonumber(f[4] or '0')
 if not state then return {'missing', 0} end
-if state == 'sent' or state == 'dead_lettered' then return {state, attempts} end
+if state == 'sent' or state == 'dead_lettered' or state == 'cancelled' then
+  return {state, attempts}
+end
 -- Sending policy: a deferred or policy-ended send is not sent; a passed deadline takes nothing.
 if state == 'deferred' or state == 'expired' or state == 'capped' or state == 'suppressed' then
   return {state, attempts}

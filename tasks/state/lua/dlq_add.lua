@@ -1,15 +1,17 @@
 -- Dead-letter a send: flip its ledger record and file the entry, then trim by age and size.
--- KEYS: record, dlq, dlq entries, dlq reasons, inflight, callbacks
+-- KEYS: record, dlq, dlq entries, dlq reasons, inflight, callbacks, over bound
 -- ARGV: idempotency key, now, reason, detail, entry JSON, record TTL (ms), max age (s),
 --       max entries
--- Returns 1; 0 when the send was sent meanwhile (a sent send is never moved). A completion
+-- Returns {1, keys moved over the bound...}; 0 when the send was sent or cancelled meanwhile (never moved); -1 when it has no
+-- record (nothing is written: the caller writes it in full first). A completion
 -- callback the send asked for is filed in the callbacks set in the same step.
 local ledger, dlq, entries, reasons, inflight = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local key, now, reason = ARGV[1], tonumber(ARGV[2]), ARGV[3]
-local current = redis.call('HGET', ledger, 'state')
-if current == 'sent' then return 0 end
+local state = redis.call('HGET', ledger, 'state')
+if not state then return -1 end
+if state == 'sent' or state == 'cancelled' then return 0 end
 -- Sending policy: a send that ended expired, capped or suppressed is final, never a dead letter.
-if current == 'expired' or current == 'capped' or current == 'suppressed' then return 0 end
+if state == 'expired' or state == 'capped' or state == 'suppressed' then return 0 end
 redis.call('HSET', ledger, 'state', 'dead_lettered', 'reason', reason, 'detail', ARGV[4],
   'updated_at', ARGV[2])
 redis.call('HDEL', ledger, 'lease_owner', 'lease_until', 'retry_at')
@@ -26,6 +28,14 @@ local function drop(members)
   end
 end
 drop(redis.call('ZRANGEBYSCORE', dlq, '-inf', '(' .. (now - tonumber(ARGV[7]))))
+-- At the size bound the oldest entries leave the listing, never without a trace: their keys go
+-- to the over-bound set (replay still finds their requests in their ledger records).
 local extra = redis.call('ZCARD', dlq) - tonumber(ARGV[8])
-if extra > 0 then drop(redis.call('ZRANGE', dlq, 0, extra - 1)) end
-return 1
+local over = {}
+if extra > 0 then
+  over = redis.call('ZRANGE', dlq, 0, extra - 1)
+  drop(over)
+  for _, m in ipairs(over) do redis.call('ZADD', KEYS[7], now, m) end
+end
+redis.call('ZREMRANGEBYSCORE', KEYS[7], '-inf', '(' .. (now - tonumber(ARGV[7])))
+return {1, unpack(over)}

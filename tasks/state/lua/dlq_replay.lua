@@ -1,12 +1,19 @@
 -- Take an entry out of the dead-letter store and put its send back to queued, same key.
--- KEYS: record, dlq, dlq entries, dlq reasons, inflight
+-- KEYS: record, dlq, dlq entries, dlq reasons, inflight, callbacks (unused), over bound
 -- ARGV: idempotency key, task id, task ids JSON, now, retention (ms)
 -- Returns {'requeued', request JSON}, {'missing', ''}, or {state, ''} when the record has moved
 -- on (sent, or queued again by another replay): the entry is dropped in every case but missing.
 local ledger, dlq, entries, reasons, inflight = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local key = ARGV[1]
 local entry = redis.call('HGET', entries, key)
-if not entry then return {'missing', ''} end
+if not entry then
+  -- An entry that left the listing at the size bound: its record still holds the request.
+  if not redis.call('ZSCORE', KEYS[7], key) then return {'missing', ''} end
+  redis.call('ZREM', KEYS[7], key)
+  local r = redis.call('HMGET', ledger, 'state', 'request', 'fingerprint')
+  if r[1] ~= 'dead_lettered' or not r[2] then return {'missing', ''} end
+  entry = cjson.encode({request = cjson.decode(r[2]), fingerprint = r[3]})
+end
 redis.call('ZREM', dlq, key); redis.call('HDEL', entries, key); redis.call('HDEL', reasons, key)
 local state = redis.call('HGET', ledger, 'state')
 if state == 'sent' then return {'sent', ''} end

@@ -4,7 +4,9 @@
 -- Returns 1 when done; 0 when finished, unknown, or leased by another delivery.
 local k = KEYS[1]
 local state = redis.call('HGET', k, 'state')
-if state == 'sent' or state == 'dead_lettered' or not state then return 0 end
+if state == 'sent' or state == 'dead_lettered' or state == 'cancelled' or not state then
+  return 0
+end
 -- Sending policy: a deferred send waits in the deferred set; a policy-ended one is final.
 if state == 'deferred' or state == 'expired' or state == 'capped' or state == 'suppressed' then
   return 0

@@ -1,8 +1,10 @@
 -- Engage accepted the send: final. A callback the send asked for is filed in the same step.
 -- KEYS: record, inflight, dlq, dlq entries, dlq reasons, callbacks
 -- ARGV: now, retention (ms), idempotency key
--- Returns {queued at or false, lane or false, callback task filed now or false}.
+-- Returns {queued at or false, lane or false, callback task filed now or false}; and a fourth
+-- element, 'missing', when there is no record: never a record holding only 'sent'.
 local k, key = KEYS[1], ARGV[3]
+if redis.call('EXISTS', k) == 0 then return {false, false, false, 'missing'} end
 local f = redis.call('HMGET', k, 'state', 'queued_at', 'created_at', 'priority', 'on_done')
 redis.call('HSET', k, 'state', 'sent', 'sent_at', ARGV[1], 'updated_at', ARGV[1])
 redis.call('HDEL', k, 'lease_owner', 'lease_until', 'reason', 'detail')

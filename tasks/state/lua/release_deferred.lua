@@ -2,7 +2,8 @@
 -- passed meanwhile (final, callback filed).
 -- KEYS: record, deferred, inflight, callbacks
 -- ARGV: idempotency key, task id, task ids JSON, now, retention (ms)
--- Returns {'released', request JSON, lane}, {'expired'} or {'gone'} (no longer deferred).
+-- Returns {'released', request JSON, lane, callback task or ''}, {'expired'} or {'gone'} (no
+-- longer deferred).
 local k, key = KEYS[1], ARGV[1]
 local f = redis.call('HMGET', k, 'state', 'expires_at', 'request', 'priority', 'on_done')
 redis.call('ZREM', KEYS[2], key)
@@ -21,4 +22,4 @@ redis.call('HSET', k, 'state', 'queued', 'task_id', ARGV[2], 'task_ids', ARGV[3]
 redis.call('HDEL', k, 'not_before')
 redis.call('PEXPIRE', k, ARGV[5])
 redis.call('ZADD', KEYS[3], ARGV[4], key)
-return {'released', f[3], f[4] or 'normal'}
+return {'released', f[3], f[4] or 'normal', f[5] or ''}
