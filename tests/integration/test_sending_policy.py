@@ -3,19 +3,17 @@
 from __future__ import annotations
 
 import json
-import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
 import redis
 
 from tasks.api import delivery_status, send_prepared_sms, suppress
-from tasks.cli.local_stack import ManagedProcess, start_worker
+from tasks.cli.local_stack import ManagedProcess
 from tasks.delivery.runtime import Runtime, install_runtime
 from tasks.request import build_send_request
 from tasks.sandbox import Sandbox
@@ -23,7 +21,7 @@ from tasks.settings import load_settings
 from tasks.worker.publish import publish
 from tests.integration.conftest import WorkerFactory, wait_for
 from tests.support import callback_app
-from tests.support.environments import PYTEST_PROCESS_ENV, WORKER_ENV, child_env
+from tests.support.environments import PYTEST_PROCESS_ENV
 
 pytestmark = pytest.mark.integration
 
@@ -114,17 +112,6 @@ def test_a_bulk_send_in_quiet_hours_is_deferred_and_sent_when_the_window_opens(
     (call,) = sandbox.state.calls_to("message/sendSingle")
     assert call.at >= not_before
     assert sandbox.state.sends == {(MESSAGE_ID, KNOWN_ID): 1}
-
-
-@pytest.fixture
-def host_worker(redis_db: redis.Redis, tmp_path: Path) -> Iterator[ManagedProcess]:
-    """A worker of the host application's Celery app: it records the callbacks it receives."""
-    argv = [sys.executable, "-m", "celery", "-A", "tests.support.callback_app", "worker"]
-    argv += ["--pool", "solo", "-Q", "celery", "-n", "host@%h", "--loglevel", "INFO"]
-    worker = ManagedProcess(argv, env=child_env(WORKER_ENV), log_path=tmp_path / "host.log")
-    start_worker(worker)
-    yield worker
-    worker.stop()
 
 
 def test_the_third_bulk_send_in_a_day_to_one_recipient_ends_capped(
