@@ -1,12 +1,15 @@
 """``make chaos``: many sends through a misbehaving Engage while the worker is SIGKILLed.
 
-The sandbox answers with random 5xx, dropped connections, redirects to a login page, HTML pages
-and malformed contact ids, and once a window of 429s with ``Retry-After: 0``; the worker is
-SIGKILLed and restarted; Redis (a server of this run's own, data kept on disk) is stopped for
-10 s and started again. No beat runs: the workers' own
-sweep is all the recovery there is. Prints sent, dead-lettered by reason, duplicates (counted by
-the sandbox per message and recipient) and lost (not final at the end). Exits 1 unless
-duplicates, lost and "marked sent, never sent" are all 0.
+The sandbox answers with random 5xx, dropped connections, redirects to a login page, HTML pages,
+malformed contact ids and answers trickled past the lease, and once a window of 429s with
+``Retry-After: 0``; the worker is SIGKILLed and restarted; Redis (the broker and the ledger,
+servers of this run's own, data kept on disk) is stopped for 10 s and started again, and the
+ledger answers READONLY for a few seconds; two more workers run with their clocks 120 s ahead
+and behind; the first sends wait past the visibility timeout before any worker runs
+(``chaos_infra``). No beat runs: the workers' own sweep is all the recovery there is. Prints
+sent, dead-lettered by reason, duplicates (counted by the sandbox per message and recipient),
+lost (not final at the end), outcome_unknown not explained by a fault the run injected, and
+completion callbacks missing. Exits 1 unless all of those and "marked sent, never sent" are 0.
 
 In the same run (``scripts/chaos_deployments.py``): a second deployment on the same Redis sending
 at the same time (0 cross-sends), its dead-letter store at a small bound, a cancel of its queued
@@ -27,9 +30,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import chaos_infra
 from chaos_deployments import SecondDeployment, ledger_restart_drill
 
-from tasks.cli.local_stack import celery_worker, start_worker
+from tasks.cli.local_stack import ManagedProcess, celery_worker, start_worker
 from tasks.cli.redis_server import RedisServer
 from tasks.sandbox import Sandbox, SandboxState
 
@@ -69,7 +73,9 @@ def main() -> int:
     rng = random.Random(args.seed)
     log_dir = Path(".run")
     shutil.rmtree(log_dir / "chaos-redis", ignore_errors=True)
+    shutil.rmtree(log_dir / "chaos-ledger", ignore_errors=True)
     server = RedisServer(log_dir / "chaos-redis").start()
+    ledger = RedisServer(log_dir / "chaos-ledger").start()
     state = SandboxState(username=USER, password=PASSWORD, messages=())
     state.add_messages([{"messageId": MESSAGE_ID}])
     mobiles = [f"4860{n:07d}" for n in range(args.sends)]
@@ -88,6 +94,8 @@ def main() -> int:
             "redirect": 0.01,
             "html": 0.01,
             "bad_contact_id": 0.01,
+            "trickle": 0.005,
+            "trickle_seconds": chaos_infra.TRICKLE_SECONDS,
             "latency_max": 0.05,
             "seed": args.seed,
         }
@@ -98,50 +106,125 @@ def main() -> int:
         **WORKER_ENV,
         # Both named: a shell's ENGAGE_BROKER_URL or REDIS_URL must not redirect the run.
         "ENGAGE_BROKER_URL": server.url,
-        "REDIS_URL": server.url,
+        "REDIS_URL": ledger.url,
         "ENGAGE_BASE_URL": sandbox.base_url,
+        "ENGAGE_ON_DONE_TASK": chaos_infra.CALLBACK_TASK,
+        "ENGAGE_ON_DONE_QUEUE": chaos_infra.CALLBACK_QUEUE,
     }
     os.environ.update(env)
     from tasks.api import delivery_status, send_prepared_sms  # noqa: PLC0415  (after env)
 
-    second = SecondDeployment(env, state, log_dir).start(mobiles)
-    worker = start_worker(celery_worker(env, log_dir / "chaos-worker.log", name="chaos"))
     started = time.monotonic()
     keys = [f"chaos-{n}" for n in range(args.sends)]
+    # The first tenth waits, with no worker running, past the visibility timeout.
+    early = chaos_infra.enqueue_and_wait(
+        send_prepared_sms, MESSAGE_ID, mobiles, keys[: args.sends // 10], WORKER_ENV
+    )
+    # The second deployment sends beside this one (same Redis, its own prefix and tenant).
+    second = SecondDeployment(env, state, log_dir).start(mobiles)
+    worker = start_worker(celery_worker(env, log_dir / "chaos-worker.log", name="chaos"))
+    skewed = chaos_infra.start_skewed_workers(env, log_dir)
+    kill_log = chaos_infra.KillLog()
     duplicates_enqueued = _enqueue_all(send_prepared_sms, mobiles, keys, rng)
     print(f"enqueued {args.sends} sends (+{duplicates_enqueued} duplicate enqueues)", flush=True)
 
-    kills = 0
-    outage_after = args.kills // 2
-    while kills < args.kills:
-        time.sleep(rng.uniform(1.5, 4.0))
-        worker.kill()
-        kills += 1
-        print(f"SIGKILL #{kills} of the worker; restarting", flush=True)
-        worker = start_worker(celery_worker(env, log_dir / "chaos-worker.log", name="chaos"))
-        if kills == 1:
-            _rate_limited_window(state, plan)
-        if kills == outage_after:
-            time.sleep(1.0)
-            print(f"Redis stopped for {REDIS_OUTAGE:.0f} s", flush=True)
-            server.outage(REDIS_OUTAGE)
-            print("Redis back", flush=True)
+    kills = args.kills
+    worker = _kill_and_restart(
+        worker,
+        kills,
+        rng,
+        env,
+        log_dir,
+        kill_log,
+        lambda: _after_the_first_restart(state, plan, ledger),
+        [server, ledger],
+    )
 
     states = _wait_until_final(delivery_status, keys, args.timeout)
     elapsed = time.monotonic() - started
-    crossing_lines, crossing_ok = second.finish(args.timeout)
-    drill_lines, drill_ok = ledger_restart_drill(env, log_dir, args.timeout)
-    worker.stop()
-    server.stop()
-    sandbox.stop()
-    code = _report(states, state, keys=keys, unknown=unknown, elapsed=elapsed, kills=kills)
-    print("\n".join(["", *crossing_lines, *drill_lines]))
-    held = crossing_ok and drill_ok
+    callbacks_left = chaos_infra.wait_for_callbacks(ledger.url, WORKER_ENV["ENGAGE_KEY_PREFIX"], 90)
+    other_lines, other_ok = _other_deployments(second, env, log_dir, args.timeout)
+    for process in [worker, *skewed]:
+        process.stop()
+    infra_ok = chaos_infra.report(
+        states,
+        state,
+        contact_of={k: FIRST_CONTACT_ID + n for n, k in enumerate(keys)},
+        kills=kill_log,
+        worker_env=WORKER_ENV,
+        broker_url=server.url,
+        log_dir=log_dir,
+        early=len(early),
+        callbacks_left=callbacks_left,
+    )
+    for stopped in (server, ledger, sandbox):
+        stopped.stop()
+    failed = _report(states, state, keys=keys, unknown=unknown, elapsed=elapsed, kills=kills)
+    held = _print_other_deployments(other_lines, other_ok)
+    return failed or (0 if infra_ok and held else 1)
+
+
+def _other_deployments(
+    second: SecondDeployment, env: dict[str, str], log_dir: Path, timeout: float
+) -> tuple[list[str], bool]:
+    """Finish the second deployment, then run the ledger-restart drill: lines, and if both held."""
+    crossing_lines, crossing_ok = second.finish(timeout)
+    drill_lines, drill_ok = ledger_restart_drill(env, log_dir, timeout)
+    return [*crossing_lines, *drill_lines], crossing_ok and drill_ok
+
+
+def _print_other_deployments(lines: list[str], held: bool) -> bool:
+    print("\n".join(["", *lines]))
     print(
         "RESULT (deployments, dead-letter bound, cancel, ledger restart):",
         "OK" if held else "FAILED",
     )
-    return code if held else 1
+    return held
+
+
+def _kill_and_restart(  # noqa: PLR0917  (the run's pieces)
+    worker: ManagedProcess,
+    kills: int,
+    rng: random.Random,
+    env: dict[str, str],
+    log_dir: Path,
+    kill_log: chaos_infra.KillLog,
+    after_first: Callable[[], None],
+    servers: list[RedisServer],
+) -> ManagedProcess:
+    """SIGKILL the worker ``kills`` times, restarting it; Redis away once halfway."""
+    outage_after = kills // 2
+    for n in range(1, kills + 1):
+        time.sleep(rng.uniform(1.5, 4.0))
+        worker.kill()
+        kill_log.killed()
+        print(f"SIGKILL #{n} of the worker; restarting", flush=True)
+        worker = start_worker(celery_worker(env, log_dir / "chaos-worker.log", name="chaos"))
+        if n == 1:
+            after_first()
+        if n == outage_after:
+            time.sleep(1.0)
+            print(f"Redis stopped for {REDIS_OUTAGE:.0f} s", flush=True)
+            _outage(servers, REDIS_OUTAGE)
+            print("Redis back", flush=True)
+    return worker
+
+
+def _outage(servers: list[RedisServer], seconds: float) -> None:
+    """Stop every server, stay away ``seconds``, start them again with their data."""
+    for server in servers:
+        server.stop()
+    time.sleep(seconds)
+    for server in servers:
+        server.start()
+
+
+def _after_the_first_restart(
+    state: SandboxState, plan: dict[str, Any], ledger: RedisServer
+) -> None:
+    """A window of 429s with ``Retry-After: 0``, then one of READONLY answers from the ledger."""
+    _rate_limited_window(state, plan)
+    chaos_infra.readonly_window(ledger)
 
 
 def _rate_limited_window(state: SandboxState, plan: dict[str, Any]) -> None:

@@ -12,23 +12,18 @@ from contextlib import contextmanager
 from typing import Literal
 from urllib.parse import urlsplit
 
-import redis
 from kombu.exceptions import OperationalError
 
 from tasks.errors import ServiceUnavailable
+from tasks.redis_errors import REDIS_UNREACHABLE
 
 Service = Literal["redis", "broker"]
 
-_REDIS_DOWN: tuple[type[Exception], ...] = (
-    redis.ConnectionError,  # refused, reset, wrong password, still loading its data
-    redis.TimeoutError,
-    redis.ReadOnlyError,  # a replica after a failover: up, but takes no writes
-)
 #: Which errors mean "this service did not answer". kombu wraps the transport's connection
 #: errors in OperationalError once its publish retries are spent.
 OUTAGES: dict[Service, tuple[type[Exception], ...]] = {
-    "redis": _REDIS_DOWN,
-    "broker": (OperationalError, *_REDIS_DOWN),
+    "redis": REDIS_UNREACHABLE,
+    "broker": (OperationalError, *REDIS_UNREACHABLE),
 }
 
 

@@ -71,7 +71,14 @@ def run_checks(environ: Mapping[str, str]) -> list[Check]:
     checks = [Check("settings", True, f"loaded (transport {transport})")]
     if settings.schedule_file is not None:
         checks.append(check_schedules(settings))
-    checks += [check_redis(settings), check_broker(settings, broker_variable(environ))]
+    redis_check = check_redis(settings)
+    checks.append(redis_check)
+    if redis_check.ok:
+        # What the ledger's Redis means for the promise (eviction, persistence, the budget).
+        from tasks.cli.doctor_redis import redis_safety_checks  # noqa: PLC0415  (builds on Check)
+
+        checks += redis_safety_checks(settings)
+    checks.append(check_broker(settings, broker_variable(environ)))
     broker_ok = checks[-1].ok
     checks += _high_availability_checks(settings)
     checks.append(check_engage(settings))

@@ -9,7 +9,6 @@ Flower, chain included) only ever hold the masked copy.
 from __future__ import annotations
 
 import logging
-import time
 import traceback
 
 from tasks.delivery.context import RetryLater, StepContext
@@ -82,15 +81,17 @@ def failed(
     failures = rt.ledger.count_failure(ctx.key, stage)
     record = rt.ledger.record(ctx.key)
     # The time budget runs from the first failure: time spent waiting in a queue is no failure.
-    first = float(record.get("first_failure_at", time.time()))
-    attempt = Attempt(retries=failures - 1, elapsed=time.time() - first, sending=stage == "send")
+    # Both ends on the Redis clock: the first failure may have been another worker's.
+    now = rt.ledger.now()
+    first = float(record.get("first_failure_at", now))
+    attempt = Attempt(retries=failures - 1, elapsed=now - first, sending=stage == "send")
     decision = decide(err, attempt, rt.settings.retry)
     readable = () if contact_id is None else (str(contact_id),)
     # From here on, only the masked copy.
     shown = err.masked(Masker(request.private_values(), readable=readable))
     outcome: Exception
     if decision.retry_in is not None:
-        retry_in = _within_deadline(decision.retry_in, record)
+        retry_in = _within_deadline(decision.retry_in, record, now)
         rt.ledger.mark_retrying(ctx.key, ctx.owner, str(shown), retry_in)
         log_event(
             "retrying",
@@ -112,11 +113,14 @@ def failed(
 DEADLINE_SLACK = 0.5
 
 
-def _within_deadline(delay: float, record: dict[str, str]) -> float:
-    """``delay``, or less: never wait past the send's deadline to find out it expired."""
+def _within_deadline(delay: float, record: dict[str, str], now: float) -> float:
+    """``delay``, or less: never wait past the send's deadline to find out it expired.
+
+    ``now`` is the Redis clock's, as the deadline is.
+    """
     if "expires_at" not in record:
         return delay
-    remaining = float(record["expires_at"]) - time.time()
+    remaining = float(record["expires_at"]) - now
     return min(delay, max(remaining, 0.0) + DEADLINE_SLACK)
 
 

@@ -30,6 +30,7 @@ from tasks.state.ledger import DeliveryLedger
 from tasks.state.policy_gate import PolicyGate
 from tasks.state.rate_limit import RateLimiter
 from tasks.state.recipient_caps import RecipientCaps
+from tasks.state.redis_safety import EvictionGuard
 from tasks.state.replication import ReplicaBarrier
 from tasks.state.suppressions import SuppressionList
 
@@ -83,6 +84,11 @@ class Runtime:
             username=engage.username,
             password=engage.password,
         )
+
+    @cached_property
+    def eviction_guard(self) -> EvictionGuard:
+        """Refuses enqueues while the ledger's Redis may evict keys (checked once a minute)."""
+        return EvictionGuard(self.redis, self.settings.redis_url)
 
     @classmethod
     def build(

@@ -11,6 +11,9 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
+from functools import partial
+from typing import TypeVar
 
 from tasks.delivery import metrics, policy
 from tasks.delivery.context import RetryLater, StepContext
@@ -33,18 +36,23 @@ from tasks.send_options import Priority
 from tasks.state import REDIS_UNREACHABLE
 from tasks.state.enums import FINAL_STATES, Reason, SendState, StartOutcome
 from tasks.state.ledger import SendStart, Sent
+from tasks.state.records import iso
 
 #: What a step returns when the send was already finished by an earlier delivery (or is held
 #: for quiet hours: the sweep publishes it again).
 SKIP_STATES = (*FINAL_STATES, SendState.DEFERRED)
 #: After Engage accepted a send, how long a worker keeps trying to record it while Redis is away.
 RECORD_SENT_PATIENCE = 120.0
+#: What :func:`send` returns when Engage accepted the send but the ledger could not record it:
+#: the lease lapses and the sweep dead-letters it ``outcome_unknown``; nothing sends it again.
+UNRECORDED = "unrecorded"
 #: A lease too few replicas acknowledged is tried again this much later (s): about a failover.
 HOLD_BACK_DELAY = 2.0
 
 __all__ = ["RetryLater", "StepContext", "internal_failure", "resolve", "send"]
 
 logger = logging.getLogger("engage.delivery")
+_T = TypeVar("_T")
 
 
 def resolve(rt: Runtime, request: SendRequest, ctx: StepContext) -> int | str:
@@ -105,7 +113,12 @@ def _look_up(rt: Runtime, request: SendRequest, ctx: StepContext) -> int:
 
 def send(rt: Runtime, request: SendRequest, contact_id: int, ctx: StepContext) -> str:
     """Send once; returns ``sent``, or why nothing was done (``dead_lettered``, ``in_progress``,
-    or the sending policy's ``deferred``, ``expired``, ``capped``, ``suppressed``)."""
+    or the sending policy's ``deferred``, ``expired``, ``capped``, ``suppressed``).
+
+    Once the request may have reached Engage, nothing this function raises can lead to a second
+    ``sendSingle``: Engage's own errors go through the retry policy, which never retries a send
+    that may have acted; after a 204, any failure to record it returns :data:`UNRECORDED`.
+    """
     _check_encodable(rt, request, ctx)  # before the lease: a failure here sent nothing
     not_before = policy.quiet_until(rt, request, ctx.priority, time.time())
     if not_before is not None:
@@ -134,7 +147,8 @@ def send(rt: Runtime, request: SendRequest, contact_id: int, ctx: StepContext) -
             ctx,
             Reason.OUTCOME_UNKNOWN,
             None,
-            "a worker stopped during message/sendSingle; Engage may have sent it",
+            f"a worker stopped during message/sendSingle (its lease ran out at "
+            f"{iso(start.lapsed_at)}); Engage may have sent it",
         )
     if start.outcome == StartOutcome.EXPIRED:
         return policy.end(rt, request, ctx, SendState.EXPIRED)
@@ -152,7 +166,11 @@ def send(rt: Runtime, request: SendRequest, contact_id: int, ctx: StepContext) -
         if isinstance(err, UnknownRecipient):
             # The id may have come from the cache: the next send of this contact looks it up.
             rt.contacts.invalidate(request.identifier.type, request.identifier.value)
-        failure, masked = failed(rt, request, ctx, err, stage="send", contact_id=contact_id)
+        # The lease is ours until this is recorded: a retry while it is held would find it
+        # busy and leave the send to the sweep's outcome_unknown, though nothing may have left.
+        failure, masked = _through_outage(
+            partial(failed, rt, request, ctx, err, stage="send", contact_id=contact_id)
+        )
         raise failure from masked
     except Exception as err:
         # The client failed in a way it does not sort (a bug, in building the request or in
@@ -168,7 +186,16 @@ def send(rt: Runtime, request: SendRequest, contact_id: int, ctx: StepContext) -
             f"{type(err).__name__} during message/sendSingle; Engage may have sent it",
             error=error_of(err, request),
         ) from None
+    return _after_send(rt, request, ctx, contact_id, start)
+
+
+def _after_send(
+    rt: Runtime, request: SendRequest, ctx: StepContext, contact_id: int, start: SendStart
+) -> str:
+    """Engage accepted the send: record it (``sent``), or leave it to the sweep (UNRECORDED)."""
     sent = _record_sent(rt, request, ctx)
+    if sent is None:
+        return UNRECORDED
     ctx.sent_now.append(sent.callback)
     if sent.waited is not None:
         metrics.observe_sent(sent.priority, sent.waited)
@@ -222,11 +249,16 @@ def _check_encodable(rt: Runtime, request: SendRequest, ctx: StepContext) -> Non
         raise dead_letter(rt, request, ctx, Reason.REJECTED, None, f"not sent: {problem}")
 
 
-def _record_sent(rt: Runtime, request: SendRequest, ctx: StepContext) -> Sent:
-    """Record what Engage accepted, riding out a short Redis outage rather than losing it.
+def _record_sent(rt: Runtime, request: SendRequest, ctx: StepContext) -> Sent | None:
+    """Record what Engage accepted, riding out a Redis outage (READONLY, LOADING, ...) for up to
+    :data:`RECORD_SENT_PATIENCE`; None when it could not be recorded.
 
     A record lost meanwhile (a Redis restart without persistence) is written again in full from
     the message, then marked sent: never a record holding only ``sent``, and its callback kept.
+
+    Never raises: an exception here would reach the task's error handling, which assumes nothing
+    was sent and retries, i.e. sends again. Unrecorded, the lease lapses and the sweep
+    dead-letters the send ``outcome_unknown``, which a replay must be asked for by name.
     """
     key = ctx.key
     deadline = time.monotonic() + RECORD_SENT_PATIENCE
@@ -239,13 +271,55 @@ def _record_sent(rt: Runtime, request: SendRequest, ctx: StepContext) -> Sent:
                 sent = rt.ledger.mark_sent(key)
             if sent is not None:
                 return sent
-        except REDIS_UNREACHABLE:
+        except REDIS_UNREACHABLE as err:
+            if delay == 0.5:  # once per send
+                logger.warning(
+                    "recording send %s as sent: Redis unavailable (%s); trying again",
+                    key,
+                    type(err).__name__,
+                )
             if time.monotonic() >= deadline:
-                # The lease runs out and the sweep dead-letters it outcome_unknown: never resent.
-                logger.critical("send %s was accepted by Engage but could not be recorded", key)
-                raise
+                logger.critical(
+                    "send %s was accepted by Engage but could not be recorded (%s): the sweep "
+                    "will dead-letter it outcome_unknown",
+                    key,
+                    type(err).__name__,
+                )
+                return None
+        except Exception:  # a bug: the SMS is out, so this must not look like a failed send
+            logger.critical(
+                "send %s was accepted by Engage but recording it failed: the sweep will "
+                "dead-letter it outcome_unknown",
+                key,
+                exc_info=True,
+            )
+            return None
+        else:
+            if time.monotonic() >= deadline:
+                # The record was lost again and again: leave it to the sweep, never resend.
+                logger.critical(
+                    "send %s was accepted by Engage but its record could not be written: the "
+                    "sweep will dead-letter it outcome_unknown",
+                    key,
+                )
+                return None
         time.sleep(delay)
         delay = min(delay * 2, 5.0)
+
+
+def _through_outage(record: Callable[[], _T]) -> _T:
+    """Run ``record`` (a ledger write after the call), waiting out "Redis unavailable" for up to
+    :data:`RECORD_SENT_PATIENCE`; then its error goes up (the step's own wait-and-retry)."""
+    deadline = time.monotonic() + RECORD_SENT_PATIENCE
+    delay = 0.5
+    while True:
+        try:
+            return record()
+        except REDIS_UNREACHABLE:
+            if time.monotonic() >= deadline:
+                raise
+            time.sleep(delay)
+            delay = min(delay * 2, 5.0)
 
 
 def _recreate_record(rt: Runtime, request: SendRequest, ctx: StepContext) -> SendState:

@@ -28,6 +28,7 @@ from urllib3.exceptions import (
 from tasks.engage import written
 from tasks.engage.answers import unexpected
 from tasks.engage.bodies import BodyNotRead, read_body
+from tasks.engage.deadline import DeadlineAdapter, deadline
 from tasks.errors import (
     CredentialsRejected,
     EngageAPIError,
@@ -54,6 +55,11 @@ BODY_EXCERPT = 200
 CallObserver = Callable[[str, str, float], None]
 
 
+class _EngageAdapter(DeadlineAdapter, written.NotingAdapter):
+    """Pools whose connections note when a request starts to be written (tasks.engage.written)
+    and obey each call's total deadline (tasks.engage.deadline)."""
+
+
 def make_session(
     username: str, password: str, *, base_url: str, pool_size: int = POOL_SIZE
 ) -> requests.Session:
@@ -70,7 +76,7 @@ def make_session(
     if ca_bundle:
         session.verify = ca_bundle
     session.auth = (username, password)
-    adapter = written.NotingAdapter(pool_connections=4, pool_maxsize=pool_size, max_retries=0)
+    adapter = _EngageAdapter(pool_connections=4, pool_maxsize=pool_size, max_retries=0)
     session.mount("http://", adapter)
     session.mount("https://", adapter)
     return session
@@ -170,20 +176,32 @@ def _request(  # noqa: PLR0917  (the one place every call goes through)
     timeout: tuple[float, float],
     **kwargs: Any,
 ) -> requests.Response:
+    """One call, whole answer included, within connect + read timeout (a total deadline).
+
+    The read timeout alone bounds each socket read: a trickled answer (status line, headers or
+    body) would pass it forever and outlive the send's lease. At the deadline the call is cut
+    and counts as an answer that never came (OutcomeUnknown for a POST).
+    """
     written.reset()
-    # The body must be read by the time the call's timeouts add up to (the lease counts on it).
-    deadline = time.monotonic() + timeout[0] + timeout[1]
+    total = timeout[0] + timeout[1]
     try:
-        # Never follow a redirect: Engage's API answers none, so one comes from something in
-        # front of it (a proxy's login page), and following it would turn that page into a
-        # "success" or re-POST a send to a stranger (307/308).
-        response = session.request(
-            method, url, timeout=timeout, allow_redirects=False, stream=True, **kwargs
-        )
-        read_body(response, deadline=deadline)
+        with deadline(total) as call:
+            # Never follow a redirect: Engage's API answers none, so one comes from something in
+            # front of it (a proxy's login page), and following it would turn that page into a
+            # "success" or re-POST a send to a stranger (307/308).
+            response = session.request(
+                method, url, timeout=timeout, allow_redirects=False, stream=True, **kwargs
+            )
+            # The body must be read by the time the call's timeouts add up to (the lease
+            # counts on it); the deadline's watchdog cuts a read that blocks past it.
+            read_body(response, deadline=call.at)
     except BodyNotRead as err:
+        if call.expired:
+            raise _cut(operation, failures, total) from None
         raise _unread(operation, response, err.why) from None
     except req.RequestException as err:
+        if call.expired:
+            raise _cut(operation, failures, total) from err
         started = written.started()
         failure = next((f for f in failures if f.matches(err, writing_started=started)), None)
         if failure is None:
@@ -192,7 +210,14 @@ def _request(  # noqa: PLR0917  (the one place every call goes through)
             connect=timeout[0], read=timeout[1], error=err, reason=_reason(err)
         )
         raise failure.means(operation, text) from err
+    if call.expired:  # an answer read to its end only because the cut looked like one
+        raise _cut(operation, failures, total)
     return response
+
+
+def _cut(operation: str, failures: Sequence[Failure], total: float) -> EngageError:
+    """An answer cut at the deadline: what the table's catch-all row says for this method."""
+    return failures[-1].means(operation, f"no complete answer within the deadline of {total:g} s")
 
 
 def _unread(operation: str, response: requests.Response, why: str) -> EngageError:

@@ -16,6 +16,8 @@ or ``*`` for any) to steps, one per call, used up in order::
     "contact_id:<JSON>"       contact/get answers 200 with this contactId: ``contact_id:-5``,
                               ``contact_id:" 12 "``, ``contact_id:3.5``, ``contact_id:true``
     "truncated"               act, then answer 200 with the answer cut short (breaks the parser)
+    "trickle" / "trickle:1.5" act (the SMS is sent), then write the answer one byte every 2 s (or
+                              that many seconds): each read gets a byte, so no read timeout fires
     "retry_after:0"           answer 429 with this Retry-After value (``retry_after:past``: an
                               HTTP date an hour ago); nothing is done
     "gzip_bomb:400"           answer this status with a gzip body that inflates to 1 GiB of
@@ -48,6 +50,9 @@ HTML = "html"
 CONTACT_ID = "contact_id"
 TRUNCATED = "truncated"
 ECHO = "echo"
+TRICKLE = "trickle"
+#: Seconds between two bytes of a trickled answer unless the step says otherwise.
+TRICKLE_SECONDS = 2.0
 RETRY_AFTER = "retry_after"
 GZIP_BOMB = "gzip_bomb"
 TLS_BREAK = "tls_break"
@@ -75,6 +80,7 @@ _WORDS = frozenset(
         EMPTY,
         FOREIGN_NS,
         SOAP12_FAULT,
+        TRICKLE,
     }
 )
 
@@ -86,8 +92,8 @@ class Fault:
     kind: str
     #: STATUS, REDIRECT and ECHO: the HTTP status answered.
     status: int = 0
-    #: DELAY: seconds; REDIRECT: the Location ("" for this sandbox's /login); HTML: "echo" or "";
-    #: CONTACT_ID: the id as a JSON literal, written into the answer as it is.
+    #: DELAY and TRICKLE: seconds; REDIRECT: the Location ("" for this sandbox's /login);
+    #: HTML: "echo" or ""; CONTACT_ID: the id as a JSON literal, written into the answer as it is.
     argument: str = ""
 
     @property
@@ -111,8 +117,8 @@ def parse_step(step: object) -> Fault:
         return _with_status(kind, step, argument)
     if kind in (RETRY_AFTER, SOAP12_FAULT):
         return _answered(kind, step, argument)
-    if kind == DELAY:
-        _check(step, argument, float, "seconds: delay:0.5")
+    if kind in (DELAY, TRICKLE) and (kind == DELAY or argument):
+        _check(step, argument, float, f"seconds: {kind}:0.5")
     elif kind == HTML:
         if argument not in ("", "echo"):
             raise ValueError(f"fault step {step!r}: the only option is html:echo")
@@ -167,6 +173,9 @@ class RandomFaults:
     server_error: float = 0.0
     drop_before: float = 0.0
     drop_after: float = 0.0
+    #: Act, then trickle the answer (one byte every ``trickle_seconds``): it outlives any lease.
+    trickle: float = 0.0
+    trickle_seconds: float = TRICKLE_SECONDS
     #: A proxy in front of Engage: a 302 to its login page, or its 200 HTML page.
     redirect: float = 0.0
     html: float = 0.0
@@ -183,11 +192,14 @@ class RandomFaults:
             (STATUS, self.server_error),
             (DROP_BEFORE, self.drop_before),
             (DROP_AFTER, self.drop_after),
+            (TRICKLE, self.trickle),
             (REDIRECT, self.redirect),
             (HTML, self.html),
             (CONTACT_ID, self.bad_contact_id if operation == "contact/get" else 0.0),
         ):
             if roll < share:
+                if kind == TRICKLE:
+                    return Fault(TRICKLE, argument=repr(self.trickle_seconds))
                 return _random_fault(kind, choose)
             roll -= share
         return None

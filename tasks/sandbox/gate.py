@@ -29,6 +29,8 @@ from tasks.sandbox.faults import (
     SOAP12_FAULT,
     STATUS,
     TLS_BREAK,
+    TRICKLE,
+    TRICKLE_SECONDS,
     Fault,
 )
 from tasks.sandbox.state import Call, SandboxState, now
@@ -66,6 +68,9 @@ class Exchange(Protocol):
 
     def drop(self) -> None:
         """Hang up without answering."""
+
+    def trickle(self, seconds_per_byte: float) -> None:
+        """Write the next answer one byte at a time, this many seconds apart."""
 
     def break_record(self) -> None:
         """Write bytes that are no valid TLS record (raw bytes on plain HTTP), then hang up."""
@@ -141,6 +146,14 @@ def dropped_after(exchange: Exchange, call: Call, fault: Fault | None) -> bool:
     else:
         exchange.drop()
     return True
+
+
+def trickled(exchange: Exchange, call: Call, fault: Fault | None) -> None:
+    """Slow the answer about to be sent down to a trickle, when the fault plan says so."""
+    if fault is None or fault.kind != TRICKLE:
+        return
+    call.status = TRICKLE
+    exchange.trickle(float(fault.argument or TRICKLE_SECONDS))
 
 
 def retry_after_value(argument: str) -> str:

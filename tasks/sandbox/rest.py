@@ -41,6 +41,7 @@ def handle(exchange: Exchange, state: SandboxState, operation: str, raw: bytes |
         return
     answer, payload = _faulty(operation, answer, payload, admission.after, body)
     call.status = answer.status
+    gate.trickled(exchange, call, admission.after)
     if payload is not None and (answer.status == 200 or not payload):
         exchange.send(answer.status, payload, _JSON if payload else None)
     elif answer.body is not None:

@@ -22,6 +22,7 @@ import socket
 import ssl
 import sys
 import threading
+import time
 from collections.abc import Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
@@ -82,6 +83,10 @@ class SandboxHandler(BaseHTTPRequestHandler):
     # until the client's delayed ACK (~40 ms per answer), a stall Engage does not have.
     disable_nagle_algorithm = True
     server: SandboxHTTPServer
+    #: Seconds between two bytes of the next answer (the trickle fault); 0: all at once.
+    _trickle = 0.0
+    #: BaseHTTPRequestHandler's own: the status line and headers not yet written.
+    _headers_buffer: list[bytes]
 
     def log_message(self, format: str, *args: Any) -> None:
         """Silence the per-request stderr log; calls are recorded in the state instead."""
@@ -167,8 +172,29 @@ class SandboxHandler(BaseHTTPRequestHandler):
         for name, value in (headers or {}).items():
             self.send_header(name, value)
         self.send_header("Content-Length", str(len(payload)))
+        if self._trickle:
+            self.send_header("Connection", "close")  # hung up after it, or the client gave up
+            self._write_slowly(b"".join(self._headers_buffer) + b"\r\n" + payload)
+            return
         self.end_headers()
         self.wfile.write(payload)
+
+    def trickle(self, seconds_per_byte: float) -> None:
+        """Write the next answer one byte at a time, this many seconds apart."""
+        self._trickle = seconds_per_byte
+
+    def _write_slowly(self, raw: bytes) -> None:
+        """One byte, then a pause, until the answer is out or the client has hung up."""
+        interval, self._trickle = self._trickle, 0.0
+        self._headers_buffer = []
+        self.close_connection = True
+        try:
+            for at in range(len(raw)):
+                self.wfile.write(raw[at : at + 1])
+                self.wfile.flush()
+                time.sleep(interval)
+        except OSError:
+            pass  # the client gave up waiting: what the fault is there to show
 
     def drop(self) -> None:
         """Reset the connection without an answer: the client cannot know what happened."""

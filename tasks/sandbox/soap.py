@@ -118,6 +118,7 @@ def handle(exchange: Exchange, state: SandboxState, raw: bytes) -> None:
         return
     status, payload = _faulty(request, status, payload, admission.after)
     call.status = status
+    gate.trickled(exchange, call, admission.after)
     exchange.send(status, payload, _CONTENT_TYPE)
 
 

@@ -4,8 +4,6 @@ Imports neither Celery nor requests: each store is a small class over a ``redis.
 Every key is named in :mod:`tasks.state.keys`; the scripts are ``lua/*.lua`` beside the code.
 """
 
-import redis
+from tasks.redis_errors import REDIS_UNREACHABLE
 
-#: Redis does not answer for now (refused, reset, still loading its data, timed out): what the
-#: workers wait out and retry, as opposed to a bug. ``tasks.outages`` names these to callers.
-REDIS_UNREACHABLE: tuple[type[Exception], ...] = (redis.ConnectionError, redis.TimeoutError)
+__all__ = ["REDIS_UNREACHABLE"]

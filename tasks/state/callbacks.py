@@ -10,11 +10,10 @@ and at least once after.
 
 from __future__ import annotations
 
-import time
-
 import redis
 
 from tasks.state import scripts
+from tasks.state.clock import server_time
 from tasks.state.keys import RedisKeys
 from tasks.state.records import text
 
@@ -33,8 +32,12 @@ class CallbackOutbox:
         return None if score is None else float(score)
 
     def stale(self, older_than: float, limit: int = 1000) -> list[tuple[str, float]]:
-        """Callbacks due for over ``older_than`` seconds (their publisher died), oldest first."""
-        cutoff = time.time() - older_than
+        """Callbacks due for over ``older_than`` seconds (their publisher died), oldest first.
+
+        Due times are on the Redis clock (the scripts that file them read ``TIME``); so is the
+        cutoff.
+        """
+        cutoff = server_time(self._redis) - older_than
         rows: list[tuple[bytes | str, float]] = self._redis.zrangebyscore(  # type: ignore[assignment]  # redis-py types the reply loosely
             self._key, "-inf", cutoff, start=0, num=limit, withscores=True
         )

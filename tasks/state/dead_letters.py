@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 from collections import Counter
 from typing import Any
 
@@ -80,8 +79,8 @@ class DeadLetterStore:
         record in full first. At ``ENGAGE_DLQ_MAX_ENTRIES`` the oldest entries leave the
         listing with a warning each; their keys stay in the over-bound set and
         :meth:`replay` still replays them from their ledger records (kept as long as entries).
+        Every time involved (the entry's, the bounds) is the Redis server's (``TIME``).
         """
-        now = time.time()
         record = read_record(self._redis, self._keys, key)
         request = json.loads(record["request"]) if "request" in record else None
         entry = {
@@ -92,8 +91,7 @@ class DeadLetterStore:
             "request": request,
             "fingerprint": record.get("fingerprint"),
             "attempts": int(record.get("attempts", 0)),
-            "first_failure_at": float(record.get("first_failure_at", now)),
-            "last_failure_at": now,
+            # first_failure_at and last_failure_at are added by the script, on the Redis clock.
             "task_ids": task_ids,
             "replays": int(record.get("replays", 0)),
             # Kept so a replay of a send whose record expired keeps its lane and callback.
@@ -104,7 +102,6 @@ class DeadLetterStore:
             keys=self._script_keys(key),
             args=[
                 key,
-                repr(now),
                 reason,
                 detail,
                 json.dumps(entry),
@@ -130,7 +127,7 @@ class DeadLetterStore:
         """Take the entry out and put its send back to ``queued`` under the same key."""
         outcome, request = self._replay(
             keys=self._script_keys(key),
-            args=[key, task_ids[-1], json.dumps(task_ids), repr(time.time()), self._retention_ms],
+            args=[key, task_ids[-1], json.dumps(task_ids), self._retention_ms],
         )
         if text(outcome) != "requeued":
             return text(outcome), None
@@ -183,8 +180,7 @@ class DeadLetterStore:
     def cleanup(self) -> int:
         """Drop entries past the age bound (and leftovers of removed ones); how many went by age."""
         k = self._keys
-        cutoff = time.time() - self._max_age
-        return int(self._cleanup(keys=[k.dlq, k.dlq_entries, k.dlq_reasons], args=[repr(cutoff)]))
+        return int(self._cleanup(keys=[k.dlq, k.dlq_entries, k.dlq_reasons], args=[self._max_age]))
 
     def _drop(self, keys: list[str]) -> int:
         if keys:

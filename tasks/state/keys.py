@@ -15,6 +15,7 @@ is the module under ``tasks/state/`` (``housekeeping``: ``tasks/worker/``) that 
     {p}:rate:engage                     string  rate_limit          next free slot, µs (until past)
     {p}:rate:engage:served:{lane}       string  rate_limit          last slot given to a lower lane,
                                                                     µs (starvation limit)
+    {p}:rate:engage:budget              hash    rate_limit          the one Engage budget (none)
     {p}:callbacks                       zset    callbacks           final sends whose callback is
                                                                     not yet published, by when
     {p}:auth_failed:{hmac16}            string  credentials         credentials refused (60 s)
@@ -22,7 +23,6 @@ is the module under ``tasks/state/`` (``housekeeping``: ``tasks/worker/``) that 
     {p}:housekeeping:sweep              string  housekeeping        one sweep at a time (55 s)
     {p}:lane_consumers:{lane}           zset    lane_consumers      workers consuming the lane,
                                                                     by when last seen
-    {p}:housekeeping:republished:{key}  string  housekeeping        republished lately (visibility)
     {p}:hmac_secret                     string  hashing             keyed-digest secret (none)
     {p}:suppressed                      hash    suppressions        opted-out recipients: keyed
                                                                     digest -> masked form, when
@@ -100,6 +100,11 @@ class RedisKeys:
         """String holding the Engage rate limit's next free slot (GCRA)."""
         return f"{self.prefix}:rate:engage"
 
+    @property
+    def rate_budget(self) -> str:
+        """Hash of the Engage budget every worker agreed on (rate, burst, spacing in µs)."""
+        return f"{self.rate_limit}:budget"
+
     def rate_served(self, lane: str) -> str:
         """When a lower lane (``normal``, ``bulk``) was last given a slot of the rate limit."""
         return f"{self.rate_limit}:served:{lane}"
@@ -121,10 +126,6 @@ class RedisKeys:
     def sweep_lock(self) -> str:
         """Lock held while one housekeeping sweep runs."""
         return f"{self.prefix}:housekeeping:sweep"
-
-    def republished(self, key: str) -> str:
-        """Marker: the sweep published this send again recently."""
-        return f"{self.prefix}:housekeeping:republished:{key}"
 
     def lane_consumers(self, lane: str) -> str:
         """Workers that consume a lane, scored by when each last said so."""

@@ -8,12 +8,15 @@
 
 Every transition is one Lua script (``lua/*.lua``), so concurrent enqueues, redelivered tasks and
 replays see one truth. ``sent`` is final: nothing moves a sent record anywhere else.
+
+Every stored time (leases, retry times, the in-flight scores the sweep reads) is the Redis
+server's clock (``TIME``, read inside the scripts), never a worker's: one worker with a wrong
+clock cannot take another's live lease for a dead one, nor make a waiting send look stuck.
 """
 
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -23,6 +26,7 @@ import redis
 from tasks.request import SendRequest
 from tasks.send_options import DEFAULT_PRIORITY, Priority
 from tasks.state import scripts
+from tasks.state.clock import server_time
 from tasks.state.enums import ClaimOutcome, SendState, StartOutcome
 from tasks.state.keys import RedisKeys
 from tasks.state.records import read_record, shown_status, text
@@ -63,6 +67,8 @@ class SendStart:
 
     outcome: StartOutcome
     attempts: int
+    #: ``interrupted``: when the lapsed lease of the delivery that died ran out (Redis clock).
+    lapsed_at: float | None = None
     #: False when fewer replicas than ``ENGAGE_REPLICA_ACKS`` acknowledged the lease in time:
     #: a failover now could lose it, so Engage must not be called on it.
     held: bool = True
@@ -122,6 +128,7 @@ class DeliveryLedger:
         self._resolved = scripts.register(client, "mark_resolved")
         self._cancel = scripts.register(client, "cancel")
         self._count_failure = scripts.register(client, "count_failure")
+        self._republish = scripts.register(client, "republish")
 
     def _record_keys(self, key: str) -> list[str]:
         return [self._keys.send(key), self._keys.inflight]
@@ -163,7 +170,6 @@ class DeliveryLedger:
                 json.dumps(request.to_dict()),
                 task_ids[-1],
                 json.dumps(task_ids),
-                _now(),
                 self._retention_ms,
                 key,
                 priority,
@@ -215,11 +221,15 @@ class DeliveryLedger:
         written = self.barrier.run(
             self._begin,
             [*self._record_keys(key), *blocked_by],
-            [owner, _now(), self._lease, "1" if resend_interrupted else "0", contact_id, key],
+            [owner, self._lease, "1" if resend_interrupted else "0", contact_id, key],
         )
-        outcome, attempts = written.reply
+        outcome, attempts, *lapsed = written.reply
         return SendStart(
-            StartOutcome(text(outcome)), int(attempts), held=written.held, acks=written.acks
+            StartOutcome(text(outcome)),
+            int(attempts),
+            float(text(lapsed[0])) if lapsed else None,
+            held=written.held,
+            acks=written.acks,
         )
 
     def mark_sent(self, key: str) -> Sent | None:
@@ -230,29 +240,22 @@ class DeliveryLedger:
         None when the record is gone: nothing is written (the caller writes it in full first).
         """
         k = self._keys
-        now = time.time()
         reply = self._sent(
             keys=[k.send(key), k.inflight, k.dlq, k.dlq_entries, k.dlq_reasons, k.callbacks],
-            args=[repr(now), self._retention_ms, key],
+            args=[self._retention_ms, key],
         )
         if len(reply) > 3:
             return None
-        queued_at, priority, callback = reply
+        waited, priority, callback = reply
         return Sent(
-            waited=None if queued_at is None else max(0.0, now - float(text(queued_at))),
+            waited=None if waited is None else max(0.0, float(text(waited))),
             priority=DEFAULT_PRIORITY if priority is None else Priority(text(priority)),
             callback=None if callback is None else text(callback),
         )
 
     def mark_retrying(self, key: str, owner: str, error: str, retry_in: float) -> bool:
         """Give the lease back after a failure that proves nothing was sent; a retry follows."""
-        now = time.time()
-        return bool(
-            self._retrying(
-                keys=self._record_keys(key),
-                args=[owner, repr(now), error, repr(now + retry_in), key],
-            )
-        )
+        return bool(self._retrying(keys=self._record_keys(key), args=[owner, error, retry_in, key]))
 
     def mark_resolved(
         self, key: str, contact_id: int, *, cache: tuple[str, int] | None = None
@@ -263,7 +266,7 @@ class DeliveryLedger:
         (:meth:`~tasks.state.contact_cache.ContactCache.entry`), written in the same script.
         """
         keys = self._record_keys(key)
-        args: list[int | str] = [contact_id, _now(), key]
+        args: list[int | str] = [contact_id, key]
         if cache is not None:
             keys.append(cache[0])
             args.append(cache[1])
@@ -280,7 +283,7 @@ class DeliveryLedger:
         return text(
             self._cancel(
                 keys=[k.send(key), k.inflight, k.callbacks],
-                args=[key, _now(), self._retention_ms],
+                args=[key, self._retention_ms],
             )
         )
 
@@ -316,12 +319,27 @@ class DeliveryLedger:
         """The record as shown to callers and operators: masked, with ISO timestamps."""
         return shown_status(key, self.record(key))
 
-    def stale_inflight(self, older_than: float, limit: int = 1000) -> list[str]:
+    def republish(self, key: str, task_ids: list[str], idle_limit: float) -> bool:
+        """Give a lost send new task ids if it is still queued or retrying and idle that long.
+
+        True: publish it now under ``task_ids``. A copy under the old ids would share the lease
+        owner of the original, which kombu may still hand out (``lua/republish.lua``).
+        """
+        return bool(
+            self._republish(
+                keys=self._record_keys(key),
+                args=[task_ids[-1], json.dumps(task_ids), idle_limit, key],
+            )
+        )
+
+    def now(self) -> float:
+        """The Redis server's clock: the one every stored time of the ledger is on."""
+        return server_time(self._redis)
+
+    def stale_inflight(
+        self, older_than: float, limit: int = 1000, *, now: float | None = None
+    ) -> list[str]:
         """Keys not finished and untouched for ``older_than`` seconds (stuck sends)."""
-        cutoff = time.time() - older_than
+        cutoff = (self.now() if now is None else now) - older_than
         raw = self._redis.zrangebyscore(self._keys.inflight, "-inf", cutoff, start=0, num=limit)
         return [text(k) for k in raw]
-
-
-def _now() -> str:
-    return repr(time.time())

@@ -33,6 +33,15 @@ for :data:`STARVATION_LIMIT` (normal 1 s, bulk 2 s) books as far ahead as urgent
 with urgent calls as an equal, until it is served. A lower lane with callers waiting therefore
 gets at least about one call per second (normal) or per two seconds (bulk) whatever the lanes
 above it send.
+
+One budget. Workers configured with different ``ENGAGE_RATE_LIMIT`` values must not add up to
+more than the smallest: the budget is kept in Redis (``{p}:rate:budget``). Each limiter agrees on
+it before its first slot (:meth:`RateLimiter.agree`, also called at a worker's start, which logs
+a mismatch loudly): the stored budget, or its own when that is smaller. And every reservation
+applies the stored budget whenever it is slower than the limiter's own, so a worker started later
+with a smaller budget slows every running worker at once, and a worker configured without a limit
+(``0``) still keeps the stored one (looking for one at most once a second while none is stored).
+To raise the budget: stop the workers, delete the key, start them with the new value.
 """
 
 from __future__ import annotations
@@ -40,12 +49,14 @@ from __future__ import annotations
 import math
 import random
 import time
+from dataclasses import dataclass
 
 import redis
 
 from tasks.send_options import Priority
 from tasks.state import scripts
 from tasks.state.keys import RedisKeys
+from tasks.state.records import text
 
 #: Extra spacing between slots, as a share of one second, for callers that start late: 50 ms
 #: per second keeps ``rate + 1`` calls out of any one-second window unless one caller starts
@@ -58,6 +69,20 @@ LOOKAHEAD_INTERVALS = {Priority.NORMAL: 2, Priority.BULK: 1}
 STARVATION_LIMIT = {Priority.NORMAL: 1.0, Priority.BULK: 2.0}
 #: Shortest pause between two tries of a waiting lower-lane call (no spinning on a lost race).
 MIN_POLL = 0.002
+#: A worker without a limit of its own looks for a stored budget this often (seconds) while
+#: none is stored, instead of asking Redis before every call.
+UNLIMITED_RECHECK = 1.0
+
+
+@dataclass(frozen=True)
+class Budget:
+    """An Engage budget: ``rate`` calls per second (0: none of its own), ``burst`` at once."""
+
+    rate: float
+    burst: float
+
+    def __str__(self) -> str:
+        return "no limit" if self.rate <= 0 else f"{self.rate:g}/s (burst {self.burst:g})"
 
 
 class RateLimiter:
@@ -66,20 +91,50 @@ class RateLimiter:
     def __init__(self, client: redis.Redis, *, keys: RedisKeys, rate: float, burst: float) -> None:
         self._key = keys.rate_limit
         self._keys = keys
-        self._unlimited = rate <= 0
-        if not self._unlimited and burst < 1:
+        if rate > 0 and burst < 1:
             raise ValueError(f"burst must be at least 1, got {burst!r}")
-        # Rounding the interval up and the tolerance down keeps the bound on the strict side.
-        self._interval_us = (
-            0 if self._unlimited else math.ceil(1_000_000 * (1 + JITTER_ALLOWANCE) / rate)
-        )
-        self._tolerance_us = int(burst * self._interval_us)
+        self.configured = Budget(max(rate, 0.0), burst)
+        self._own = _spacing(self.configured)
+        self._interval_us, self._tolerance_us = self._own
+        self._agreed: Budget | None = None
+        self._recheck_at = 0.0
         self._script = scripts.register(client, "gcra")
+        self._agree = scripts.register(client, "rate_budget")
+        self._client = client
+
+    def agree(self) -> Budget:
+        """Agree on the one budget with every other worker: the stored one, or ours if smaller.
+
+        Returns the budget in force (this limiter's own when none is stored and it has one).
+        """
+        rate, burst = self._agree(
+            keys=[self._keys.rate_budget],
+            args=[repr(self.configured.rate), repr(self.configured.burst), *self._own],
+        )
+        agreed = self.configured if rate is None else Budget(float(text(rate)), float(text(burst)))
+        # Book with the agreed spacing: the lanes' look-ahead is counted in its slots.
+        self._interval_us, self._tolerance_us = _spacing(agreed)
+        self._agreed = agreed
+        return agreed
+
+    def stored(self) -> Budget | None:
+        """The budget kept in Redis, or None (for ``doctor``; agrees on nothing)."""
+        rate, burst = self._client.hmget(self._keys.rate_budget, ["rate", "burst"])
+        return None if rate is None else Budget(float(text(rate)), float(text(burst)))
 
     @property
     def interval(self) -> float:
         """Seconds between two slots (0 when unlimited)."""
         return self._interval_us / 1_000_000
+
+    def _ensure_agreed(self) -> None:
+        if self._agreed is None:
+            self.agree()
+        elif self._interval_us == 0 and time.monotonic() >= self._recheck_at:
+            # No budget was stored when this worker without a limit of its own agreed: look
+            # again now and then, rather than with a round trip per call.
+            self._recheck_at = time.monotonic() + UNLIMITED_RECHECK
+            self.agree()
 
     def reserve(self, max_wait: float, lane: Priority = Priority.URGENT) -> float | None:
         """Book the next slot if ``lane`` may (see the module): seconds to sleep, or None.
@@ -87,15 +142,11 @@ class RateLimiter:
         Urgent books any slot within ``max_wait`` s; normal and bulk only the slots within their
         look-ahead (or within ``max_wait`` once starved).
         """
-        if self._unlimited:
-            return 0.0
         granted, delay, _ = self._run(max_wait, lane, reserve=True)
         return delay if granted else None
 
     def wait_hint(self) -> float:
         """Seconds until the next slot, without reserving it (a countdown for a retry)."""
-        if self._unlimited:
-            return 0.0
         return self._run(0.0, Priority.URGENT, reserve=False)[1]
 
     def acquire(self, max_wait: float, lane: Priority = Priority.URGENT) -> bool:
@@ -105,8 +156,6 @@ class RateLimiter:
         bulk wait for a slot to come within their look-ahead, asking again each time one might
         have, and give up (False) when that would take more than ``max_wait`` in all.
         """
-        if self._unlimited:
-            return True
         deadline = time.monotonic() + max_wait
         while True:
             granted, delay, lookahead = self._run(max_wait, lane, reserve=True)
@@ -128,8 +177,11 @@ class RateLimiter:
 
     def _run(self, max_wait: float, lane: Priority, *, reserve: bool) -> tuple[bool, float, float]:
         """One script call: granted, seconds until the slot, and the look-ahead that applied."""
+        self._ensure_agreed()
+        if self._interval_us == 0:
+            return True, 0.0, 0.0  # no budget anywhere (checked within UNLIMITED_RECHECK)
         max_wait_us = max(0, int(max_wait * 1_000_000))
-        keys = [self._key]
+        keys = [self._key, self._keys.rate_budget]
         args: list[int | str] = [self._interval_us, self._tolerance_us]
         if lane is Priority.URGENT:
             args += [max_wait_us, "1" if reserve else "0"]
@@ -144,3 +196,12 @@ class RateLimiter:
             ]
         granted, delay_us, lookahead = self._script(keys=keys, args=args)
         return bool(granted), int(delay_us) / 1_000_000, int(lookahead) / 1_000_000
+
+
+def _spacing(budget: Budget) -> tuple[int, int]:
+    """Interval and tolerance (µs) of ``budget``'s slots; (0, 0) for no limit."""
+    if budget.rate <= 0:
+        return 0, 0
+    # Rounding the interval up and the tolerance down keeps the bound on the strict side.
+    interval = math.ceil(1_000_000 * (1 + JITTER_ALLOWANCE) / budget.rate)
+    return interval, int(budget.burst * interval)

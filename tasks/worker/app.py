@@ -24,6 +24,7 @@ TASK_MODULES = (
     "tasks.worker.schedules",
     "tasks.worker.signals",
     "tasks.worker.recovery",
+    "tasks.worker.startup",
 )
 
 app = Celery("engage", include=list(TASK_MODULES), set_as_current=False)

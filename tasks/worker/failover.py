@@ -119,7 +119,7 @@ def watch_forever(
             if roles:
                 started = time.monotonic()
                 try:
-                    keys = republish_unfinished(rt, now=time.time())
+                    keys = republish_unfinished(rt, now=rt.ledger.now())  # retry_at: Redis clock
                 except Exception:
                     watch.forget(roles)
                     raise

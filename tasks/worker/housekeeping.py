@@ -3,18 +3,21 @@
 The sweep finds sends that stopped moving: one left in ``sending`` past its lease (its worker
 died mid-call, so Engage may have sent it) is dead-lettered as ``outcome_unknown``; one left
 ``queued`` or ``retrying`` longer than the broker's visibility timeout lost its message and is
-published again under the same key and task ids, in its lane (the ledger keeps that from
-sending twice). It also publishes completion callbacks whose worker did not
-(:mod:`tasks.worker.callbacks`). A lane with sends waiting in its queue and no worker seen
-consuming it lately (:mod:`tasks.state.lane_consumers`) gets a warning naming the ``-Q`` that
-would serve it, and its sends are not published again meanwhile (another copy would only wait).
+published again under the same key, in its lane, with new task ids (the original message may
+still exist: kombu restores unacknowledged messages, and a copy under the same ids would pass for
+the original delivered again after its worker died). The ledger keeps the two copies from
+sending twice. It also publishes completion callbacks whose worker did not
+(:mod:`tasks.worker.callbacks`), and releases deferred sends whose quiet hours ended. A lane with
+sends waiting in its queue and no worker seen consuming it lately
+(:mod:`tasks.state.lane_consumers`) gets a warning naming the ``-Q`` that would serve it, and its
+sends are not published again meanwhile (another copy would only wait). Every time compared here
+is the Redis server's clock.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -27,6 +30,7 @@ from tasks.send_options import DEFAULT_PRIORITY, Priority
 from tasks.settings import broker_is_redis
 from tasks.state.deferrals import Released
 from tasks.state.enums import Reason, SendState
+from tasks.state.records import iso
 from tasks.worker import callbacks, publish
 from tasks.worker.app import MaskedTask, app, engage_settings
 
@@ -71,12 +75,17 @@ def dlq_cleanup() -> int:
 @app.task(name="engage.sweep_stuck", base=MaskedTask)
 def sweep_stuck() -> dict[str, Any]:
     """Dead-letter sends stuck in ``sending``; publish again sends whose message was lost."""
-    return sweep(current_runtime(engage_settings()), now=time.time()).to_dict()
+    return sweep(current_runtime(engage_settings())).to_dict()
 
 
-def sweep(rt: Runtime, *, now: float) -> SweepResult:
-    """One sweep over the oldest unfinished sends (see the module docstring)."""
+def sweep(rt: Runtime, *, now: float | None = None) -> SweepResult:
+    """One sweep over the oldest unfinished sends (see the module docstring).
+
+    ``now`` is the Redis server's clock unless a test gives it.
+    """
     result = SweepResult()
+    if now is None:
+        now = rt.ledger.now()
     lock = rt.keys.sweep_lock
     if not rt.redis.set(lock, repr(now), nx=True, ex=SWEEP_LOCK_SECONDS):
         result.skipped = True
@@ -84,7 +93,8 @@ def sweep(rt: Runtime, *, now: float) -> SweepResult:
     try:
         result.unserved = _unserved_lanes(rt)
         # A send cannot be stuck before its lease could have run out.
-        for key in rt.ledger.stale_inflight(rt.settings.lease_seconds, limit=SWEEP_BATCH):
+        stale = rt.ledger.stale_inflight(rt.settings.lease_seconds, limit=SWEEP_BATCH, now=now)
+        for key in stale:
             _sweep_one(rt, key, now, result)
         _release_deferred(rt, result)
         # After the dead letters above: theirs are published now, not a sweep later.
@@ -113,7 +123,7 @@ def _sweep_one(rt: Runtime, key: str, now: float, result: SweepResult) -> None:
         if rt.dead_letters.add(
             key,
             reason=Reason.OUTCOME_UNKNOWN,
-            detail=STUCK_DETAIL,
+            detail=f"{STUCK_DETAIL} (it ran out at {iso(record.get('lease_until'))})",
             error=None,
             task_ids=task_ids,
         ):
@@ -124,6 +134,7 @@ def _sweep_one(rt: Runtime, key: str, now: float, result: SweepResult) -> None:
                 recipient=request.identifier.masked(),
                 reason=Reason.OUTCOME_UNKNOWN,
                 detail=STUCK_DETAIL,
+                lease_ran_out=iso(record.get("lease_until")),
             )
             result.dead_lettered.append(key)
         return
@@ -134,17 +145,18 @@ def _sweep_one(rt: Runtime, key: str, now: float, result: SweepResult) -> None:
         or _idle_since(record) > now - lost_after
     ):
         return
-    # Once per visibility timeout: a republished send waiting in a long queue is not lost.
-    marker = rt.keys.republished(key)
-    if not rt.redis.set(marker, repr(now), nx=True, ex=max(1, int(lost_after))):
-        return
     priority = Priority(record.get("priority", DEFAULT_PRIORITY))
     if priority.value in result.unserved:
         return  # no worker consumes the lane: warned about above; another copy would only wait
+    # New ids, recorded only while the send is still idle: the next sweep waits a whole
+    # visibility timeout again, so a republished send waiting in a long queue is not lost.
+    fresh = [uuid(), uuid()]
+    if not rt.ledger.republish(key, fresh, lost_after):
+        return
     publish.publish(
         request,
         key,
-        task_ids,
+        fresh,
         priority=priority,
         on_done=record.get("on_done"),
         deployment=rt.settings.key_prefix,

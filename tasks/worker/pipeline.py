@@ -117,8 +117,8 @@ def send_single(  # noqa: PLR0917  (Celery passes the chain's arguments position
     if ctx.sent_now:
         if ctx.sent_now[0] is not None:  # this delivery recorded it sent, and filed a callback
             _finished(ctx.key)
-    elif outcome != "in_progress":  # final by an earlier delivery, which may have died since
-        _finished(ctx.key)
+    elif outcome not in ("in_progress", delivery.UNRECORDED):
+        _finished(ctx.key)  # final by an earlier delivery, which may have died since
     return {"outcome": outcome, "key": key, "contact_id": resolved["contact_id"]}
 
 

@@ -149,8 +149,10 @@ def _claim(
 ) -> Claim:
     try:
         with unavailable_as("redis", rt.settings.redis_url):
+            rt.eviction_guard.check()  # an evicting Redis would forget this send and resend it
+            # Quiet hours are reckoned on the Redis clock, as the sweep that releases them is.
             claim_policy = policy.claim_policy(
-                rt, request, priority, deadline, create_contact=create_contact, now=time.time()
+                rt, request, priority, deadline, create_contact=create_contact, now=rt.ledger.now()
             )
             claim = rt.ledger.claim(
                 key, request, task_ids, priority=priority, on_done=on_done, policy=claim_policy

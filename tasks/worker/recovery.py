@@ -14,7 +14,6 @@ from __future__ import annotations
 import logging
 import os
 import threading
-import time
 from typing import Any
 
 from celery.signals import worker_ready, worker_shutdown
@@ -49,7 +48,7 @@ def sweep_forever(
                 rt.lane_consumers.seen(
                     worker, lanes, forget_after=CONSUMER_SILENCE_INTERVALS * interval
                 )
-            result = sweep(rt, now=time.time())
+            result = sweep(rt)
         except REDIS_UNREACHABLE as err:
             logger.warning(
                 "recovery sweep: Redis unreachable (%s); next try in %.0f s", err, interval

@@ -24,10 +24,20 @@ Priority lanes (:mod:`tasks.send_options`) take two more things here:
 Holding back lower lanes while they fill a worker's threads was tried too and taken out: it
 changed nothing measurable at 16 threads, and its fetch-time bookkeeping left a worker hung after
 a Redis restart (the recovery test caught it).
+
+**The broker's clock** (:class:`BrokerClock`): kombu stamps each delivered message with the
+worker's ``time()`` and hands it out again once it is older than the visibility timeout by the
+restoring worker's ``time()``. A worker whose clock runs ahead would hand out messages that
+other workers are still running; one behind would have its own restored early. kombu's Redis
+module reads the clock through its global ``time``, which this transport points at the broker
+Redis's clock (``TIME``, as an offset re-measured at most once a minute, so no extra round trip
+per message), like every time the ledger compares.
 """
 
 from __future__ import annotations
 
+import contextlib
+import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -87,11 +97,60 @@ class LaneCycle:
 _SHARE_TURNS = {FETCH_SHARE_EVERY // 2: 1, 0: 2}
 
 
+#: Seconds between two measurements of the broker clock's offset.
+CLOCK_REMEASURE = 60.0
+
+
+class BrokerClock:
+    """This machine's ``time.time()`` plus its offset to the broker Redis's clock."""
+
+    def __init__(self) -> None:
+        self.offset = 0.0
+        self._measured_at: float | None = None
+
+    def __call__(self) -> float:
+        """Now, on the broker's clock."""
+        return time.time() + self.offset
+
+    def measure(self, client: Any) -> None:
+        """Measure the offset (``TIME``), unless it was measured within the last minute."""
+        if self._measured_at is not None and (
+            time.monotonic() - self._measured_at < CLOCK_REMEASURE
+        ):
+            return
+        before = time.time()
+        seconds, microseconds = client.time()
+        after = time.time()
+        self.offset = seconds + microseconds / 1_000_000 - (before + after) / 2
+        self._measured_at = time.monotonic()
+
+
+BROKER_CLOCK = BrokerClock()
+
+
+class QoS(kombu_redis.QoS):
+    """kombu's unacknowledged-message bookkeeping, on the broker's clock."""
+
+    def restore_visible(self, *args: Any, **kwargs: Any) -> Any:
+        """Re-measure the clock (at most once a minute), then restore what timed out."""
+        with contextlib.suppress(redis.RedisError), self.channel.conn_or_acquire() as client:
+            BROKER_CLOCK.measure(client)
+        return super().restore_visible(*args, **kwargs)  # type: ignore[no-untyped-call]  # kombu
+
+
 class Channel(kombu_redis.Channel):
     """A kombu Redis channel that reuses its synchronous client object."""
 
+    QoS = QoS
     _shared_client: Any = None
     _shared_client_pool: Any = None
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[no-untyped-call]  # kombu
+        # kombu's Redis module stamps and restores messages by its global time(): ours from now.
+        kombu_redis.time = BROKER_CLOCK  # type: ignore[attr-defined]  # kombu's module global
+        with contextlib.suppress(redis.RedisError), self.conn_or_acquire() as client:
+            BROKER_CLOCK.measure(client)
 
     @contextmanager
     def conn_or_acquire(self, client: Any = None) -> Iterator[Any]:

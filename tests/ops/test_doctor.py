@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import redis
 
 from tasks.cli import main
 from tasks.cli.doctor import Check, run_checks
 from tasks.cli.local_stack import ManagedProcess, start_worker
+from tasks.cli.redis_server import RedisServer
 from tasks.sandbox import Sandbox
+from tasks.state.keys import RedisKeys
+from tasks.state.rate_limit import RateLimiter
 from tasks.urls import redact_url
 from tests.support.environments import (
     NOWHERE_ENGAGE_URL,
@@ -45,17 +50,67 @@ def printed(checks: list[Check]) -> str:
     return "\n".join(check.line() for check in checks)
 
 
-def test_good_configuration_passes_every_check(sandbox: Sandbox, redis_url: str) -> None:
-    """Settings, Redis, broker and Engage are all OK with the sandbox and a running Redis."""
-    checks = run_checks(environ(sandbox.base_url, broker=redis_url))
+@pytest.fixture
+def own_redis(tmp_path: Path) -> Iterator[RedisServer]:
+    """A Redis of this test's own, as a deployment should run it: append-only, noeviction."""
+    server = RedisServer(tmp_path / "redis").start()
+    yield server
+    server.stop()
+
+
+def test_good_configuration_passes_every_check(sandbox: Sandbox, own_redis: RedisServer) -> None:
+    """Settings, Redis (no eviction, append-only), budget, broker and Engage are all OK."""
+    checks = run_checks(environ(sandbox.base_url, broker=own_redis.url))
     assert [(c.name, c.ok) for c in checks] == [
         ("settings", True),
         ("redis", True),
+        ("eviction", True),
+        ("persistence", True),
+        ("rate budget", True),
         ("broker", True),
         ("engage", True),
         ("callbacks", True),
     ]
     assert "API version 19.0" in by_name(checks)["engage"].detail
+    assert "refuses writes" in by_name(checks)["eviction"].detail
+
+
+@pytest.mark.parametrize("policy", ["allkeys-lru", "volatile-ttl"])
+def test_an_evicting_redis_fails_with_its_fix(
+    sandbox: Sandbox, own_redis: RedisServer, policy: str
+) -> None:
+    """Any policy but noeviction may drop a sent record: FAIL, naming the fix."""
+    redis.Redis.from_url(own_redis.url).config_set("maxmemory-policy", policy)
+    eviction = by_name(run_checks(environ(sandbox.base_url, broker=own_redis.url)))["eviction"]
+    assert eviction.ok is False
+    assert f"maxmemory-policy {policy}" in eviction.detail
+    assert "sent again" in eviction.detail
+    assert "maxmemory-policy noeviction" in eviction.fix
+
+
+def test_a_redis_without_persistence_says_what_a_restart_does(
+    sandbox: Sandbox, redis_url: str
+) -> None:
+    """No append-only file and no snapshots (the test suite's Redis): WARN, and why."""
+    persistence = by_name(run_checks(environ(sandbox.base_url, broker=redis_url)))["persistence"]
+    assert (persistence.ok, persistence.warning) == (True, True)
+    assert persistence.line().startswith("WARN persistence: ")
+    assert "a restart forgets the whole ledger" in persistence.detail
+    assert "appendonly yes" in persistence.fix
+
+
+def test_a_budget_mismatch_is_shown(sandbox: Sandbox, own_redis: RedisServer) -> None:
+    """A worker stored 10/s; this configuration says 40/s: MISMATCH, and how to change it."""
+    keys = RedisKeys("engage")
+    client = redis.Redis.from_url(own_redis.url)
+    RateLimiter(client, keys=keys, rate=10, burst=1).agree()
+    checks = run_checks(environ(sandbox.base_url, broker=own_redis.url, ENGAGE_RATE_LIMIT="40"))
+    budget = by_name(checks)["rate budget"]
+    assert budget.ok is False
+    assert "MISMATCH" in budget.detail
+    assert "10/s" in budget.detail
+    assert "40/s" in budget.detail
+    assert keys.rate_budget in budget.fix
 
 
 def test_wrong_password_is_named_as_such_and_not_printed(sandbox: Sandbox) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 
@@ -67,7 +68,8 @@ def test_sending_past_its_lease_is_dead_lettered_as_outcome_unknown(
     assert rt.ledger.state("k1") == "dead_lettered"
     entry = rt.dead_letters.get("k1")
     assert entry is not None
-    assert (entry["reason"], entry["detail"]) == ("outcome_unknown", STUCK_DETAIL)
+    assert entry["reason"] == "outcome_unknown"
+    assert entry["detail"].startswith(f"{STUCK_DETAIL} (it ran out at 20")
     assert broker.published == []
 
 
@@ -84,12 +86,18 @@ def test_sending_within_its_lease_is_left_alone(rt: Runtime, broker: Broker) -> 
 
 
 def test_queued_past_the_visibility_timeout_is_published_again(rt: Runtime, broker: Broker) -> None:
-    """A queued send whose message was lost is published again with its own key and task ids."""
+    """A queued send whose message was lost is published again under its key, with new task ids.
+
+    New ids, so the copy never shares a lease owner with the original, which kombu may restore.
+    """
     task_ids = queued(rt, "k2")
     elapse(rt, "k2", VISIBILITY + 5)
     result = sweep(rt, now=time.time())
     assert result.republished == ["k2"]
-    assert broker.published == [(REQUEST, "k2", task_ids)]
+    [(request, key, fresh)] = broker.published
+    assert (request, key) == (REQUEST, "k2")
+    assert not set(fresh) & set(task_ids)
+    assert json.loads(rt.ledger.record("k2")["task_ids"]) == fresh
 
 
 def test_republish_happens_once_per_visibility_timeout(rt: Runtime, broker: Broker) -> None:

@@ -110,10 +110,24 @@ def test_unknown_outcome_is_dead_lettered_not_resent(runtime: Runtime, sandbox: 
     assert len(sandbox.state.calls_to("message/sendSingle")) == 1
 
 
+def test_same_message_again_within_the_lease_is_busy(runtime: Runtime, sandbox: Sandbox) -> None:
+    """The same message delivered again while its lease runs proves no death: nothing is done.
+
+    kombu hands a message out again while its holder still runs (a worker whose clock is ahead
+    restores it early); taking that for a dead holder dead-lettered live sends.
+    """
+    rt = claimed(runtime)
+    rt.ledger.begin_send("k1", ctx().owner, 33457)  # a worker holds the lease, still sending
+    assert delivery.send(rt, REQUEST, 33457, ctx()) == "in_progress"
+    assert rt.ledger.state("k1") == "sending"
+    assert sandbox.state.calls_to("message/sendSingle") == []
+
+
 def test_worker_death_mid_send_is_outcome_unknown(runtime: Runtime, sandbox: Sandbox) -> None:
-    """The same attempt delivered again while 'sending' is dead-lettered, never resent."""
+    """The same attempt delivered again once its lease lapsed is dead-lettered, never resent."""
     rt = claimed(runtime)
     rt.ledger.begin_send("k1", ctx().owner, 33457)  # a worker took the lease and died
+    rt.redis.hset(rt.keys.send("k1"), "lease_until", rt.ledger.now() - 1)
     with pytest.raises(DeadLettered) as caught:
         delivery.send(rt, REQUEST, 33457, ctx())
     assert caught.value.reason == "outcome_unknown"

@@ -32,6 +32,7 @@ BOTTOM = frozenset(
         "numbers",
         "outages",
         "quiet_hours",
+        "redis_errors",
         "request",
         "schedule_file",
         "send_options",

@@ -124,11 +124,12 @@ def test_wait_hint_creates_no_key() -> None:
     assert client.exists(KEY) == 0
 
 
-def test_zero_rate_is_unlimited_without_calling_redis() -> None:
-    """rate=0 lets every call go at once and never connects (this client has no server)."""
-    nowhere = redis.Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.2)
-    rl = RateLimiter(nowhere, keys=RedisKeys("t"), rate=0, burst=1)
+def test_zero_rate_without_a_stored_budget_lets_every_call_go() -> None:
+    """rate=0 and no budget agreed by any worker: every call goes at once, nothing is written."""
+    client = fakeredis.FakeRedis()
+    rl = limiter(client, rate=0)
     assert [rl.reserve(max_wait=0), rl.wait_hint(), rl.acquire(max_wait=0)] == [0.0, 0.0, True]
+    assert client.keys("*") == []
 
 
 def test_burst_below_one_is_refused() -> None:

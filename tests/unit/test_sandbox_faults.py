@@ -235,6 +235,7 @@ def test_truncated_send_answer_may_have_been_sent(sandbox: Sandbox, client: Enga
         "contact_id:",
         "delay:soon",
         "truncated:1",
+        "trickle:slowly",
         "oops",
         42.0,
         "retry_after",
@@ -253,6 +254,12 @@ def test_unknown_or_malformed_steps_are_refused(step: object) -> None:
     """A step the sandbox cannot play is refused when the plan is set, not mid-test."""
     with pytest.raises(ValueError, match="fault step"):
         parse_step(step)
+
+
+def test_trickle_takes_seconds_per_byte_or_none() -> None:
+    """``trickle`` acts, then answers slowly: 2 s a byte unless the step says how slowly."""
+    assert [parse_step(s).argument for s in ("trickle", "trickle:0.5")] == ["", "0.5"]
+    assert not parse_step("trickle").instead
 
 
 def test_control_api_refuses_a_bad_plan(sandbox: Sandbox) -> None:

@@ -30,7 +30,6 @@ def test_key_names_are_the_ones_deployed_data_uses() -> None:
         KEYS.dlq_reasons,
         KEYS.rate_limit,
         KEYS.sweep_lock,
-        KEYS.republished("k1"),
     ] == [
         "engage:send:k1",
         "engage:inflight",
@@ -39,7 +38,6 @@ def test_key_names_are_the_ones_deployed_data_uses() -> None:
         "engage:dlq:reasons",
         "engage:rate:engage",
         "engage:housekeeping:sweep",
-        "engage:housekeeping:republished:k1",
     ]
 
 

@@ -1,6 +1,6 @@
 -- Take an entry out of the dead-letter store and put its send back to queued, same key.
 -- KEYS: record, dlq, dlq entries, dlq reasons, inflight, callbacks (unused), over bound
--- ARGV: idempotency key, task id, task ids JSON, now, retention (ms)
+-- ARGV: idempotency key, task id, task ids JSON, retention (ms); times are the server's (TIME)
 -- Returns {'requeued', request JSON}, {'missing', ''}, or {state, ''} when the record has moved
 -- on (sent, or queued again by another replay): the entry is dropped in every case but missing.
 local ledger, dlq, entries, reasons, inflight = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
@@ -19,10 +19,12 @@ local state = redis.call('HGET', ledger, 'state')
 if state == 'sent' then return {'sent', ''} end
 if state and state ~= 'dead_lettered' then return {state, ''} end
 local e = cjson.decode(entry)
+local t = redis.call('TIME')
+local now = string.format('%.6f', t[1] + t[2] / 1000000)
 redis.call('HSET', ledger, 'state', 'queued', 'request', cjson.encode(e['request']),
-  'fingerprint', e['fingerprint'], 'task_id', ARGV[2], 'task_ids', ARGV[3], 'updated_at', ARGV[4],
+  'fingerprint', e['fingerprint'], 'task_id', ARGV[2], 'task_ids', ARGV[3], 'updated_at', now,
   'attempts', 0)
-redis.call('HSET', ledger, 'queued_at', ARGV[4])
+redis.call('HSET', ledger, 'queued_at', now)
 -- The lane and the callback come back with the entry if the record lost them (it expired).
 if e['priority'] and e['priority'] ~= cjson.null then
   redis.call('HSETNX', ledger, 'priority', e['priority'])
@@ -30,9 +32,9 @@ end
 if e['on_done'] and e['on_done'] ~= cjson.null then
   redis.call('HSETNX', ledger, 'on_done', e['on_done'])
 end
-redis.call('HSETNX', ledger, 'created_at', ARGV[4])
+redis.call('HSETNX', ledger, 'created_at', now)
 redis.call('HINCRBY', ledger, 'replays', 1)
 redis.call('HDEL', ledger, 'reason', 'detail', 'last_error', 'retry_at', 'first_failure_at')
-redis.call('PEXPIRE', ledger, ARGV[5])
-redis.call('ZADD', inflight, ARGV[4], key)
+redis.call('PEXPIRE', ledger, ARGV[4])
+redis.call('ZADD', inflight, now, key)
 return {'requeued', cjson.encode(e['request'])}

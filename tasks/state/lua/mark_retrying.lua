@@ -1,6 +1,7 @@
 -- Give the lease back after a failure that proves nothing was sent; a retry follows.
 -- KEYS: record, inflight
--- ARGV: owner, now, error, retry at, idempotency key
+-- ARGV: owner, error, seconds until the retry, idempotency key
+-- Times are the Redis server's (TIME).
 -- Returns 1 when done; 0 when finished, unknown, or leased by another delivery.
 local k = KEYS[1]
 local state = redis.call('HGET', k, 'state')
@@ -12,9 +13,12 @@ if state == 'deferred' or state == 'expired' or state == 'capped' or state == 's
   return 0
 end
 if state == 'sending' and redis.call('HGET', k, 'lease_owner') ~= ARGV[1] then return 0 end
-redis.call('HSET', k, 'state', 'retrying', 'updated_at', ARGV[2], 'last_error', ARGV[3],
-  'retry_at', ARGV[4])
-redis.call('HSETNX', k, 'first_failure_at', ARGV[2])
+local t = redis.call('TIME')
+local now = t[1] + t[2] / 1000000
+local stamp = string.format('%.6f', now)
+redis.call('HSET', k, 'state', 'retrying', 'updated_at', stamp, 'last_error', ARGV[2],
+  'retry_at', string.format('%.6f', now + tonumber(ARGV[3])))
+redis.call('HSETNX', k, 'first_failure_at', stamp)
 redis.call('HDEL', k, 'lease_owner', 'lease_until')
-redis.call('ZADD', KEYS[2], ARGV[2], ARGV[5])
+redis.call('ZADD', KEYS[2], stamp, ARGV[4])
 return 1

@@ -1,0 +1,35 @@
+"""The one definition of "Redis is unavailable for now" (:data:`REDIS_UNREACHABLE`).
+
+Imports only redis-py: the state layer uses it without loading kombu, ``tasks.outages`` turns it
+into ServiceUnavailable for callers.
+"""
+
+from __future__ import annotations
+
+import redis
+from redis._parsers.base import BaseParser
+from redis.exceptions import ClusterDownError, TryAgainError
+
+
+class NoReplicasError(redis.ResponseError):
+    """``NOREPLICAS``: the primary takes no writes until enough replicas are connected
+    (``min-replicas-to-write``). redis-py names READONLY, LOADING, MASTERDOWN and TRYAGAIN but
+    raises a bare ResponseError for this one; registered below so it can be caught by type."""
+
+
+# One entry in redis-py's table of error prefixes: only NOREPLICAS replies are affected, and they
+# stay ResponseErrors for any other code in the process.
+BaseParser.EXCEPTION_CLASSES.setdefault("NOREPLICAS", NoReplicasError)
+
+#: The one definition of "Redis is unavailable for now": what workers wait out and retry, what
+#: a sent SMS is kept being recorded through, and what callers get as ServiceUnavailable.
+#: Everything else (a script error, a wrong type) is a bug and passes unchanged.
+REDIS_UNREACHABLE: tuple[type[Exception], ...] = (
+    redis.ConnectionError,  # refused, reset, wrong password, LOADING its data (BusyLoadingError)
+    redis.TimeoutError,
+    redis.ReadOnlyError,  # READONLY: a replica after a failover behind one DNS name
+    NoReplicasError,  # NOREPLICAS: min-replicas-to-write not met
+    ClusterDownError,  # CLUSTERDOWN, and MASTERDOWN (a replica that lost its primary)
+    TryAgainError,  # TRYAGAIN: a slot being moved
+    redis.exceptions.OutOfMemoryError,  # OOM: full under noeviction, writes refused until freed
+)
