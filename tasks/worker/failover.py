@@ -35,6 +35,7 @@ from tasks.state.clients import redis_client
 from tasks.state.enums import SendState
 from tasks.state.records import text
 from tasks.worker import publish
+from tasks.worker.housekeeping import unserved_lanes
 
 logger = logging.getLogger("engage.recovery")
 
@@ -83,13 +84,21 @@ class PrimaryWatch:
 
 
 def republish_unfinished(rt: Runtime, *, now: float) -> list[str]:
-    """Publish every ``queued`` and ``retrying`` send again, under fresh task ids."""
+    """Publish every ``queued`` and ``retrying`` send again, under fresh task ids.
+
+    Not into a lane with sends waiting and no worker consuming it (the sweep's rule,
+    :func:`~tasks.worker.housekeeping.unserved_lanes`): another copy there would only wait.
+    """
     republished = []
+    unserved = unserved_lanes(rt)
     keys = rt.redis.zrange(rt.keys.inflight, 0, RECOVERY_BATCH - 1)
     for raw in keys:
         key = text(raw)
         record = rt.ledger.record(key)
         if not record or record.get("state") not in (SendState.QUEUED, SendState.RETRYING):
+            continue
+        priority = Priority(record.get("priority", DEFAULT_PRIORITY))
+        if priority.value in unserved:
             continue
         request = SendRequest.from_dict(json.loads(record["request"]))
         due_in = float(record.get("retry_at", 0)) - now
@@ -98,7 +107,7 @@ def republish_unfinished(rt: Runtime, *, now: float) -> list[str]:
             key,
             [uuid(), uuid()],
             deployment=rt.settings.key_prefix,
-            priority=Priority(record.get("priority", DEFAULT_PRIORITY)),
+            priority=priority,
             on_done=record.get("on_done"),
             countdown=due_in if due_in > 0 else None,
         )

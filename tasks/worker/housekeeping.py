@@ -91,7 +91,7 @@ def sweep(rt: Runtime, *, now: float | None = None) -> SweepResult:
         result.skipped = True
         return result
     try:
-        result.unserved = _unserved_lanes(rt)
+        result.unserved = unserved_lanes(rt)
         # A send cannot be stuck before its lease could have run out.
         stale = rt.ledger.stale_inflight(rt.settings.lease_seconds, limit=SWEEP_BATCH, now=now)
         for key in stale:
@@ -209,7 +209,7 @@ def _idle_since(record: dict[str, str]) -> float:
 CONSUMER_SILENCE_INTERVALS = 3
 
 
-def _unserved_lanes(rt: Runtime) -> dict[str, int]:
+def unserved_lanes(rt: Runtime) -> dict[str, int]:
     """Lanes whose queue holds messages while no worker reported consuming them; warned about."""
     within = CONSUMER_SILENCE_INTERVALS * rt.settings.sweep_interval
     unserved: dict[str, int] = {}
