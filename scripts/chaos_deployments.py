@@ -75,7 +75,12 @@ class SecondDeployment:
         self.worker: ManagedProcess | None = None
         self.rt = Runtime.build(
             load_settings(
-                {**env, "ENGAGE_KEY_PREFIX": PREFIX_B, "ENGAGE_DLQ_MAX_ENTRIES": str(B_DLQ_BOUND)}
+                {
+                    **env,
+                    "ENGAGE_KEY_PREFIX": PREFIX_B,
+                    "ENGAGE_DLQ_MAX_ENTRIES": str(B_DLQ_BOUND),
+                    "ENGAGE_ON_DONE_QUEUE": f"{PREFIX_B}.callbacks",
+                }
             )
         )
         self.cancel_outcomes: dict[str, str] = {}
@@ -105,6 +110,7 @@ class SecondDeployment:
             "ENGAGE_USERNAME": TENANT_B[0],
             "ENGAGE_PASSWORD": TENANT_B[1],
             "ENGAGE_DLQ_MAX_ENTRIES": str(B_DLQ_BOUND),
+            "ENGAGE_ON_DONE_QUEUE": f"{PREFIX_B}.callbacks",
             # Slow enough that the batch is still queued when it is cancelled.
             "ENGAGE_RATE_LIMIT": "40",
         }
@@ -197,8 +203,8 @@ def ledger_restart_drill(
     env: dict[str, str], log_dir: Path, timeout: float
 ) -> tuple[list[str], bool]:
     """Sends queued with a callback, the ledger restarted empty, then a worker: count callbacks."""
-    shutil.rmtree(log_dir / "chaos-ledger", ignore_errors=True)
-    ledger = RedisServer(log_dir / "chaos-ledger", persistent=False).start()
+    shutil.rmtree(log_dir / "chaos-drill-ledger", ignore_errors=True)
+    ledger = RedisServer(log_dir / "chaos-drill-ledger", persistent=False).start()
     state = SandboxState(messages=())
     state.add_messages([{"messageId": MESSAGE_ID}])
     mobiles = [_mobile(69, n) for n in range(C_SENDS)]
@@ -206,7 +212,13 @@ def ledger_restart_drill(
         {"type": "MOBILE", "value": m, "contactId": C_OWN + n} for n, m in enumerate(mobiles)
     )
     sandbox = Sandbox(state).start()
-    c_env = {**env, "ENGAGE_KEY_PREFIX": PREFIX_C, "REDIS_URL": ledger.url}
+    c_env = {
+        **env,
+        "ENGAGE_KEY_PREFIX": PREFIX_C,
+        "REDIS_URL": ledger.url,
+        # Its own callback queue: the main run's (``chaos.callbacks``) is counted by chaos_infra.
+        "ENGAGE_ON_DONE_QUEUE": f"{PREFIX_C}.callbacks",
+    }
     rt = Runtime.build(load_settings(c_env))
     keys = [f"c-{n}" for n in range(C_SENDS)]
     for key, mobile in zip(keys, mobiles, strict=True):
