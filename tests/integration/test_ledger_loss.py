@@ -87,7 +87,9 @@ def test_a_record_lost_during_the_send_is_written_in_full(
 ) -> None:
     """Lost between the lease and Engage's 204: the status answers (sent), the callback goes."""
     rt = runtime_on(ledger)
-    start_workers(sandbox.base_url, REDIS_URL=ledger.url)
+    # The answer comes 2 s after the request, well inside the call's total deadline (connect +
+    # read timeout): a slow machine must not turn this send into an outcome_unknown.
+    start_workers(sandbox.base_url, REDIS_URL=ledger.url, ENGAGE_READ_TIMEOUT="6")
     sandbox.state.set_faults({"script": {"message/sendSingle": ["delay:2"]}})
     enqueue(
         rt, build_send_request(MESSAGE_ID, mobile="+48505606707"), "mid", on_done=callback_app.TASK
