@@ -45,7 +45,7 @@ def claim_policy(
     deadline: Deadline,
     *,
     create_contact: bool | None,
-    now: float,
+    now: float | None = None,
 ) -> ClaimPolicy:
     """What the claim records for a new send (reads Redis once per process for the digest key)."""
     policy = rt.settings.policy
@@ -59,13 +59,21 @@ def claim_policy(
     )
 
 
-def quiet_until(rt: Runtime, request: SendRequest, lane: Priority, now: float) -> float | None:
-    """When quiet hours let this send go (epoch s), or None when it may go now."""
+def quiet_until(
+    rt: Runtime, request: SendRequest, lane: Priority, now: float | None = None
+) -> float | None:
+    """When quiet hours let this send go (epoch s), or None when it may go now.
+
+    ``now`` is the Redis clock's (read here when not given, only where quiet hours apply), as
+    the sweep that releases deferred sends reads it.
+    """
     policy = rt.settings.policy
     if policy.quiet_hours is None or not policy.quiet_applies(lane):
         return None
     ident = request.identifier
     zones = recipient_zones(ident.type, ident.value, policy.default_timezone)
+    if now is None:
+        now = rt.ledger.now()
     until = window_end(policy.quiet_hours, zones, datetime.fromtimestamp(now, UTC))
     return None if until is None else until.timestamp()
 

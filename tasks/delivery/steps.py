@@ -120,7 +120,7 @@ def send(rt: Runtime, request: SendRequest, contact_id: int, ctx: StepContext) -
     that may have acted; after a 204, any failure to record it returns :data:`UNRECORDED`.
     """
     _check_encodable(rt, request, ctx)  # before the lease: a failure here sent nothing
-    not_before = policy.quiet_until(rt, request, ctx.priority, time.time())
+    not_before = policy.quiet_until(rt, request, ctx.priority)
     if not_before is not None:
         return policy.defer(rt, request, ctx, not_before)
     _pace(rt, ctx.priority)  # before taking the lease, so waiting for a slot does not eat into it

@@ -12,7 +12,6 @@ like any other send. A send whose deadline passed while it waited ends ``expired
 from __future__ import annotations
 
 import json
-import time
 from dataclasses import dataclass
 
 import redis
@@ -50,7 +49,7 @@ class DeferredSends:
         return bool(
             self._defer(
                 keys=[k.send(key), k.inflight, k.deferred],
-                args=[repr(not_before), repr(time.time()), key, self._retention_ms],
+                args=[repr(not_before), key, self._retention_ms],
             )
         )
 
@@ -66,7 +65,7 @@ class DeferredSends:
         k = self._keys
         reply = self._release(
             keys=[k.send(key), k.deferred, k.inflight, k.callbacks],
-            args=[key, task_ids[-1], json.dumps(task_ids), repr(time.time()), self._retention_ms],
+            args=[key, task_ids[-1], json.dumps(task_ids), self._retention_ms],
         )
         outcome = text(reply[0])
         if outcome != "released":

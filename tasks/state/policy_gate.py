@@ -9,8 +9,6 @@ replay would send it late, or to someone who opted out).
 
 from __future__ import annotations
 
-import time
-
 import redis
 
 from tasks.state import scripts
@@ -55,6 +53,6 @@ class PolicyGate:
         return bool(
             self._final(
                 keys=[k.send(key), k.inflight, k.callbacks, k.deferred],
-                args=[state, detail, repr(time.time()), key, self._retention_ms, owner],
+                args=[state, detail, key, self._retention_ms, owner],
             )
         )

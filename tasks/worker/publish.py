@@ -152,7 +152,7 @@ def _claim(
             rt.eviction_guard.check()  # an evicting Redis would forget this send and resend it
             # Quiet hours are reckoned on the Redis clock, as the sweep that releases them is.
             claim_policy = policy.claim_policy(
-                rt, request, priority, deadline, create_contact=create_contact, now=rt.ledger.now()
+                rt, request, priority, deadline, create_contact=create_contact
             )
             claim = rt.ledger.claim(
                 key, request, task_ids, priority=priority, on_done=on_done, policy=claim_policy
