@@ -415,6 +415,22 @@ class Bench:
 
     # -- phases --------------------------------------------------------------------------------
 
+    def phase_records(self) -> None:
+        """6. Memory of a finished send's ledger record (sending policy: slim final records)."""
+        import record_size  # noqa: PLC0415  (scripts/record_size.py: its own Redis and sandbox)
+
+        _title("6. final ledger records by MEMORY USAGE (own Redis, steps in this process)")
+        for state, values in record_size.run().items():
+            worst = max(values)
+            self.add(
+                Row(
+                    f"final {state} record (MEMORY USAGE, max)",
+                    f"{worst} B",
+                    f"<= {record_size.TARGET_BYTES} B",
+                    worst <= record_size.TARGET_BYTES,
+                )
+            )
+
     def phase_enqueue(self) -> None:
         """4. Latency of send_prepared_sms with nothing consuming, and Redis round trips."""
         args = self.args
@@ -1067,7 +1083,7 @@ def _arguments() -> argparse.Namespace:
         help="lanes phase with one part of the design off (scripts/bench_variants.py)",
     )
     parser.add_argument(
-        "--phases", default="41235", help="which phases to run, in this order (default 41235)"
+        "--phases", default="412356", help="which phases to run, in this order (default 412356)"
     )
     return parser.parse_args()
 
@@ -1115,6 +1131,7 @@ def main() -> int:
         "3": bench.phase_rate,
         "5": bench.phase_lanes,
         "4": bench.phase_enqueue,
+        "6": bench.phase_records,
     }
     failed = False
     try:

@@ -17,6 +17,8 @@ if TYPE_CHECKING:
         delivery_status,
         replay_dead_letter,
         send_prepared_sms,
+        suppress,
+        unsuppress,
     )
     from tasks.worker.app import app
 
@@ -27,6 +29,8 @@ __all__ = [
     "delivery_status",
     "replay_dead_letter",
     "send_prepared_sms",
+    "suppress",
+    "unsuppress",
 ]
 
 _WHERE = {
@@ -35,6 +39,8 @@ _WHERE = {
     "delivery_status": "tasks.api",
     "replay_dead_letter": "tasks.api",
     "send_prepared_sms": "tasks.api",
+    "suppress": "tasks.api",
+    "unsuppress": "tasks.api",
     "app": "tasks.worker.app",
 }
 

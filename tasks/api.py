@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping, Sequence
+from datetime import datetime
 from typing import Any
 
 from celery import uuid
 
 from tasks.delivery.events import log_event
 from tasks.delivery.runtime import Runtime, current_runtime
+from tasks.errors import InvalidSendRequest
 from tasks.outages import unavailable_as
-from tasks.request import build_send_request, validate_idempotency_key
+from tasks.request import build_identifier, build_send_request, validate_idempotency_key
 from tasks.send_options import DEFAULT_PRIORITY, Priority, parse_priority, validate_task_name
+from tasks.sending_policy import Deadline, SendingPolicy, resolve_deadline
 from tasks.state.enums import Reason
 from tasks.testing import active_outbox
 from tasks.worker import cancellation
@@ -24,6 +28,8 @@ __all__ = [
     "delivery_status",
     "replay_dead_letter",
     "send_prepared_sms",
+    "suppress",
+    "unsuppress",
 ]
 
 
@@ -39,8 +45,18 @@ def send_prepared_sms(
     idempotency_key: str | None = None,
     priority: Priority | str = DEFAULT_PRIORITY,
     on_done: str | None = None,
+    expires_in: float | None = None,
+    send_by: datetime | None = None,
+    create_contact: bool | None = None,
 ) -> SendHandle:
     """Validate and enqueue one prepared SMS; the same key twice enqueues it once.
+
+    Sending policy (README: Sending policy): ``expires_in`` (seconds) or ``send_by`` (an aware
+    datetime) is the deadline, by default the lane's (``ENGAGE_URGENT_TTL``...); a send not
+    handed to Engage by then ends ``expired``. ``create_contact=True`` (default
+    ``ENGAGE_CREATE_CONTACTS``) creates a recipient Engage does not know instead of
+    dead-lettering it ``unknown_recipient``. An opted-out recipient is no error: the send ends
+    ``suppressed`` (state in the handle, callback published).
 
     ``priority`` is the lane, ``"urgent"``, ``"normal"`` or ``"bulk"``: a waiting urgent send
     gets the next Engage slot before normal ones, normal before bulk. ``on_done`` names a Celery
@@ -60,6 +76,8 @@ def send_prepared_sms(
     """
     outbox = active_outbox()
     if outbox is not None:
+        # The sending policy's arguments are checked as they would be; the outbox keeps the send.
+        _check_policy_arguments(priority, expires_in, send_by, create_contact, SendingPolicy())
         return outbox.capture(
             message_id,
             mobile=mobile,
@@ -86,7 +104,31 @@ def send_prepared_sms(
         numbers=rt.settings.numbers,
     )
     key = f"auto:{uuid()}" if idempotency_key is None else validate_idempotency_key(idempotency_key)
-    return enqueue(rt, request, key, priority=lane, on_done=callback)
+    deadline = _check_policy_arguments(
+        lane, expires_in, send_by, create_contact, rt.settings.policy
+    )
+    return enqueue(
+        rt,
+        request,
+        key,
+        priority=lane,
+        on_done=callback,
+        deadline=deadline,
+        create_contact=create_contact,
+    )
+
+
+def _check_policy_arguments(
+    priority: Priority | str,
+    expires_in: object,
+    send_by: object,
+    create_contact: object,
+    policy: SendingPolicy,
+) -> Deadline:
+    """The send's deadline; InvalidSendRequest for a bad deadline or create_contact."""
+    if create_contact is not None and not isinstance(create_contact, bool):
+        raise InvalidSendRequest("create_contact", "must be True or False")
+    return resolve_deadline(expires_in, send_by, parse_priority(priority), policy, now=time.time())
 
 
 def delivery_status(key: str) -> dict[str, Any]:
@@ -142,6 +184,59 @@ def replay_dead_letter(key: str) -> str:
             raise
         log_event("replayed", key=key, task_id=task_ids[-1], recipient=request.identifier.masked())
     return outcome
+
+
+def suppress(
+    *,
+    mobile: str | None = None,
+    email: str | None = None,
+    app_alias: str | None = None,
+    external_id: str | None = None,
+    recipient_id: int | None = None,
+) -> bool:
+    """Opt a recipient out: no send to it is made from now on (it ends ``suppressed``).
+
+    Exactly one identifier, read as :func:`send_prepared_sms` reads it (so ``+48 505 606 707``
+    and ``0048505606707`` are the same entry). Stored as a keyed digest, never in clear.
+    True when it was not on the list yet. Raises InvalidSendRequest or ServiceUnavailable.
+    """
+    rt = _runtime()
+    identifier = build_identifier(
+        mobile=mobile,
+        email=email,
+        app_alias=app_alias,
+        external_id=external_id,
+        recipient_id=recipient_id,
+        numbers=rt.settings.numbers,
+    )
+    with unavailable_as("redis", rt.settings.redis_url):
+        added = rt.suppressions.add([identifier]) == 1
+    log_event("opted_out", key="-", recipient=identifier.masked(), added=added)
+    return added
+
+
+def unsuppress(
+    *,
+    mobile: str | None = None,
+    email: str | None = None,
+    app_alias: str | None = None,
+    external_id: str | None = None,
+    recipient_id: int | None = None,
+) -> bool:
+    """Take a recipient off the opt-out list; True when it was on it."""
+    rt = _runtime()
+    identifier = build_identifier(
+        mobile=mobile,
+        email=email,
+        app_alias=app_alias,
+        external_id=external_id,
+        recipient_id=recipient_id,
+        numbers=rt.settings.numbers,
+    )
+    with unavailable_as("redis", rt.settings.redis_url):
+        removed = rt.suppressions.remove([identifier]) == 1
+    log_event("opt_out_removed", key="-", recipient=identifier.masked(), removed=removed)
+    return removed
 
 
 def cancel_sends(

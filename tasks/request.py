@@ -131,6 +131,19 @@ def build_send_request(
     )
 
 
+def build_identifier(
+    *,
+    mobile: str | None = None,
+    email: str | None = None,
+    app_alias: str | None = None,
+    external_id: str | None = None,
+    recipient_id: object = None,
+    numbers: NumberPolicy | None = None,
+) -> Identifier:
+    """Exactly one identifier, validated and normalised as a send's (the opt-out list uses it)."""
+    return _identifier(mobile, email, app_alias, external_id, recipient_id, numbers=numbers)
+
+
 def validate_idempotency_key(key: object) -> str:
     """A caller's key: a non-empty printable string of bounded length."""
     if not isinstance(key, str) or not key.strip():

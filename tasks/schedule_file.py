@@ -11,6 +11,7 @@ A TOML file of ``[[schedule]]`` tables::
     recipients = [{ mobile = "+48505606707" }, { email = "a@example.com" },
                   { recipient_id = 33457 }]
     priority = "bulk"             # the lane: urgent, normal or bulk (the default)
+    expires_in = 3600             # deadline in seconds (default: the lane's, ENGAGE_BULK_TTL)
 
 Every recipient is validated like an API call (:func:`tasks.request.build_send_request`);
 any error names the schedule and the field, as a ConfigurationError of ``ENGAGE_SCHEDULE_FILE``.
@@ -36,7 +37,16 @@ NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")
 #: Shortest interval: a prepared SMS more often than every minute is a mistake, not a schedule.
 MIN_EVERY_SECONDS = 60
 RECIPIENT_FIELDS = ("mobile", "email", "app_alias", "external_id", "recipient_id")
-SCHEDULE_FIELDS = ("name", "cron", "every", "message_id", "parameters", "recipients", "priority")
+SCHEDULE_FIELDS = (
+    "name",
+    "cron",
+    "every",
+    "message_id",
+    "parameters",
+    "recipients",
+    "priority",
+    "expires_in",
+)
 
 
 @dataclass(frozen=True)
@@ -51,6 +61,8 @@ class Schedule:
     requests: tuple[SendRequest, ...]
     #: The lane of every send of a run; bulk unless the file says otherwise.
     priority: Priority = DEFAULT_SCHEDULE_PRIORITY
+    #: Each run's deadline in seconds (None: the lane's default).
+    expires_in: float | None = None
     #: The ``[[schedule]]`` table as written: beat publishes it with each run, so only beat
     #: needs the file (the worker validates it again with :func:`schedule_from_table`).
     table: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
@@ -122,6 +134,11 @@ def _schedule(table: object) -> Schedule:
         priority = parse_priority(table.get("priority", DEFAULT_SCHEDULE_PRIORITY))
     except InvalidSendRequest as err:
         raise _FieldError("priority", err.problem) from None
+    expires_in = table.get("expires_in")
+    if expires_in is not None and (
+        isinstance(expires_in, bool) or not isinstance(expires_in, int | float) or expires_in <= 0
+    ):
+        raise _FieldError("expires_in", "must be a number of seconds above 0")
     return Schedule(
         name=name,
         cron=None if cron is None else table["cron"],
@@ -129,6 +146,7 @@ def _schedule(table: object) -> Schedule:
         every=every,
         requests=_requests(table),
         priority=priority,
+        expires_in=None if expires_in is None else float(expires_in),
         table=dict(table),
     )
 

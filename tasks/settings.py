@@ -18,6 +18,7 @@ from tasks.environment import Environment
 from tasks.errors import ConfigurationError
 from tasks.numbers import NUMBER_TYPES, REGIONS, NumberPolicy
 from tasks.send_options import Priority, lane_queues
+from tasks.sending_policy import SendingPolicy, load_policy
 from tasks.urls import is_sentinel_url, parse_sentinel_url
 
 #: Broker used when neither ``ENGAGE_BROKER_URL`` nor ``CELERY_BROKER_URL`` is set: local Redis.
@@ -155,6 +156,8 @@ class Settings:
     #: Queue the completion callbacks are published to (``ENGAGE_ON_DONE_QUEUE``; default
     #: ``{prefix}.callbacks``).
     on_done_queue: str = DEFAULT_ON_DONE_QUEUE
+    #: Deadlines, quiet hours, recipient caps, opt-outs, contact creation (README: Sending policy).
+    policy: SendingPolicy = field(default_factory=SendingPolicy)
     #: With ``sentinel://`` URLs: the name the sentinels monitor the primary under.
     redis_master_name: str | None = None
     #: The sentinels' own password (``ENGAGE_SENTINEL_PASSWORD``), not the primary's.
@@ -251,6 +254,7 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         on_done_task=env.task_name("ENGAGE_ON_DONE_TASK"),
         on_done_queue=env.optional_text("ENGAGE_ON_DONE_QUEUE")
         or f"{prefix}.{ON_DONE_QUEUE_SUFFIX}",
+        policy=load_policy(env),
         **_high_availability(env, broker_url, redis_url),
         http=HttpSettings(
             rate_limit=env.integer("ENGAGE_HTTP_RATE_LIMIT", DEFAULT_HTTP_RATE_LIMIT, 0)

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from tasks.state.dead_letters import DeadLetterStore
-from tasks.state.enums import Reason
+from tasks.state.enums import POLICY_ENDS, Reason
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 #: What ``--reason`` accepts: plain strings, so argparse's errors list them readably.
@@ -128,11 +128,21 @@ def _list(args: argparse.Namespace, store: DeadLetterStore) -> int:
     return EXIT_OK
 
 
+def _no_entry(store: DeadLetterStore, key: str) -> int:
+    """Say there is no entry, and the send's state when it ended otherwise."""
+    state = store.state_of(key)
+    if state in POLICY_ENDS:
+        why = f": the send ended {state}, a final state of the sending policy (never replayed)"
+    else:
+        why = f" (the send is {state})" if state else ""
+    print(f"engage-sms: no dead-letter entry {key!r}{why}", file=sys.stderr)
+    return EXIT_FAILED
+
+
 def _show(args: argparse.Namespace, store: DeadLetterStore) -> int:
     entry = store.get(args.id)
     if entry is None:
-        print(f"engage-sms: no dead-letter entry {args.id!r}", file=sys.stderr)
-        return EXIT_FAILED
+        return _no_entry(store, args.id)
     print(json.dumps(entry, indent=2))
     return EXIT_OK
 
@@ -144,8 +154,7 @@ def _replay(args: argparse.Namespace, store: DeadLetterStore) -> int:
         if args.dry_run:
             entry = store.get(args.id)
             if entry is None:
-                print(f"engage-sms: no dead-letter entry {args.id!r}", file=sys.stderr)
-                return EXIT_FAILED
+                return _no_entry(store, args.id)
             _print_plan("replay", [entry])
             return EXIT_OK
         keys = [args.id]

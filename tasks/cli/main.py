@@ -15,12 +15,14 @@ import math
 import sys
 import time
 from collections.abc import Callable, Sequence
+from datetime import datetime
 from typing import Any
 
 from tasks.cli.cancel import add_cancel_command
 from tasks.cli.dlq import Console, add_dlq_commands
 from tasks.cli.http_commands import add_http_commands
 from tasks.cli.ops import add_ops_commands
+from tasks.cli.suppress import add_suppress_commands
 from tasks.errors import (
     ConfigurationError,
     EngageSmsError,
@@ -34,13 +36,16 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_PENDING, EXIT_UNAVAILABLE = 0, 1, 2, 3, 4
 EXIT_CODES = """\
 exit codes:
   0  done (send --wait: sent)
-  1  the send failed (dead-lettered), or the key or entry asked about is unknown
+  1  the send failed (dead-lettered, expired, capped, suppressed), or the key or entry
+     asked about is unknown
   2  bad input or configuration, or a dlq replay/purge not confirmed (nothing changed)
   3  still in progress when --wait ran out
   4  Redis or the broker did not answer (nothing changed)
 """
 #: States a send ends in.
-FINAL_STATES = ("sent", "dead_lettered", "cancelled")
+#: The sending policy's final states: not sent, not dead letters (exit 1 like one).
+NOT_SENT_ENDS = ("expired", "capped", "suppressed")
+FINAL_STATES = ("sent", "dead_lettered", "cancelled", *NOT_SENT_ENDS)
 #: ``engage-sms sandbox --help``: what it is and what it knows.
 SANDBOX_DESCRIPTION = """\
 A local stand-in for Mapp Engage: REST contact/get, message/sendSingle and
@@ -136,6 +141,27 @@ def _parser() -> argparse.ArgumentParser:
         help="Celery task to publish with the final status once sent or dead-lettered "
         "(default: ENGAGE_ON_DONE_TASK)",
     )
+    deadline = send.add_mutually_exclusive_group()
+    deadline.add_argument(
+        "--expires-in",
+        type=float,
+        metavar="SECONDS",
+        help="deadline: not sent within SECONDS, the send ends expired "
+        "(default: the lane's, ENGAGE_URGENT_TTL etc.)",
+    )
+    deadline.add_argument(
+        "--send-by",
+        type=_aware_datetime,
+        metavar="ISO8601",
+        help="deadline as a moment with its offset, e.g. 2026-12-05T09:00:00+01:00",
+    )
+    send.add_argument(
+        "--create-contact",
+        action="store_true",
+        default=None,
+        help="create the recipient in Engage if it does not exist "
+        "(default: ENGAGE_CREATE_CONTACTS)",
+    )
     send.add_argument(
         "--wait",
         type=_seconds,
@@ -151,6 +177,7 @@ def _parser() -> argparse.ArgumentParser:
     add_dlq_commands(commands)
     add_cancel_command(commands)
     add_ops_commands(commands)
+    add_suppress_commands(commands)
     add_http_commands(commands)
 
     sandbox = commands.add_parser(
@@ -201,6 +228,9 @@ def _send(args: argparse.Namespace) -> int:
         idempotency_key=args.idempotency_key,
         priority=args.priority,
         on_done=args.on_done,
+        expires_in=args.expires_in,
+        send_by=args.send_by,
+        create_contact=args.create_contact,
     )
     # One "state": the handle's at enqueue, the send's as last seen with --wait.
     summary: dict[str, Any] = handle.to_dict()
@@ -222,6 +252,9 @@ def _send(args: argparse.Namespace) -> int:
         print(
             f"engage-sms: not sent: {status.get('reason')}: {status.get('detail')}", file=sys.stderr
         )
+        return EXIT_FAILED
+    if status["state"] in NOT_SENT_ENDS:
+        print(f"engage-sms: not sent: {status['state']}: {status.get('detail')}", file=sys.stderr)
         return EXIT_FAILED
     print(f"engage-sms: still {status['state']} after {args.wait:g} s", file=sys.stderr)
     return EXIT_PENDING
@@ -246,6 +279,17 @@ def _seconds(text: str) -> float:
         raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
     if not 0 <= value < math.inf:  # also refuses nan
         raise argparse.ArgumentTypeError(f"must be 0 or more seconds, got {text!r}")
+    return value
+
+
+def _aware_datetime(text: str) -> datetime:
+    """``--send-by``: ISO 8601 with an offset (argparse turns the error into exit 2)."""
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an ISO 8601 moment, got {text!r}") from None
+    if value.tzinfo is None:
+        raise argparse.ArgumentTypeError(f"needs an offset such as +01:00 or Z, got {text!r}")
     return value
 
 

@@ -19,6 +19,7 @@ from tasks.settings import Settings, broker_is_redis
 from tasks.state.callbacks import CallbackOutbox
 from tasks.state.clients import redis_client
 from tasks.state.dead_letters import DeadLetterStore
+from tasks.state.deferrals import DeferredSends
 from tasks.state.enums import Reason
 from tasks.state.keys import RedisKeys
 
@@ -37,11 +38,13 @@ class RedisStateCollector(Collector):
         broker: redis.Redis | None,
         queues: tuple[str, ...] = QUEUES,
         callbacks: CallbackOutbox | None = None,
+        deferrals: DeferredSends | None = None,
     ) -> None:
         self._dead_letters = dead_letters
         self._broker = broker
         self._queues = queues
         self._callbacks = callbacks
+        self._deferrals = deferrals
 
     def collect(self) -> Iterator[Metric]:
         """One scrape; Redis down shows as ``engage_sms_redis_up 0``, not as a failed scrape."""
@@ -51,6 +54,7 @@ class RedisStateCollector(Collector):
             over_bound = self._dead_letters.over_bound_count()
             lengths = None if self._broker is None else self._lengths(self._broker)
             pending = None if self._callbacks is None else self._callbacks.depth()
+            deferred = None if self._deferrals is None else self._deferrals.depth()
         except redis.RedisError:
             up.add_metric([], 0)
             yield up
@@ -83,6 +87,12 @@ class RedisStateCollector(Collector):
                 "Completion callbacks due and not yet published.",
                 value=pending,
             )
+        if deferred is not None:
+            yield GaugeMetricFamily(
+                "engage_sms_deferred_sends",
+                "Sends held for quiet hours (released by the workers' sweep).",
+                value=deferred,
+            )
 
     def _lengths(self, broker: redis.Redis) -> list[int]:
         pipe = broker.pipeline(transaction=False)
@@ -113,6 +123,9 @@ def sidecar_registry(settings: Settings) -> CollectorRegistry:
             broker=broker,
             queues=tuple(settings.lane_queues.values()),
             callbacks=CallbackOutbox(client, keys=RedisKeys(settings.key_prefix)),
+            deferrals=DeferredSends(
+                client, keys=RedisKeys(settings.key_prefix), retention=settings.key_retention
+            ),
         )
     )
     return registry

@@ -79,10 +79,11 @@ def failed(
     if isinstance(err, CredentialsRejected):
         rt.auth.trip()
     failures = rt.ledger.count_failure(ctx.key, stage)
+    record = rt.ledger.record(ctx.key)
     # The time budget runs from the first failure: time spent waiting in a queue is no failure.
     # Both ends on the Redis clock: the first failure may have been another worker's.
     now = rt.ledger.now()
-    first = float(rt.ledger.record(ctx.key).get("first_failure_at", now))
+    first = float(record.get("first_failure_at", now))
     attempt = Attempt(retries=failures - 1, elapsed=now - first, sending=stage == "send")
     decision = decide(err, attempt, rt.settings.retry)
     readable = () if contact_id is None else (str(contact_id),)
@@ -90,20 +91,37 @@ def failed(
     shown = err.masked(Masker(request.private_values(), readable=readable))
     outcome: Exception
     if decision.retry_in is not None:
-        rt.ledger.mark_retrying(ctx.key, ctx.owner, str(shown), decision.retry_in)
+        retry_in = _within_deadline(decision.retry_in, record, now)
+        rt.ledger.mark_retrying(ctx.key, ctx.owner, str(shown), retry_in)
         log_event(
             "retrying",
             key=ctx.key,
             task_id=ctx.task_id,
             recipient=request.identifier.masked(),
-            retry_in=round(decision.retry_in, 3),
+            retry_in=round(retry_in, 3),
             **_error_fields(shown),
         )
-        outcome = RetryLater(decision.retry_in, shown)
+        outcome = RetryLater(retry_in, shown)
     else:
         reason = decision.reason or Reason.RETRIES_EXHAUSTED
         outcome = dead_letter(rt, request, ctx, reason, shown, str(shown))
     return outcome, shown
+
+
+#: A retry due after the send's deadline comes this long after the deadline instead, and ends
+#: the send ``expired`` (the margin covers clocks a little apart from Redis's).
+DEADLINE_SLACK = 0.5
+
+
+def _within_deadline(delay: float, record: dict[str, str], now: float) -> float:
+    """``delay``, or less: never wait past the send's deadline to find out it expired.
+
+    ``now`` is the Redis clock's, as the deadline is.
+    """
+    if "expires_at" not in record:
+        return delay
+    remaining = float(record["expires_at"]) - now
+    return min(delay, max(remaining, 0.0) + DEADLINE_SLACK)
 
 
 def dead_letter(  # noqa: PLR0917  (called with all six every time)

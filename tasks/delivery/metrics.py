@@ -25,7 +25,19 @@ from tasks.state.enums import Reason
 #: The registry of this process's counters (not prometheus_client's global one).
 REGISTRY = CollectorRegistry()
 #: Outcomes counted by ``engage_sms_sends_total``: the log events that end or start a send.
-OUTCOMES = ("enqueued", "duplicate", "sent", "dead_lettered", "replayed")
+OUTCOMES = (
+    "enqueued",
+    "duplicate",
+    "sent",
+    "dead_lettered",
+    "replayed",
+    # The sending policy's ends, and quiet hours' holding and release.
+    "expired",
+    "capped",
+    "suppressed",
+    "deferred",
+    "released",
+)
 #: Engage answers within 35 s or times out; buckets cover fast answers and the timeout.
 LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 40.0)
 #: Enqueue to sent: an urgent send within a second, a bulk one after minutes of backlog, a

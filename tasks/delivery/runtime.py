@@ -22,13 +22,17 @@ from tasks.state.clients import redis_client as connect
 from tasks.state.contact_cache import ContactCache
 from tasks.state.credentials import AuthCircuit
 from tasks.state.dead_letters import DeadLetterStore
+from tasks.state.deferrals import DeferredSends
 from tasks.state.hashing import KeyHasher
 from tasks.state.keys import RedisKeys
 from tasks.state.lane_consumers import LaneConsumers
 from tasks.state.ledger import DeliveryLedger
+from tasks.state.policy_gate import PolicyGate
 from tasks.state.rate_limit import RateLimiter
+from tasks.state.recipient_caps import RecipientCaps
 from tasks.state.redis_safety import EvictionGuard
 from tasks.state.replication import ReplicaBarrier
+from tasks.state.suppressions import SuppressionList
 
 
 @dataclass
@@ -47,6 +51,11 @@ class Runtime:
     contacts: ContactCache
     #: Completion callbacks due and not yet published.
     callbacks: CallbackOutbox
+    #: The sending policy's stores: opt-outs, caps, quiet-hours deferrals, the gate before a send.
+    suppressions: SuppressionList
+    caps: RecipientCaps
+    deferrals: DeferredSends
+    gate: PolicyGate
     #: Which lanes have a worker (each worker reports its own).
     lane_consumers: LaneConsumers
     #: An Engage client given by a test; otherwise built from the settings on first use.
@@ -126,6 +135,10 @@ class Runtime:
             ),
             contacts=ContactCache(client, keys=keys, hasher=hasher, ttl=settings.contact_cache_ttl),
             callbacks=CallbackOutbox(client, keys=keys),
+            suppressions=SuppressionList(client, keys=keys, hasher=hasher),
+            caps=RecipientCaps(client, keys=keys, hasher=hasher, caps=settings.policy.caps),
+            deferrals=DeferredSends(client, keys=keys, retention=settings.key_retention),
+            gate=PolicyGate(client, keys=keys, retention=settings.key_retention),
             lane_consumers=LaneConsumers(client, keys=keys),
             engage_override=engage,
         )

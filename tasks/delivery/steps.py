@@ -15,7 +15,7 @@ from collections.abc import Callable
 from functools import partial
 from typing import TypeVar
 
-from tasks.delivery import metrics
+from tasks.delivery import metrics, policy
 from tasks.delivery.context import RetryLater, StepContext
 from tasks.delivery.events import log_event
 from tasks.delivery.failures import (
@@ -34,12 +34,13 @@ from tasks.errors import (
 from tasks.request import SendRequest, encoding_problem
 from tasks.send_options import Priority
 from tasks.state import REDIS_UNREACHABLE
-from tasks.state.enums import Reason, SendState, StartOutcome
+from tasks.state.enums import FINAL_STATES, Reason, SendState, StartOutcome
 from tasks.state.ledger import SendStart, Sent
 from tasks.state.records import iso
 
-#: What a step returns when the send was already finished by an earlier delivery (or cancelled).
-SKIP_STATES = (SendState.SENT, SendState.DEAD_LETTERED, SendState.CANCELLED)
+#: What a step returns when the send was already finished by an earlier delivery (or is held
+#: for quiet hours: the sweep publishes it again).
+SKIP_STATES = (*FINAL_STATES, SendState.DEFERRED)
 #: After Engage accepted a send, how long a worker keeps trying to record it while Redis is away.
 RECORD_SENT_PATIENCE = 120.0
 #: What :func:`send` returns when Engage accepted the send but the ledger could not record it:
@@ -69,6 +70,8 @@ def resolve(rt: Runtime, request: SendRequest, ctx: StepContext) -> int | str:
         deliveries = rt.ledger.count_delivery(ctx.key, attempt)
     if state in SKIP_STATES:
         return state
+    if step.expired:
+        return policy.end(rt, request, ctx, SendState.EXPIRED)
     if deliveries > rt.settings.retry.max_redeliveries:
         raise dead_letter(
             rt, request, ctx, Reason.WORKER_LOST, None, "the lookup killed its worker"
@@ -83,11 +86,7 @@ def resolve(rt: Runtime, request: SendRequest, ctx: StepContext) -> int | str:
     contact_id = rt.contacts.decode(step.peeked[1]) if cache_key else None
     if contact_id is None:
         _pace(rt, ctx.priority)
-        try:
-            contact_id = rt.engage.get_contact(ident).contact_id
-        except EngageError as err:
-            failure, masked = failed(rt, request, ctx, err, stage="resolve")
-            raise failure from masked
+        contact_id = _look_up(rt, request, ctx)
         # Cached by the same script that records the lookup: one round trip for both.
         rt.ledger.mark_resolved(
             ctx.key, contact_id, cache=rt.contacts.entry(ident.type, ident.value)
@@ -97,14 +96,33 @@ def resolve(rt: Runtime, request: SendRequest, ctx: StepContext) -> int | str:
     return contact_id
 
 
+def _look_up(rt: Runtime, request: SendRequest, ctx: StepContext) -> int:
+    """contact/get; an unknown contact is created when the send asked for it."""
+    try:
+        return rt.engage.get_contact(request.identifier).contact_id
+    except EngageError as err:
+        if not (isinstance(err, UnknownRecipient) and policy.wants_contact_created(rt, ctx.key)):
+            failure, masked = failed(rt, request, ctx, err, stage="resolve")
+            raise failure from masked
+    try:
+        return policy.create_contact(rt, request, ctx, lambda: _pace(rt, ctx.priority))
+    except EngageError as err:
+        failure, masked = failed(rt, request, ctx, err, stage="create")
+        raise failure from masked
+
+
 def send(rt: Runtime, request: SendRequest, contact_id: int, ctx: StepContext) -> str:
-    """Send once; returns ``sent``, or why nothing was done (``dead_lettered``, ``in_progress``).
+    """Send once; returns ``sent``, or why nothing was done (``dead_lettered``, ``in_progress``,
+    or the sending policy's ``deferred``, ``expired``, ``capped``, ``suppressed``).
 
     Once the request may have reached Engage, nothing this function raises can lead to a second
     ``sendSingle``: Engage's own errors go through the retry policy, which never retries a send
     that may have acted; after a 204, any failure to record it returns :data:`UNRECORDED`.
     """
     _check_encodable(rt, request, ctx)  # before the lease: a failure here sent nothing
+    not_before = policy.quiet_until(rt, request, ctx.priority)
+    if not_before is not None:
+        return policy.defer(rt, request, ctx, not_before)
     _pace(rt, ctx.priority)  # before taking the lease, so waiting for a slot does not eat into it
     resend = rt.settings.retry.on_unknown_outcome == "retry"
 
@@ -132,11 +150,16 @@ def send(rt: Runtime, request: SendRequest, contact_id: int, ctx: StepContext) -
             f"a worker stopped during message/sendSingle (its lease ran out at "
             f"{iso(start.lapsed_at)}); Engage may have sent it",
         )
+    if start.outcome == StartOutcome.EXPIRED:
+        return policy.end(rt, request, ctx, SendState.EXPIRED)
     if start.outcome != StartOutcome.ACQUIRED:
-        # sent or dead-lettered by an earlier delivery, or another delivery holds the lease.
+        # Final or deferred by an earlier delivery, or another delivery holds the lease.
         return "in_progress" if start.outcome == StartOutcome.BUSY else start.outcome
     if not start.held:
         raise _hold_back(rt, request, ctx, start)
+    stopped = _policy_stop(rt, request, ctx)  # opted out meanwhile, or over the cap
+    if stopped is not None:
+        return stopped
     try:
         rt.engage.send_single(request.message_id, contact_id, request.parameters)
     except EngageError as err:
@@ -163,6 +186,13 @@ def send(rt: Runtime, request: SendRequest, contact_id: int, ctx: StepContext) -
             f"{type(err).__name__} during message/sendSingle; Engage may have sent it",
             error=error_of(err, request),
         ) from None
+    return _after_send(rt, request, ctx, contact_id, start)
+
+
+def _after_send(
+    rt: Runtime, request: SendRequest, ctx: StepContext, contact_id: int, start: SendStart
+) -> str:
+    """Engage accepted the send: record it (``sent``), or leave it to the sweep (UNRECORDED)."""
     sent = _record_sent(rt, request, ctx)
     if sent is None:
         return UNRECORDED
@@ -181,6 +211,15 @@ def send(rt: Runtime, request: SendRequest, contact_id: int, ctx: StepContext) -
         queued_for=None if sent.waited is None else round(sent.waited, 3),
     )
     return "sent"
+
+
+def _policy_stop(rt: Runtime, request: SendRequest, ctx: StepContext) -> str | None:
+    """Under the lease: the opt-out list and the cap; how the send ended, or None to send it."""
+    try:
+        stop = policy.check_gate(rt, request, ctx)
+    except policy.LeaseLost:
+        return "in_progress"
+    return None if stop is None else policy.end(rt, request, ctx, stop, owner=ctx.owner)
 
 
 def _hold_back(rt: Runtime, request: SendRequest, ctx: StepContext, start: SendStart) -> RetryLater:
@@ -255,13 +294,15 @@ def _record_sent(rt: Runtime, request: SendRequest, ctx: StepContext) -> Sent | 
                 exc_info=True,
             )
             return None
-        if time.monotonic() >= deadline:
-            logger.critical(
-                "send %s was accepted by Engage but its record kept vanishing: the sweep will "
-                "dead-letter it outcome_unknown",
-                key,
-            )
-            return None
+        else:
+            if time.monotonic() >= deadline:
+                # The record was lost again and again: leave it to the sweep, never resend.
+                logger.critical(
+                    "send %s was accepted by Engage but its record could not be written: the "
+                    "sweep will dead-letter it outcome_unknown",
+                    key,
+                )
+                return None
         time.sleep(delay)
         delay = min(delay * 2, 5.0)
 
@@ -277,8 +318,8 @@ def _through_outage(record: Callable[[], _T]) -> _T:
         except REDIS_UNREACHABLE:
             if time.monotonic() >= deadline:
                 raise
-        time.sleep(delay)
-        delay = min(delay * 2, 5.0)
+            time.sleep(delay)
+            delay = min(delay * 2, 5.0)
 
 
 def _recreate_record(rt: Runtime, request: SendRequest, ctx: StepContext) -> SendState:

@@ -35,6 +35,10 @@ class EngageClient(Protocol):
     ) -> None:
         """Send the prepared message to the contact; returns only when Engage accepted it."""
 
+    def create_contact(self, identifier: Identifier) -> Contact:
+        """Create the contact (``contact/create``); already there -> EngageClientError
+        ``OBJECT_ALREADY_EXISTS`` (:func:`tasks.engage.contact_create.already_exists`)."""
+
     def api_version(self) -> str:
         """Engage's API version: the cheapest authenticated call, used as a health check."""
 

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import requests
 
-from tasks.engage import answers
+from tasks.engage import answers, contact_create
 from tasks.engage import http as engage_http
 from tasks.engage.base import Contact, TransportClient
 from tasks.errors import EngageError
@@ -43,6 +43,19 @@ class RestEngageClient(TransportClient):
         )
         if response.status_code != 204:
             raise self._error(operation, response, sends=True)
+
+    def create_contact(self, identifier: Identifier) -> Contact:
+        """POST contact/create; 200 with the new contact -> Contact, else a typed error."""
+        operation = contact_create.OPERATION
+        response = self._post(
+            "/contact/create",
+            operation,
+            json=contact_create.contact_object(identifier),
+            headers=_JSON_HEADERS,
+        )
+        if response.status_code != 200:
+            raise self._error(operation, response)
+        return _contact(operation, response)
 
     def api_version(self) -> str:
         """GET system/getApiVersion."""

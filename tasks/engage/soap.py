@@ -15,7 +15,7 @@ from typing import TypeVar
 
 import requests
 
-from tasks.engage import answers
+from tasks.engage import answers, contact_create
 from tasks.engage import http as engage_http
 from tasks.engage.base import Contact, TransportClient
 from tasks.engage.soap_envelope import (
@@ -77,6 +77,12 @@ class SoapEngageClient(TransportClient):
         if response.status_code == EMPTY_SUCCESS and not response.content.strip():
             return
         self._answer(operation, response, send_single_answer, sends=True)
+
+    def create_contact(self, identifier: Identifier) -> Contact:
+        """contactCreate; the new contact -> Contact, anything else -> a typed error."""
+        operation = contact_create.OPERATION
+        response = self._post_envelope(operation, contact_create.envelope(identifier))
+        return self._answer(operation, response, contact_create.contact_from_soap)
 
     def api_version(self) -> str:
         """systemGetApiVersion."""

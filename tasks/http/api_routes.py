@@ -213,6 +213,7 @@ class SendsApi:
                 **send.arguments,
                 idempotency_key=key,
                 priority=send.priority,
+                **send.policy,
             )
         except IdempotencyConflict:
             raise reused(key) from None

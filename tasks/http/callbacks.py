@@ -55,7 +55,9 @@ LEASE = 60.0
 BATCH = 100
 #: Connect and read timeouts of a callback POST.
 TIMEOUT = (3.0, 10.0)
-FINAL = ("sent", "dead_lettered", "cancelled")
+FINAL = ("sent", "dead_lettered", "expired", "capped", "suppressed", "cancelled")
+#: Final states no replay moves on (a dead letter may be replayed; the policy's ends may not).
+SETTLED = ("sent", "expired", "capped", "suppressed", "cancelled")
 #: Longest wait between rounds while Redis does not answer.
 REDIS_AWAY_WAIT = 5.0
 
@@ -183,7 +185,7 @@ class CallbackDispatcher:
         }
 
     def _after_delivery(self, key: str, state: str, now: float) -> None:
-        if state == "sent":
+        if state in SETTLED:
             self._forget(key)
         else:  # a replay may follow: its next final state is delivered too
             self._again(key, now + DEAD_LETTER_WATCH)

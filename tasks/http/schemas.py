@@ -36,6 +36,15 @@ class SendRequestBody(BaseModel):
         description="Gets the final status as a signed POST (X-Engage-Signature: sha256=HMAC of "
         "the body under the token's callback secret); https://, or http:// to loopback only",
     )
+    expires_in: float | None = Field(
+        None, description="Deadline in seconds: not sent by then, the send ends expired", gt=0
+    )
+    send_by: str | None = Field(
+        None, description="Deadline as an ISO 8601 moment with its offset (not with expires_in)"
+    )
+    create_contact: bool | None = Field(
+        None, description="Create the recipient in Engage when it does not exist"
+    )
 
 
 class SendAccepted(BaseModel):
@@ -53,7 +62,18 @@ class SendStatus(BaseModel):
     model_config = ConfigDict(extra="allow")
 
     key: str
-    state: Literal["queued", "sending", "retrying", "sent", "dead_lettered", "cancelled"]
+    state: Literal[
+        "queued",
+        "sending",
+        "retrying",
+        "sent",
+        "dead_lettered",
+        "deferred",
+        "expired",
+        "capped",
+        "suppressed",
+        "cancelled",
+    ]
 
 
 class Health(BaseModel):

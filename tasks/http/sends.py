@@ -12,7 +12,8 @@ import ipaddress
 import json
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -30,7 +31,11 @@ MAX_BODY_BYTES = 64 * 1024
 MAX_URL_LENGTH = 2048
 #: The fields a send body may carry.
 IDENTIFIER_FIELDS = ("mobile", "email", "app_alias", "external_id", "recipient_id")
-FIELDS = frozenset({"message_id", *IDENTIFIER_FIELDS, "parameters", "priority", "callback_url"})
+#: The sending policy's fields of a send (README: Sending policy).
+POLICY_FIELDS = ("expires_in", "send_by", "create_contact")
+FIELDS = frozenset(
+    {"message_id", *IDENTIFIER_FIELDS, "parameters", "priority", "callback_url", *POLICY_FIELDS}
+)
 
 
 @dataclass(frozen=True)
@@ -42,6 +47,8 @@ class SendBody:
     arguments: dict[str, Any]
     priority: Priority
     callback_url: str | None
+    #: ``expires_in``, ``send_by`` (a datetime) and ``create_contact``, for send_prepared_sms.
+    policy: dict[str, Any] = field(default_factory=dict)
 
 
 def parse_send_body(raw: bytes, numbers: NumberPolicy) -> SendBody:
@@ -78,7 +85,24 @@ def parse_send_body(raw: bytes, numbers: NumberPolicy) -> SendBody:
         arguments={**arguments, "parameters": parameters},
         priority=priority,
         callback_url=None if callback is None else validate_callback_url(callback),
+        policy=_policy_fields(data),
     )
+
+
+def _policy_fields(data: dict[str, Any]) -> dict[str, Any]:
+    """The sending policy's fields as send_prepared_sms takes them (it checks the values)."""
+    policy = {name: data[name] for name in POLICY_FIELDS if data.get(name) is not None}
+    if "send_by" in policy:
+        text = policy["send_by"]
+        try:
+            policy["send_by"] = datetime.fromisoformat(text) if isinstance(text, str) else None
+        except ValueError:
+            policy["send_by"] = None
+        if policy["send_by"] is None:
+            raise InvalidSendRequest("send_by", "must be an ISO 8601 moment with its offset")
+    if "create_contact" in policy and not isinstance(policy["create_contact"], bool):
+        raise InvalidSendRequest("create_contact", "must be true or false")
+    return policy
 
 
 def validate_callback_url(url: object) -> str:

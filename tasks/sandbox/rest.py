@@ -64,12 +64,8 @@ def _run(
         return Answer(200), json.dumps(API_VERSION).encode()
     if not isinstance(body, dict):
         return Answer(400, error_body("CLIENT", "INVALID_REQUEST", "Body must be JSON.")), None
-    if operation == "contact/get":
-        answer, contact_id = state.contact_get(str(body.get("type")), str(body.get("value")))
-        if contact_id is None:
-            return answer, None
-        contact = {"contactId": contact_id, "identifier": body.get("value")}
-        return answer, json.dumps(contact).encode()
+    if operation in ("contact/get", "contact/create"):
+        return _contact(state, operation, body)
     message_id, recipient_id = query.get("messageId", ""), query.get("recipientId", "")
     for name, value in (("messageId", message_id), ("recipientId", recipient_id)):
         if not value.isdigit():
@@ -81,6 +77,21 @@ def _run(
         if isinstance(p, dict)
     }
     return state.send_single(int(message_id), int(recipient_id), params), None
+
+
+def _contact(
+    state: SandboxState, operation: str, body: dict[str, Any]
+) -> tuple[Answer, bytes | None]:
+    """contact/get or contact/create: the contact as JSON, or Engage's error."""
+    if operation == "contact/create":
+        answer, contact_id = state.contact_create(body)
+        contact = {"contactId": contact_id, **body}
+    else:
+        answer, contact_id = state.contact_get(str(body.get("type")), str(body.get("value")))
+        contact = {"contactId": contact_id, "identifier": body.get("value")}
+    if contact_id is None:
+        return answer, None
+    return answer, json.dumps(contact).encode()
 
 
 def _faulty(

@@ -121,6 +121,8 @@ class SandboxHandler(BaseHTTPRequestHandler):
             rest.handle(self, state, "contact/get", body)
         elif path == f"{self.server.prefix}/message/sendSingle":
             rest.handle(self, state, "message/sendSingle", body)
+        elif path == f"{self.server.prefix}/contact/create":
+            rest.handle(self, state, "contact/create", body)
         elif path == self.server.soap_path:
             soap.handle(self, state, body)
         elif path == LOGIN_PATH:

@@ -29,6 +29,7 @@ OPERATIONS = {
     "contactGet": "contact/get",
     "messageSendSingle": "message/sendSingle",
     "systemGetApiVersion": "system/getApiVersion",
+    "contactCreate": "contact/create",
 }
 #: Recorded operation for a request whose operation cannot be read.
 UNREADABLE = "soap/unreadable"
@@ -67,12 +68,8 @@ def parse_request(raw: bytes) -> SoapRequest:
     operation = OPERATIONS.get(name)
     if operation is None:
         return SoapRequest(f"soap/{name}", problem=f"Unknown operation {name}.")
-    if operation == "contact/get":
-        identifier = _child(element, "identifier")
-        fields = _leaves(identifier) if identifier is not None else {}
-        return SoapRequest(
-            operation, body={"type": fields.get("type"), "value": fields.get("value")}
-        )
+    if operation in ("contact/get", "contact/create"):
+        return _contact_request(operation, element)
     if operation == "message/sendSingle":
         query = {k: v for k, v in _leaves(element).items() if k in ("messageId", "recipientId")}
         content = _child(element, "additionalContent")
@@ -83,6 +80,16 @@ def parse_request(raw: bytes) -> SoapRequest:
         ]
         return SoapRequest(operation, query=query, body={"parameters": parameters})
     return SoapRequest(operation)
+
+
+def _contact_request(operation: str, element: ET.Element) -> SoapRequest:
+    """contactGet's identifier{type, value}, or contactCreate's contact object."""
+    if operation == "contact/create":
+        contact = _child(element, "contact")
+        return SoapRequest(operation, body=_leaves(contact) if contact is not None else {})
+    identifier = _child(element, "identifier")
+    fields = _leaves(identifier) if identifier is not None else {}
+    return SoapRequest(operation, body={"type": fields.get("type"), "value": fields.get("value")})
 
 
 def handle(exchange: Exchange, state: SandboxState, raw: bytes) -> None:
@@ -144,6 +151,12 @@ def _run(state: SandboxState, request: SoapRequest) -> tuple[int, bytes]:
         return 200, answer_envelope("systemGetApiVersionResponse", {"return": API_VERSION})
     if request.operation == "contact/get":
         return _contact_get(state, request.body)
+    if request.operation == "contact/create":
+        answer, contact_id = state.contact_create(request.body)
+        if contact_id is None:
+            return _answer_fault(answer)
+        contact = {"id": str(contact_id), **request.body}
+        return 200, answer_envelope("contactCreateResponse", {"return": contact})
     return _send_single(state, request.query, request.body)
 
 

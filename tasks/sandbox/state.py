@@ -21,6 +21,15 @@ DEMO_CONTACTS = (
     {"type": "EMAIL", "value": "ann@example.com", "contactId": 33458},
 )
 DEMO_MESSAGES = ({"messageId": 23541, "requiredParameters": []},)
+#: contact/create's contact fields and the identifier type each one is looked up by.
+CREATE_FIELDS = {
+    "mobileNumber": "MOBILE",
+    "emailAddress": "EMAIL",
+    "applicationAlias": "APP_ALIAS",
+    "identifier": "EXTERNAL",
+}
+#: Contacts created through contact/create get ids from here up.
+CREATED_IDS_FROM = 900_000
 
 
 @dataclass
@@ -75,6 +84,8 @@ class SandboxState:
             self._contacts: dict[tuple[str, str], int] = {}
             self._contact_ids: set[int] = set()
             self._messages: dict[int, list[str]] = {}
+            #: Identifiers contact/create created, in order (type, value).
+            self.created: list[tuple[str, str]] = []
         self.add_contacts(self._seed_contacts)
         self.add_messages(self._seed_messages)
 
@@ -135,6 +146,28 @@ class SandboxState:
                 contact_id = self._contacts.get((id_type, value))
         if contact_id is None:
             return _no_such_object("Contact", "identifier", value), None
+        return Answer(200), contact_id
+
+    def contact_create(self, fields: dict[str, Any]) -> tuple[Answer, int | None]:
+        """Engage's contact/create: (answer, the new contactId or None).
+
+        The contact object names its identifier by field (``mobileNumber``, ``emailAddress``,
+        ``applicationAlias``, ``identifier``); an identifier that is taken answers 400
+        ``OBJECT_ALREADY_EXISTS``, as Engage does when another writer won the race. Check and
+        insert happen under one lock: the sandbox never holds two contacts for one identifier.
+        """
+        given = [(t, str(fields[f])) for f, t in CREATE_FIELDS.items() if fields.get(f)]
+        if len(given) != 1:
+            return _invalid_parameter("contact", "one identifier field"), None
+        ((id_type, value),) = given
+        with self._lock:
+            if (id_type, value) in self._contacts:
+                return _already_exists(value), None
+            contact_id = max(self._contact_ids, default=CREATED_IDS_FROM) + 1
+            contact_id = max(contact_id, CREATED_IDS_FROM)
+            self._contacts[(id_type, value)] = contact_id
+            self._contact_ids.add(contact_id)
+            self.created.append((id_type, value))
         return Answer(200), contact_id
 
     def send_single(self, message_id: int, recipient_id: int, parameters: dict[str, str]) -> Answer:
@@ -227,6 +260,20 @@ def _no_such_object(object_type: str, prop: str, value: str) -> Answer:
             "message": f"{object_type} with {prop}={value} does not exist.",
             "objectType": object_type,
             "propertyName": prop,
+            "propertyValue": value,
+        },
+    )
+
+
+def _already_exists(value: str) -> Answer:
+    return Answer(
+        400,
+        {
+            "errorActor": "CLIENT",
+            "errorCode": "OBJECT_ALREADY_EXISTS",
+            "message": "Such contact already exists.",
+            "objectType": "Contact",
+            "propertyName": "identifier",
             "propertyValue": value,
         },
     )

@@ -59,6 +59,11 @@ class DeadLetterStore:
             k.dlq_over_bound,
         ]
 
+    def state_of(self, key: str) -> str | None:
+        """The ledger state of ``key`` (to say why a key has no entry), or None when unknown."""
+        value = self._redis.hget(self._keys.send(key), "state")
+        return None if value is None else text(value)
+
     def add(
         self,
         key: str,

@@ -19,6 +19,29 @@ class SendState(StrEnum):
     DEAD_LETTERED = "dead_lettered"
     #: Stopped by an operator before it started (``engage-sms cancel``): final, never sent.
     CANCELLED = "cancelled"
+    #: Held in Redis until quiet hours end (``not_before`` in the status); released by the sweep.
+    DEFERRED = "deferred"
+    #: Final: the send's deadline passed before Engage was called.
+    EXPIRED = "expired"
+    #: Final: the recipient had its cap of sends in this lane (``ENGAGE_RECIPIENT_CAP``).
+    CAPPED = "capped"
+    #: Final: the recipient is on the opt-out list.
+    SUPPRESSED = "suppressed"
+
+
+#: States a send ends in: nothing moves it on (a dead letter only by a replay).
+FINAL_STATES = frozenset(
+    {
+        SendState.SENT,
+        SendState.DEAD_LETTERED,
+        SendState.EXPIRED,
+        SendState.CAPPED,
+        SendState.SUPPRESSED,
+        SendState.CANCELLED,
+    }
+)
+#: Final states of the sending policy: not sent, and not dead letters (a replay would send late).
+POLICY_ENDS = frozenset({SendState.EXPIRED, SendState.CAPPED, SendState.SUPPRESSED})
 
 
 class ClaimOutcome(StrEnum):
@@ -40,6 +63,10 @@ class StartOutcome(StrEnum):
     INTERRUPTED = "interrupted"  # a holder died mid-send: Engage may have sent it
     BLOCKED = "blocked"  # the credentials flag is up: nothing was taken
     MISSING = "missing"  # no record (purged, or Redis lost it)
+    EXPIRED = "expired"  # the deadline passed (or the send ended expired before)
+    DEFERRED = "deferred"  # held for quiet hours: the sweep publishes it again
+    CAPPED = "capped"  # ended capped before
+    SUPPRESSED = "suppressed"  # ended suppressed before
 
 
 class Reason(StrEnum):

@@ -38,6 +38,20 @@ class KeyHasher:
         message = f"{purpose}\0{value}".encode()
         return hmac.new(self._key(), message, hashlib.sha256).hexdigest()[:length]
 
+    def existing_digest(self, purpose: str, value: str, length: int) -> str | None:
+        """:meth:`digest`, or None while no secret exists (and none is made).
+
+        For lookups at enqueue: a store keyed by the secret (the opt-out list) is empty while
+        there is none, and a web process that only enqueues leaves nothing behind in Redis.
+        """
+        if self._secret is None:
+            stored = self._redis.get(self._name)
+            if stored is None:
+                return None
+            with self._lock:
+                self._secret = text(stored).encode()
+        return self.digest(purpose, value, length)
+
     def _key(self) -> bytes:
         if self._secret is None:
             with self._lock:

@@ -22,8 +22,16 @@ is the module under ``tasks/state/`` (``housekeeping``: ``tasks/worker/``) that 
     {p}:contact:{TYPE}:{hmac32}         string  contact_cache       Engage contact id (cache TTL)
     {p}:housekeeping:sweep              string  housekeeping        one sweep at a time (55 s)
     {p}:lane_consumers:{lane}           zset    lane_consumers      workers consuming the lane,
-                                                                    by when last seen (Redis clock)
+                                                                    by when last seen
     {p}:hmac_secret                     string  hashing             keyed-digest secret (none)
+    {p}:suppressed                      hash    suppressions        opted-out recipients: keyed
+                                                                    digest -> masked form, when
+    {p}:cap:{lane}:{hmac32}             zset    recipient_caps      a recipient's sends of a lane
+                                                                    by Redis time, ms (window)
+    {p}:deferred                        zset    deferrals           sends held for quiet hours,
+                                                                    by when they may go
+    {p}:contact_create:{TYPE}:{hmac32}  string  delivery (policy)   one worker creates a contact
+                                                                    in Engage at a time (120 s)
     {p}:primary:{role}                  string  failover            the Redis primary last seen
                                                                     (run id, replication id)
 
@@ -33,6 +41,8 @@ keys (broker queues, results) are Celery's and not listed. The dead-letter scrip
 records too, in the same script as their own keys; the scripts that record a final state
 (``mark_sent``, ``dlq_add``) file the callback in ``{p}:callbacks`` in the same step.
 
+Keyed digests: the opt-out list's fields, the cap and contact-creation keys name a recipient
+only by a keyed digest too (a list of opted-out numbers in clear is a list of real numbers).
 Keyed digests: three names carry a digest of something private, the contact cache's (a phone
 number or e-mail address), the credentials flag's (user name and password) and beat's
 idempotency keys (the recipient). An unsalted SHA-256 of a phone number is reversed by hashing
@@ -125,6 +135,24 @@ class RedisKeys:
     def hmac_secret(self) -> str:
         """The secret of the keyed digests in key names."""
         return f"{self.prefix}:hmac_secret"
+
+    @property
+    def suppressed(self) -> str:
+        """Hash of opted-out recipients: keyed digest -> JSON (masked form, when added)."""
+        return f"{self.prefix}:suppressed"
+
+    def recipient_cap(self, lane: str, digest: str) -> str:
+        """Sorted set of one recipient's sends in one lane, by Redis time (ms)."""
+        return f"{self.prefix}:cap:{lane}:{digest}"
+
+    @property
+    def deferred(self) -> str:
+        """Sorted set of sends held for quiet hours, scored by when they may go (epoch s)."""
+        return f"{self.prefix}:deferred"
+
+    def contact_create(self, id_type: str, digest: str) -> str:
+        """Held while one worker creates the contact of an identifier in Engage."""
+        return f"{self.prefix}:contact_create:{id_type}:{digest}"
 
     def primary(self, role: str) -> str:
         """Which Redis primary (``redis`` or ``broker``) the workers last saw."""

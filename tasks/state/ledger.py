@@ -47,6 +47,21 @@ class Claim:
 
 
 @dataclass(frozen=True)
+class ClaimPolicy:
+    """What the sending policy adds to a new record (README: Sending policy)."""
+
+    #: Seconds from the claim, on the Redis clock; or an absolute deadline (epoch s).
+    expires_in: float | None = None
+    send_by: float | None = None
+    #: The opt-out list's digest of the recipient; None: this lane is not checked.
+    suppression: str | None = None
+    #: Quiet hours: the record is created ``deferred`` until then (epoch s).
+    not_before: float | None = None
+    #: Create the contact in Engage when it does not exist.
+    create_contact: bool = False
+
+
+@dataclass(frozen=True)
 class SendStart:
     """What :meth:`DeliveryLedger.begin_send` found: go ahead, or why not."""
 
@@ -71,6 +86,8 @@ class StepStart:
     deliveries: int
     #: The values of the ``peek`` keys, in order (None where a key does not exist).
     peeked: list[str | None]
+    #: The record's deadline passed (on the Redis clock).
+    expired: bool = False
 
 
 @dataclass(frozen=True)
@@ -124,15 +141,30 @@ class DeliveryLedger:
         *,
         priority: Priority = DEFAULT_PRIORITY,
         on_done: str | None = None,
+        policy: ClaimPolicy | None = None,
     ) -> Claim:
         """Create the record for a new send, or report the existing one (or a conflict).
 
         The lane and the completion callback are kept in the record (so retries, replays and
-        the sweep find them); an existing record keeps its own.
+        the sweep find them); an existing record keeps its own. With ``policy``, the record
+        keeps the masked recipient and message id (what a slim final record shows), the
+        deadline, and is created ``suppressed`` (final) or ``deferred`` when the policy says so.
         """
+        k = self._keys
+        extra: list[str | int] = []
+        if policy is not None:
+            extra = [
+                request.identifier.masked(),
+                request.message_id,
+                "" if policy.expires_in is None else repr(policy.expires_in),
+                "" if policy.send_by is None else repr(policy.send_by),
+                policy.suppression or "",
+                "" if policy.not_before is None else repr(policy.not_before),
+                "1" if policy.create_contact else "0",
+            ]
         written = self.barrier.run(
             self._claim,
-            self._record_keys(key),
+            [*self._record_keys(key), k.suppressed, k.callbacks, k.deferred],
             [
                 request.fingerprint(),
                 json.dumps(request.to_dict()),
@@ -142,6 +174,7 @@ class DeliveryLedger:
                 key,
                 priority,
                 on_done or "",
+                *extra,
             ],
         )
         outcome, state, task_id = written.reply
@@ -165,8 +198,11 @@ class DeliveryLedger:
         """
         reply = self._step(keys=[self._keys.send(key), *peek], args=[f"deliveries:{attempt}"])
         state, deliveries = reply[0], reply[1]
-        peeked = [None if value is None else text(value) for value in reply[2:]]
-        return StepStart(None if state is None else SendState(text(state)), int(deliveries), peeked)
+        peeked = [None if value is None else text(value) for value in reply[2 : len(peek) + 2]]
+        expired = len(reply) > len(peek) + 2 and int(reply[-1]) == 1
+        return StepStart(
+            None if state is None else SendState(text(state)), int(deliveries), peeked, expired
+        )
 
     def begin_send(
         self,

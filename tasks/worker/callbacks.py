@@ -1,13 +1,14 @@
 """Completion callbacks: the Celery task a send named (``on_done``), published with its status.
 
-When a send reaches ``sent``, ``dead_lettered`` (again after a replay) or ``cancelled``, the
-script that records it files the key in the outbox (:mod:`tasks.state.callbacks`). The task
-that recorded it then publishes ``app.send_task(on_done, args=[status])`` to
-``ENGAGE_ON_DONE_QUEUE``, ``status`` being what :func:`tasks.api.delivery_status` returns
-(masked, with the key for deduplication), and takes the key out of the outbox. A publish that
-fails, or a worker that dies before it, leaves the key there: the housekeeping sweep publishes
-it after :data:`STALE_AFTER` seconds. At least once, never before the final state is recorded;
-a receiver deduplicates by ``status["key"]`` and ``status["state"]``.
+When a send reaches a final state, ``sent``, ``dead_lettered`` (again after a replay), or the
+sending policy's ``expired``, ``capped``, ``suppressed``, the script that records
+it files the key in the outbox (:mod:`tasks.state.callbacks`). The task that recorded it then
+publishes ``app.send_task(on_done, args=[status])`` to ``ENGAGE_ON_DONE_QUEUE``, ``status`` being
+what :func:`tasks.api.delivery_status` returns (masked, with the key for deduplication), and
+takes the key out of the outbox. A publish that fails, or a worker that dies before it, leaves the
+key there: the housekeeping sweep publishes it after :data:`STALE_AFTER` seconds. At least once,
+never before the final state is recorded; a receiver deduplicates by ``status["key"]`` and
+``status["state"]``.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import logging
 
 from tasks.delivery.events import log_event
 from tasks.delivery.runtime import Runtime
-from tasks.state.enums import SendState
+from tasks.state.enums import FINAL_STATES
 from tasks.state.records import shown_status
 from tasks.worker.app import app
 
@@ -27,7 +28,6 @@ logger = logging.getLogger("engage.callbacks")
 STALE_AFTER = 30.0
 #: Callbacks published per sweep at most (oldest first); the next sweep takes the rest.
 SWEEP_BATCH = 1000
-FINAL_STATES = (SendState.SENT, SendState.DEAD_LETTERED, SendState.CANCELLED)
 
 
 def publish_due(rt: Runtime, key: str) -> bool:

@@ -7,10 +7,11 @@ published again under the same key, in its lane, with new task ids (the original
 still exist: kombu restores unacknowledged messages, and a copy under the same ids would pass for
 the original delivered again after its worker died). The ledger keeps the two copies from
 sending twice. It also publishes completion callbacks whose worker did not
-(:mod:`tasks.worker.callbacks`). A lane with sends waiting in its queue and no worker seen
-consuming it lately (:mod:`tasks.state.lane_consumers`) gets a warning naming the ``-Q`` that
-would serve it, and its sends are not published again meanwhile (another copy would only wait).
-Every time compared here is the Redis server's clock.
+(:mod:`tasks.worker.callbacks`), and releases deferred sends whose quiet hours ended. A lane with
+sends waiting in its queue and no worker seen consuming it lately
+(:mod:`tasks.state.lane_consumers`) gets a warning naming the ``-Q`` that would serve it, and its
+sends are not published again meanwhile (another copy would only wait). Every time compared here
+is the Redis server's clock.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from tasks.delivery.runtime import Runtime, current_runtime
 from tasks.request import SendRequest
 from tasks.send_options import DEFAULT_PRIORITY, Priority
 from tasks.settings import broker_is_redis
+from tasks.state.deferrals import Released
 from tasks.state.enums import Reason, SendState
 from tasks.state.records import iso
 from tasks.worker import callbacks, publish
@@ -50,6 +52,8 @@ class SweepResult:
     forgotten: list[str] = field(default_factory=list)
     #: Keys whose completion callback this sweep published (its worker had not).
     callbacks: list[str] = field(default_factory=list)
+    #: Deferred sends whose quiet hours ended: published again in their lane.
+    released: list[str] = field(default_factory=list)
     skipped: bool = False
     #: Lanes with sends waiting and no worker seen consuming them: queue length by lane.
     unserved: dict[str, int] = field(default_factory=dict)
@@ -92,6 +96,7 @@ def sweep(rt: Runtime, *, now: float | None = None) -> SweepResult:
         stale = rt.ledger.stale_inflight(rt.settings.lease_seconds, limit=SWEEP_BATCH, now=now)
         for key in stale:
             _sweep_one(rt, key, now, result)
+        _release_deferred(rt, result)
         # After the dead letters above: theirs are published now, not a sweep later.
         result.callbacks = callbacks.publish_stale(rt)
         for key in result.dead_lettered:
@@ -110,6 +115,8 @@ def _sweep_one(rt: Runtime, key: str, now: float, result: SweepResult) -> None:
         result.forgotten.append(key)
         return
     state = SendState(record["state"])
+    if "request" not in record:
+        return  # final meanwhile (a final record keeps no request): nothing to act on
     task_ids: list[str] = json.loads(record.get("task_ids", "[]"))
     request = SendRequest.from_dict(json.loads(record["request"]))
     if state == SendState.SENDING and float(record.get("lease_until", now)) < now:
@@ -162,6 +169,35 @@ def _sweep_one(rt: Runtime, key: str, now: float, result: SweepResult) -> None:
         lost_after,
     )
     result.republished.append(key)
+
+
+def _release_deferred(rt: Runtime, result: SweepResult) -> None:
+    """Publish the deferred sends whose quiet hours ended (Redis clock), under new task ids."""
+    for key in rt.deferrals.due(limit=SWEEP_BATCH):
+        task_ids = [uuid(), uuid()]
+        released = rt.deferrals.release(key, task_ids)
+        if isinstance(released, Released):
+            # Published like a new send: its lane's queue, its lane's share of the one budget.
+            publish.publish(
+                released.request,
+                key,
+                task_ids,
+                priority=released.priority,
+                on_done=released.on_done,
+                deployment=rt.settings.key_prefix,
+            )
+            log_event(
+                "released",
+                key=key,
+                task_id=task_ids[-1],
+                recipient=released.request.identifier.masked(),
+                priority=released.priority,
+            )
+            result.released.append(key)
+        elif released == "expired":
+            log_event("expired", key=key, detail="the deadline passed during quiet hours")
+            if callbacks.publish_due(rt, key):
+                result.callbacks.append(key)
 
 
 def _idle_since(record: dict[str, str]) -> float:

@@ -15,6 +15,7 @@ from typing import Any
 
 from celery import uuid
 
+from tasks.delivery import policy
 from tasks.delivery.context import SendMeta
 from tasks.delivery.events import log_event
 from tasks.delivery.runtime import Runtime
@@ -22,8 +23,10 @@ from tasks.errors import IdempotencyConflict, ServiceUnavailable
 from tasks.outages import unavailable_as
 from tasks.request import SendRequest
 from tasks.send_options import DEFAULT_PRIORITY, Priority, lane_queues
-from tasks.state.enums import ClaimOutcome
+from tasks.sending_policy import Deadline, resolve_deadline
+from tasks.state.enums import ClaimOutcome, SendState
 from tasks.state.ledger import Claim
+from tasks.worker import callbacks
 from tasks.worker.pipeline import resolve_contact, send_single
 
 
@@ -49,6 +52,8 @@ def enqueue(
     *,
     priority: Priority = DEFAULT_PRIORITY,
     on_done: str | None = None,
+    deadline: Deadline | None = None,
+    create_contact: bool | None = None,
 ) -> SendHandle:
     """Claim ``key`` for ``request`` and publish the chain, in ``priority``'s lane, if it is new.
 
@@ -56,13 +61,28 @@ def enqueue(
     with the send's final status (:mod:`tasks.worker.callbacks`). Raises IdempotencyConflict,
     or ServiceUnavailable when Redis or the broker does not answer; either way no claim of this
     call is left behind (as far as Redis lets it be released).
+
+    The sending policy (``deadline``, ``create_contact``, the opt-out list, quiet hours) is
+    recorded by the claim: a recipient on the opt-out list ends ``suppressed`` at once, a send
+    in quiet hours is created ``deferred``; neither is published now.
     """
     task_ids = [uuid(), uuid()]
     on_done = on_done or rt.settings.on_done_task
-    claim = _claim(rt, request, key, task_ids, priority=priority, on_done=on_done)
+    claim = _claim(
+        rt,
+        request,
+        key,
+        task_ids,
+        priority=priority,
+        on_done=on_done,
+        deadline=deadline or resolve_deadline(None, None, priority, rt.settings.policy, now=0),
+        create_contact=create_contact,
+    )
     if claim.outcome == ClaimOutcome.CONFLICT:
         raise IdempotencyConflict(key)
-    if claim.outcome == ClaimOutcome.CREATED:
+    if claim.outcome == ClaimOutcome.CREATED and claim.state != SendState.QUEUED:
+        _held_by_policy(rt, request, key, claim, priority)
+    elif claim.outcome == ClaimOutcome.CREATED:
         try:
             with unavailable_as("broker", rt.settings.broker_url):
                 publish(
@@ -95,6 +115,27 @@ def enqueue(
     )
 
 
+def _held_by_policy(
+    rt: Runtime, request: SendRequest, key: str, claim: Claim, priority: Priority
+) -> None:
+    """A new send the policy holds back at enqueue: opted out (final) or deferred."""
+    fields: dict[str, object] = {}
+    if claim.state == SendState.DEFERRED:
+        fields["not_before"] = rt.ledger.status(key).get("not_before")
+    log_event(
+        str(claim.state),
+        key=key,
+        task_id=claim.task_id,
+        recipient=request.identifier.masked(),
+        message_id=request.message_id,
+        priority=priority,
+        **fields,
+    )
+    if claim.state == SendState.SUPPRESSED:
+        # Final at enqueue: its callback goes out now (the sweep would, a little later).
+        callbacks.publish_due(rt, key)
+
+
 def _claim(
     rt: Runtime,
     request: SendRequest,
@@ -103,11 +144,19 @@ def _claim(
     *,
     priority: Priority,
     on_done: str | None,
+    deadline: Deadline,
+    create_contact: bool | None,
 ) -> Claim:
     try:
         with unavailable_as("redis", rt.settings.redis_url):
             rt.eviction_guard.check()  # an evicting Redis would forget this send and resend it
-            claim = rt.ledger.claim(key, request, task_ids, priority=priority, on_done=on_done)
+            # Quiet hours are reckoned on the Redis clock, as the sweep that releases them is.
+            claim_policy = policy.claim_policy(
+                rt, request, priority, deadline, create_contact=create_contact
+            )
+            claim = rt.ledger.claim(
+                key, request, task_ids, priority=priority, on_done=on_done, policy=claim_policy
+            )
     except ServiceUnavailable:
         # A timeout can come after the script ran: undo a claim that may exist, if Redis lets us.
         _release(rt, key, task_ids)

@@ -56,6 +56,8 @@ def sweep_forever(
         except Exception:  # a bug: log it with its traceback and try again, never die
             logger.exception("recovery sweep failed; next try in %.0f s", interval)
         else:
+            if result.released:
+                logger.info("recovery sweep: %d deferred sends released", len(result.released))
             if result.dead_lettered or result.republished:
                 logger.warning(
                     "recovery sweep: %d dead-lettered, %d published again",

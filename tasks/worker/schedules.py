@@ -22,6 +22,7 @@ from celery.signals import before_task_publish
 from tasks.delivery.runtime import Runtime, current_runtime
 from tasks.errors import ConfigurationError, IdempotencyConflict
 from tasks.schedule_file import SETTING, Schedule, schedule_from_table
+from tasks.sending_policy import resolve_deadline
 from tasks.worker import publish
 from tasks.worker.app import MaskedTask, app, engage_settings
 from tasks.worker.beat_schedule import DISPATCH_TASK, run_key, slot_of
@@ -85,7 +86,12 @@ def dispatch(rt: Runtime, schedule: Schedule, now: datetime) -> dict[str, Any]:
     for request in schedule.requests:
         key = run_key(schedule, slot, request, rt.hasher)
         try:
-            handle = publish.enqueue(rt, request, key, priority=schedule.priority)
+            deadline = resolve_deadline(
+                schedule.expires_in, None, schedule.priority, rt.settings.policy, now=0
+            )
+            handle = publish.enqueue(
+                rt, request, key, priority=schedule.priority, deadline=deadline
+            )
         except IdempotencyConflict:
             # The file changed within this run: the run went out already, with the old content.
             logger.warning("schedule %s: %s already sent with other content", schedule.name, key)

@@ -48,8 +48,13 @@ def argv_of(service: dict[str, Any]) -> list[str]:
 
 
 def variables_read_by_code() -> set[str]:
-    """Environment variable names read in tasks/settings.py and celeryconfig.py."""
-    sources = [ROOT / "tasks" / "settings.py", ROOT / "celeryconfig.py"]
+    """Environment variable names read in tasks/settings.py (and the sending policy's settings,
+    tasks/sending_policy.py) and celeryconfig.py."""
+    sources = [
+        ROOT / "tasks" / "settings.py",
+        ROOT / "tasks" / "sending_policy.py",
+        ROOT / "celeryconfig.py",
+    ]
     return {name for path in sources for name in _QUOTED_NAME.findall(path.read_text())}
 
 

@@ -16,6 +16,7 @@ from tasks.errors import RequestNotSent
 from tasks.sandbox import Sandbox
 from tasks.state.callbacks import CallbackOutbox
 from tasks.state.dead_letters import DeadLetterStore
+from tasks.state.deferrals import DeferredSends
 from tasks.state.enums import Reason
 from tasks.state.keys import RedisKeys
 from tests.support.environments import make_settings
@@ -130,6 +131,19 @@ def test_collector_reports_callbacks_waiting_to_be_published() -> None:
         dead_letters=store_on(client), broker=None, callbacks=CallbackOutbox(client, keys=keys)
     )
     assert gauges(collector).get_sample_value("engage_sms_callbacks_pending") == 2
+
+
+def test_collector_reports_sends_deferred_for_quiet_hours() -> None:
+    """The deferred gauge counts sends held in Redis until quiet hours end."""
+    client = fakeredis.FakeRedis()
+    keys = RedisKeys("metrics-test")
+    client.zadd(keys.deferred, {"k1": 1.0, "k2": 2.0, "k3": 3.0})
+    collector = RedisStateCollector(
+        dead_letters=store_on(client),
+        broker=None,
+        deferrals=DeferredSends(client, keys=keys, retention=60),
+    )
+    assert gauges(collector).get_sample_value("engage_sms_deferred_sends") == 3
 
 
 def test_collector_reports_redis_down_instead_of_failing_the_scrape() -> None:

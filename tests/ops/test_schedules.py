@@ -379,6 +379,21 @@ def test_dispatch_task_refuses_an_unknown_schedule(rt: Runtime, broker: Broker) 
     assert broker.published == []
 
 
+def test_a_schedule_s_expires_in_is_each_run_s_deadline(rt: Runtime, broker: Broker) -> None:
+    """expires_in = 600 gives every send of the run a deadline 600 s after its enqueue."""
+    schedule = schedule_from(one(VALID_BODY + "\nexpires_in = 600"))
+    assert schedule.expires_in == 600.0
+    dispatch(rt, schedule, at("2024-05-01 09:00:01"))
+    ((_, key, _),) = broker.published
+    seconds, _ = rt.redis.time()
+    assert abs(float(rt.ledger.record(key)["expires_at"]) - (seconds + 600)) < 2
+
+
+def test_a_bad_expires_in_is_named() -> None:
+    """expires_in must be positive seconds."""
+    assert "expires_in" in config_error(one(VALID_BODY + "\nexpires_in = -1"))
+
+
 def test_a_dispatch_is_stamped_with_the_moment_beat_publishes_it(broker: Broker) -> None:
     """The tick's time travels in the message: the worker's clock at run time does not count."""
     before = datetime.now(UTC)

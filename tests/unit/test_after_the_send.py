@@ -82,6 +82,10 @@ class CountingEngage:
             raise api_error("message/sendSingle", 503, {}, {})
         self.sends += 1
 
+    def create_contact(self, identifier: Identifier) -> Contact:
+        """Never called here (the sending policy's contact/create)."""
+        raise AssertionError("not used")
+
     def api_version(self) -> str:
         """Never called here."""
         raise AssertionError("not used")

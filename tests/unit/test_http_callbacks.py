@@ -124,6 +124,21 @@ def test_a_dead_letter_is_reported_and_a_replay_reported_again(
     assert states == ["dead_lettered", "sent"]
 
 
+def test_a_policy_end_is_posted_once_and_never_again(
+    sent: tuple[NewToken, TestClient], runtime: Runtime
+) -> None:
+    """expired is final for good (no replay follows): one POST, then the key is forgotten."""
+    from tasks.state.enums import SendState  # noqa: PLC0415  (beside its one use)
+
+    assert runtime.gate.finish("order-1", SendState.EXPIRED, "deadline")
+    receiver = Receiver()
+    d = dispatcher(receiver)
+    assert d.run_once(now=time.time() + 1) == 1
+    assert json.loads(receiver.calls[0][1])["state"] == "expired"
+    assert d.run_once(now=10**10) == 0
+    assert len(receiver.calls) == 1
+
+
 def test_the_send_s_record_lives_as_long_as_the_ledger_s_dead_letter(
     sent: tuple[NewToken, TestClient], runtime: Runtime
 ) -> None:

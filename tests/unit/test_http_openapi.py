@@ -97,7 +97,7 @@ def test_the_send_operation_names_its_header_body_and_security(client: TestClien
     body = operation["requestBody"]["content"]["application/json"]["schema"]
     assert set(body["properties"]) == {
         "message_id", "mobile", "email", "app_alias", "external_id", "recipient_id",
-        "parameters", "priority", "callback_url",
+        "parameters", "priority", "callback_url", "expires_in", "send_by", "create_contact",
     }  # fmt: skip
     assert operation["security"] == [{"bearerAuth": []}]
     assert document["components"]["securitySchemes"]["bearerAuth"]["scheme"] == "bearer"

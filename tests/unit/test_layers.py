@@ -31,10 +31,12 @@ BOTTOM = frozenset(
         "masking_forms",
         "numbers",
         "outages",
+        "quiet_hours",
         "redis_errors",
         "request",
         "schedule_file",
         "send_options",
+        "sending_policy",
         "settings",
         "urls",
     }

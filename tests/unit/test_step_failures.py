@@ -41,6 +41,11 @@ class BrokenClient:
         self.calls += 1
         raise self.error
 
+    def create_contact(self, identifier: Identifier) -> Contact:
+        """Raise the error."""
+        self.calls += 1
+        raise self.error
+
     def api_version(self) -> str:
         """Never called here."""
         raise AssertionError("not used")

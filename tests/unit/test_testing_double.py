@@ -100,3 +100,14 @@ def test_host_tests_need_no_redis_broker_or_worker() -> None:
     )
     result = run_python(code, env=child_env(OFFLINE_ENV))
     assert result.stdout.strip() == "48505606707 k"
+
+
+def test_the_sending_policy_s_arguments_are_checked_as_in_production() -> None:
+    """A bad deadline or create_contact fails in the double as it would for real."""
+    with captured_sends() as outbox:
+        send_prepared_sms(23541, mobile="+48505606707", expires_in=30, create_contact=True)
+        with pytest.raises(InvalidSendRequest, match="expires_in"):
+            send_prepared_sms(23541, mobile="+48505606707", expires_in=-1)
+        with pytest.raises(InvalidSendRequest, match="create_contact"):
+            send_prepared_sms(23541, mobile="+48505606707", create_contact="yes")  # type: ignore[arg-type]
+    assert len(outbox.sends) == 1

@@ -5,12 +5,14 @@
 -- Returns {1, keys moved over the bound...}; 0 when the send was sent or cancelled meanwhile
 -- (never moved); -1 when it has no record (nothing is written: the caller writes it in full
 -- first). A completion callback the send asked for is filed in the callbacks set in the same
--- step. Times (the entry's, the scores, the age bounds) are the Redis server's (TIME).
+-- step. Times (the entry's, the score, the age bound) are the Redis server's (TIME).
 local ledger, dlq, entries, reasons, inflight = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local key, reason = ARGV[1], ARGV[2]
 local state = redis.call('HGET', ledger, 'state')
 if not state then return -1 end
 if state == 'sent' or state == 'cancelled' then return 0 end
+-- Sending policy: a send that ended expired, capped or suppressed is final, never a dead letter.
+if state == 'expired' or state == 'capped' or state == 'suppressed' then return 0 end
 local t = redis.call('TIME')
 local now = t[1] + t[2] / 1000000
 local stamp = string.format('%.6f', now)
@@ -33,8 +35,8 @@ local function drop(members)
     redis.call('ZREM', dlq, m); redis.call('HDEL', entries, m); redis.call('HDEL', reasons, m)
   end
 end
-local cutoff = string.format('%.6f', now - tonumber(ARGV[6]))
-drop(redis.call('ZRANGEBYSCORE', dlq, '-inf', '(' .. cutoff))
+local oldest = string.format('%.6f', now - tonumber(ARGV[6]))
+drop(redis.call('ZRANGEBYSCORE', dlq, '-inf', '(' .. oldest))
 -- At the size bound the oldest entries leave the listing, never without a trace: their keys go
 -- to the over-bound set (replay still finds their requests in their ledger records).
 local extra = redis.call('ZCARD', dlq) - tonumber(ARGV[7])
@@ -44,5 +46,5 @@ if extra > 0 then
   drop(over)
   for _, m in ipairs(over) do redis.call('ZADD', KEYS[7], stamp, m) end
 end
-redis.call('ZREMRANGEBYSCORE', KEYS[7], '-inf', '(' .. cutoff)
+redis.call('ZREMRANGEBYSCORE', KEYS[7], '-inf', '(' .. oldest)
 return {1, unpack(over)}

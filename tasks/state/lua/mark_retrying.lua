@@ -8,6 +8,10 @@ local state = redis.call('HGET', k, 'state')
 if state == 'sent' or state == 'dead_lettered' or state == 'cancelled' or not state then
   return 0
 end
+-- Sending policy: a deferred send waits in the deferred set; a policy-ended one is final.
+if state == 'deferred' or state == 'expired' or state == 'capped' or state == 'suppressed' then
+  return 0
+end
 if state == 'sending' and redis.call('HGET', k, 'lease_owner') ~= ARGV[1] then return 0 end
 local t = redis.call('TIME')
 local now = t[1] + t[2] / 1000000
