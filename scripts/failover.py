@@ -242,6 +242,12 @@ class Enqueuer:
             return list(self._done)
 
 
+def _final_at(record: dict[str, Any], fallback: float) -> float:
+    """When a record last changed: a slim final record keeps ``sent_at``, not ``updated_at``."""
+    when = record.get("updated_at") or record.get("sent_at")
+    return float(when) if when else fallback
+
+
 def _unfinished(rt: Any, keys: list[str]) -> list[str]:
     pipe = rt.redis.pipeline(transaction=False)
     for key in keys:
@@ -300,8 +306,7 @@ def _report(
         if r.get("state") == "sent"
     ]
     recovery = [
-        max((float(records[k].get("updated_at", killed_at)) for k in unfinished), default=killed_at)
-        - killed_at
+        max((_final_at(records[k], killed_at) for k in unfinished), default=killed_at) - killed_at
         for killed_at, unfinished in kills
     ]
     stats = sandbox.stats()
