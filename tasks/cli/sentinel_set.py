@@ -43,6 +43,10 @@ class _Node:
     extra: list[str] = field(default_factory=list)
 
 
+#: Seconds a restarted node is given to link before it is pointed at the current primary again.
+REJOIN_STEP = 15.0
+
+
 class SentinelSet:
     """A primary, ``replicas`` replicas and ``sentinels`` sentinels on free loopback ports."""
 
@@ -163,12 +167,24 @@ class SentinelSet:
         self._wait(moved, deadline, "a new primary")
         return time.monotonic() - started
 
-    def restart(self, node: _Node, timeout: float = 30.0) -> None:
+    def restart(self, node: _Node, timeout: float = 90.0) -> None:
         """Start a killed node again on its ports; the sentinels make it a replica."""
         node.replica_of = self.primary_port()
         self._start_node(node)
         deadline = time.monotonic() + timeout
-        self._wait(lambda: _linked(node.port), deadline, f"node {node.index} to rejoin")
+        while True:
+            # On a loaded machine the primary it was pointed at may have moved on since: point
+            # it at the one the sentinels name now, as a sentinel would, and wait again.
+            step = min(deadline, time.monotonic() + REJOIN_STEP)
+            with contextlib.suppress(RuntimeError):
+                self._wait(lambda: _linked(node.port), step, f"node {node.index} to rejoin")
+                return
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"timed out waiting for node {node.index} to rejoin")
+            with contextlib.suppress(redis.RedisError):
+                primary = self.primary_port()
+                if primary != node.public_port:
+                    redis.Redis(port=node.port, socket_timeout=1).replicaof("127.0.0.1", primary)
 
     def stop(self) -> None:
         """Stop every process this set started (sentinels first, so none fails over)."""
