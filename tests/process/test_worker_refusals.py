@@ -62,6 +62,6 @@ def test_another_deployments_lanes_are_refused() -> None:
 
 
 def test_gevent_is_refused_with_one_line() -> None:
-    """gevent used to hang the worker before ready with no error: now one line names the pool."""
+    """A gevent pool is refused before ready, with one line that names the pool."""
     line = refusal(run_worker("--pool", "gevent"))
     assert "--pool gevent is not supported" in line
