@@ -16,7 +16,14 @@ from starlette.concurrency import run_in_threadpool
 
 from tasks.api import SendHandle, delivery_status, send_prepared_sms
 from tasks.errors import IdempotencyConflict, InvalidSendRequest, ServiceUnavailable
-from tasks.http.problems import ApiError, forbidden, not_found, unauthorized, unavailable
+from tasks.http.problems import (
+    RETRY_AFTER_UNAVAILABLE,
+    ApiError,
+    forbidden,
+    not_found,
+    unauthorized,
+    unavailable,
+)
 from tasks.http.schemas import Health, SendAccepted, SendRequestBody, SendStatus, errors
 from tasks.http.sends import MAX_BODY_BYTES, SendBody, SendOwner, parse_send_body
 from tasks.http.services import HttpServices
@@ -94,7 +101,10 @@ def api_router(services: Callable[[], HttpServices]) -> APIRouter:
         checks = await run_in_threadpool(readiness, services())
         ready = all(value == "ok" for value in checks.values())
         body = Health(status="ok" if ready else "unavailable", checks=checks)
-        return JSONResponse(body.model_dump(), status_code=200 if ready else 503)
+        if ready:
+            return JSONResponse(body.model_dump())
+        wait = {"Retry-After": str(RETRY_AFTER_UNAVAILABLE)}
+        return JSONResponse(body.model_dump(), status_code=503, headers=wait)
 
     return router
 
@@ -170,13 +180,13 @@ class SendsApi:
             )
         key = validate_idempotency_key(header_text(key))
         send = parse_send_body(body, self._settings.numbers)
-        owner = SendOwner(token.id, send.callback_url)
+        owner = SendOwner(token.id, send.callback_url, send.priority.value)
         claim = self._s.owners.claim(key, owner, self._s.runtime.keys.send(key))
         if claim.recorded and claim.key_was_taken:
             # Enqueued before, not over HTTP (the Python API, the CLI): not this token's key.
             self._s.owners.release(key, owner)
             raise reused(key)
-        if not claim.recorded and claim.existing != owner:
+        if not claim.recorded and not owner.same_request(claim.existing):
             raise reused(key)
         # A send is created only where the ledger did not know the key: every request that
         # may create one (the first, or a repeat racing it) takes a slot of the daily cap and

@@ -71,6 +71,29 @@ def test_the_same_key_with_another_request_is_422(client: TestClient, sender: Ne
     assert error_of(answer) == (422, "idempotency_key_reused", "Idempotency-Key")
 
 
+def test_the_same_key_in_another_lane_is_422(client: TestClient, sender: NewToken) -> None:
+    """The priority is part of the request: the same body in another lane is a reused key."""
+    client.post("/v1/sends", json=BODY, headers=bearer(sender, "order-1"))
+    urgent = {**BODY, "priority": "urgent"}
+    answer = client.post("/v1/sends", json=urgent, headers=bearer(sender, "order-1"))
+    assert error_of(answer) == (422, "idempotency_key_reused", "Idempotency-Key")
+    same = {**BODY, "priority": "normal"}
+    again = client.post("/v1/sends", json=same, headers=bearer(sender, "order-1"))
+    assert (again.status_code, again.json()["created"]) == (202, False)
+
+
+def test_a_record_kept_before_lanes_were_compared_matches_any_lane(
+    client: TestClient, sender: NewToken
+) -> None:
+    """An HTTP record written without a priority (before the upgrade) is not a reused key."""
+    keys = current_services().runtime.keys
+    old = SendOwner(sender.token.id, None)
+    current_services().owners.claim("old-1", old, keys.send("old-1"))
+    urgent = {**BODY, "priority": "urgent"}
+    answer = client.post("/v1/sends", json=urgent, headers=bearer(sender, "old-1"))
+    assert (answer.status_code, answer.json()["created"]) == (202, True)
+
+
 def test_the_same_key_from_another_token_is_422(client: TestClient, sender: NewToken) -> None:
     """Keys are not shared between tokens: another token's key is a reused key."""
     client.post("/v1/sends", json=BODY, headers=bearer(sender, "order-1"))
@@ -204,6 +227,15 @@ def test_health_and_readiness(client: TestClient) -> None:
     ready = client.get("/readyz")
     assert ready.status_code == 200
     assert ready.json()["checks"] == {"redis": "ok", "broker": "ok"}
+
+
+def test_not_ready_is_503_with_retry_after(client: TestClient, broker: Broker) -> None:
+    """/readyz with the broker away: 503 and a Retry-After, like every other 503."""
+    with broker.unreachable():
+        answer = client.get("/readyz")
+    assert answer.status_code == 503
+    assert answer.json()["checks"]["broker"].startswith("unavailable")
+    assert int(answer.headers["Retry-After"]) >= 1
 
 
 def test_over_the_rate_limit_is_429_with_retry_after(broker: Broker) -> None:
