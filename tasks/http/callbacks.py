@@ -1,8 +1,11 @@
 """Signed callbacks: each send's final status POSTed to the ``callback_url`` it was given.
 
 The body is the status :func:`tasks.api.delivery_status` returns (what ``on_done`` gets: masked,
-with the key), as compact JSON; the header ``X-Engage-Signature: sha256=<hex>`` is HMAC-SHA256 of
-the exact body bytes under the sending token's callback secret (shown once, with the token).
+with the key), as compact JSON. The header ``Engage-Signature: t=<unix seconds>,v1=<hex>`` carries
+when it was signed and the HMAC-SHA256 of ``<t>.<body>`` (the exact body bytes) under the sending
+token's callback secret (shown once, with the token): a receiver that checks the signature and
+that ``t`` is recent (:data:`SIGNATURE_TOLERANCE`) refuses a captured callback replayed later.
+Each try is signed anew, with its own time.
 
 A dispatcher thread in each ``engage-sms api`` process looks at the keys filed in
 ``{p}:http:callbacks`` (by :meth:`tasks.http.sends.SendOwners.watch_callback`): a send still
@@ -38,8 +41,10 @@ from tasks.urls import redact_url
 
 logger = logging.getLogger("engage.http.callbacks")
 
-#: The header carrying the signature.
-SIGNATURE_HEADER = "X-Engage-Signature"
+#: The header carrying the signature: ``t=<unix seconds>,v1=<hex HMAC-SHA256 of "t.body">``.
+SIGNATURE_HEADER = "Engage-Signature"
+#: How far (s) a callback's signing time may be from the receiver's clock for :func:`verify`.
+SIGNATURE_TOLERANCE = 300
 #: Failed deliveries of one state before it is given up (about a day of backoff).
 MAX_FAILURES = 20
 #: Backoff after the first failure, and its ceiling.
@@ -62,14 +67,40 @@ SETTLED = ("sent", "expired", "capped", "suppressed", "cancelled")
 REDIS_AWAY_WAIT = 5.0
 
 
-def sign(secret: str, body: bytes) -> str:
-    """The signature header's value for ``body``: ``sha256=<hex HMAC-SHA256>``."""
-    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+def _digest(secret: str, timestamp: int, body: bytes) -> str:
+    return hmac.new(secret.encode(), b"%d." % timestamp + body, hashlib.sha256).hexdigest()
 
 
-def verify(secret: str, body: bytes, header: str) -> bool:
-    """True when ``header`` is the signature of ``body`` under ``secret`` (constant time)."""
-    return hmac.compare_digest(sign(secret, body), header)
+def sign(secret: str, body: bytes, timestamp: float | None = None) -> str:
+    """The signature header's value for ``body`` signed at ``timestamp`` (now by default):
+    ``t=<unix seconds>,v1=<hex HMAC-SHA256 of "t.body">``."""
+    t = int(time.time() if timestamp is None else timestamp)
+    return f"t={t},v1={_digest(secret, t, body)}"
+
+
+def verify(
+    secret: str,
+    body: bytes,
+    header: str,
+    *,
+    now: float | None = None,
+    tolerance: float = SIGNATURE_TOLERANCE,
+) -> bool:
+    """True when ``header`` signs ``body`` under ``secret`` (constant time) at a time within
+    ``tolerance`` seconds of ``now``: a callback replayed later than that is refused."""
+    fields: dict[str, list[str]] = {}
+    for part in header.split(","):
+        name, _, value = part.strip().partition("=")
+        fields.setdefault(name, []).append(value)
+    stamps = fields.get("t", [])
+    if len(stamps) != 1 or not stamps[0].isdigit():
+        return False
+    t = int(stamps[0])
+    now = time.time() if now is None else now
+    if abs(now - t) > tolerance:
+        return False
+    expected = _digest(secret, t, body)
+    return any(hmac.compare_digest(expected, given) for given in fields.get("v1", []))
 
 
 def encode(status: dict[str, Any]) -> bytes:

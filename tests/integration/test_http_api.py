@@ -146,12 +146,14 @@ def test_reuse_auth_and_validation_over_http(stack: Stack) -> None:
 def test_the_signed_callback_reaches_the_callers_server(stack: Stack, sandbox: Sandbox) -> None:
     """The final status arrives as a POST whose signature verifies with the token's secret;
     a 500 from the receiver is retried."""
-    with CallbackReceiver(fail=1).running() as receiver:
+    with CallbackReceiver(fail=1, secret=stack.sender.callback_secret).running() as receiver:
         answer = stack.post("order-7", {**BODY, "callback_url": receiver.url})
         assert answer.status_code == 202
         wait_for(lambda: len(receiver.deliveries) >= 2, 30, "the callback, retried once")
     first, delivered = receiver.deliveries[:2]
     assert first.body == delivered.body
+    assert first.verified
+    assert delivered.verified
     assert verify(stack.sender.callback_secret, delivered.body, delivered.headers[SIGNATURE_HEADER])
     assert not verify("not the secret", delivered.body, delivered.headers[SIGNATURE_HEADER])
     status = json.loads(delivered.body)

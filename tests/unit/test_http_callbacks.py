@@ -10,7 +10,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from tasks.delivery.runtime import Runtime
-from tasks.http.callbacks import SIGNATURE_HEADER, CallbackDispatcher, verify
+from tasks.http.callbacks import SIGNATURE_HEADER, CallbackDispatcher, sign, verify
 from tasks.http.services import current_services
 from tasks.http.tokens import NewToken
 from tests.support.broker import Broker
@@ -86,6 +86,21 @@ def test_the_final_status_is_posted_once_signed_with_the_token_secret(
     assert b"918273" not in body
     assert dispatcher(receiver).run_once(now=10**10) == 0  # delivered: never again
     assert len(receiver.calls) == 1
+
+
+def test_the_signature_covers_its_time_so_a_replay_later_is_refused() -> None:
+    """Engage-Signature: t=..,v1=..; the body and the time are signed: a changed body, a changed
+    t or a callback replayed past the tolerance does not verify."""
+    body = b'{"key":"order-1","state":"sent"}'
+    header = sign("secret", body, timestamp=1_800_000_000)
+    t, v1 = header.split(",")
+    assert t == "t=1800000000"
+    assert v1.startswith("v1=")
+    assert verify("secret", body, header, now=1_800_000_100)
+    assert not verify("secret", body, header, now=1_800_000_000 + 301)
+    assert not verify("secret", body + b" ", header, now=1_800_000_000)
+    assert not verify("secret", body, f"t=1800000200,{v1}", now=1_800_000_200)
+    assert not verify("secret", body, v1, now=1_800_000_000)
 
 
 def test_a_failed_post_is_retried_later_not_at_once(
