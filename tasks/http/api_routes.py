@@ -109,6 +109,13 @@ def api_router(services: Callable[[], HttpServices]) -> APIRouter:
     return router
 
 
+#: 401's message when Redis holds no token at all.
+NO_TOKENS_LEFT = (
+    "no API token exists in this deployment's Redis (none made yet, or Redis lost its data, "
+    "tokens included): make new ones with engage-sms tokens create"
+)
+
+
 def idempotency_key(request: Request) -> str | None:
     """The Idempotency-Key header, or None; sent twice, one value joined by commas, as HTTP
     defines it (RFC 9110, 5.3) and as a proxy that merges the lines passes it on."""
@@ -149,6 +156,8 @@ class SendsApi:
         if scheme.lower() != "bearer" or not presented.strip():
             raise unauthorized("send Authorization: Bearer TOKEN")
         token = self._s.tokens.authenticate(presented.strip())
+        if token is None and not self._s.tokens.any_left():
+            raise unauthorized(NO_TOKENS_LEFT)
         if token is None:
             raise unauthorized("the token is unknown or revoked")
         if scopes and not token.allows(*scopes):

@@ -16,7 +16,8 @@ from tasks.http.limits import TokenLimits
 from tasks.http.problems import ApiError
 from tasks.http.sends import SendOwner
 from tasks.http.services import current_services
-from tasks.http.tokens import NewToken, Scope
+from tasks.http.tokens import NewToken, Scope, TokenStore
+from tasks.state.hashing import KeyHasher
 from tests.support.broker import Broker
 from tests.support.environments import make_settings
 from tests.support.http_client import api_client, bearer, new_token
@@ -188,6 +189,26 @@ def test_a_revoked_token_is_401(client: TestClient, runtime: Runtime) -> None:
     assert current_services().tokens.revoke("old")
     answer = client.post("/v1/sends", json=BODY, headers=bearer(token, "k-1"))
     assert error_of(answer)[:2] == (401, "unauthorized")
+
+
+def test_a_token_made_after_redis_lost_its_data_works_without_a_restart(
+    client: TestClient, runtime: Runtime
+) -> None:
+    """Redis loses everything, the CLI (another process: its own hasher) makes a new token under
+    a new secret: the running API accepts it; the lost token is 401 saying why."""
+    old = new_token("shop", "send")
+    assert client.get("/v1/sends/x", headers=bearer(old)).status_code == 404
+    runtime.redis.flushall()  # this test's own fakeredis: the data loss
+    lost = client.get("/v1/sends/x", headers=bearer(old))
+    assert error_of(lost)[:2] == (401, "unauthorized")
+    assert "lost its data" in lost.json()["message"]
+    cli = TokenStore(
+        runtime.redis,
+        keys=current_services().keys,
+        hasher=KeyHasher(runtime.redis, keys=runtime.keys),
+    )
+    fresh = cli.create("shop", Scope.SEND)
+    assert client.get("/v1/sends/x", headers=bearer(fresh)).status_code == 404
 
 
 def test_a_read_token_may_not_send_403(client: TestClient) -> None:
