@@ -64,8 +64,8 @@ def test_a_failed_call_is_kept_without_private_values() -> None:
         "message/sendSingle", status=503, error_code="BUSY", message="busy for 48505606707 918273"
     )
     attempt_failed(rt, "k", err, Decision(retry_in=30.0))
-    raw = rt.redis.lrange(rt.keys.attempts("k"), 0, -1)
-    assert b"48505606707" not in b"".join(raw)
-    assert b"918273" not in b"".join(raw)
+    raw = str(rt.redis.lrange(rt.keys.attempts("k"), 0, -1))
+    assert "48505606707" not in raw
+    assert "918273" not in raw
     (entry,) = rt.attempts.history("k")
     assert (entry.outcome, entry.status, entry.error, entry.retry_in) == ("retry", 503, "BUSY", 30)

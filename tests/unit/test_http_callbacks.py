@@ -15,6 +15,7 @@ from tasks.http.callbacks import (
     PER_DESTINATION,
     SIGNATURE_HEADER,
     CallbackDispatcher,
+    Post,
     sign,
     verify,
 )
@@ -53,7 +54,7 @@ def sent(runtime: Runtime, broker: Broker) -> Iterator[tuple[NewToken, TestClien
         yield token, client
 
 
-def dispatcher(receiver: Receiver) -> CallbackDispatcher:
+def dispatcher(receiver: Post) -> CallbackDispatcher:
     """A dispatcher on this process's services posting to ``receiver``."""
     s = current_services()
     return CallbackDispatcher(
