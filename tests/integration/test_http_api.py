@@ -180,16 +180,19 @@ def console_page(stack: Stack, path: str) -> str:
 
 
 def test_the_console_timeline_lists_each_engage_call(stack: Stack, sandbox: Sandbox) -> None:
-    """A send retried after a 503: the timeline shows contact/get 200, sendSingle 503 retried,
-    sendSingle 204, each at its time, then sent; no private value on the page."""
+    """A send retried after a 503: the timeline shows contact/get 200 (unless the id was
+    cached), sendSingle 503 retried, sendSingle 204, each at its time, then sent; no private
+    value on the page."""
     sandbox.state.set_faults({"script": {"message/sendSingle": [503]}})
     assert stack.post("order-9", BODY).status_code == 202
     wait_for(lambda: stack.status("order-9").get("state") == "sent", 60, "sent after a retry")
     page = console_page(stack, "/console/sends/order-9")
     rows = [(what, detail) for at, what, detail in TIMELINE_ROW.findall(page) if at]
     calls = [(what, " ".join(detail.split()[:2])) for what, detail in rows if "/" in what]
+    # An earlier test of this module may have left the contact id cached: then no lookup.
+    looked_up = [("contact/get: ok", "HTTP 200")] if sandbox.state.calls_to("contact/get") else []
     assert calls == [
-        ("contact/get: ok", "HTTP 200"),
+        *looked_up,
         ("message/sendSingle: retry", "HTTP 503"),
         ("message/sendSingle: ok", "HTTP 204"),
     ]
