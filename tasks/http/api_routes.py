@@ -27,7 +27,7 @@ from tasks.http.problems import (
 from tasks.http.schemas import Health, SendAccepted, SendRequestBody, SendStatus, errors
 from tasks.http.sends import MAX_BODY_BYTES, SendBody, SendOwner, parse_send_body
 from tasks.http.services import HttpServices
-from tasks.http.tokens import Scope, Token
+from tasks.http.tokens import Scope, Token, well_formed
 from tasks.outages import unavailable_as
 from tasks.request import validate_idempotency_key
 from tasks.worker.app import app as celery_app
@@ -156,7 +156,9 @@ class SendsApi:
         if scheme.lower() != "bearer" or not presented.strip():
             raise unauthorized("send Authorization: Bearer TOKEN")
         token = self._s.tokens.authenticate(presented.strip())
-        if token is None and not self._s.tokens.any_left():
+        # A malformed token is refused without asking Redis; a well-formed one unknown in a
+        # Redis that holds no token at all most likely went with its data: say so.
+        if token is None and well_formed(presented.strip()) and not self._s.tokens.any_left():
             raise unauthorized(NO_TOKENS_LEFT)
         if token is None:
             raise unauthorized("the token is unknown or revoked")

@@ -84,6 +84,11 @@ class TokenNameTaken(ValueError):
     """A token of this name exists already."""
 
 
+def well_formed(presented: str) -> bool:
+    """True when ``presented`` has a token's shape (``esk_<id>_<secret>``); asks no Redis."""
+    return _TOKEN.fullmatch(presented) is not None
+
+
 class TokenStore:
     """API tokens in Redis (see the module's docstring for what is kept)."""
 

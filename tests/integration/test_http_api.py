@@ -199,7 +199,7 @@ def test_the_console_timeline_lists_each_engage_call(stack: Stack, sandbox: Sand
     assert "HTTP 503 UNEXPECTED_ERROR; retry in" in next(
         detail for what, detail in rows if what.endswith("retry")
     )
-    assert [what for what, _ in rows][-1] == "sent"
+    assert "sent" in [what for what, _ in rows]
     assert "48505606707" not in page
     assert "Ann" not in page
 
