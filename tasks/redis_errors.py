@@ -22,7 +22,8 @@ class NoReplicasError(Rebuildable, redis.ResponseError):
 
     def __init__(self, message: str, status_code: str | None = None) -> None:
         self.message = message
-        # redis-py 6+ passes the reply's first word as status_code; 5 neither passes nor takes it.
+        # Newer redis-py passes the reply's first word as status_code; older ones neither pass it
+        # nor take it.
         super().__init__(message, **({} if status_code is None else {"status_code": status_code}))
         self.status_code = status_code
 
