@@ -20,7 +20,7 @@ from tasks.state.enums import Reason
 from tasks.testing import active_outbox
 from tasks.worker import cancellation
 from tasks.worker.app import engage_settings
-from tasks.worker.publish import SendHandle, enqueue, publish
+from tasks.worker.publish import SendHandle, enqueue, publish_for
 
 __all__ = [
     "SendHandle",
@@ -162,15 +162,8 @@ def replay_dead_letter(key: str) -> str:
         record = rt.ledger.record(key) if request is not None else {}
     if request is not None:
         try:
-            with unavailable_as("broker", rt.settings.broker_url):
-                publish(
-                    request,
-                    key,
-                    task_ids,
-                    priority=_lane_of(record or entry),
-                    on_done=record.get("on_done"),
-                    deployment=rt.settings.key_prefix,
-                )
+            lane = _lane_of(record or entry)
+            publish_for(rt, request, key, task_ids, priority=lane, on_done=record.get("on_done"))
         except BaseException as err:
             # Put it back where it was rather than leave a queued send with no task.
             with unavailable_as("redis", rt.settings.redis_url):
