@@ -15,7 +15,7 @@ import time
 import zlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 from urllib.parse import quote
 
 from tasks.sandbox.faults import (
@@ -33,7 +33,7 @@ from tasks.sandbox.faults import (
     TRICKLE_SECONDS,
     Fault,
 )
-from tasks.sandbox.state import Call, SandboxState, now
+from tasks.sandbox.state import Call, SandboxState, now, server_error_body
 
 API_VERSION = "19.0"
 #: The operation a request to the fake proxy's login page is recorded under.
@@ -225,6 +225,19 @@ def echo_body(call: Call, status: int) -> dict[str, str]:
 def error_body(actor: str, code: str, message: str) -> dict[str, str]:
     """Engage's error fields."""
     return {"errorActor": actor, "errorCode": code, "message": message}
+
+
+def injected_error(status: int) -> tuple[dict[str, Any], dict[str, str]]:
+    """The error fields and extra headers an injected fault status is answered with."""
+    if status >= 500:
+        return server_error_body(status), {}
+    if status == 429:
+        return error_body("SERVER", "OPERATION_DISABLED", "Too many requests."), {
+            "Retry-After": "1"
+        }
+    if status in (401, 403):
+        return error_body("CLIENT", "PERMISSION_DENIED", "Access denied."), {}
+    return error_body("CLIENT", "INVALID_REQUEST", "Injected fault."), {}
 
 
 def _redirect(exchange: Exchange, fault: Fault) -> None:

@@ -13,7 +13,7 @@ from urllib.parse import parse_qsl, urlsplit
 from tasks.sandbox import gate
 from tasks.sandbox.faults import CONTACT_ID, EMPTY, TRUNCATED, Fault
 from tasks.sandbox.gate import API_VERSION, Exchange, error_body
-from tasks.sandbox.state import Answer, Call, SandboxState, now, server_error_body
+from tasks.sandbox.state import Answer, Call, SandboxState, now
 
 _JSON = "application/json"
 
@@ -114,15 +114,8 @@ def _faulty(
 
 
 def _send_injected(exchange: Exchange, status: int) -> None:
-    if status >= 500:
-        send_json(exchange, status, server_error_body(status))
-    elif status == 429:
-        too_many = error_body("SERVER", "OPERATION_DISABLED", "Too many requests.")
-        send_json(exchange, 429, too_many, {"Retry-After": "1"})
-    elif status in (401, 403):
-        send_json(exchange, status, error_body("CLIENT", "PERMISSION_DENIED", "Access denied."))
-    else:
-        send_json(exchange, status, error_body("CLIENT", "INVALID_REQUEST", "Injected fault."))
+    fields, headers = gate.injected_error(status)
+    send_json(exchange, status, fields, headers)
 
 
 def _parse_json(raw: bytes | None) -> Any:

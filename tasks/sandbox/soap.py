@@ -22,7 +22,7 @@ from tasks.engage.soap_envelope import NAMESPACE, SOAP_ENV_NAMESPACE
 from tasks.sandbox import gate
 from tasks.sandbox.faults import CONTACT_ID, EMPTY, FOREIGN_NS, SOAP12_FAULT, TRUNCATED, Fault
 from tasks.sandbox.gate import API_VERSION, Exchange, error_body
-from tasks.sandbox.state import Answer, Call, SandboxState, now, server_error_body
+from tasks.sandbox.state import Answer, Call, SandboxState, now
 
 #: SOAP operation element -> the operation name shared with REST.
 OPERATIONS = {
@@ -188,15 +188,8 @@ def _answer_fault(answer: Answer) -> tuple[int, bytes]:
 
 
 def _send_injected(exchange: Exchange, status: int) -> None:
-    if status >= 500:
-        _send_fault(exchange, status, server_error_body(status))
-    elif status == 429:
-        too_many = error_body("SERVER", "OPERATION_DISABLED", "Too many requests.")
-        _send_fault(exchange, 429, too_many, {"Retry-After": "1"})
-    elif status in (401, 403):
-        _send_fault(exchange, status, error_body("CLIENT", "PERMISSION_DENIED", "Access denied."))
-    else:
-        _send_fault(exchange, status, error_body("CLIENT", "INVALID_REQUEST", "Injected fault."))
+    fields, headers = gate.injected_error(status)
+    _send_fault(exchange, status, fields, headers)
 
 
 def _send_fault(
