@@ -5,6 +5,7 @@ Answers contact/get, message/sendSingle and system/getApiVersion as Engage's RES
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Mapping
 from typing import Any
@@ -25,13 +26,7 @@ def handle(exchange: Exchange, state: SandboxState, operation: str, raw: bytes |
     body = _parse_json(raw)
     authorized = gate.authorized(exchange.header("Authorization"), state)
     call = Call(operation, exchange.command, split.path, query, body, authorized, 0, now())
-    admission = gate.admit(
-        exchange,
-        state,
-        call,
-        refuse=lambda status, fields, headers: send_json(exchange, status, fields, headers),
-        inject=lambda status: _send_injected(exchange, status),
-    )
+    admission = gate.admit(exchange, state, call, refuse=functools.partial(send_json, exchange))
     if not admission.proceed:
         if admission.after is not None:  # a SOAP-only fault: REST answers its status
             _send_injected(exchange, admission.after.status)
