@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 import redis
 from celery.exceptions import Retry
+from kombu.exceptions import OperationalError
 
 from tasks.cli.redis_server import RedisServer
 from tasks.delivery import steps as delivery
@@ -26,7 +27,7 @@ from tasks.sandbox import Sandbox
 from tasks.send_options import LANE_QUEUES, Priority
 from tasks.worker import pipeline
 from tasks.worker.app import app
-from tasks.worker.failover import PrimaryWatch, republish_unfinished
+from tasks.worker.failover import RECOVERY_WINDOW, PrimaryWatch, Recovery, republish_unfinished
 from tasks.worker.publish import enqueue
 from tests.support.broker import Broker, using_broker
 from tests.support.environments import make_settings
@@ -121,6 +122,41 @@ def test_a_restarted_primary_republishes_unfinished_sends_at_once(
     ((_, key, task_ids),) = broker.published
     assert key == "queued"
     assert set(task_ids).isdisjoint({"r1", "s1"})
+
+
+def test_a_republish_that_failed_after_a_new_primary_is_tried_again_at_the_next_look(
+    primary: RedisServer, broker: Broker
+) -> None:
+    """The change is seen once; a republish the broker refused is done at the next look."""
+    rt = _runtime(primary, "http://127.0.0.1:9", acks=0)
+    rt.ledger.claim("queued", REQUEST, ["r1", "s1"])
+    recovery = Recovery(PrimaryWatch(rt))
+    assert recovery.look(rt, 0.0) is None  # the first look only records the primary
+    primary.outage(0)
+    with broker.unreachable(), pytest.raises(OperationalError):
+        recovery.look(rt, 1.0)
+    assert recovery.pending == ["redis"]
+    assert recovery.look(rt, 2.0) == ["queued"]
+    assert [key for _, key, _ in broker.published] == ["queued"]
+    assert recovery.look(rt, 3.0) is None  # done: nothing pending, no change
+
+
+def test_a_republish_still_failing_after_the_recovery_window_is_left_to_the_sweep(
+    primary: RedisServer, broker: Broker, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Past RECOVERY_WINDOW the worker stops trying and says the sweep will publish lost sends."""
+    rt = _runtime(primary, "http://127.0.0.1:9", acks=0)
+    rt.ledger.claim("queued", REQUEST, ["r1", "s1"])
+    recovery = Recovery(PrimaryWatch(rt))
+    recovery.look(rt, 0.0)
+    primary.outage(0)
+    with broker.unreachable(), pytest.raises(OperationalError):
+        recovery.look(rt, 1.0)
+    with caplog.at_level(logging.ERROR, "engage.recovery"):
+        assert recovery.look(rt, 1.0 + RECOVERY_WINDOW) is None
+    assert recovery.pending == []
+    assert "the sweep publishes lost ones" in caplog.text
+    assert broker.published == []
 
 
 def test_a_primary_refusing_writes_for_want_of_replicas_is_an_outage(
