@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from tasks.errors import Rebuildable
 from tasks.request import IDENTIFIER_TYPES
 
 CONTACT_SHAPE = '{"type": "MOBILE", "value": "48505606707", "contactId": 33457}'
@@ -20,8 +21,14 @@ MESSAGE_SHAPE = '{"messageId": 23541, "requiredParameters": ["firstName"]}'
 MESSAGES_SHAPE = f'{{"messages": [{MESSAGE_SHAPE}, ...]}}'
 
 
-class ControlError(ValueError):
+class ControlError(Rebuildable, ValueError):
     """A control request the sandbox refuses; the message says what it expected."""
+
+    _fields = ("message",)
+
+    def __init__(self, message: str) -> None:
+        self.message = message
+        super().__init__(message)
 
 
 def read_json(raw: bytes) -> Any:
