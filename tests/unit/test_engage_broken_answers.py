@@ -117,7 +117,8 @@ def test_204_with_a_body_is_not_trusted_beyond_its_status() -> None:
     """A 204 carries no body by definition: the stray bytes do not turn it into an error."""
     answer = head("204 No Content") + b'{"surprise": true}'
     with RawServer(answer) as server:
-        rest(server).send_single(1, 2, [])
+        rest(server).send_single(1, 2, [])  # raises on anything but success
+        assert server.requests == 1
 
 
 @pytest.mark.parametrize("answer", BROKEN_AFTER_SENDING.values(), ids=BROKEN_AFTER_SENDING)
