@@ -70,20 +70,6 @@ HTML_502 = b"""<!DOCTYPE html>
 Stub = Callable[[int, bytes], str]
 
 
-@pytest.fixture(scope="module")
-def shared_sandbox() -> Iterator[Sandbox]:
-    """One sandbox on a free loopback port for the module (stopping one takes half a second)."""
-    with Sandbox() as sb:
-        yield sb
-
-
-@pytest.fixture
-def sandbox(shared_sandbox: Sandbox) -> Sandbox:
-    """The shared sandbox with fresh state: demo contact and message, no calls, no faults."""
-    shared_sandbox.state.reset()
-    return shared_sandbox
-
-
 def make_client(endpoint: str, auth: tuple[str, str] | None = (USER, PASSWORD)) -> SoapEngageClient:
     """A SOAP client with short timeouts; ``auth=None`` sends no credentials."""
     session = engage_http.make_session(*auth, base_url=endpoint) if auth else requests.Session()
