@@ -6,12 +6,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from tasks.errors import EngageError
+from tasks.errors import EngageError, Rebuildable
 from tasks.send_options import DEFAULT_PRIORITY, Priority, parse_priority
 
 
-class RetryLater(Exception):
+class RetryLater(Rebuildable):
     """Try this step again in ``delay`` seconds (after ``error``, or waiting for a rate slot)."""
+
+    _fields = ("delay", "error")
 
     def __init__(self, delay: float, error: EngageError | None) -> None:
         self.delay = delay

@@ -12,7 +12,7 @@ import logging
 import traceback
 
 from tasks.delivery.context import RetryLater, StepContext
-from tasks.delivery.events import log_event
+from tasks.delivery.events import attempt_failed, log_event
 from tasks.delivery.retry_policy import Attempt, decide
 from tasks.delivery.runtime import Runtime
 from tasks.errors import CredentialsRejected, DeadLettered, EngageAPIError, EngageError
@@ -105,6 +105,7 @@ def failed(
     else:
         reason = decision.reason or Reason.RETRIES_EXHAUSTED
         outcome = dead_letter(rt, request, ctx, reason, shown, str(shown))
+    attempt_failed(rt, ctx.key, shown, decision)
     return outcome, shown
 
 

@@ -19,7 +19,7 @@ from tasks.delivery.context import RetryLater, StepContext
 from tasks.delivery.events import log_event
 from tasks.delivery.runtime import Runtime
 from tasks.engage.contact_create import already_exists
-from tasks.errors import EngageError
+from tasks.errors import EngageError, Rebuildable
 from tasks.quiet_hours import quiet_until as window_end
 from tasks.quiet_hours import recipient_zones
 from tasks.request import SendRequest
@@ -107,7 +107,7 @@ def check_gate(rt: Runtime, request: SendRequest, ctx: StepContext) -> SendState
     return SendState(verdict)
 
 
-class LeaseLost(Exception):
+class LeaseLost(Rebuildable):
     """Another delivery took the lease between ours and the gate (ours had lapsed)."""
 
 

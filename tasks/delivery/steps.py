@@ -17,7 +17,7 @@ from typing import TypeVar
 
 from tasks.delivery import metrics, policy
 from tasks.delivery.context import RetryLater, StepContext
-from tasks.delivery.events import log_event
+from tasks.delivery.events import attempt_answered, log_event
 from tasks.delivery.failures import (
     claim_from_message,
     dead_letter,
@@ -87,6 +87,7 @@ def resolve(rt: Runtime, request: SendRequest, ctx: StepContext) -> int | str:
     if contact_id is None:
         _pace(rt, ctx.priority)
         contact_id = _look_up(rt, request, ctx)
+        attempt_answered(rt, ctx.key, "contact/get", 200)
         # Cached by the same script that records the lookup: one round trip for both.
         rt.ledger.mark_resolved(
             ctx.key, contact_id, cache=rt.contacts.entry(ident.type, ident.value)
@@ -194,6 +195,7 @@ def _after_send(
 ) -> str:
     """Engage accepted the send: record it (``sent``), or leave it to the sweep (UNRECORDED)."""
     sent = _record_sent(rt, request, ctx)
+    attempt_answered(rt, ctx.key, "message/sendSingle", 204)
     if sent is None:
         return UNRECORDED
     ctx.sent_now.append(sent.callback)

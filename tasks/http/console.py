@@ -22,6 +22,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
 from tasks.api import replay_dead_letter
+from tasks.errors import Rebuildable
 from tasks.http.services import HttpServices
 from tasks.http.sessions import (
     LOGIN_COOKIE,
@@ -51,11 +52,11 @@ ACTIONS = ("replay", "purge")
 UNKNOWN = Reason.OUTCOME_UNKNOWN.value
 
 
-class LoginRequired(Exception):
+class LoginRequired(Rebuildable):
     """No valid session: the answer is the login page."""
 
 
-class CsrfRefused(Exception):
+class CsrfRefused(Rebuildable):
     """A form came without the session's CSRF token (or with a wrong one)."""
 
 
@@ -187,7 +188,7 @@ def _browse_routes(router: APIRouter, pages: Pages) -> None:
             operator=token.name,
             entry=found,
             detail=json.dumps(found, indent=2),
-            events=timeline(status, found, s.audit.actions(key)),
+            events=timeline(status, found, s.audit.actions(key), s.runtime.attempts.history(key)),
             unknown=found["reason"] == UNKNOWN,
         )
 
@@ -205,7 +206,7 @@ def _browse_routes(router: APIRouter, pages: Pages) -> None:
             key=key,
             send=status,
             detail=json.dumps(status, indent=2),
-            events=timeline(status, found, s.audit.actions(key)),
+            events=timeline(status, found, s.audit.actions(key), s.runtime.attempts.history(key)),
             entry=found,
             quote=quote,
         )

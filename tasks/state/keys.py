@@ -34,6 +34,10 @@ is the module under ``tasks/state/`` (``housekeeping``: ``tasks/worker/``) that 
                                                                     in Engage at a time (120 s)
     {p}:primary:{role}                  string  failover            the Redis primary last seen
                                                                     (run id, replication id)
+    {p}:attempts:{key}                  list    attempts            one send's last Engage calls
+                                                                    (the record's expiry)
+    {p}:probe:writable                  string  worker pipeline     a write that tells Redis takes
+                                                                    writes again (10 s)
 
 ``{key}`` is an idempotency key: the caller's, ``auto:<uuid>``, or for a scheduled send
 ``beat:<schedule>:<slot>:<hmac16>`` (:func:`tasks.worker.beat_schedule.run_key`). Celery's own
@@ -154,6 +158,15 @@ class RedisKeys:
         """Held while one worker creates the contact of an identifier in Engage."""
         return f"{self.prefix}:contact_create:{id_type}:{digest}"
 
+    @property
+    def write_probe(self) -> str:
+        """A throwaway write: Redis takes writes again (after NOREPLICAS, READONLY)."""
+        return f"{self.prefix}:probe:writable"
+
     def primary(self, role: str) -> str:
         """Which Redis primary (``redis`` or ``broker``) the workers last saw."""
         return f"{self.prefix}:primary:{role}"
+
+    def attempts(self, key: str) -> str:
+        """The last Engage calls of one send, one JSON entry each."""
+        return f"{self.prefix}:attempts:{key}"
