@@ -17,8 +17,9 @@ import redis
 
 from tasks.cli.redis_server import RedisServer
 from tasks.delivery import steps as delivery
+from tasks.delivery.outcomes import Retry, Sent
 from tasks.delivery.runtime import Runtime
-from tasks.delivery.steps import RetryLater, StepContext
+from tasks.delivery.steps import StepContext
 from tasks.errors import ServiceUnavailable
 from tasks.request import build_send_request
 from tasks.sandbox import Sandbox
@@ -72,14 +73,14 @@ def test_no_engage_call_on_a_lease_no_replica_holds(
     """Too few replica acks on the lease: Engage is not called, the send retries; with one, sent."""
     rt = _runtime(primary, sandbox.base_url, acks=1)
     rt.ledger.claim("k1", REQUEST, CTX.task_ids)
-    with caplog.at_level(logging.INFO, "engage.delivery"), pytest.raises(RetryLater):
-        delivery.send(rt, REQUEST, 33457, CTX)
+    with caplog.at_level(logging.INFO, "engage.delivery"):
+        assert isinstance(delivery.send(rt, REQUEST, 33457, CTX), Retry)
     assert sandbox.state.calls_to("message/sendSingle") == []
     assert rt.ledger.state("k1") == "retrying"
     assert '"event": "held_back"' in caplog.text
     with replica_of(primary, tmp_path / "replica"):
         retry = StepContext(key="k1", task_id="s1", retries=1, task_ids=CTX.task_ids)
-        assert delivery.send(rt, REQUEST, 33457, retry) == "sent"
+        assert isinstance(delivery.send(rt, REQUEST, 33457, retry), Sent)
     assert sandbox.state.sends == {(23541, 33457): 1}
 
 

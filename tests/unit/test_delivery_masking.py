@@ -16,8 +16,9 @@ import pytest
 import redis
 
 from tasks.delivery import steps as delivery
+from tasks.delivery.outcomes import DeadLetter, Resolved, Retry, StepOutcome
 from tasks.delivery.runtime import Runtime
-from tasks.delivery.steps import RetryLater, StepContext
+from tasks.delivery.steps import StepContext
 from tasks.errors import DeadLettered, EngageServerError
 from tasks.request import SendRequest, build_send_request
 from tasks.sandbox import Sandbox
@@ -57,6 +58,14 @@ def claimed(rt: Runtime, request: SendRequest) -> Runtime:
     return rt
 
 
+def dead_lettered(outcome: StepOutcome) -> DeadLettered:
+    """What the pipeline fails the task with for ``outcome``, a dead letter."""
+    assert isinstance(outcome, DeadLetter)
+    with pytest.raises(DeadLettered) as caught:
+        pipeline._conclude(RecordingTask(), ctx(), outcome)
+    return caught.value
+
+
 def shown(err: BaseException) -> str:
     """The exception as Celery logs it and Flower shows it: repr, args and the whole chain."""
     chain = "".join(traceback.format_exception(type(err), err, err.__traceback__))
@@ -75,11 +84,11 @@ def test_page_echoing_an_external_id_is_retried_with_the_id_masked(
     request = build_send_request(23541, external_id=EXTERNAL_ID)
     rt = claimed(transport_runtime, request)
     sandbox.state.set_faults({"script": {"contact/get": ["html:echo"]}})
-    with pytest.raises(RetryLater) as caught:
-        delivery.resolve(rt, request, ctx())
-    assert caught.value.error is not None
-    assert "Sign in to continue with ***" in str(caught.value.error)
-    assert leaked(shown(caught.value)) == []
+    outcome = delivery.resolve(rt, request, ctx())
+    assert isinstance(outcome, Retry)
+    assert outcome.error is not None
+    assert "Sign in to continue with ***" in str(outcome.error)
+    assert leaked(shown(outcome.error)) == []
     assert leaked(str(rt.ledger.status("k1"))) == []
 
 
@@ -90,12 +99,11 @@ def test_error_echoing_an_email_is_dead_lettered_masked(
     request = build_send_request(23541, email=EMAIL)
     rt = claimed(transport_runtime, request)
     sandbox.state.set_faults({"script": {"contact/get": ["echo:400"]}})
-    with pytest.raises(DeadLettered) as caught:
-        delivery.resolve(rt, request, ctx())
+    failure = dead_lettered(delivery.resolve(rt, request, ctx()))
     entry = rt.dead_letters.get("k1")
     assert entry is not None
     assert entry["error"]["message"] == "Invalid value 'j***@example.com'."
-    assert leaked(shown(caught.value)) == []
+    assert leaked(shown(failure)) == []
     assert leaked(str(entry)) == []
 
 
@@ -108,10 +116,12 @@ def test_send_error_echoing_parameter_values_is_retried_masked(
     )
     rt = claimed(transport_runtime, request)
     sandbox.state.set_faults({"script": {"message/sendSingle": ["echo:503"]}})
-    with caplog.at_level(logging.INFO), pytest.raises(RetryLater) as caught:
-        delivery.send(rt, request, 33457, ctx())
-    assert "Failed while processing '***', '***'." in str(caught.value.error)
-    assert leaked(shown(caught.value)) == []
+    with caplog.at_level(logging.INFO):
+        outcome = delivery.send(rt, request, 33457, ctx())
+    assert isinstance(outcome, Retry)
+    assert outcome.error is not None
+    assert "Failed while processing '***', '***'." in str(outcome.error)
+    assert leaked(shown(outcome.error)) == []
     assert leaked(str(rt.ledger.status("k1"))) == []
     assert leaked(caplog.text) == []
 
@@ -123,12 +133,11 @@ def test_raised_failure_is_chained_to_the_masked_copy_only(
     request = build_send_request(23541, email=EMAIL)
     rt = claimed(transport_runtime, request)
     sandbox.state.set_faults({"script": {"contact/get": ["echo:400"]}})
-    with pytest.raises(DeadLettered) as caught:
-        delivery.resolve(rt, request, ctx())
-    cause = caught.value.__cause__
+    failure = dead_lettered(delivery.resolve(rt, request, ctx()))
+    cause = failure.__cause__
     assert cause is not None
     assert "j***@example.com" in str(cause)
-    assert caught.value.__suppress_context__
+    assert failure.__suppress_context__
 
 
 def test_contact_id_quoted_by_an_answer_stays_readable(
@@ -140,11 +149,11 @@ def test_contact_id_quoted_by_an_answer_stays_readable(
     )
     request = build_send_request(23541, mobile="+48600000001")
     rt = claimed(transport_runtime, request)
-    assert delivery.resolve(rt, request, ctx()) == 1234567890
+    assert delivery.resolve(rt, request, ctx()) == Resolved(1234567890)
     sandbox.state.set_faults({"script": {"message/sendSingle": ["html:echo"]}})
-    with pytest.raises(RetryLater) as caught:
-        delivery.send(rt, request, 1234567890, ctx())
-    assert "Sign in to continue with 1234567890" in str(caught.value.error)
+    outcome = delivery.send(rt, request, 1234567890, ctx())
+    assert isinstance(outcome, Retry)
+    assert "Sign in to continue with 1234567890" in str(outcome.error)
     assert rt.ledger.status("k1")["contact_id"] == "1234567890"
 
 
@@ -155,16 +164,15 @@ def test_redis_failing_while_an_engage_error_is_handled_keeps_it_out_of_the_retr
     def redis_down() -> None:
         raise redis.ConnectionError("Connection refused")
 
-    def step(_: Runtime) -> int:
+    def step(_: Runtime) -> StepOutcome:
         try:
             raise EngageServerError("contact/get", status=503, message=f"failed for {PARAMETER}")
         except EngageServerError:
             redis_down()  # as when Redis fails while the step records the failure
-        return 0
+        return Resolved(0)
 
-    request = build_send_request(23541, mobile="+48505606707", parameters={"name": PARAMETER})
     with installed(fake_runtime()), pytest.raises(RuntimeError, match=r"^retry$"):
-        pipeline._step(task, ctx(), request, "contact/get", step)
+        pipeline._step(task, ctx(), "contact/get", step)
     (options,) = task.retries
     error = options["exc"]
     assert isinstance(error, redis.ConnectionError)
