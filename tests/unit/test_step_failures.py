@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 import fakeredis
 import pytest
 import redis
 
+from tasks.delivery import failures
 from tasks.delivery import steps as delivery
-from tasks.delivery.outcomes import DeadLetter, Retry, StepOutcome
+from tasks.delivery.outcomes import DeadLetter, Retry, Sent, StepOutcome
 from tasks.delivery.runtime import Runtime, install_runtime
 from tasks.delivery.steps import StepContext
 from tasks.engage import Contact
 from tasks.errors import DeadLettered
+from tasks.masking import Masker
 from tasks.request import Identifier, SendRequest, build_send_request
 from tasks.state.enums import Reason
 from tasks.worker import pipeline
@@ -177,3 +179,42 @@ def test_pipeline_fails_a_dead_lettered_step_with_dead_lettered() -> None:
     assert (caught.value.key, caught.value.reason) == ("k1", "rejected")
     assert caught.value.__cause__ is None
     assert caught.value.__suppress_context__
+
+
+class AcceptingClient(BrokenClient):
+    """An Engage client that accepts every send (a 204)."""
+
+    def send_single(
+        self, message_id: int, recipient_id: int, parameters: Sequence[tuple[str, str]]
+    ) -> None:
+        """Accept it."""
+        self.calls += 1
+
+
+class CountingMasker(Masker):
+    """A Masker that counts how many are built."""
+
+    built = 0
+
+    def __init__(self, secrets: Iterable[str], *, readable: Iterable[str] = ()) -> None:
+        type(self).built += 1
+        super().__init__(secrets, readable=readable)
+
+
+def test_a_failed_step_builds_one_masker(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A bug during sendSingle: the log, the entry and the outcome share the step's one Masker."""
+    monkeypatch.setattr(failures, "Masker", CountingMasker)
+    monkeypatch.setattr(CountingMasker, "built", 0)
+    rt = runtime_with(BrokenClient(RuntimeError("boom for 48505606707")))
+    outcome = delivery.send(rt, REQUEST, 33457, ctx())
+    assert isinstance(outcome, DeadLetter)
+    assert CountingMasker.built == 1
+
+
+def test_a_step_that_succeeds_builds_no_masker(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Nothing to mask on the way to sent: the Masker is built at a step's first failure."""
+    monkeypatch.setattr(failures, "Masker", CountingMasker)
+    monkeypatch.setattr(CountingMasker, "built", 0)
+    rt = runtime_with(AcceptingClient(RuntimeError("unused")))
+    assert delivery.send(rt, REQUEST, 33457, ctx()) == Sent(callback=None)
+    assert CountingMasker.built == 0
