@@ -114,6 +114,13 @@ def report(
     print(f"answers trickled past the lease: {sandbox.stats()['answers'].get('trickle', 0)}")
     print(f"sent recorded through the READONLY window: {readonly_hits(log_dir)}")
     print(f"unexplained outcome_unknown: {len(unexplained)} {unexplained[:10] or ''}")
+    for key in unexplained[:5]:  # what an operator would read to explain it
+        calls = [
+            (call.status, round(call.at, 2))
+            for call in sandbox.calls_to("message/sendSingle")
+            if call.query.get("recipientId") == str(contact_of[key])
+        ]
+        print(f"  {key}: {states[key].get('detail')!r}; sandbox calls {calls}")
     print(
         f"callbacks published:   {len(callbacks)} for {len(states)} sends; sends without one "
         f"for their final state: {len(missing)} {missing[:10] or ''} (outbox left: "
