@@ -57,6 +57,11 @@ class StepFailures:
         readable = () if self.contact_id is None else (str(self.contact_id),)
         return Masker(self.request.private_values(), readable=readable)
 
+    @cached_property
+    def recipient(self) -> str:
+        """The recipient as the log shows it, masked."""
+        return self.request.identifier.masked()
+
     def engage_error(self, err: EngageError, *, stage: str) -> Retry | DeadLetter | Stopped:
         """Engage answered ``err``: retried as the retry policy says, or dead-lettered.
 
@@ -125,7 +130,7 @@ class StepFailures:
             event,
             key=ctx.key,
             task_id=ctx.task_id,
-            recipient=self.request.identifier.masked(),
+            recipient=self.recipient,
             retry_in=round(delay, 3),
             **fields,
         )
@@ -163,7 +168,7 @@ class StepFailures:
             "dead_lettered",
             key=ctx.key,
             task_id=ctx.task_id,
-            recipient=self.request.identifier.masked(),
+            recipient=self.recipient,
             reason=reason,
             detail=detail,
             **(_error_fields(error) if error else {}),
