@@ -10,29 +10,11 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-if TYPE_CHECKING:
-    from tasks.api import (
-        SendHandle,
-        cancel_sends,
-        delivery_status,
-        replay_dead_letter,
-        send_prepared_sms,
-        suppress,
-        unsuppress,
-    )
-    from tasks.worker.app import app
+if TYPE_CHECKING:  # type checkers see the names __getattr__ gives at run time
+    from tasks.api import *  # noqa: F403  (its __all__: the public API)
+    from tasks.worker.app import app as app
 
-__all__ = [
-    "SendHandle",
-    "app",
-    "cancel_sends",
-    "delivery_status",
-    "replay_dead_letter",
-    "send_prepared_sms",
-    "suppress",
-    "unsuppress",
-]
-
+#: The public names (``__all__``), each with the module it is imported from on first use.
 _WHERE = {
     "SendHandle": "tasks.api",
     "cancel_sends": "tasks.api",
@@ -43,6 +25,8 @@ _WHERE = {
     "unsuppress": "tasks.api",
     "app": "tasks.worker.app",
 }
+
+__all__ = list(_WHERE)
 
 
 def __getattr__(name: str) -> Any:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, Unpack
 
 from celery import uuid
 
@@ -13,14 +13,19 @@ from tasks.delivery.events import log_event
 from tasks.delivery.runtime import Runtime, current_runtime
 from tasks.errors import InvalidSendRequest
 from tasks.outages import unavailable_as
-from tasks.request import build_identifier, build_send_request, validate_idempotency_key
+from tasks.request import (
+    RecipientFields,
+    build_identifier,
+    build_send_request,
+    validate_idempotency_key,
+)
 from tasks.send_options import DEFAULT_PRIORITY, Priority, parse_priority, validate_task_name
 from tasks.sending_policy import Deadline, SendingPolicy, resolve_deadline
 from tasks.state.enums import Reason
 from tasks.testing import active_outbox
 from tasks.worker import cancellation
 from tasks.worker.app import engage_settings
-from tasks.worker.publish import SendHandle, enqueue, publish
+from tasks.worker.publish import SendHandle, enqueue, publish_for
 
 __all__ = [
     "SendHandle",
@@ -74,17 +79,20 @@ def send_prepared_sms(
     Inside :func:`tasks.testing.captured_sends` (a host app's unit tests) the send is validated
     the same way and captured instead: no Redis, broker or worker.
     """
+    recipient: RecipientFields = {
+        "mobile": mobile,
+        "email": email,
+        "app_alias": app_alias,
+        "external_id": external_id,
+        "recipient_id": recipient_id,
+    }
     outbox = active_outbox()
     if outbox is not None:
         # The sending policy's arguments are checked as they would be; the outbox keeps the send.
         _check_policy_arguments(priority, expires_in, send_by, create_contact, SendingPolicy())
         return outbox.capture(
             message_id,
-            mobile=mobile,
-            email=email,
-            app_alias=app_alias,
-            external_id=external_id,
-            recipient_id=recipient_id,
+            **recipient,
             parameters=parameters,
             idempotency_key=idempotency_key,
             priority=priority,
@@ -94,14 +102,7 @@ def send_prepared_sms(
     lane = parse_priority(priority)
     callback = None if on_done is None else validate_task_name(on_done)
     request = build_send_request(
-        message_id,
-        mobile=mobile,
-        email=email,
-        app_alias=app_alias,
-        external_id=external_id,
-        recipient_id=recipient_id,
-        parameters=parameters,
-        numbers=rt.settings.numbers,
+        message_id, **recipient, parameters=parameters, numbers=rt.settings.numbers
     )
     key = f"auto:{uuid()}" if idempotency_key is None else validate_idempotency_key(idempotency_key)
     deadline = _check_policy_arguments(
@@ -162,15 +163,8 @@ def replay_dead_letter(key: str) -> str:
         record = rt.ledger.record(key) if request is not None else {}
     if request is not None:
         try:
-            with unavailable_as("broker", rt.settings.broker_url):
-                publish(
-                    request,
-                    key,
-                    task_ids,
-                    priority=_lane_of(record or entry),
-                    on_done=record.get("on_done"),
-                    deployment=rt.settings.key_prefix,
-                )
+            lane = _lane_of(record or entry)
+            publish_for(rt, request, key, task_ids, priority=lane, on_done=record.get("on_done"))
         except BaseException as err:
             # Put it back where it was rather than leave a queued send with no task.
             with unavailable_as("redis", rt.settings.redis_url):
@@ -186,57 +180,34 @@ def replay_dead_letter(key: str) -> str:
     return outcome
 
 
-def suppress(
-    *,
-    mobile: str | None = None,
-    email: str | None = None,
-    app_alias: str | None = None,
-    external_id: str | None = None,
-    recipient_id: int | None = None,
-) -> bool:
+def suppress(**recipient: Unpack[RecipientFields]) -> bool:
     """Opt a recipient out: no send to it is made from now on (it ends ``suppressed``).
 
-    Exactly one identifier, read as :func:`send_prepared_sms` reads it (so ``+48 505 606 707``
-    and ``0048505606707`` are the same entry). Stored as a keyed digest, never in clear.
+    Exactly one identifier (``mobile``, ``email``, ``app_alias``, ``external_id`` or
+    ``recipient_id``), read as :func:`send_prepared_sms` reads it (so ``+48 505 606 707`` and
+    ``0048505606707`` are the same entry). Stored as a keyed digest, never in clear.
     True when it was not on the list yet. Raises InvalidSendRequest or ServiceUnavailable.
     """
-    rt = _runtime()
-    identifier = build_identifier(
-        mobile=mobile,
-        email=email,
-        app_alias=app_alias,
-        external_id=external_id,
-        recipient_id=recipient_id,
-        numbers=rt.settings.numbers,
-    )
-    with unavailable_as("redis", rt.settings.redis_url):
-        added = rt.suppressions.add([identifier]) == 1
-    log_event("opted_out", key="-", recipient=identifier.masked(), added=added)
-    return added
+    return _change_opt_out(recipient, add=True)
 
 
-def unsuppress(
-    *,
-    mobile: str | None = None,
-    email: str | None = None,
-    app_alias: str | None = None,
-    external_id: str | None = None,
-    recipient_id: int | None = None,
-) -> bool:
+def unsuppress(**recipient: Unpack[RecipientFields]) -> bool:
     """Take a recipient off the opt-out list; True when it was on it."""
+    return _change_opt_out(recipient, add=False)
+
+
+def _change_opt_out(recipient: RecipientFields, *, add: bool) -> bool:
+    """Add the recipient to the opt-out list or take it off; True when that changed the list."""
     rt = _runtime()
-    identifier = build_identifier(
-        mobile=mobile,
-        email=email,
-        app_alias=app_alias,
-        external_id=external_id,
-        recipient_id=recipient_id,
-        numbers=rt.settings.numbers,
-    )
+    identifier = build_identifier(**recipient, numbers=rt.settings.numbers)
     with unavailable_as("redis", rt.settings.redis_url):
-        removed = rt.suppressions.remove([identifier]) == 1
-    log_event("opt_out_removed", key="-", recipient=identifier.masked(), removed=removed)
-    return removed
+        change = rt.suppressions.add if add else rt.suppressions.remove
+        changed = change([identifier]) == 1
+    if add:
+        log_event("opted_out", key="-", recipient=identifier.masked(), added=changed)
+    else:
+        log_event("opt_out_removed", key="-", recipient=identifier.masked(), removed=changed)
+    return changed
 
 
 def cancel_sends(

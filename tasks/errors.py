@@ -2,7 +2,8 @@
 
 The tree::
 
-    EngageSmsError
+    Rebuildable                       rebuilt from its fields by pickle, copy and masked()
+    └── EngageSmsError
     ├── ConfigurationError            a setting is missing or malformed (never a delivery error)
     ├── InvalidSendRequest            bad input at enqueue time; nothing was enqueued
     ├── IdempotencyConflict           the key was used before for a different request
@@ -22,6 +23,10 @@ The tree::
 
 Retry decisions live in :mod:`tasks.delivery.retry_policy`, keyed on these types.
 
+Every exception class of the package, these and the few that never leave their layer, stands on
+:class:`Rebuildable`: it declares the fields its constructor takes, and ``pickle``, ``copy`` and
+:meth:`Rebuildable.masked` all rebuild it by calling the constructor with them.
+
 An :class:`EngageError` quotes Engage's answer as it came, and an answer may echo the recipient
 or a parameter value: :meth:`EngageError.masked` is the copy that may be logged, stored or handed
 to Celery (the delivery layer masks each one once, by the request's private values).
@@ -29,19 +34,83 @@ to Celery (the delivery layer masks each one once, by the request's private valu
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable, Mapping
-from typing import Any, Self
+from typing import Any, ClassVar, Self, TypeVar
 
 from tasks.urls import redact_url
 
+#: Masks one text (:class:`tasks.masking.Masker` for a request's values, or a pattern masker).
+Mask = Callable[[str], str]
 
-class EngageSmsError(Exception):
+_E = TypeVar("_E", bound="Rebuildable")
+
+
+class Rebuildable(Exception):
+    """An exception rebuilt from its fields: pickle, copy and :meth:`masked` call its constructor.
+
+    ``args`` hold only the formatted text (what Celery and Flower show), so a class says which
+    arguments its constructor takes (:attr:`_fields`); each is read back from the attribute of the
+    same name, or the one :attr:`_attributes` names.
+    """
+
+    #: The constructor's arguments, passed back by name.
+    _fields: ClassVar[tuple[str, ...]] = ()
+    #: Fields kept under another attribute name: ``{argument: attribute}``.
+    _attributes: ClassVar[Mapping[str, str]] = {}
+    #: Fields that never hold a private value (a call's or a setting's name): masked() keeps them.
+    _plain: ClassVar[frozenset[str]] = frozenset()
+
+    def fields(self) -> dict[str, Any]:
+        """The constructor's arguments that rebuild this error, by name."""
+        return {name: getattr(self, self._attributes.get(name, name)) for name in self._fields}
+
+    def masked(self, mask: Mask) -> Self:
+        """A copy of the same type whose every text went through ``mask``; no cause attached.
+
+        Texts inside dicts and lists, and errors held as fields, are masked too; only the fields
+        in :attr:`_plain` are kept as they are. The copy carries no ``__cause__``, ``__context__``
+        or traceback: the original's chain (an unreadable answer, a parser error) may quote the
+        answer unmasked.
+        """
+        return _rebuild(
+            type(self),
+            {
+                name: value if name in self._plain else _masked_all(value, mask)
+                for name, value in self.fields().items()
+            },
+        )
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild, (type(self), self.fields()))
+
+
+def _rebuild(cls: type[_E], fields: Mapping[str, Any]) -> _E:
+    """``cls`` built anew from its fields (what pickle and copy call)."""
+    return cls(**fields)
+
+
+def _masked_all(value: Any, mask: Mask) -> Any:
+    """``value`` with every string inside it (dicts, lists and our errors walked) masked."""
+    if isinstance(value, str):
+        return mask(value)
+    if isinstance(value, Rebuildable):
+        return value.masked(mask)
+    if isinstance(value, Mapping):
+        return {k: _masked_all(v, mask) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_masked_all(v, mask) for v in value]
+    return value
+
+
+class EngageSmsError(Rebuildable):
     """Base of every error raised by this package."""
 
 
 class ConfigurationError(EngageSmsError):
     """A setting is missing or malformed; ``setting`` names it."""
+
+    _fields = ("setting", "problem")
+    _plain = frozenset({"setting"})
 
     def __init__(self, setting: str, problem: str) -> None:
         self.setting = setting
@@ -52,6 +121,9 @@ class ConfigurationError(EngageSmsError):
 class InvalidSendRequest(EngageSmsError, ValueError):
     """The send request is invalid; ``field`` names the argument at fault."""
 
+    _fields = ("field", "problem")
+    _plain = frozenset({"field"})
+
     def __init__(self, field: str, problem: str) -> None:
         self.field = field
         self.problem = problem
@@ -60,6 +132,8 @@ class InvalidSendRequest(EngageSmsError, ValueError):
 
 class IdempotencyConflict(EngageSmsError):
     """The idempotency key was already used for a different request."""
+
+    _fields = ("key",)
 
     def __init__(self, key: str) -> None:
         self.key = key
@@ -72,14 +146,14 @@ class IdempotencyConflict(EngageSmsError):
 class DeadLettered(EngageSmsError):
     """The send was moved to the dead-letter store; raised so Flower shows it as failed."""
 
+    _fields = ("key", "reason", "detail")
+    _plain = frozenset({"reason"})
+
     def __init__(self, key: str, reason: str, detail: str) -> None:
         self.key = key
         self.reason = reason
         self.detail = detail
         super().__init__(f"dead-lettered ({reason}): {detail} [key={key}]")
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (type(self), (self.key, self.reason, self.detail))
 
 
 class ServiceUnavailable(EngageSmsError):
@@ -87,6 +161,9 @@ class ServiceUnavailable(EngageSmsError):
 
     ``service`` is ``"redis"`` or ``"broker"``, ``url`` its URL with the password masked.
     """
+
+    _fields = ("service", "url", "reason")
+    _plain = frozenset({"service"})
 
     #: How each service is named in the message.
     LABELS: Mapping[str, str] = {"redis": "Redis", "broker": "broker"}
@@ -97,30 +174,19 @@ class ServiceUnavailable(EngageSmsError):
         self.reason = reason
         super().__init__(f"{self.LABELS.get(service, service)} unavailable at {self.url}: {reason}")
 
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (type(self), (self.service, self.url, self.reason))
-
-
-#: Masks one text (:class:`tasks.masking.Masker` for a request's values, or a pattern masker).
-Mask = Callable[[str], str]
-
 
 class EngageError(EngageSmsError):
     """A call to Engage failed; ``operation`` names the call (``contact/get``, ...)."""
+
+    _fields: ClassVar[tuple[str, ...]] = ("operation", "message")
+    _attributes: ClassVar[Mapping[str, str]] = {"message": "description"}
+    _plain = frozenset({"operation"})
 
     def __init__(self, operation: str, message: str) -> None:
         self.operation = operation
         #: What went wrong, without the operation's name.
         self.description = message
         super().__init__(f"{operation}: {message}")
-
-    def masked(self, mask: Mask) -> Self:
-        """A copy of the same type whose every text went through ``mask``; no cause attached.
-
-        The copy carries no ``__cause__``, ``__context__`` or traceback: the original's chain
-        (an unreadable answer, a parser error) may quote the answer unmasked.
-        """
-        return type(self)(self.operation, mask(self.description))
 
 
 class RequestNotSent(EngageError):
@@ -137,6 +203,8 @@ class UnexpectedAnswer(EngageError):
     ``may_have_acted`` is set for a 2xx answer to a send that is not a page from something in
     front of Engage: Engage itself may have sent the message and then answered oddly.
     """
+
+    _fields = ("operation", "status", "content_type", "problem", "location", "may_have_acted")
 
     def __init__(
         self,
@@ -158,32 +226,20 @@ class UnexpectedAnswer(EngageError):
             text += f", Location: {location}"
         super().__init__(operation, f"{text} ({problem})")
 
-    def masked(self, mask: Mask) -> Self:
-        """A copy with the content type, problem and location masked (see EngageError)."""
-        return type(self)(
-            self.operation,
-            status=self.status,
-            content_type=mask(self.content_type),
-            problem=mask(self.problem),
-            location=None if self.location is None else mask(self.location),
-            may_have_acted=self.may_have_acted,
-        )
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        rebuild = functools.partial(
-            type(self),
-            self.operation,
-            status=self.status,
-            content_type=self.content_type,
-            problem=self.problem,
-            location=self.location,
-            may_have_acted=self.may_have_acted,
-        )
-        return (rebuild, ())
-
 
 class EngageAPIError(EngageError):
     """Engage answered with an error status; carries its error body."""
+
+    _fields = (
+        "operation",
+        "status",
+        "error_actor",
+        "error_code",
+        "message",
+        "details",
+        "retry_after",
+    )
+    _attributes: ClassVar[Mapping[str, str]] = {"message": "engage_message"}
 
     def __init__(
         self,
@@ -224,52 +280,6 @@ class EngageAPIError(EngageError):
             "message": self.engage_message,
             **self.details,
         }
-
-    def masked(self, mask: Mask) -> Self:
-        """A copy with Engage's message, codes and every text in the details masked."""
-        return type(self)(
-            self.operation,
-            status=self.status,
-            error_actor=_masked_or_none(self.error_actor, mask),
-            error_code=_masked_or_none(self.error_code, mask),
-            message=_masked_or_none(self.engage_message, mask),
-            details={k: _masked_all(v, mask) for k, v in self.details.items()},
-            retry_after=self.retry_after,
-        )
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        # Celery pickles nothing (JSON only) but keeps exceptions for Flower's repr; stay simple.
-        return (_rebuild_api_error, (type(self), self.operation, self.to_dict(), self.retry_after))
-
-
-def _masked_or_none(text: str | None, mask: Mask) -> str | None:
-    return None if text is None else mask(text)
-
-
-def _masked_all(value: Any, mask: Mask) -> Any:
-    """``value`` with every string inside it (dicts and lists walked) masked."""
-    if isinstance(value, str):
-        return mask(value)
-    if isinstance(value, Mapping):
-        return {k: _masked_all(v, mask) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_masked_all(v, mask) for v in value]
-    return value
-
-
-def _rebuild_api_error(
-    cls: type[EngageAPIError], operation: str, body: dict[str, Any], retry_after: float | None
-) -> EngageAPIError:
-    body = dict(body)
-    return cls(
-        operation,
-        status=body.pop("status"),
-        error_actor=body.pop("errorActor"),
-        error_code=body.pop("errorCode"),
-        message=body.pop("message"),
-        details=body,
-        retry_after=retry_after,
-    )
 
 
 class CredentialsRejected(EngageAPIError):

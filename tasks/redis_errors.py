@@ -1,7 +1,7 @@
 """The one definition of "Redis is unavailable for now" (:data:`REDIS_UNREACHABLE`).
 
-Imports only redis-py: the state layer uses it without loading kombu, ``tasks.outages`` turns it
-into ServiceUnavailable for callers.
+Imports only redis-py and :mod:`tasks.errors`: the state layer uses it without loading kombu,
+``tasks.outages`` turns it into ServiceUnavailable for callers.
 """
 
 from __future__ import annotations
@@ -10,11 +10,22 @@ import redis
 from redis._parsers.base import BaseParser
 from redis.exceptions import ClusterDownError, TryAgainError
 
+from tasks.errors import Rebuildable
 
-class NoReplicasError(redis.ResponseError):
+
+class NoReplicasError(Rebuildable, redis.ResponseError):
     """``NOREPLICAS``: the primary takes no writes until enough replicas are connected
     (``min-replicas-to-write``). redis-py names READONLY, LOADING, MASTERDOWN and TRYAGAIN but
     raises a bare ResponseError for this one; registered below so it can be caught by type."""
+
+    _fields = ("message", "status_code")
+
+    def __init__(self, message: str, status_code: str | None = None) -> None:
+        self.message = message
+        # Newer redis-py passes the reply's first word as status_code; older ones neither pass it
+        # nor take it.
+        super().__init__(message, **({} if status_code is None else {"status_code": status_code}))
+        self.status_code = status_code
 
 
 # One entry in redis-py's table of error prefixes: only NOREPLICAS replies are affected, and they

@@ -7,7 +7,7 @@ import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypedDict
 
 from tasks.emails import normalize_email
 from tasks.errors import InvalidSendRequest
@@ -129,6 +129,16 @@ def build_send_request(
         ),
         parameters=_parameters(parameters),
     )
+
+
+class RecipientFields(TypedDict, total=False):
+    """The keyword arguments that name a send's recipient; exactly one is given (not None)."""
+
+    mobile: str | None
+    email: str | None
+    app_alias: str | None
+    external_id: str | None
+    recipient_id: int | None
 
 
 def build_identifier(

@@ -27,7 +27,7 @@ from typing import Any
 
 from celery.schedules import ParseException, crontab
 
-from tasks.errors import ConfigurationError, InvalidSendRequest
+from tasks.errors import ConfigurationError, InvalidSendRequest, Rebuildable
 from tasks.request import SendRequest, build_send_request
 from tasks.send_options import DEFAULT_SCHEDULE_PRIORITY, Priority, parse_priority
 
@@ -113,7 +113,12 @@ def schedule_from_table(table: Mapping[str, Any], *, source: str) -> Schedule:
     return schedule
 
 
-class _FieldError(Exception):
+class _FieldError(Rebuildable):
+    """One field of a schedule is at fault."""
+
+    _fields = ("field", "problem")
+    _plain = frozenset({"field"})
+
     def __init__(self, field: str, problem: str) -> None:
         self.field = field
         self.problem = problem

@@ -4,6 +4,7 @@ Commands import what they need when they run: ``engage-sms sandbox`` never loads
 ``send`` reads the configuration only once its arguments are valid.
 """
 
-from tasks.cli.main import EXIT_OK, EXIT_USAGE, main
+from tasks.cli.exit_codes import ExitCode
+from tasks.cli.main import main
 
-__all__ = ["EXIT_OK", "EXIT_USAGE", "main"]
+__all__ = ["ExitCode", "main"]

@@ -14,8 +14,8 @@ import sys
 from typing import Any
 
 from tasks.cli.dlq import YES, Console
+from tasks.cli.exit_codes import ExitCode
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 _STOPPED = ("cancelled_now", "cancelled")
 
 
@@ -37,7 +37,7 @@ def add_cancel_command(commands: Any) -> None:
     cancel.set_defaults(handler=_cancel)
 
 
-def _cancel(args: argparse.Namespace) -> int:
+def _cancel(args: argparse.Namespace) -> ExitCode:
     # Imported here: they load the configuration and Celery.
     from tasks.api import cancel_sends  # noqa: PLC0415
     from tasks.delivery.runtime import current_runtime  # noqa: PLC0415
@@ -48,7 +48,7 @@ def _cancel(args: argparse.Namespace) -> int:
 
     if not args.keys and args.lane is None and args.schedule is None:
         print("engage-sms: name keys, --lane or --schedule", file=sys.stderr)
-        return EXIT_USAGE
+        return ExitCode.USAGE
     batch: list[str] = []
     if args.lane is not None or args.schedule is not None:
         rt = current_runtime(engage_settings())
@@ -59,12 +59,12 @@ def _cancel(args: argparse.Namespace) -> int:
         print(f"dry run: would cancel {len(args.keys) + len(batch)} sends; nothing changed")
         for key in [*args.keys, *batch]:
             print(key)
-        return EXIT_OK
+        return ExitCode.OK
     if batch and not args.yes and not _confirmed(args.stdin, len(batch)):
-        return EXIT_USAGE
+        return ExitCode.USAGE
     outcomes = cancel_sends([*args.keys, *batch])
     print(json.dumps(outcomes, indent=2))
-    return EXIT_OK if all(o in _STOPPED for o in outcomes.values()) else EXIT_FAILED
+    return ExitCode.OK if all(o in _STOPPED for o in outcomes.values()) else ExitCode.FAILED
 
 
 def _confirmed(stdin: Console | None, count: int) -> bool:

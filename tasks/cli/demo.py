@@ -22,6 +22,7 @@ from typing import Any
 
 import requests
 
+from tasks.cli.exit_codes import ExitCode
 from tasks.cli.local_stack import ManagedProcess, celery_worker, start_worker
 from tasks.cli.redis_server import RedisServer
 from tasks.masking import mask_value
@@ -40,7 +41,7 @@ FLOWER_PORT = 5555
 FLOWER_USER = "demo"
 
 
-def run_demo(hold: float = 0.0, redis_url: str | None = None) -> int:
+def run_demo(hold: float = 0.0, redis_url: str | None = None) -> ExitCode:
     """Run the demo; 0 when the known contact's SMS was sent. ``hold``: seconds to stay up.
 
     ``redis_url``: a Redis to use instead of a throwaway server of the demo's own.
@@ -66,7 +67,7 @@ def demo_redis(url: str | None) -> Iterator[str]:
         shutil.rmtree(data_dir, ignore_errors=True)
 
 
-def _run(hold: float, redis_url: str) -> int:
+def _run(hold: float, redis_url: str) -> ExitCode:
     sandbox = Sandbox(SandboxState(username=DEMO_USERNAME, password=DEMO_PASSWORD)).start()
     _say(f"Engage sandbox: {sandbox.base_url}")
     for name in [n for n in os.environ if n.startswith(PACKAGE_VARIABLES)]:
@@ -150,7 +151,7 @@ def _show_flower(password: str) -> None:
         print(line[:400])
 
 
-def _send_and_show(sandbox: Sandbox) -> int:
+def _send_and_show(sandbox: Sandbox) -> ExitCode:
     from tasks.api import delivery_status, send_prepared_sms  # noqa: PLC0415  (after env is set)
 
     run = time.strftime("%Y%m%dT%H%M%S")
@@ -183,7 +184,7 @@ def _send_and_show(sandbox: Sandbox) -> int:
         print(f"  {call.method} {call.path} {call.query or ''} {body} -> {call.status}")
     ok = sent["state"] == "sent" and lost["state"] == "dead_lettered"
     _say("demo OK: sent once, unknown recipient dead-lettered" if ok else "demo FAILED")
-    return 0 if ok else 1
+    return ExitCode.OK if ok else ExitCode.FAILED
 
 
 def _wait(status_of: Any, key: str, timeout: float = 30.0) -> dict[str, Any]:

@@ -15,16 +15,16 @@ from collections import Counter
 from collections.abc import Callable
 from typing import Any, Protocol
 
+from tasks.cli.exit_codes import ExitCode
 from tasks.state.dead_letters import DeadLetterStore
 from tasks.state.enums import POLICY_ENDS, Reason
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 #: What ``--reason`` accepts: plain strings, so argparse's errors list them readably.
 REASON_NAMES = [reason.value for reason in Reason]
 #: Answers to the confirmation prompt that mean yes; anything else (or none) is no.
 YES = ("y", "yes")
 
-Action = Callable[[argparse.Namespace, DeadLetterStore], int]
+Action = Callable[[argparse.Namespace, DeadLetterStore], ExitCode]
 
 
 class Console(Protocol):
@@ -100,10 +100,10 @@ def _add_safety_flags(parser: argparse.ArgumentParser, verb: str, done: str) -> 
     )
 
 
-def _on_store(action: Action) -> Callable[[argparse.Namespace], int]:
+def _on_store(action: Action) -> Callable[[argparse.Namespace], ExitCode]:
     """A handler running ``action`` on this process's dead-letter store."""
 
-    def handler(args: argparse.Namespace) -> int:
+    def handler(args: argparse.Namespace) -> ExitCode:
         # Imported here: they load the configuration and Celery, which `sandbox` never needs.
         from tasks.delivery.runtime import current_runtime  # noqa: PLC0415
         from tasks.outages import unavailable_as  # noqa: PLC0415
@@ -116,19 +116,19 @@ def _on_store(action: Action) -> Callable[[argparse.Namespace], int]:
     return handler
 
 
-def _list(args: argparse.Namespace, store: DeadLetterStore) -> int:
+def _list(args: argparse.Namespace, store: DeadLetterStore) -> ExitCode:
     entries = store.entries(reason=args.reason, limit=args.limit)
     if args.json:
         print(json.dumps(entries, indent=2))
-        return EXIT_OK
+        return ExitCode.OK
     if not entries:
         print("no dead-lettered sends")
     for entry in entries:
         print(_line(entry))
-    return EXIT_OK
+    return ExitCode.OK
 
 
-def _no_entry(store: DeadLetterStore, key: str) -> int:
+def _no_entry(store: DeadLetterStore, key: str) -> ExitCode:
     """Say there is no entry, and the send's state when it ended otherwise."""
     state = store.state_of(key)
     if state in POLICY_ENDS:
@@ -136,18 +136,18 @@ def _no_entry(store: DeadLetterStore, key: str) -> int:
     else:
         why = f" (the send is {state})" if state else ""
     print(f"engage-sms: no dead-letter entry {key!r}{why}", file=sys.stderr)
-    return EXIT_FAILED
+    return ExitCode.FAILED
 
 
-def _show(args: argparse.Namespace, store: DeadLetterStore) -> int:
+def _show(args: argparse.Namespace, store: DeadLetterStore) -> ExitCode:
     entry = store.get(args.id)
     if entry is None:
         return _no_entry(store, args.id)
     print(json.dumps(entry, indent=2))
-    return EXIT_OK
+    return ExitCode.OK
 
 
-def _replay(args: argparse.Namespace, store: DeadLetterStore) -> int:
+def _replay(args: argparse.Namespace, store: DeadLetterStore) -> ExitCode:
     from tasks.api import replay_dead_letter  # noqa: PLC0415  (loads Celery)
 
     if args.id:
@@ -156,13 +156,13 @@ def _replay(args: argparse.Namespace, store: DeadLetterStore) -> int:
             if entry is None:
                 return _no_entry(store, args.id)
             _print_plan("replay", [entry])
-            return EXIT_OK
+            return ExitCode.OK
         keys = [args.id]
     else:
         entries = _batch(store, args.reason, skip_unknown=args.all)
         if args.dry_run:
             _print_plan("replay", entries)
-            return EXIT_OK
+            return ExitCode.OK
         refused = _refusal(args, "replay", "replayed", entries)
         if refused is not None:
             return refused
@@ -176,23 +176,25 @@ def _replay(args: argparse.Namespace, store: DeadLetterStore) -> int:
             print(json.dumps(results, indent=2))
         raise
     print(json.dumps(results, indent=2))
-    return EXIT_OK if all(r in ("requeued", "sent") for r in results.values()) else EXIT_FAILED
+    return (
+        ExitCode.OK if all(r in ("requeued", "sent") for r in results.values()) else ExitCode.FAILED
+    )
 
 
-def _purge(args: argparse.Namespace, store: DeadLetterStore) -> int:
+def _purge(args: argparse.Namespace, store: DeadLetterStore) -> ExitCode:
     entries = _batch(store, args.reason, skip_unknown=False)
     if args.dry_run:
         _print_plan("purge", entries)
-        return EXIT_OK
+        return ExitCode.OK
     refused = _refusal(args, "purge", "purged", entries)
     if refused is not None:
         return refused
     # The entries shown, not whatever arrived while the operator read the question.
     print(json.dumps({"purged": store.remove([entry["key"] for entry in entries])}))
-    return EXIT_OK
+    return ExitCode.OK
 
 
-def _depth(_: argparse.Namespace, store: DeadLetterStore) -> int:
+def _depth(_: argparse.Namespace, store: DeadLetterStore) -> ExitCode:
     print(json.dumps(store.depth_by_reason(), indent=2, sort_keys=True))
     over = store.over_bound_count()
     if over:
@@ -202,7 +204,7 @@ def _depth(_: argparse.Namespace, store: DeadLetterStore) -> int:
             "(see the worker log)",
             file=sys.stderr,
         )
-    return EXIT_OK
+    return ExitCode.OK
 
 
 def _batch(
@@ -217,7 +219,7 @@ def _batch(
 
 def _refusal(
     args: argparse.Namespace, verb: str, done: str, entries: list[dict[str, Any]]
-) -> int | None:
+) -> ExitCode | None:
     """None when the change may go ahead; else the exit code, nothing having changed."""
     if args.yes or not entries:
         return None
@@ -228,7 +230,7 @@ def _refusal(
             f"{_counted(entries)}, or --dry-run to list them",
             file=sys.stderr,
         )
-        return EXIT_USAGE
+        return ExitCode.USAGE
     print(f"{verb.capitalize()} {_counted(entries)}? [y/N] ", end="", file=sys.stderr, flush=True)
     try:
         answer = stdin.readline()
@@ -237,7 +239,7 @@ def _refusal(
     if answer.strip().lower() in YES:
         return None
     print(f"engage-sms: nothing {done}", file=sys.stderr)
-    return EXIT_USAGE
+    return ExitCode.USAGE
 
 
 def _counted(entries: list[dict[str, Any]]) -> str:

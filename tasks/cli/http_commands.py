@@ -9,8 +9,8 @@ from collections.abc import Callable
 from typing import Any
 
 from tasks.cli.dlq import whole_number
+from tasks.cli.exit_codes import ExitCode
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 SCOPES = ("send", "read", "operate")
 
 
@@ -43,15 +43,15 @@ def add_http_commands(commands: Any) -> None:
     revoke.set_defaults(handler=_on_redis(_revoke))
 
 
-def _api(args: argparse.Namespace) -> int:
+def _api(args: argparse.Namespace) -> ExitCode:
     # Imported here: the [http] extra (FastAPI, uvicorn) is needed by this command only.
     from tasks.http.server import serve  # noqa: PLC0415
 
     serve(args.host, args.port, proxy_headers=args.proxy_headers)
-    return EXIT_OK
+    return ExitCode.OK
 
 
-def _create(args: argparse.Namespace) -> int:
+def _create(args: argparse.Namespace) -> ExitCode:
     from tasks.http.tokens import Scope, TokenNameTaken  # noqa: PLC0415  (the [http] extra)
 
     store = _store()
@@ -59,19 +59,19 @@ def _create(args: argparse.Namespace) -> int:
         new = store.create(args.name, Scope(args.scope), daily_cap=args.daily_cap)
     except TokenNameTaken:
         print(f"engage-sms: a token named {args.name!r} exists; revoke it first", file=sys.stderr)
-        return EXIT_USAGE
+        return ExitCode.USAGE
     except ValueError as err:
         print(f"engage-sms: {err}", file=sys.stderr)
-        return EXIT_USAGE
+        return ExitCode.USAGE
     cap = f", at most {args.daily_cap} sends a day" if args.daily_cap else ""
     print(f"token {args.name!r} created: scope {args.scope}{cap}")
     print(f"callback secret (signs its callbacks' X-Engage-Signature): {new.token.callback_secret}")
     print("the token, shown this once:")
     print(new.text)
-    return EXIT_OK
+    return ExitCode.OK
 
 
-def _list(args: argparse.Namespace) -> int:
+def _list(args: argparse.Namespace) -> ExitCode:
     tokens = [token.listed() for token in _store().tokens()]
     if args.json:
         print(json.dumps(tokens, indent=2))
@@ -83,21 +83,23 @@ def _list(args: argparse.Namespace) -> int:
             f"last used {row['last_used_at'] or 'never'}"
             + (f"  daily cap {row['daily_cap']}" if row["daily_cap"] else "")
         )
-    return EXIT_OK
+    return ExitCode.OK
 
 
-def _revoke(args: argparse.Namespace) -> int:
+def _revoke(args: argparse.Namespace) -> ExitCode:
     if not _store().revoke(args.name):
         print(f"engage-sms: no token named {args.name!r}", file=sys.stderr)
-        return EXIT_FAILED
+        return ExitCode.FAILED
     print(f"token {args.name!r} revoked")
-    return EXIT_OK
+    return ExitCode.OK
 
 
-def _on_redis(action: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+def _on_redis(
+    action: Callable[[argparse.Namespace], ExitCode],
+) -> Callable[[argparse.Namespace], ExitCode]:
     """``action`` with Redis outages as ServiceUnavailable (exit 4, one line)."""
 
-    def handler(args: argparse.Namespace) -> int:
+    def handler(args: argparse.Namespace) -> ExitCode:
         # Imported here: they load the configuration and Celery, which `sandbox` never needs.
         from tasks.outages import unavailable_as  # noqa: PLC0415
         from tasks.worker.app import engage_settings  # noqa: PLC0415

@@ -1,9 +1,6 @@
 """engage-sms: enqueue sends, read their status, steer the dead-letter store, run the sandbox.
 
-Exit codes (also in ``--help``): 0 done (``send --wait``: sent); 1 the send failed
-(dead-lettered), or the key or entry asked about is unknown; 2 bad input or configuration, or a
-``dlq`` change not confirmed; 3 still in progress when ``--wait`` ran out; 4 Redis or the broker
-did not answer (one line names it and its URL, password masked; nothing was changed).
+Every command exits with a :class:`tasks.cli.exit_codes.ExitCode`, which ``--help`` lists.
 """
 
 from __future__ import annotations
@@ -20,6 +17,7 @@ from typing import Any
 
 from tasks.cli.cancel import add_cancel_command
 from tasks.cli.dlq import Console, add_dlq_commands
+from tasks.cli.exit_codes import ExitCode, help_epilog
 from tasks.cli.http_commands import add_http_commands
 from tasks.cli.ops import add_ops_commands
 from tasks.cli.suppress import add_suppress_commands
@@ -31,17 +29,6 @@ from tasks.errors import (
     ServiceUnavailable,
 )
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_PENDING, EXIT_UNAVAILABLE = 0, 1, 2, 3, 4
-#: The exit codes as ``--help`` shows them.
-EXIT_CODES = """\
-exit codes:
-  0  done (send --wait: sent)
-  1  the send failed (dead-lettered, expired, capped, suppressed), or the key or entry
-     asked about is unknown
-  2  bad input or configuration, or a dlq replay/purge not confirmed (nothing changed)
-  3  still in progress when --wait ran out
-  4  Redis or the broker did not answer (nothing changed)
-"""
 #: States a send ends in.
 #: The sending policy's final states: not sent, not dead letters (exit 1 like one).
 NOT_SENT_ENDS = ("expired", "capped", "suppressed")
@@ -78,32 +65,32 @@ class _DefaultsAndLayout(
 POLL_INTERVAL = 0.1
 
 
-def main(argv: Sequence[str] | None = None, *, stdin: Console | None = None) -> int:
+def main(argv: Sequence[str] | None = None, *, stdin: Console | None = None) -> ExitCode:
     """Entry point of the ``engage-sms`` command; ``stdin`` answers its questions (tests)."""
     parser = _parser()
     args = parser.parse_args(argv)
     args.stdin = sys.stdin if stdin is None else stdin
-    handler: Callable[[argparse.Namespace], int] = args.handler
+    handler: Callable[[argparse.Namespace], ExitCode] = args.handler
     try:
         return handler(args)
     except ServiceUnavailable as err:
         print(f"engage-sms: {err}", file=sys.stderr)
-        return EXIT_UNAVAILABLE
+        return ExitCode.UNAVAILABLE
     except ConfigurationError as err:
         print(f"engage-sms: configuration error: {err}", file=sys.stderr)
     except (InvalidSendRequest, IdempotencyConflict) as err:
         print(f"engage-sms: {err}", file=sys.stderr)
     except EngageSmsError as err:
         print(f"engage-sms: {err}", file=sys.stderr)
-        return EXIT_FAILED
-    return EXIT_USAGE
+        return ExitCode.FAILED
+    return ExitCode.USAGE
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="engage-sms",
         description=__doc__.splitlines()[0],
-        epilog=EXIT_CODES,
+        epilog=help_epilog(),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
@@ -214,7 +201,7 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _send(args: argparse.Namespace) -> int:
+def _send(args: argparse.Namespace) -> ExitCode:
     from tasks.api import delivery_status, send_prepared_sms  # noqa: PLC0415  (loads Celery)
 
     handle = send_prepared_sms(
@@ -236,7 +223,7 @@ def _send(args: argparse.Namespace) -> int:
     summary: dict[str, Any] = handle.to_dict()
     if args.wait is None:
         _print_json(summary)
-        return EXIT_OK
+        return ExitCode.OK
     status = _wait_for_outcome(delivery_status, handle.key, args.wait)
     summary["state"] = status["state"]
     for field in ("reason", "detail"):
@@ -244,20 +231,20 @@ def _send(args: argparse.Namespace) -> int:
             summary[field] = status[field]
     _print_json(summary)
     if status["state"] == "sent":
-        return EXIT_OK
+        return ExitCode.OK
     if status["state"] == "cancelled":
         print("engage-sms: not sent: cancelled", file=sys.stderr)
-        return EXIT_FAILED
+        return ExitCode.FAILED
     if status["state"] == "dead_lettered":
         print(
             f"engage-sms: not sent: {status.get('reason')}: {status.get('detail')}", file=sys.stderr
         )
-        return EXIT_FAILED
+        return ExitCode.FAILED
     if status["state"] in NOT_SENT_ENDS:
         print(f"engage-sms: not sent: {status['state']}: {status.get('detail')}", file=sys.stderr)
-        return EXIT_FAILED
+        return ExitCode.FAILED
     print(f"engage-sms: still {status['state']} after {args.wait:g} s", file=sys.stderr)
-    return EXIT_PENDING
+    return ExitCode.PENDING
 
 
 def _wait_for_outcome(
@@ -305,15 +292,15 @@ def _parameters(pairs: list[str]) -> dict[str, str]:
     return parameters
 
 
-def _status(args: argparse.Namespace) -> int:
+def _status(args: argparse.Namespace) -> ExitCode:
     from tasks.api import delivery_status  # noqa: PLC0415  (loads Celery)
 
     status = delivery_status(args.key)
     _print_json(status)
-    return EXIT_OK if status["state"] != "unknown" else EXIT_FAILED
+    return ExitCode.OK if status["state"] != "unknown" else ExitCode.FAILED
 
 
-def _sandbox(args: argparse.Namespace) -> int:
+def _sandbox(args: argparse.Namespace) -> ExitCode:
     # Imported here: only this command runs the sandbox.
     from tasks.sandbox.server import serve_forever  # noqa: PLC0415
     from tasks.sandbox.state import SandboxState  # noqa: PLC0415
@@ -322,17 +309,17 @@ def _sandbox(args: argparse.Namespace) -> int:
     print(f"Engage sandbox on http://{args.host}:{args.port}{args.prefix}", flush=True)
     with contextlib.suppress(KeyboardInterrupt):
         serve_forever(args.host, args.port, args.prefix, state)
-    return EXIT_OK
+    return ExitCode.OK
 
 
-def _demo(args: argparse.Namespace) -> int:
+def _demo(args: argparse.Namespace) -> ExitCode:
     from tasks.cli.demo import run_demo  # noqa: PLC0415  (starts processes: demo only)
 
     try:
         return run_demo(hold=args.hold, redis_url=args.redis_url)
     except RuntimeError as err:  # no Redis server to start, or a process that would not start
         print(f"engage-sms: demo: {err}", file=sys.stderr)
-        return EXIT_FAILED
+        return ExitCode.FAILED
 
 
 def _print_json(data: Any) -> None:

@@ -12,9 +12,9 @@ import os
 import sys
 from typing import Any
 
+from tasks.cli.exit_codes import ExitCode
 from tasks.settings import basic_auth_problem
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_UNAVAILABLE = 0, 1, 2, 4
 #: Port of the metrics sidecar (workers use ENGAGE_METRICS_PORT, 9100 in docker-compose.yml).
 DEFAULT_METRICS_PORT = 9101
 #: Flower's own default port.
@@ -48,7 +48,7 @@ def add_ops_commands(commands: Any) -> None:
     flower.set_defaults(handler=_flower)
 
 
-def _doctor(_: argparse.Namespace) -> int:
+def _doctor(_: argparse.Namespace) -> ExitCode:
     from tasks.cli.doctor import run_checks  # noqa: PLC0415  (only this command needs it)
 
     checks = run_checks(os.environ)
@@ -63,11 +63,11 @@ def _doctor(_: argparse.Namespace) -> int:
             "doctor: all OK" + (f" ({len(warned)} warning: {', '.join(warned)})" if warned else "")
         )
     if {"redis", "broker"} & {c.name for c in checks if c.ok is False}:
-        return EXIT_UNAVAILABLE  # as every command: 4 when Redis or the broker does not answer
-    return EXIT_FAILED if failed else EXIT_OK
+        return ExitCode.UNAVAILABLE  # as every command: 4 when Redis or the broker does not answer
+    return ExitCode.FAILED if failed else ExitCode.OK
 
 
-def _metrics(args: argparse.Namespace) -> int:
+def _metrics(args: argparse.Namespace) -> ExitCode:
     # Imported here: only this command serves metrics (Prometheus client, Redis gauges).
     from tasks.cli.metrics_sidecar import sidecar_registry  # noqa: PLC0415
     from tasks.delivery.metrics import serve  # noqa: PLC0415
@@ -79,10 +79,10 @@ def _metrics(args: argparse.Namespace) -> int:
     print(f"metrics on http://{host}:{args.port}/metrics", flush=True)
     with contextlib.suppress(KeyboardInterrupt):
         thread.join()
-    return EXIT_OK
+    return ExitCode.OK
 
 
-def _flower(args: argparse.Namespace) -> int:
+def _flower(args: argparse.Namespace) -> ExitCode:
     """Exec ``celery -A tasks flower`` once FLOWER_BASIC_AUTH holds a login; else one line, 2."""
     problem = basic_auth_problem(os.environ.get("FLOWER_BASIC_AUTH"))
     if problem is None:
@@ -97,4 +97,4 @@ def _flower(args: argparse.Namespace) -> int:
         "and worker: it does not start without a login)",
         file=sys.stderr,
     )
-    return EXIT_USAGE
+    return ExitCode.USAGE

@@ -15,10 +15,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from tasks.cli.exit_codes import ExitCode
 from tasks.errors import InvalidSendRequest
 from tasks.request import Identifier, build_identifier
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 TYPES = ("auto", "mobile", "email", "app_alias", "external_id", "recipient_id")
 #: Lines an import reports as bad at most (the rest are counted).
 SHOWN_ERRORS = 20
@@ -62,10 +62,10 @@ def read_identifier(value: str, kind: str, numbers: Any) -> Identifier:
     return build_identifier(**{kind: value.strip()}, numbers=numbers)
 
 
-def _on_runtime(action: Callable[[argparse.Namespace, Any], int]) -> Callable[..., int]:
+def _on_runtime(action: Callable[[argparse.Namespace, Any], ExitCode]) -> Callable[..., ExitCode]:
     """A handler running ``action`` with this process's runtime, Redis outages named."""
 
-    def handler(args: argparse.Namespace) -> int:
+    def handler(args: argparse.Namespace) -> ExitCode:
         # Imported here: they load the configuration and Celery, which `sandbox` never needs.
         from tasks.delivery.runtime import current_runtime  # noqa: PLC0415
         from tasks.outages import unavailable_as  # noqa: PLC0415
@@ -82,19 +82,19 @@ def _identifiers(values: list[str], kind: str, numbers: Any) -> list[Identifier]
     return [read_identifier(v, kind, numbers) for v in values]
 
 
-def _add(args: argparse.Namespace, rt: Any) -> int:
+def _add(args: argparse.Namespace, rt: Any) -> ExitCode:
     added = rt.suppressions.add(_identifiers(args.values, args.type, rt.settings.numbers))
     print(json.dumps({"added": added, "already_listed": len(set(args.values)) - added}))
-    return EXIT_OK
+    return ExitCode.OK
 
 
-def _remove(args: argparse.Namespace, rt: Any) -> int:
+def _remove(args: argparse.Namespace, rt: Any) -> ExitCode:
     removed = rt.suppressions.remove(_identifiers(args.values, args.type, rt.settings.numbers))
     print(json.dumps({"removed": removed, "not_listed": len(set(args.values)) - removed}))
-    return EXIT_OK if removed else EXIT_FAILED
+    return ExitCode.OK if removed else ExitCode.FAILED
 
 
-def _list(args: argparse.Namespace, rt: Any) -> int:
+def _list(args: argparse.Namespace, rt: Any) -> ExitCode:
     entries = rt.suppressions.entries(args.limit)
     if args.json:
         print(json.dumps([e.__dict__ for e in entries], indent=2))
@@ -102,10 +102,10 @@ def _list(args: argparse.Namespace, rt: Any) -> int:
         for entry in entries:
             print(f"{entry.added_at}  {entry.recipient}  {entry.digest}")
         print(f"{rt.suppressions.count()} opted out")
-    return EXIT_OK
+    return ExitCode.OK
 
 
-def _import(args: argparse.Namespace, rt: Any) -> int:
+def _import(args: argparse.Namespace, rt: Any) -> ExitCode:
     try:
         lines = args.file.read_text(encoding="utf-8").splitlines()
     except (OSError, UnicodeDecodeError) as err:
@@ -126,4 +126,4 @@ def _import(args: argparse.Namespace, rt: Any) -> int:
         raise InvalidSendRequest(str(args.file), "nothing imported; " + "; ".join(shown) + more)
     added = rt.suppressions.add(identifiers)
     print(json.dumps({"read": len(identifiers), "added": added}))
-    return EXIT_OK
+    return ExitCode.OK

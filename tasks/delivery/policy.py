@@ -20,7 +20,7 @@ from tasks.delivery.events import log_event
 from tasks.delivery.outcomes import Resolved, Retry
 from tasks.delivery.runtime import Runtime
 from tasks.engage.contact_create import already_exists
-from tasks.errors import EngageError
+from tasks.errors import EngageError, Rebuildable
 from tasks.quiet_hours import quiet_until as window_end
 from tasks.quiet_hours import recipient_zones
 from tasks.request import SendRequest
@@ -108,7 +108,7 @@ def check_gate(rt: Runtime, request: SendRequest, ctx: StepContext) -> SendState
     return SendState(verdict)
 
 
-class LeaseLost(Exception):
+class LeaseLost(Rebuildable):
     """Another delivery took the lease between ours and the gate (ours had lapsed)."""
 
 

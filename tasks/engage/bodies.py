@@ -14,6 +14,8 @@ import time
 
 import requests
 
+from tasks.errors import Rebuildable
+
 #: Largest answer body read, decoded. Engage's answers are a contact (a few KB with its
 #: attributes), an error body or a SOAP envelope of the same; 1 MiB leaves room for big contacts.
 MAX_ANSWER_BYTES = 1 << 20
@@ -21,8 +23,10 @@ MAX_ANSWER_BYTES = 1 << 20
 CHUNK = 64 * 1024
 
 
-class BodyNotRead(Exception):
+class BodyNotRead(Rebuildable):
     """The body was cut off unread: too large, or not done by the deadline; ``why`` says which."""
+
+    _fields = ("why",)
 
     def __init__(self, why: str) -> None:
         self.why = why

@@ -14,7 +14,7 @@ import os
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import requests
 from requests import exceptions as req
@@ -134,8 +134,13 @@ GET_FAILURES = (
 )
 
 
-def post(
+#: Each method's table, by the method's name.
+FAILURES: Mapping[str, Sequence[Failure]] = {"POST": POST_FAILURES, "GET": GET_FAILURES}
+
+
+def call(
     session: requests.Session,
+    method: Literal["GET", "POST"],
     url: str,
     operation: str,
     *,
@@ -143,28 +148,27 @@ def post(
     observe: CallObserver | None = None,
     **kwargs: Any,
 ) -> requests.Response:
-    """POST, sorting transport failures into RequestNotSent and OutcomeUnknown; observed."""
+    """One call, its transport failures sorted by the method's table; observed.
+
+    A POST's failure is RequestNotSent or OutcomeUnknown; a GET's is always RequestNotSent,
+    since a GET changes nothing and may be retried.
+    """
+    failures = FAILURES[method]
     return _observed(
         operation,
         observe,
-        lambda: _request(session, "POST", url, operation, POST_FAILURES, timeout, **kwargs),
+        lambda: _request(session, method, url, operation, failures, timeout, **kwargs),
     )
 
 
-def get(
-    session: requests.Session,
-    url: str,
-    operation: str,
-    *,
-    timeout: tuple[float, float],
-    observe: CallObserver | None = None,
-) -> requests.Response:
-    """GET; any failure is RequestNotSent, since a GET changes nothing and may be retried."""
-    return _observed(
-        operation,
-        observe,
-        lambda: _request(session, "GET", url, operation, GET_FAILURES, timeout),
-    )
+def post(session: requests.Session, url: str, operation: str, **options: Any) -> requests.Response:
+    """:func:`call` with POST (``timeout``, ``observe`` and requests' keyword arguments)."""
+    return call(session, "POST", url, operation, **options)
+
+
+def get(session: requests.Session, url: str, operation: str, **options: Any) -> requests.Response:
+    """:func:`call` with GET (``timeout`` and ``observe``)."""
+    return call(session, "GET", url, operation, **options)
 
 
 def _request(  # noqa: PLR0917  (the one place every call goes through)

@@ -19,7 +19,7 @@ from defusedxml.ElementTree import fromstring as _safe_fromstring
 
 from tasks.engage import answers
 from tasks.engage.base import Contact
-from tasks.errors import InvalidSendRequest
+from tasks.errors import InvalidSendRequest, Rebuildable
 from tasks.masking import excerpt
 from tasks.request import Identifier
 
@@ -50,8 +50,10 @@ _TAGS = re.compile(r"<[^>]*>")
 _HTML = re.compile(r"(<\?xml[^>]*>\s*)?(<!doctype html|<html[\s>])", re.IGNORECASE)
 
 
-class UnreadableAnswer(ValueError):
+class UnreadableAnswer(Rebuildable, ValueError):
     """An answer that is not the SOAP answer expected; never escapes the client."""
+
+    _fields = ("reason",)
 
     def __init__(self, reason: str) -> None:
         self.reason = reason

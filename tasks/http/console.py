@@ -22,6 +22,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
 from tasks.api import replay_dead_letter
+from tasks.errors import Rebuildable
 from tasks.http.services import HttpServices
 from tasks.http.sessions import (
     LOGIN_COOKIE,
@@ -51,11 +52,11 @@ ACTIONS = ("replay", "purge")
 UNKNOWN = Reason.OUTCOME_UNKNOWN.value
 
 
-class LoginRequired(Exception):
+class LoginRequired(Rebuildable):
     """No valid session: the answer is the login page."""
 
 
-class CsrfRefused(Exception):
+class CsrfRefused(Rebuildable):
     """A form came without the session's CSRF token (or with a wrong one)."""
 
 

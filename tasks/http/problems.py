@@ -6,6 +6,8 @@ import math
 
 from pydantic import BaseModel
 
+from tasks.errors import Rebuildable
+
 
 class ErrorBody(BaseModel):
     """Every error answer of the API."""
@@ -18,8 +20,11 @@ class ErrorBody(BaseModel):
     field: str | None = None
 
 
-class ApiError(Exception):
+class ApiError(Rebuildable):
     """An answer other than success: status, code, message, the field at fault, headers."""
+
+    _fields = ("status", "error", "message", "field", "retry_after")
+    _plain = frozenset({"error", "field"})
 
     def __init__(
         self,
@@ -33,7 +38,23 @@ class ApiError(Exception):
         super().__init__(message)
         self.status = status
         self.body = ErrorBody(error=error, message=message, field=field)
+        self.retry_after = retry_after
         self.headers = {} if retry_after is None else {"Retry-After": str(math.ceil(retry_after))}
+
+    @property
+    def error(self) -> str:
+        """The stable code (``body.error``)."""
+        return self.body.error
+
+    @property
+    def message(self) -> str:
+        """What went wrong, for a person (``body.message``)."""
+        return self.body.message
+
+    @property
+    def field(self) -> str | None:
+        """The request field at fault (``body.field``)."""
+        return self.body.field
 
 
 def unauthorized(message: str = "a valid API token is required") -> ApiError:

@@ -20,6 +20,7 @@ from enum import StrEnum
 
 import redis
 
+from tasks.errors import Rebuildable
 from tasks.http.keys import HttpKeys
 from tasks.state.hashing import KeyHasher
 from tasks.state.records import iso, text
@@ -78,8 +79,14 @@ class NewToken:
     text: str
 
 
-class TokenNameTaken(ValueError):
+class TokenNameTaken(Rebuildable, ValueError):
     """A token of this name exists already."""
+
+    _fields = ("name",)
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        super().__init__(name)
 
 
 class TokenStore:

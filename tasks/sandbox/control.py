@@ -10,8 +10,10 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from typing import Any
 
+from tasks.errors import Rebuildable
 from tasks.request import IDENTIFIER_TYPES
 
 CONTACT_SHAPE = '{"type": "MOBILE", "value": "48505606707", "contactId": 33457}'
@@ -20,8 +22,14 @@ MESSAGE_SHAPE = '{"messageId": 23541, "requiredParameters": ["firstName"]}'
 MESSAGES_SHAPE = f'{{"messages": [{MESSAGE_SHAPE}, ...]}}'
 
 
-class ControlError(ValueError):
+class ControlError(Rebuildable, ValueError):
     """A control request the sandbox refuses; the message says what it expected."""
+
+    _fields = ("message",)
+
+    def __init__(self, message: str) -> None:
+        self.message = message
+        super().__init__(message)
 
 
 def read_json(raw: bytes) -> Any:
@@ -34,12 +42,8 @@ def read_json(raw: bytes) -> Any:
 
 def contacts(data: Any) -> list[dict[str, Any]]:
     """The contacts of a ``/_sandbox/contacts`` body, each checked."""
-    items = _list_under(data, "contacts", CONTACTS_SHAPE)
     checked = []
-    for index, item in enumerate(items):
-        where = f"contacts[{index}]"
-        if not isinstance(item, dict):
-            raise ControlError(f"{where} must be an object like {CONTACT_SHAPE}")
+    for where, item in _objects(data, "contacts", CONTACTS_SHAPE, CONTACT_SHAPE):
         kind, value, contact_id = item.get("type"), item.get("value"), item.get("contactId")
         if kind not in IDENTIFIER_TYPES:
             raise ControlError(f"{where}.type must be one of {', '.join(IDENTIFIER_TYPES)}")
@@ -51,12 +55,8 @@ def contacts(data: Any) -> list[dict[str, Any]]:
 
 def messages(data: Any) -> list[dict[str, Any]]:
     """The prepared messages of a ``/_sandbox/messages`` body, each checked."""
-    items = _list_under(data, "messages", MESSAGES_SHAPE)
     checked = []
-    for index, item in enumerate(items):
-        where = f"messages[{index}]"
-        if not isinstance(item, dict):
-            raise ControlError(f"{where} must be an object like {MESSAGE_SHAPE}")
+    for where, item in _objects(data, "messages", MESSAGES_SHAPE, MESSAGE_SHAPE):
         required = item.get("requiredParameters", [])
         if not isinstance(required, list) or not all(isinstance(p, str) for p in required):
             raise ControlError(f"{where}.requiredParameters must be a list of names")
@@ -72,6 +72,17 @@ def faults(data: Any) -> dict[str, Any]:
             'the body must be a fault plan object, e.g. {"script": {"contact/get": [503]}}'
         )
     return data
+
+
+def _objects(
+    data: Any, name: str, shape: str, item_shape: str
+) -> Iterator[tuple[str, dict[str, Any]]]:
+    """Each object of the list under ``name``, with where it stands (``name[i]``)."""
+    for index, item in enumerate(_list_under(data, name, shape)):
+        where = f"{name}[{index}]"
+        if not isinstance(item, dict):
+            raise ControlError(f"{where} must be an object like {item_shape}")
+        yield where, item
 
 
 def _list_under(data: Any, name: str, shape: str) -> list[Any]:

@@ -15,7 +15,7 @@ import time
 import zlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 from urllib.parse import quote
 
 from tasks.sandbox.faults import (
@@ -33,7 +33,7 @@ from tasks.sandbox.faults import (
     TRICKLE_SECONDS,
     Fault,
 )
-from tasks.sandbox.state import Call, SandboxState, now
+from tasks.sandbox.state import Call, SandboxState, now, server_error_body
 
 API_VERSION = "19.0"
 #: The operation a request to the fake proxy's login page is recorded under.
@@ -41,11 +41,9 @@ LOGIN = "proxy/login"
 LOGIN_PATH = "/login"
 
 #: Sends Engage's error answer with this status, error body and extra headers.
-Refuse = Callable[[int, dict[str, str], Mapping[str, str]], None]
+Refuse = Callable[[int, Mapping[str, Any], Mapping[str, str]], None]
 #: Inflated size of a gzip bomb without a size of its own.
 BOMB_MIB = 1024
-#: Sends Engage's answer for an injected error status.
-Inject = Callable[[int], None]
 
 
 class Exchange(Protocol):
@@ -88,10 +86,11 @@ class Admission:
     after: Fault | None = None
 
 
-def admit(
-    exchange: Exchange, state: SandboxState, call: Call, *, refuse: Refuse, inject: Inject
-) -> Admission:
-    """Record the call, check credentials, apply the fault due (REST and SOAP alike)."""
+def admit(exchange: Exchange, state: SandboxState, call: Call, *, refuse: Refuse) -> Admission:
+    """Record the call, check credentials, apply the fault due (REST and SOAP alike).
+
+    ``refuse`` answers an error in the transport's form: Engage's error fields, extra headers.
+    """
     state.record(call)
     if exchange.header("Authorization") is None:
         call.status = 401
@@ -111,7 +110,7 @@ def admit(
         exchange.drop()
     elif fault.kind == STATUS:
         call.status = fault.status
-        inject(fault.status)
+        refuse(fault.status, *injected_error(fault.status))
     elif fault.kind == REDIRECT:
         call.status = fault.status
         _redirect(exchange, fault)
@@ -225,6 +224,19 @@ def echo_body(call: Call, status: int) -> dict[str, str]:
 def error_body(actor: str, code: str, message: str) -> dict[str, str]:
     """Engage's error fields."""
     return {"errorActor": actor, "errorCode": code, "message": message}
+
+
+def injected_error(status: int) -> tuple[Mapping[str, Any], Mapping[str, str]]:
+    """The error fields and extra headers an injected fault status (a STATUS fault) gets."""
+    if status >= 500:
+        return server_error_body(status), {}
+    if status == 429:
+        return error_body("SERVER", "OPERATION_DISABLED", "Too many requests."), {
+            "Retry-After": "1"
+        }
+    if status in (401, 403):
+        return error_body("CLIENT", "PERMISSION_DENIED", "Access denied."), {}
+    return error_body("CLIENT", "INVALID_REQUEST", "Injected fault."), {}
 
 
 def _redirect(exchange: Exchange, fault: Fault) -> None:

@@ -5,6 +5,7 @@ Answers contact/get, message/sendSingle and system/getApiVersion as Engage's RES
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Mapping
 from typing import Any
@@ -13,7 +14,7 @@ from urllib.parse import parse_qsl, urlsplit
 from tasks.sandbox import gate
 from tasks.sandbox.faults import CONTACT_ID, EMPTY, TRUNCATED, Fault
 from tasks.sandbox.gate import API_VERSION, Exchange, error_body
-from tasks.sandbox.state import Answer, Call, SandboxState, now, server_error_body
+from tasks.sandbox.state import Answer, Call, SandboxState, now
 
 _JSON = "application/json"
 
@@ -25,13 +26,7 @@ def handle(exchange: Exchange, state: SandboxState, operation: str, raw: bytes |
     body = _parse_json(raw)
     authorized = gate.authorized(exchange.header("Authorization"), state)
     call = Call(operation, exchange.command, split.path, query, body, authorized, 0, now())
-    admission = gate.admit(
-        exchange,
-        state,
-        call,
-        refuse=lambda status, fields, headers: send_json(exchange, status, fields, headers),
-        inject=lambda status: _send_injected(exchange, status),
-    )
+    admission = gate.admit(exchange, state, call, refuse=functools.partial(send_json, exchange))
     if not admission.proceed:
         if admission.after is not None:  # a SOAP-only fault: REST answers its status
             _send_injected(exchange, admission.after.status)
@@ -114,15 +109,8 @@ def _faulty(
 
 
 def _send_injected(exchange: Exchange, status: int) -> None:
-    if status >= 500:
-        send_json(exchange, status, server_error_body(status))
-    elif status == 429:
-        too_many = error_body("SERVER", "OPERATION_DISABLED", "Too many requests.")
-        send_json(exchange, 429, too_many, {"Retry-After": "1"})
-    elif status in (401, 403):
-        send_json(exchange, status, error_body("CLIENT", "PERMISSION_DENIED", "Access denied."))
-    else:
-        send_json(exchange, status, error_body("CLIENT", "INVALID_REQUEST", "Injected fault."))
+    fields, headers = gate.injected_error(status)
+    send_json(exchange, status, fields, headers)
 
 
 def _parse_json(raw: bytes | None) -> Any:

@@ -9,6 +9,7 @@ Credentials and scripted faults go through :func:`tasks.sandbox.gate.admit`, as 
 
 from __future__ import annotations
 
+import functools
 import json
 import xml.etree.ElementTree as ET
 from collections.abc import Mapping
@@ -22,7 +23,7 @@ from tasks.engage.soap_envelope import NAMESPACE, SOAP_ENV_NAMESPACE
 from tasks.sandbox import gate
 from tasks.sandbox.faults import CONTACT_ID, EMPTY, FOREIGN_NS, SOAP12_FAULT, TRUNCATED, Fault
 from tasks.sandbox.gate import API_VERSION, Exchange, error_body
-from tasks.sandbox.state import Answer, Call, SandboxState, now, server_error_body
+from tasks.sandbox.state import Answer, Call, SandboxState, now
 
 #: SOAP operation element -> the operation name shared with REST.
 OPERATIONS = {
@@ -100,13 +101,7 @@ def handle(exchange: Exchange, state: SandboxState, raw: bytes) -> None:
     call = Call(
         request.operation, exchange.command, path, request.query, request.body, authorized, 0, now()
     )
-    admission = gate.admit(
-        exchange,
-        state,
-        call,
-        refuse=lambda status, fields, headers: _send_fault(exchange, status, fields, headers),
-        inject=lambda status: _send_injected(exchange, status),
-    )
+    admission = gate.admit(exchange, state, call, refuse=functools.partial(_send_fault, exchange))
     if not admission.proceed:
         if admission.after is not None and admission.after.kind == SOAP12_FAULT:
             exchange.send(
@@ -185,18 +180,6 @@ def _send_single(
 def _answer_fault(answer: Answer) -> tuple[int, bytes]:
     # SOAP 1.1 answers every fault with 500; the detail's errorActor says whose fault it is.
     return 500, fault_envelope(answer.body or error_body("SERVER", "UNEXPECTED_ERROR", "Error."))
-
-
-def _send_injected(exchange: Exchange, status: int) -> None:
-    if status >= 500:
-        _send_fault(exchange, status, server_error_body(status))
-    elif status == 429:
-        too_many = error_body("SERVER", "OPERATION_DISABLED", "Too many requests.")
-        _send_fault(exchange, 429, too_many, {"Retry-After": "1"})
-    elif status in (401, 403):
-        _send_fault(exchange, status, error_body("CLIENT", "PERMISSION_DENIED", "Access denied."))
-    else:
-        _send_fault(exchange, status, error_body("CLIENT", "INVALID_REQUEST", "Injected fault."))
 
 
 def _send_fault(

@@ -16,11 +16,12 @@ import redis
 from redis._parsers.base import BaseParser
 from redis.sentinel import Sentinel
 
+from tasks.errors import Rebuildable
 from tasks.settings import Settings
 from tasks.urls import is_sentinel_url, parse_sentinel_url
 
 
-class NoGoodReplicas(redis.ConnectionError):
+class NoGoodReplicas(Rebuildable, redis.ConnectionError):
     """``NOREPLICAS``: the primary takes no writes until a replica catches up.
 
     With ``min-replicas-to-write`` (the README's setting), a primary whose replicas are away or
@@ -28,6 +29,15 @@ class NoGoodReplicas(redis.ConnectionError):
     new primary. That is an outage of a second or two, to be waited out and retried like a lost
     connection, not a bug; redis-py would otherwise raise a plain ``ResponseError``.
     """
+
+    _fields = ("message", "status_code")
+
+    def __init__(self, message: str, status_code: str | None = None) -> None:
+        self.message = message
+        # Newer redis-py passes the reply's first word as status_code; older ones neither pass it
+        # nor take it.
+        super().__init__(message, **({} if status_code is None else {"status_code": status_code}))
+        self.status_code = status_code
 
 
 def refusals_as_outages() -> None:

@@ -84,15 +84,7 @@ def enqueue(
         _held_by_policy(rt, request, key, claim, priority)
     elif claim.outcome == ClaimOutcome.CREATED:
         try:
-            with unavailable_as("broker", rt.settings.broker_url):
-                publish(
-                    request,
-                    key,
-                    task_ids,
-                    priority=priority,
-                    on_done=on_done,
-                    deployment=rt.settings.key_prefix,
-                )
+            publish_for(rt, request, key, task_ids, priority=priority, on_done=on_done)
         except BaseException:
             # Nothing half-done: without a published task the claim must not block a retry.
             _release(rt, key, task_ids)
@@ -185,6 +177,27 @@ def _release(rt: Runtime, key: str, task_ids: list[str]) -> None:
     # the worst case: the sweep publishes that send later under its key (never twice).
     with contextlib.suppress(ServiceUnavailable), unavailable_as("redis", rt.settings.redis_url):
         rt.ledger.release_unpublished(key, task_ids[-1])
+
+
+def publish_for(
+    rt: Runtime,
+    request: SendRequest,
+    key: str,
+    task_ids: list[str],
+    *,
+    priority: Priority = DEFAULT_PRIORITY,
+    on_done: str | None = None,
+) -> None:
+    """:func:`publish` to ``rt``'s deployment; ServiceUnavailable when the broker is down."""
+    with unavailable_as("broker", rt.settings.broker_url):
+        publish(
+            request,
+            key,
+            task_ids,
+            priority=priority,
+            on_done=on_done,
+            deployment=rt.settings.key_prefix,
+        )
 
 
 def publish(

@@ -6,7 +6,7 @@ import subprocess
 
 import pytest
 
-from tasks.cli.main import EXIT_UNAVAILABLE
+from tasks.cli import ExitCode
 from tests.support.environments import REAL_REDIS_URL, bare_env
 from tests.support.processes import run_module
 from tests.support.real_redis import connected, delete_prefix, unique_prefix
@@ -40,7 +40,7 @@ def engage_sms(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
 def test_with_redis_down_a_command_prints_one_line_and_exits_4(argv: tuple[str, ...]) -> None:
     """Redis refusing connections: one stderr line naming it (password masked), no traceback."""
     result = engage_sms(*argv, CELERY_BROKER_URL=DEAD_URL)  # REDIS_URL defaults to the broker
-    assert result.returncode == EXIT_UNAVAILABLE
+    assert result.returncode == ExitCode.UNAVAILABLE
     assert result.stderr == f"engage-sms: Redis unavailable at {SHOWN_URL}: Connection refused\n"
     assert "s3cret" not in result.stdout
 
@@ -52,7 +52,7 @@ def test_with_the_broker_down_send_exits_4_and_leaves_no_claim() -> None:
         try:
             env = {"REDIS_URL": REAL_REDIS_URL, "ENGAGE_KEY_PREFIX": prefix}
             result = engage_sms(*SEND, CELERY_BROKER_URL=DEAD_URL, **env)
-            assert result.returncode == EXIT_UNAVAILABLE
+            assert result.returncode == ExitCode.UNAVAILABLE
             assert result.stderr == (
                 f"engage-sms: broker unavailable at {SHOWN_URL}: Connection refused\n"
             )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tasks.cli import EXIT_USAGE
+from tasks.cli import ExitCode
 from tests.support.environments import NOWHERE_ENGAGE_URL, bare_env
 from tests.support.processes import run_module
 
@@ -17,7 +17,7 @@ def test_cli_names_a_missing_setting() -> None:
         *("tasks.cli", "send", "--message-id", "1", "--mobile", "+48505606707"),
         env=bare_env(ENGAGE_BASE_URL=NOWHERE_ENGAGE_URL),
     )
-    assert result.returncode == EXIT_USAGE
+    assert result.returncode == ExitCode.USAGE
     assert result.stderr.strip() == "engage-sms: configuration error: ENGAGE_USERNAME: is not set"
 
 

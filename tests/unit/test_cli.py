@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tasks.cli import EXIT_OK, EXIT_USAGE, main
+from tasks.cli import ExitCode, main
 from tasks.delivery.runtime import Runtime
 from tests.support.broker import Broker
 
@@ -31,7 +31,7 @@ def test_send_prints_a_json_summary(
         ]
     )
     summary = json.loads(capsys.readouterr().out)
-    assert code == EXIT_OK
+    assert code == ExitCode.OK
     assert summary["key"] == "cli-1"
     assert summary["state"] == "queued"
     assert "outcome" not in summary  # one state, not two that disagree
@@ -61,7 +61,7 @@ def test_bad_input_exits_2_with_one_line_and_enqueues_nothing(
     """Validation errors are one line on stderr, exit 2, no publish."""
     code = main(["send", *argv])
     err = capsys.readouterr().err
-    assert code == EXIT_USAGE
+    assert code == ExitCode.USAGE
     assert message in err
     assert len(err.strip().splitlines()) == 1
     assert broker.published == []

@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from tasks.cli.main import EXIT_OK, EXIT_UNAVAILABLE, EXIT_USAGE, main
+from tasks.cli import ExitCode, main
 from tasks.delivery.runtime import Runtime
 from tasks.request import build_send_request
 from tasks.state.enums import Reason
@@ -80,7 +80,7 @@ def test_limit_below_one_or_not_whole_is_a_parse_error(
     """dlq list --limit takes whole numbers >= 1; anything else is refused before any Redis call."""
     with pytest.raises(SystemExit) as caught:
         main(["dlq", "list", "--limit", limit])
-    assert caught.value.code == EXIT_USAGE
+    assert caught.value.code == ExitCode.USAGE
     err = capsys.readouterr().err
     assert f"argument --limit: must be a whole number >= 1, got '{limit}'" in err
 
@@ -89,7 +89,7 @@ def test_limit_shows_at_most_that_many(
     entries: Runtime, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """dlq list --limit 2 prints two of the four entries."""
-    assert main(["dlq", "list", "--limit", "2"]) == EXIT_OK
+    assert main(["dlq", "list", "--limit", "2"]) == ExitCode.OK
     assert len(capsys.readouterr().out.splitlines()) == 2
 
 
@@ -97,7 +97,7 @@ def test_replay_dry_run_lists_count_reasons_and_masked_recipients(
     entries: Runtime, broker: Broker, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """replay --all --dry-run prints what it would replay, recipients masked; replays nothing."""
-    assert main(["dlq", "replay", "--all", "--dry-run"], stdin=io.StringIO()) == EXIT_OK
+    assert main(["dlq", "replay", "--all", "--dry-run"], stdin=io.StringIO()) == ExitCode.OK
     out = capsys.readouterr().out
     header, *lines = out.splitlines()
     assert header == f"dry run: would replay {ASKED}; nothing changed"
@@ -112,7 +112,7 @@ def test_purge_dry_run_changes_nothing(
     entries: Runtime, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """purge --dry-run prints the count by reason and deletes nothing."""
-    assert main(["dlq", "purge", "--dry-run"], stdin=io.StringIO()) == EXIT_OK
+    assert main(["dlq", "purge", "--dry-run"], stdin=io.StringIO()) == ExitCode.OK
     assert capsys.readouterr().out.startswith(
         "dry run: would purge 4 dead-lettered sends "
         "(unknown_recipient: 2, outcome_unknown: 1, rejected: 1); nothing changed\n"
@@ -127,7 +127,7 @@ def test_without_a_terminal_a_batch_change_needs_yes(
     entries: Runtime, broker: Broker, capsys: pytest.CaptureFixture[str], argv: list[str]
 ) -> None:
     """Stdin not a terminal (even with "y" piped in): exit 2, one line naming --yes, --dry-run."""
-    assert main(["dlq", *argv], stdin=io.StringIO("y\n")) == EXIT_USAGE
+    assert main(["dlq", *argv], stdin=io.StringIO("y\n")) == ExitCode.USAGE
     err = capsys.readouterr().err
     assert len(err.splitlines()) == 1
     assert "pass --yes" in err
@@ -140,7 +140,7 @@ def test_yes_replays_without_asking(
     entries: Runtime, broker: Broker, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """replay --all --yes replays every entry but outcome_unknown, with no question asked."""
-    assert main(["dlq", "replay", "--all", "--yes"], stdin=io.StringIO()) == EXIT_OK
+    assert main(["dlq", "replay", "--all", "--yes"], stdin=io.StringIO()) == ExitCode.OK
     captured = capsys.readouterr()
     assert json.loads(captured.out) == dict.fromkeys(REPLAYABLE, "requeued")
     assert captured.err == ""
@@ -149,7 +149,7 @@ def test_yes_replays_without_asking(
 
 def test_yes_purges_without_asking(entries: Runtime, capsys: pytest.CaptureFixture[str]) -> None:
     """purge --reason rejected --yes deletes that reason's entries only."""
-    assert main(["dlq", "purge", "--reason", "rejected", "--yes"]) == EXIT_OK
+    assert main(["dlq", "purge", "--reason", "rejected", "--yes"]) == ExitCode.OK
     assert json.loads(capsys.readouterr().out) == {"purged": 1}
     assert sorted(entries.dead_letters.keys()) == ["maybe-sent", "order-1", "order-2"]
 
@@ -158,7 +158,7 @@ def test_on_a_terminal_replay_asks_with_the_count_and_reasons(
     entries: Runtime, broker: Broker, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """The question names how many and why; "y" replays them."""
-    assert main(["dlq", "replay", "--all"], stdin=Terminal("y\n")) == EXIT_OK
+    assert main(["dlq", "replay", "--all"], stdin=Terminal("y\n")) == ExitCode.OK
     assert capsys.readouterr().err == f"Replay {ASKED}? [y/N] "
     assert replayed(broker) == set(REPLAYABLE)
 
@@ -168,7 +168,7 @@ def test_on_a_terminal_anything_but_yes_changes_nothing(
     entries: Runtime, broker: Broker, capsys: pytest.CaptureFixture[str], answer: str
 ) -> None:
     """No, an empty line or end of input: exit 2, nothing replayed."""
-    assert main(["dlq", "replay", "--all"], stdin=Terminal(answer)) == EXIT_USAGE
+    assert main(["dlq", "replay", "--all"], stdin=Terminal(answer)) == ExitCode.USAGE
     assert capsys.readouterr().err.endswith("engage-sms: nothing replayed\n")
     assert broker.published == []
     assert len(entries.dead_letters.keys()) == 4
@@ -179,7 +179,7 @@ def test_purge_deletes_only_the_entries_it_asked_about(
 ) -> None:
     """An entry dead-lettered while the question waits is not purged by the answer."""
     operator = Terminal("y\n", lambda: dead_letter(entries, "arrived-meanwhile", Reason.REJECTED))
-    assert main(["dlq", "purge"], stdin=operator) == EXIT_OK
+    assert main(["dlq", "purge"], stdin=operator) == ExitCode.OK
     assert json.loads(capsys.readouterr().out) == {"purged": 4}
     assert entries.dead_letters.keys() == ["arrived-meanwhile"]
 
@@ -188,7 +188,7 @@ def test_one_named_entry_replays_without_asking(
     entries: Runtime, broker: Broker, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """dlq replay KEY names exactly one entry: it acts at once, terminal or not."""
-    assert main(["dlq", "replay", "order-1"], stdin=io.StringIO()) == EXIT_OK
+    assert main(["dlq", "replay", "order-1"], stdin=io.StringIO()) == ExitCode.OK
     assert json.loads(capsys.readouterr().out) == {"order-1": "requeued"}
     assert replayed(broker) == {"order-1"}
 
@@ -208,7 +208,7 @@ def test_with_redis_down_dlq_exits_4_with_one_line(
     redis_down: Runtime, capsys: pytest.CaptureFixture[str], argv: list[str]
 ) -> None:
     """Each dlq command names Redis and its masked URL in one line and exits 4."""
-    assert main(["dlq", *argv], stdin=io.StringIO()) == EXIT_UNAVAILABLE
+    assert main(["dlq", *argv], stdin=io.StringIO()) == ExitCode.UNAVAILABLE
     captured = capsys.readouterr()
     assert captured.err == (
         "engage-sms: Redis unavailable at redis://:***@127.0.0.1:1/0: Connection refused\n"

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from tasks.api import delivery_status, suppress
-from tasks.cli import EXIT_USAGE, main
+from tasks.cli import ExitCode, main
 from tasks.delivery.runtime import Runtime
 from tests.support.broker import Broker
 
@@ -38,7 +38,7 @@ def test_a_bad_deadline_is_a_usage_error(
     """No offset, no date, or both deadlines: exit 2 before anything is enqueued."""
     with pytest.raises(SystemExit) as caught:
         main([*SEND, *args])
-    assert caught.value.code == EXIT_USAGE
+    assert caught.value.code == ExitCode.USAGE
     assert "--send-by" in capsys.readouterr().err
 
 
@@ -46,7 +46,7 @@ def test_a_non_positive_expires_in_names_the_argument(
     runtime: Runtime, broker: Broker, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """--expires-in 0 reaches the API's validation: exit 2, nothing enqueued."""
-    assert main([*SEND, "--expires-in", "0"]) == EXIT_USAGE
+    assert main([*SEND, "--expires-in", "0"]) == ExitCode.USAGE
     assert "expires_in" in capsys.readouterr().err
     assert broker.messages == []
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tasks.cli import EXIT_USAGE, main
+from tasks.cli import ExitCode, main
 
 SEND = ["send", "--message-id", "1", "--mobile", "+48505606707"]
 
@@ -16,7 +16,7 @@ def test_wait_must_be_a_finite_number_of_seconds_from_zero(
     """A negative, infinite or non-numeric --wait is a usage error before anything is sent."""
     with pytest.raises(SystemExit) as caught:
         main([*SEND, "--wait", seconds])
-    assert caught.value.code == EXIT_USAGE
+    assert caught.value.code == ExitCode.USAGE
     assert "--wait" in capsys.readouterr().err
 
 

@@ -1,13 +1,27 @@
-"""EngageError.masked: a copy of the same error whose every text is masked, and nothing more."""
+"""The package's exceptions: masked() copies whose every text is masked, and nothing more;
+every exception class rebuilt from its fields by pickle and copy."""
 
 from __future__ import annotations
 
+import collections.abc
+import copy
+import importlib
+import inspect
+import pickle
+import pkgutil
+import types
+import typing
+from collections.abc import Callable
+from typing import Any
+
 import pytest
 
+import tasks
 from tasks.errors import (
     EngageServerError,
     OutcomeUnknown,
     RateLimited,
+    Rebuildable,
     RequestNotSent,
     UnexpectedAnswer,
     UnknownRecipient,
@@ -84,3 +98,107 @@ def test_masked_copy_carries_no_chain() -> None:
     except RequestNotSent as err:
         copy = err.masked(MASK)
     assert (copy.__cause__, copy.__context__, copy.__traceback__) == (None, None, None)
+
+
+def exception_classes() -> list[type[Exception]]:
+    """Every exception class defined in the package, found by importing each of its modules."""
+    found: set[type[Exception]] = set()
+    for module in pkgutil.walk_packages(tasks.__path__, "tasks."):
+        if module.name.rsplit(".", 1)[-1] == "__main__":
+            continue  # runs the CLI when imported
+        for value in vars(importlib.import_module(module.name)).values():
+            if (
+                isinstance(value, type)
+                and issubclass(value, Exception)
+                and value.__module__.split(".")[0] == "tasks"
+            ):
+                found.add(value)
+    return sorted(found, key=lambda cls: f"{cls.__module__}.{cls.__qualname__}")
+
+
+def sample(name: str, hint: Any, *, plain: bool) -> Any:
+    """A value of the type ``hint`` for the argument ``name``; texts quote SECRET unless plain."""
+    options = [arg for arg in typing.get_args(hint) if arg is not type(None)]
+    if options and typing.get_origin(hint) in (types.UnionType, typing.Union):
+        hint = options[0]
+    origin = typing.get_origin(hint) or hint
+    if isinstance(origin, type) and issubclass(origin, Exception):
+        return build(origin)
+    values: dict[Any, Any] = {
+        str: name if plain else f"{name} {SECRET}",
+        bool: True,
+        int: 418,
+        float: 2.5,
+        collections.abc.Mapping: {"value": SECRET, "more": [SECRET, 3]},
+    }
+    return values[origin]
+
+
+def arguments(cls: type[Exception]) -> list[str]:
+    """The names of the arguments ``cls``'s constructor takes (``*args`` and ``**kwargs`` aside)."""
+    variadic = (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
+    return [
+        name
+        for name, parameter in inspect.signature(cls.__init__).parameters.items()
+        if name != "self" and parameter.kind not in variadic
+    ]
+
+
+def build(cls: type[Exception]) -> Exception:
+    """An instance of ``cls`` with a sample value for each of its constructor's arguments."""
+    hints = typing.get_type_hints(cls.__init__)
+    plain = getattr(cls, "_plain", ())
+    return cls(**{name: sample(name, hints[name], plain=name in plain) for name in arguments(cls)})
+
+
+def fields_of(err: Exception) -> Any:
+    """What an error is made of, comparable with ==: its type, text and fields, nested ones too."""
+    assert isinstance(err, Rebuildable)
+    return (
+        type(err),
+        str(err),
+        err.args,
+        {k: fields_of(v) if isinstance(v, Exception) else v for k, v in err.fields().items()},
+    )
+
+
+def texts(value: Any) -> list[str]:
+    """Every string inside ``value`` (dicts, lists and errors walked)."""
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, Rebuildable):
+        return [str(value), *texts(value.fields())]
+    if isinstance(value, collections.abc.Mapping):
+        return [t for v in value.values() for t in texts(v)]
+    if isinstance(value, list | tuple):
+        return [t for v in value for t in texts(v)]
+    return []
+
+
+@pytest.mark.parametrize("cls", exception_classes(), ids=lambda cls: cls.__qualname__)
+@pytest.mark.parametrize(
+    "rebuilt",
+    [
+        pytest.param(lambda err: pickle.loads(pickle.dumps(err)), id="pickle"),  # noqa: S301  (our own bytes)
+        pytest.param(copy.copy, id="copy"),
+        pytest.param(copy.deepcopy, id="deepcopy"),
+    ],
+)
+def test_every_exception_rebuilds_from_its_fields(
+    cls: type[Exception], rebuilt: Callable[[Exception], Exception]
+) -> None:
+    """Each exception class survives pickle and copy with its fields, text and masked() intact."""
+    assert issubclass(cls, Rebuildable), f"{cls.__qualname__} is not on the Rebuildable base"
+    err = build(cls)
+    assert isinstance(err, Rebuildable)
+    assert list(err.fields()) == arguments(cls)
+    again = rebuilt(err)
+    assert again is not err
+    assert fields_of(again) == fields_of(err)
+    assert isinstance(again, Rebuildable)  # narrows the type for mypy
+    assert fields_of(again.masked(MASK)) == fields_of(err.masked(MASK))
+    shown = err.masked(MASK)
+    assert {k: v for k, v in shown.fields().items() if k in cls._plain} == {
+        k: v for k, v in err.fields().items() if k in cls._plain
+    }
+    assert [t for t in texts(shown) if SECRET in t] == []

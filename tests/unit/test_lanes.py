@@ -10,7 +10,7 @@ import pytest
 
 import tasks.api
 from tasks.api import delivery_status, send_prepared_sms
-from tasks.cli import EXIT_OK, EXIT_USAGE, main
+from tasks.cli import ExitCode, main
 from tasks.delivery.runtime import Runtime
 from tasks.errors import ConfigurationError, InvalidSendRequest
 from tasks.schedule_file import parse_schedules
@@ -105,7 +105,7 @@ def test_cli_send_priority_picks_the_lane(
 ) -> None:
     """engage-sms send --priority urgent publishes to the urgent queue."""
     argv = ["send", "--message-id", "23541", "--mobile", "+48505606707", "--priority", "urgent"]
-    assert main(argv) == EXIT_OK
+    assert main(argv) == ExitCode.OK
     assert json.loads(capsys.readouterr().out)["state"] == "queued"
     assert broker.messages[0].queue == "engage.urgent"
 
@@ -114,7 +114,7 @@ def test_cli_refuses_an_unknown_priority(capsys: pytest.CaptureFixture[str]) -> 
     """--priority high is a usage error naming the choices."""
     with pytest.raises(SystemExit) as caught:
         main(["send", "--message-id", "1", "--mobile", "+48505606707", "--priority", "high"])
-    assert caught.value.code == EXIT_USAGE
+    assert caught.value.code == ExitCode.USAGE
     assert "urgent" in capsys.readouterr().err
 
 

@@ -4,6 +4,7 @@
 -- Returns {seconds since queued (text) or false, lane or false, callback task filed now or false},
 -- on the Redis server's clock (TIME) like every stored time; and a fourth element, 'missing',
 -- when there is no record: never a record holding only 'sent'.
+--#include slim_record
 local k, key = KEYS[1], ARGV[2]
 if redis.call('EXISTS', k) == 0 then return {false, false, false, 'missing'} end
 local t = redis.call('TIME')
@@ -13,30 +14,8 @@ redis.call('HSET', k, 'state', 'sent', 'sent_at', now, 'updated_at', now)
 redis.call('HDEL', k, 'lease_owner', 'lease_until', 'reason', 'detail')
 redis.call('PEXPIRE', k, ARGV[1])
 if redis.call('HEXISTS', k, 'recipient') == 1 then
-  -- A final record keeps what idempotency and status need (data minimisation): not the request
-  -- in clear, not the chain's task ids or the counters. Rewritten rather than trimmed: once a long value made
-  -- the hash a hashtable, Redis never turns it back into its compact listpack by itself. A
-  -- 64-bit prefix of the fingerprint is enough to tell another request under the key apart.
-  local SLIM = {'state', 'fingerprint', 'created_at', 'sent_at', 'contact_id', 'recipient',
-    'task_id', 'attempts', 'priority', 'on_done'}
-  local kept = {}
-  local values = redis.call('HMGET', k, unpack(SLIM))
-  for i, name in ipairs(SLIM) do
-    local value = values[i]
-    if value then
-      if name == 'fingerprint' then value = string.sub(value, 1, 16) end
-      if name == 'created_at' or name == 'sent_at' then
-        value = string.format('%.3f', tonumber(value))
-      end
-      -- The lane of a record without one is normal (as for records made before lanes).
-      if not (name == 'priority' and value == 'normal') then
-        table.insert(kept, name); table.insert(kept, value)
-      end
-    end
-  end
-  redis.call('DEL', k)
-  redis.call('HSET', k, unpack(kept))
-  redis.call('PEXPIRE', k, ARGV[1])
+  -- A final record keeps what idempotency and status need (lib/slim_record.lua).
+  slim_record(k, 'sent_at', ARGV[1])
 end
 redis.call('ZREM', KEYS[2], key)
 -- A send can only have been dead-lettered meanwhile as "outcome unknown": now it is known.
