@@ -1,12 +1,16 @@
-"""Typed reads of environment variables, each failing with the variable's name."""
+"""Typed reads of environment variables, each failing with the variable's name; declarations."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Generic, TypeVar, cast
 from urllib.parse import urlsplit
 
 from tasks.errors import ConfigurationError, InvalidSendRequest
 from tasks.send_options import validate_task_name
+
+T = TypeVar("T")
 
 
 class Environment:
@@ -87,3 +91,70 @@ class Environment:
         if value not in choices:
             raise ConfigurationError(name, f"must be one of {', '.join(choices)}, got {value!r}")
         return value
+
+
+@dataclass(frozen=True)
+class Setting(Generic[T]):
+    """One environment variable declared once: name, type, default, lower bound, meaning.
+
+    A declaration without ``field`` is read by code of its own (URLs, ports, derived defaults),
+    which still takes its name and bounds from here.
+    """
+
+    name: str
+    type: type[T]
+    default: T | None
+    #: Attribute of :class:`tasks.settings.Settings` it fills (``retry.base_delay``), or "".
+    field: str = ""
+    #: Lowest accepted value (numbers only).
+    minimum: float = 0
+    #: Accepted values (text read with :meth:`Environment.choice`).
+    choices: tuple[str, ...] = ()
+    #: Shown after the default in the README: " s", "/s", " ms".
+    unit: str = ""
+    #: The README's default cell when it is no plain value (required, derived from another).
+    shown: str = ""
+    #: The attribute holds the value times this (``ENGAGE_DLQ_MAX_AGE_DAYS``: days to seconds).
+    scale: float = 1
+    #: One line for the README's table: what it means.
+    doc: str = ""
+
+    @property
+    def value(self) -> T | None:
+        """The attribute's default: the declared default, scaled."""
+        if isinstance(self.default, float) and self.scale != 1:
+            return cast("T", self.default * self.scale)
+        return self.default
+
+    def read(self, env: Environment) -> T | None:
+        """This variable's value from ``env`` (the default when unset), checked."""
+        value: object
+        if self.type is bool:
+            value = env.choice(self.name, "on" if self.default else "off", ("off", "on")) == "on"
+        elif self.type is int and isinstance(self.default, int):
+            value = env.integer(self.name, self.default, int(self.minimum))
+        elif self.type is float and isinstance(self.default, float):
+            value = env.number(self.name, self.default, minimum=self.minimum) * self.scale
+        elif self.choices and isinstance(self.default, str):
+            value = env.choice(self.name, self.default, self.choices)
+        elif self.type is str:
+            value = env.optional_text(self.name) or self.default
+        else:
+            raise TypeError(f"{self.name}: no generic read for {self.type.__name__}")
+        return cast("T | None", value)  # each branch above reads self.type
+
+    def row(self) -> str:
+        """This variable's row of the README's settings table."""
+        return f"| `{self.name}` | {self.shown_default()} | {self.doc} |"
+
+    def shown_default(self) -> str:
+        """The default as the README shows it."""
+        if self.shown:
+            return self.shown
+        if self.type is bool:
+            return "`on`" if self.default else "`off`"
+        if self.default is None:
+            return "unset"
+        if isinstance(self.default, float):
+            return f"`{self.default:g}`{self.unit}"
+        return f"`{self.default}`{self.unit}"

@@ -5,6 +5,9 @@ never has to hold the Engage password; :meth:`Settings.require_engage` is what w
 and the demo call. The package's Celery configuration (:mod:`tasks.worker.config`) and the CLI
 call :func:`load_settings` and pass the result on. The only other reads of ``os.environ`` are
 requests' proxy and CA variables, read once in :func:`tasks.engage.http.make_session`.
+
+Each variable is declared once, in :data:`SETTINGS` (name, type, default, bound, meaning): the
+loader, the dataclass defaults and the README's table (:func:`settings_table`) all read it.
 """
 
 from __future__ import annotations
@@ -14,81 +17,172 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-from tasks.environment import Environment
+from tasks.environment import Environment, Setting
 from tasks.errors import ConfigurationError
 from tasks.numbers import NUMBER_TYPES, REGIONS, NumberPolicy
 from tasks.send_options import Priority, lane_queues
 from tasks.sending_policy import SendingPolicy, load_policy
 from tasks.urls import is_sentinel_url, parse_sentinel_url
 
+#: Every variable of the settings table, in the README's order (README: Configuration).
+#: The README's table is generated from these (``python scripts/settings_table.py``); a new
+#: variable is one more entry here. ``field``: the :class:`Settings` attribute it fills.
+# One declaration per entry: name, type, default and bounds on the first line, then the meaning.
+# fmt: off
+SETTINGS: tuple[Setting[Any], ...] = (
+    Setting("ENGAGE_BASE_URL", str, None, shown="required by workers",
+            doc="Full REST base with any prefix and version, e.g. "
+                "`https://tenant.example/api/rest/v19`; with SOAP, the SOAP endpoint"),
+    Setting("ENGAGE_USERNAME", str, None, shown="required with `ENGAGE_BASE_URL`",
+            doc="The Engage API user (HTTP Basic)"),
+    Setting("ENGAGE_PASSWORD", str, None, shown="required with `ENGAGE_BASE_URL`",
+            doc="The Engage API user's password (HTTP Basic); never logged or shown"),
+    Setting("ENGAGE_TRANSPORT", str, "rest", choices=("rest", "soap"),
+            doc="`rest` or `soap`"),
+    Setting("ENGAGE_BROKER_URL", str, None,
+            shown="`CELERY_BROKER_URL`, else `redis://127.0.0.1:6379/0`",
+            doc="This package's Celery broker; use it beside a Celery app of your own. Also "
+                "kombu's Sentinel form, `sentinel://h1:26379;sentinel://h2:26379;...`"),
+    Setting("CELERY_BROKER_URL", str, "redis://127.0.0.1:6379/0",
+            doc="Celery broker, read when `ENGAGE_BROKER_URL` is unset"),
+    Setting("CELERY_RESULT_BACKEND", str, None, field="result_backend", shown="unset (results off)",
+            doc="Status lives in the ledger; set this only if you want Celery results too"),
+    Setting("REDIS_URL", str, None, shown="the broker URL",
+            doc="Where the ledger, dead letters, rate limit and cache live"),
+    Setting("ENGAGE_KEY_PREFIX", str, "engage", field="key_prefix",
+            doc="The deployment: prefix of every Redis key this package writes, of its lane queues "
+                "(`{prefix}.urgent`, `.normal`, `.bulk`) and of its callback queue. One deployment "
+                "per prefix (see Operating it)"),
+    Setting("ENGAGE_CONNECT_TIMEOUT", float, 5.0, field="connect_timeout", minimum=0.1, unit=" s",
+            doc="HTTP connect timeout; with the read timeout, each call's total deadline, answer "
+                "included"),
+    Setting("ENGAGE_READ_TIMEOUT", float, 35.0, field="read_timeout", minimum=0.1, unit=" s",
+            doc="HTTP read timeout (Engage asks for more than 30 s)"),
+    Setting("ENGAGE_RATE_LIMIT", float, 10.0, field="rate_limit", unit="/s",
+            doc="Global budget for Engage calls across all workers, kept in Redis: the smallest "
+                "any worker brings wins (`0`: none of its own)"),
+    Setting("ENGAGE_RATE_BURST", float, 1.0, field="rate_burst", minimum=1,
+            doc="Calls of that budget that may start at one instant (`1`: evenly spaced)"),
+    Setting("ENGAGE_RATE_MAX_WAIT", float, 5.0, field="rate_max_wait", unit=" s",
+            doc="Longest a task sleeps for its slot before handing it back to Celery"),
+    Setting("ENGAGE_CONTACT_CACHE_TTL", float, 86400.0, field="contact_cache_ttl", unit=" s",
+            doc="Contact-id cache lifetime (`0`: off)"),
+    Setting("ENGAGE_DEFAULT_REGION", str, None,
+            doc="Region of numbers given without a country code (e.g. `PL`); unset: national "
+                "numbers are refused"),
+    Setting("ENGAGE_NUMBER_TYPES", str, None, shown="`mobile,fixed_line_or_mobile`",
+            doc="Number types that may receive an SMS (landlines are refused)"),
+    Setting("ENGAGE_RETRY_BASE_DELAY", float, 30.0, field="retry.base_delay", unit=" s",
+            doc="First backoff delay: 30 s, then 15 min (plus up to 20 % jitter, never less)"),
+    Setting("ENGAGE_RETRY_BACKOFF", float, 30.0, field="retry.backoff", minimum=1,
+            doc="Factor between one backoff delay and the next"),
+    Setting("ENGAGE_RETRY_MAX_DELAY", float, 900.0, field="retry.max_delay", unit=" s",
+            doc="Longest backoff delay"),
+    Setting("ENGAGE_RETRY_MAX_ATTEMPTS", int, 3, field="retry.max_attempts", minimum=1,
+            doc="Failed calls per step before `retries_exhausted`"),
+    Setting("ENGAGE_RETRY_MAX_TOTAL", float, 1800.0, field="retry.max_total", unit=" s",
+            doc="Time from the first failure before `retries_exhausted`"),
+    Setting("ENGAGE_UNKNOWN_RECIPIENT_RETRIES", int, 2, field="retry.unknown_recipient_retries",
+            doc="Short lookups for a contact created a moment ago"),
+    Setting("ENGAGE_UNKNOWN_RECIPIENT_DELAY", float, 5.0, field="retry.unknown_recipient_delay",
+            unit=" s",
+            doc="Delay of those lookups"),
+    Setting("ENGAGE_UNKNOWN_ERROR_RETRIES", int, 2, field="retry.unknown_error_retries",
+            doc="Retries of a 400 whose `errorCode` is unknown"),
+    Setting("ENGAGE_ON_UNKNOWN_OUTCOME", str, "dead_letter", field="retry.on_unknown_outcome",
+            choices=("dead_letter", "retry"),
+            doc="`retry` resends when a send's answer was lost (may double it)"),
+    Setting("ENGAGE_MAX_REDELIVERIES", int, 3, field="retry.max_redeliveries", minimum=1,
+            doc="Deliveries of one task attempt before it counts as killing its worker"),
+    Setting("ENGAGE_VISIBILITY_TIMEOUT", float, 7200.0, field="visibility_timeout", minimum=1,
+            unit=" s",
+            doc="Redis transport visibility timeout; must exceed every retry delay (checked at "
+                "start)"),
+    Setting("ENGAGE_LEASE_MARGIN", float, 30.0, field="lease_margin", minimum=0.5, unit=" s",
+            doc="Send lease = connect + read timeout + this"),
+    Setting("ENGAGE_KEY_GRACE", float, 86400.0, field="key_grace", unit=" s",
+            doc="How long idempotency records outlive the retry window"),
+    Setting("ENGAGE_DLQ_MAX_ENTRIES", int, 10_000, field="dlq_max_entries", minimum=1,
+            doc="Dead letters listed at most (over the count, the oldest leave the listing but "
+                "stay replayable: see Operating it)"),
+    Setting("ENGAGE_DLQ_MAX_AGE_DAYS", float, 180.0, field="dlq_max_age", scale=86400,
+            doc="Days a dead letter is kept at most"),
+    Setting("ENGAGE_SWEEP_INTERVAL", float, 30.0, field="sweep_interval", minimum=1, unit=" s",
+            doc="How often each worker sweeps for stuck sends (recovery without beat)"),
+    Setting("ENGAGE_METRICS_PORT", int, None,
+            doc="The worker's Prometheus endpoint (off unless a port is set)"),
+    Setting("ENGAGE_METRICS_ADDRESS", str, "127.0.0.1", field="metrics_address",
+            doc="The address the worker's endpoint and `engage-sms metrics` listen on"),
+    Setting("ENGAGE_SENT_EVENTS", bool, False, field="sent_events",
+            doc="`on`: enqueue also publishes Celery's `task-sent` event, so Flower lists tasks "
+                "still queued (one more Redis round trip per enqueue)"),
+    Setting("ENGAGE_ON_DONE_TASK", str, None,
+            doc="Celery task published with the final status of every send that names no "
+                "`on_done`, e.g. `myapp.tasks.sms_finished`"),
+    Setting("ENGAGE_HTTP_RATE_LIMIT", int, 100, field="http.rate_limit",
+            doc="Requests per second one API token may make to `engage-sms api` (`0`: no limit)"),
+    Setting("ENGAGE_ON_DONE_QUEUE", str, None, shown="`{prefix}.callbacks`",
+            doc="Queue the completion callbacks go to: one your app's workers consume; this "
+                "package's workers publish them and refuse to consume it (never one of its lanes)"),
+    Setting("ENGAGE_SCHEDULE_FILE", str, None, field="schedule_file", shown="unset (no schedules)",
+            doc="Beat's TOML file of periodic sends (`schedules.example.toml`); set it on beat "
+                "only, which publishes each run's schedule to the workers; `doctor` checks it"),
+    Setting("ENGAGE_REDIS_MASTER_NAME", str, None, shown="required with `sentinel://`",
+            doc='The name the sentinels monitor the primary under (see "Running on more than one '
+                'machine")'),
+    Setting("ENGAGE_SENTINEL_PASSWORD", str, None,
+            doc="The sentinels' own password (the primary's is in the URL); never shown"),
+    Setting("ENGAGE_REPLICA_ACKS", int, None, shown="`1` with `sentinel://`, else `0`",
+            doc="Replicas that must hold a claim or a lease (`WAIT`) before it counts; fewer: "
+                "enqueue fails, the send is held back"),
+    Setting("ENGAGE_REPLICA_ACK_TIMEOUT", float, 500.0, field="replica_ack_timeout", minimum=1,
+            unit=" ms",
+            doc="Longest one `WAIT` for those replicas takes"),
+)
+# fmt: on
+
+#: The declarations by variable name.
+DECLARED = {setting.name: setting for setting in SETTINGS}
+_BY_FIELD = {setting.field: setting for setting in SETTINGS if setting.field}
+
+
+def default(field_path: str) -> Any:
+    """The declared default of a :class:`Settings` attribute (``retry.base_delay``)."""
+    return _BY_FIELD[field_path].value
+
+
+def settings_table() -> str:
+    """The README's settings table (Configuration), one row per declaration, in their order."""
+    rows = ["| Variable | Default | Meaning |", "|---|---|---|", *(s.row() for s in SETTINGS)]
+    return "\n".join(rows) + "\n"
+
+
 #: Broker used when neither ``ENGAGE_BROKER_URL`` nor ``CELERY_BROKER_URL`` is set: local Redis.
-DEFAULT_BROKER_URL = "redis://127.0.0.1:6379/0"
-#: Engage asks for client timeouts above 30 s; connecting should be quick.
-DEFAULT_CONNECT_TIMEOUT = 5.0
-DEFAULT_READ_TIMEOUT = 35.0
-#: Engage's documented budget per tenant, and how many calls may start at one instant (1: evenly
-#: spaced calls, a little more than 1/rate apart, so no one-second window sees more than the
-#: rate; see tasks.state.rate_limit.JITTER_ALLOWANCE).
-DEFAULT_RATE_LIMIT = 10.0
-DEFAULT_RATE_BURST = 1.0
-#: Longest a task sleeps for its rate-limit slot before handing the slot back to Celery.
-DEFAULT_RATE_MAX_WAIT = 5.0
-#: Production retry schedule from Engage's guidance: after >= 30 s, then >= 15 min, then stop.
-DEFAULT_RETRY_BASE_DELAY = 30.0
-DEFAULT_RETRY_BACKOFF = 30.0
-DEFAULT_RETRY_MAX_DELAY = 900.0
-DEFAULT_RETRY_MAX_ATTEMPTS = 3
-DEFAULT_RETRY_MAX_TOTAL = 1800.0
-#: A contact created a moment ago may not be visible yet: a few short lookups before giving up.
-DEFAULT_UNKNOWN_RECIPIENT_RETRIES = 2
-DEFAULT_UNKNOWN_RECIPIENT_DELAY = 5.0
-#: 400s with an errorCode this package does not know: bounded retries, then dead-letter.
-DEFAULT_UNKNOWN_ERROR_RETRIES = 2
-#: Deliveries of one task attempt before it counts as killing its worker (poison message).
-DEFAULT_MAX_REDELIVERIES = 3
-#: Redis transport: an unacked message is handed out again after this many seconds.
-DEFAULT_VISIBILITY_TIMEOUT = 7200.0
-#: Dead-letter store bounds.
-DEFAULT_DLQ_MAX_ENTRIES = 10_000
-DEFAULT_DLQ_MAX_AGE = 180 * 86400.0
-#: Idempotency records outlive the retry window by this much.
-DEFAULT_KEY_GRACE = 86400.0
-#: Margin added to the HTTP timeouts to make the send lease: covers scheduling and Redis calls.
-DEFAULT_LEASE_MARGIN = 30.0
-#: Contact-id cache lifetime.
-DEFAULT_CONTACT_CACHE_TTL = 86400.0
-#: How often each worker sweeps for stuck sends (recovery without beat).
-DEFAULT_SWEEP_INTERVAL = 30.0
+DEFAULT_BROKER_URL = str(DECLARED["CELERY_BROKER_URL"].default)
 #: Where the metrics endpoints listen: this machine only, unless an address is configured.
-DEFAULT_METRICS_ADDRESS = "127.0.0.1"
+DEFAULT_METRICS_ADDRESS: str = default("metrics_address")
+#: Requests one API token may make per second (``engage-sms api``); 0: no limit.
+DEFAULT_HTTP_RATE_LIMIT: int = default("http.rate_limit")
 #: Where completion callbacks are published, after the key prefix: a queue of the deployment's
 #: own name that none of its workers consumes (they refuse to), for the host app's workers.
 ON_DONE_QUEUE_SUFFIX = "callbacks"
 DEFAULT_ON_DONE_QUEUE = f"engage.{ON_DONE_QUEUE_SUFFIX}"
-#: How long (ms) a ledger write waits for ``ENGAGE_REPLICA_ACKS`` replicas to hold it.
-DEFAULT_REPLICA_ACK_TIMEOUT = 500.0
-
-#: Requests one API token may make per second (``engage-sms api``); 0: no limit.
-DEFAULT_HTTP_RATE_LIMIT = 100
-
-TRANSPORTS = ("rest", "soap")
-UNKNOWN_OUTCOME_ACTIONS = ("dead_letter", "retry")
 
 
 @dataclass(frozen=True)
 class RetrySettings:
     """How often and how long each class of error is retried."""
 
-    base_delay: float = DEFAULT_RETRY_BASE_DELAY
-    backoff: float = DEFAULT_RETRY_BACKOFF
-    max_delay: float = DEFAULT_RETRY_MAX_DELAY
-    max_attempts: int = DEFAULT_RETRY_MAX_ATTEMPTS
-    max_total: float = DEFAULT_RETRY_MAX_TOTAL
-    unknown_recipient_retries: int = DEFAULT_UNKNOWN_RECIPIENT_RETRIES
-    unknown_recipient_delay: float = DEFAULT_UNKNOWN_RECIPIENT_DELAY
-    unknown_error_retries: int = DEFAULT_UNKNOWN_ERROR_RETRIES
-    on_unknown_outcome: str = "dead_letter"
-    max_redeliveries: int = DEFAULT_MAX_REDELIVERIES
+    base_delay: float = default("retry.base_delay")
+    backoff: float = default("retry.backoff")
+    max_delay: float = default("retry.max_delay")
+    max_attempts: int = default("retry.max_attempts")
+    max_total: float = default("retry.max_total")
+    unknown_recipient_retries: int = default("retry.unknown_recipient_retries")
+    unknown_recipient_delay: float = default("retry.unknown_recipient_delay")
+    unknown_error_retries: int = default("retry.unknown_error_retries")
+    on_unknown_outcome: str = default("retry.on_unknown_outcome")
+    max_redeliveries: int = default("retry.max_redeliveries")
 
     @property
     def window(self) -> float:
@@ -101,7 +195,7 @@ class HttpSettings:
     """The HTTP front door (``engage-sms api``): limits per API token."""
 
     #: Requests per second per token (``ENGAGE_HTTP_RATE_LIMIT``); 0: no limit.
-    rate_limit: int = DEFAULT_HTTP_RATE_LIMIT
+    rate_limit: int = default("http.rate_limit")
 
 
 @dataclass(frozen=True)
@@ -111,7 +205,7 @@ class EngageSettings:
     base_url: str
     username: str
     password: str = field(repr=False)
-    transport: str = "rest"
+    transport: str = str(DECLARED["ENGAGE_TRANSPORT"].default)
 
 
 @dataclass(frozen=True)
@@ -123,19 +217,19 @@ class Settings:
     broker_url: str = DEFAULT_BROKER_URL
     result_backend: str | None = None
     redis_url: str = DEFAULT_BROKER_URL
-    connect_timeout: float = DEFAULT_CONNECT_TIMEOUT
-    read_timeout: float = DEFAULT_READ_TIMEOUT
-    rate_limit: float = DEFAULT_RATE_LIMIT
-    rate_burst: float = DEFAULT_RATE_BURST
-    rate_max_wait: float = DEFAULT_RATE_MAX_WAIT
-    contact_cache_ttl: float = DEFAULT_CONTACT_CACHE_TTL
-    visibility_timeout: float = DEFAULT_VISIBILITY_TIMEOUT
-    dlq_max_entries: int = DEFAULT_DLQ_MAX_ENTRIES
-    dlq_max_age: float = DEFAULT_DLQ_MAX_AGE
-    key_grace: float = DEFAULT_KEY_GRACE
-    lease_margin: float = DEFAULT_LEASE_MARGIN
+    connect_timeout: float = default("connect_timeout")
+    read_timeout: float = default("read_timeout")
+    rate_limit: float = default("rate_limit")
+    rate_burst: float = default("rate_burst")
+    rate_max_wait: float = default("rate_max_wait")
+    contact_cache_ttl: float = default("contact_cache_ttl")
+    visibility_timeout: float = default("visibility_timeout")
+    dlq_max_entries: int = default("dlq_max_entries")
+    dlq_max_age: float = default("dlq_max_age")
+    key_grace: float = default("key_grace")
+    lease_margin: float = default("lease_margin")
     retry: RetrySettings = field(default_factory=RetrySettings)
-    key_prefix: str = "engage"
+    key_prefix: str = default("key_prefix")
     #: Port of the worker's Prometheus endpoint; None: no endpoint.
     metrics_port: int | None = None
     #: Address the worker's endpoint and ``engage-sms metrics`` listen on.
@@ -147,9 +241,9 @@ class Settings:
     numbers: NumberPolicy = field(default_factory=NumberPolicy)
     #: Publish Celery's ``task-sent`` event at enqueue (Flower then lists tasks still queued).
     #: Off by default: it is a third Redis round trip and ~0.3 ms per enqueue.
-    sent_events: bool = False
+    sent_events: bool = default("sent_events")
     #: Seconds between two stuck-send sweeps of one worker (:mod:`tasks.worker.recovery`).
-    sweep_interval: float = DEFAULT_SWEEP_INTERVAL
+    sweep_interval: float = default("sweep_interval")
     #: Celery task published with a send's final status when a send names no ``on_done`` of its
     #: own (``ENGAGE_ON_DONE_TASK``); None: no callback.
     on_done_task: str | None = None
@@ -165,7 +259,7 @@ class Settings:
     #: Replicas that must hold a claim or a lease before it counts (``WAIT``); 0: no barrier.
     replica_acks: int = 0
     #: How long (ms) one ``WAIT`` may take before the write counts as not held.
-    replica_ack_timeout: float = DEFAULT_REPLICA_ACK_TIMEOUT
+    replica_ack_timeout: float = default("replica_ack_timeout")
     #: The HTTP front door's limits (``ENGAGE_HTTP_*``).
     http: HttpSettings = field(default_factory=HttpSettings)
 
@@ -200,65 +294,28 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
     # process, so a web app with a Celery app of its own names ours apart (README: host apps).
     broker_url = env.url(broker_variable(environ), DEFAULT_BROKER_URL, schemes=_BROKER_SCHEMES)
     redis_url = env.url("REDIS_URL", broker_url, schemes=_REDIS_SCHEMES)
-    retry = RetrySettings(
-        base_delay=env.number("ENGAGE_RETRY_BASE_DELAY", DEFAULT_RETRY_BASE_DELAY, minimum=0),
-        backoff=env.number("ENGAGE_RETRY_BACKOFF", DEFAULT_RETRY_BACKOFF, minimum=1),
-        max_delay=env.number("ENGAGE_RETRY_MAX_DELAY", DEFAULT_RETRY_MAX_DELAY, minimum=0),
-        max_attempts=env.integer("ENGAGE_RETRY_MAX_ATTEMPTS", DEFAULT_RETRY_MAX_ATTEMPTS, 1),
-        max_total=env.number("ENGAGE_RETRY_MAX_TOTAL", DEFAULT_RETRY_MAX_TOTAL, minimum=0),
-        unknown_recipient_retries=env.integer(
-            "ENGAGE_UNKNOWN_RECIPIENT_RETRIES", DEFAULT_UNKNOWN_RECIPIENT_RETRIES, 0
-        ),
-        unknown_recipient_delay=env.number(
-            "ENGAGE_UNKNOWN_RECIPIENT_DELAY", DEFAULT_UNKNOWN_RECIPIENT_DELAY, minimum=0
-        ),
-        unknown_error_retries=env.integer(
-            "ENGAGE_UNKNOWN_ERROR_RETRIES", DEFAULT_UNKNOWN_ERROR_RETRIES, 0
-        ),
-        on_unknown_outcome=env.choice(
-            "ENGAGE_ON_UNKNOWN_OUTCOME", "dead_letter", UNKNOWN_OUTCOME_ACTIONS
-        ),
-        max_redeliveries=env.integer("ENGAGE_MAX_REDELIVERIES", DEFAULT_MAX_REDELIVERIES, 1),
-    )
+    declared: dict[str, Any] = {
+        setting.field: setting.read(env) for setting in SETTINGS if setting.field
+    }
+    nested = {"retry": RetrySettings, "http": HttpSettings}
+    top = {name: value for name, value in declared.items() if "." not in name}
+    for group, build in nested.items():
+        members = {n.partition(".")[2]: v for n, v in declared.items() if n.startswith(group + ".")}
+        top[group] = build(**members)
     # One deployment per prefix: its Redis keys, its queues and its callback queue.
-    prefix = env.optional_text("ENGAGE_KEY_PREFIX") or "engage"
+    prefix = top["key_prefix"]
     settings = Settings(
+        **top,
         engage=_engage_settings(env),
         broker_url=broker_url,
-        result_backend=env.optional_text("CELERY_RESULT_BACKEND"),
         redis_url=redis_url,
-        connect_timeout=env.number("ENGAGE_CONNECT_TIMEOUT", DEFAULT_CONNECT_TIMEOUT, minimum=0.1),
-        read_timeout=env.number("ENGAGE_READ_TIMEOUT", DEFAULT_READ_TIMEOUT, minimum=0.1),
-        rate_limit=env.number("ENGAGE_RATE_LIMIT", DEFAULT_RATE_LIMIT, minimum=0),
-        rate_burst=env.number("ENGAGE_RATE_BURST", DEFAULT_RATE_BURST, minimum=1),
-        rate_max_wait=env.number("ENGAGE_RATE_MAX_WAIT", DEFAULT_RATE_MAX_WAIT, minimum=0),
-        contact_cache_ttl=env.number(
-            "ENGAGE_CONTACT_CACHE_TTL", DEFAULT_CONTACT_CACHE_TTL, minimum=0
-        ),
-        visibility_timeout=env.number(
-            "ENGAGE_VISIBILITY_TIMEOUT", DEFAULT_VISIBILITY_TIMEOUT, minimum=1
-        ),
-        dlq_max_entries=env.integer("ENGAGE_DLQ_MAX_ENTRIES", DEFAULT_DLQ_MAX_ENTRIES, 1),
-        dlq_max_age=env.number("ENGAGE_DLQ_MAX_AGE_DAYS", DEFAULT_DLQ_MAX_AGE / 86400, minimum=0)
-        * 86400,
-        key_grace=env.number("ENGAGE_KEY_GRACE", DEFAULT_KEY_GRACE, minimum=0),
-        lease_margin=env.number("ENGAGE_LEASE_MARGIN", DEFAULT_LEASE_MARGIN, minimum=0.5),
-        retry=retry,
-        key_prefix=prefix,
         metrics_port=env.optional_port("ENGAGE_METRICS_PORT"),
-        metrics_address=env.optional_text("ENGAGE_METRICS_ADDRESS") or DEFAULT_METRICS_ADDRESS,
-        schedule_file=env.optional_text("ENGAGE_SCHEDULE_FILE"),
-        sent_events=env.choice("ENGAGE_SENT_EVENTS", "off", ("off", "on")) == "on",
         numbers=_number_policy(env),
-        sweep_interval=env.number("ENGAGE_SWEEP_INTERVAL", DEFAULT_SWEEP_INTERVAL, minimum=1),
         on_done_task=env.task_name("ENGAGE_ON_DONE_TASK"),
         on_done_queue=env.optional_text("ENGAGE_ON_DONE_QUEUE")
         or f"{prefix}.{ON_DONE_QUEUE_SUFFIX}",
         policy=load_policy(env),
         **_high_availability(env, broker_url, redis_url),
-        http=HttpSettings(
-            rate_limit=env.integer("ENGAGE_HTTP_RATE_LIMIT", DEFAULT_HTTP_RATE_LIMIT, 0)
-        ),
     )
     _check_consistency(settings)
     return settings
@@ -272,7 +329,7 @@ def broker_variable(environ: Mapping[str, str]) -> str:
 
 def _engage_settings(env: Environment) -> EngageSettings | None:
     """Engage's address and login: all or nothing (a web process that only enqueues sets none)."""
-    transport = env.choice("ENGAGE_TRANSPORT", "rest", TRANSPORTS)
+    transport = str(DECLARED["ENGAGE_TRANSPORT"].read(env))
     if env.optional_text("ENGAGE_BASE_URL") is None:
         for name in ("ENGAGE_USERNAME", "ENGAGE_PASSWORD"):
             if env.optional_text(name) is not None:
@@ -306,9 +363,6 @@ def _high_availability(env: Environment, broker_url: str, redis_url: str) -> dic
         "sentinel_password": env.optional_text("ENGAGE_SENTINEL_PASSWORD"),
         # Sentinel replicates asynchronously: by default a lease is held by one replica first.
         "replica_acks": env.integer("ENGAGE_REPLICA_ACKS", 1 if on_sentinel else 0, 0),
-        "replica_ack_timeout": env.number(
-            "ENGAGE_REPLICA_ACK_TIMEOUT", DEFAULT_REPLICA_ACK_TIMEOUT, minimum=1
-        ),
     }
 
 

@@ -15,6 +15,7 @@ from tasks.errors import ConfigurationError
 from tasks.masking import mask_value
 from tasks.request import SendRequest
 from tasks.settings import Settings
+from tasks.worker.programs import on_configured
 
 #: Modules holding tasks and worker hooks: imported by ``celery -A tasks worker`` (and beat) at
 #: start, not by ``import tasks``.
@@ -30,6 +31,8 @@ TASK_MODULES = (
 app = Celery("engage", include=list(TASK_MODULES), set_as_current=False)
 # Lazy: the module is imported when the configuration is first read, not at import of this one.
 app.config_from_object("tasks.worker.config")
+# What a celery program (worker, beat, Flower...) refuses is decided once that happens.
+app.on_after_configure.connect(on_configured, weak=False)
 
 
 class MaskedTask(Task):  # type: ignore[misc]  # Celery ships no type hints
@@ -53,7 +56,13 @@ def _shown(value: Any) -> Any:
 
 
 def engage_settings() -> Settings:
-    """The settings object :mod:`tasks.worker.config` loaded from the environment."""
+    """The settings object :mod:`tasks.worker.config` loaded from the environment.
+
+    Raises the ConfigurationError that stopped the loading, naming the variable.
+    """
+    error = app.conf.get("engage_settings_error")
+    if isinstance(error, ConfigurationError):
+        raise error
     settings = app.conf.get("engage_settings")
     if not isinstance(settings, Settings):
         raise ConfigurationError(

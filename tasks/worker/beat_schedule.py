@@ -1,6 +1,6 @@
 """What celery beat runs, and which run ("slot") a tick belongs to. No Celery app in here.
 
-``celeryconfig.py`` builds ``beat_schedule`` from :func:`housekeeping_entries` and
+:mod:`tasks.worker.config` builds ``beat_schedule`` from :func:`housekeeping_entries` and
 :func:`schedule_entries`. A run's slot is the schedule's most recent due time: every tick of the
 same run (a second beat, a restarted beat, a repeated tick) lands on the same slot, and the slot
 goes into each recipient's idempotency key, so the ledger lets each run out once.

@@ -1,29 +1,26 @@
 """The Celery configuration of :data:`tasks.worker.app.app`: everything comes from the environment.
 
-The variables are listed in the README (Configuration). A missing or malformed one stops the
-worker at start with a one-line error naming it. A process that only enqueues needs the broker
-and Redis settings; a worker needs Engage's too (checked here when ``celery worker`` starts).
-Flower, which shows and controls every task and worker, does not start here without a login.
+The variables are listed in the README (Configuration). A missing or malformed one stops a
+celery program at start with a one-line error naming it (:mod:`tasks.worker.programs`), and is
+raised to any other process by :func:`tasks.worker.app.engage_settings`. A process that only
+enqueues needs the broker and Redis settings; a worker needs Engage's too. Importing this module
+decides nothing about the process: what a worker, beat or Flower refuses is decided in Celery's
+signals (:mod:`tasks.worker.programs`, :mod:`tasks.worker.startup`).
 """
 
 from __future__ import annotations
 
 import os
-import sys
-from collections.abc import Callable
-from typing import TypeVar
 from urllib.parse import urlsplit
 
-import click
 from kombu.entity import Exchange, Queue
 
 from tasks.errors import ConfigurationError
-from tasks.schedule_file import load_schedules
+from tasks.schedule_file import Schedule, load_schedules
 from tasks.send_options import DEFAULT_DEPLOYMENT, DEFAULT_PRIORITY
-from tasks.settings import Settings, basic_auth_problem, broker_is_redis, load_settings
+from tasks.settings import Settings, broker_is_redis, load_settings
 from tasks.state.clients import broker_transport_options as sentinel_options
 from tasks.worker.beat_schedule import housekeeping_entries, schedule_entries
-from tasks.worker.start_checks import worker_problem
 from tasks.worker.transport import (
     LANE_CYCLE,
     SENTINEL_TRANSPORT,
@@ -31,62 +28,21 @@ from tasks.worker.transport import (
     keep_sentinel_transport_on_reconnect,
 )
 
-_T = TypeVar("_T")
 
-
-def _load(read: Callable[[], _T]) -> _T:
+def _load() -> tuple[Settings, tuple[Schedule, ...], ConfigurationError | None]:
     try:
-        return read()
+        settings = load_settings(os.environ)
+        # Validated in full here, so a bad file stops beat and workers at start, not at 9 a.m.
+        return settings, load_schedules(settings.schedule_file), None
     except ConfigurationError as err:
-        if _running_celery_command():
-            # A worker, beat or flower cannot start without it: one clear line, no traceback.
-            sys.exit(f"engage-sms: configuration error: {err}")
-        raise
+        # Kept, not raised: raised out of Celery's option parsing it would be a traceback. A celery
+        # program stops with it in one line (tasks.worker.programs); any other process gets it
+        # from tasks.worker.app.engage_settings. The broker below is then an in-memory one, never
+        # a server of another deployment.
+        return Settings(broker_url="memory://", redis_url="memory://"), (), err
 
 
-def _running_celery_command() -> bool:
-    # `celery ...` and `python -m celery ...` (worker, beat, flower): a process of its own.
-    program = sys.argv[0].replace("\\", "/") if sys.argv else ""
-    return os.path.basename(program) == "celery" or program.endswith("celery/__main__.py")
-
-
-def _settings_for_this_process() -> Settings:
-    settings = load_settings(os.environ)
-    if _running_celery_command() and "worker" in sys.argv[1:]:
-        settings.require_engage()  # a worker calls Engage: say so at start, not at the first send
-        problem = worker_problem(sys.argv[1:], settings)
-        if problem is not None:
-            sys.exit(f"engage-sms: worker refused: {problem}")
-    return settings
-
-
-def _running_flower() -> bool:
-    """True in a ``celery flower`` process (``engage-sms flower`` execs one)."""
-    context = click.get_current_context(silent=True)
-    return context is not None and context.command.name == "flower"
-
-
-def _flower_login_problem() -> str | None:
-    """In a Flower process: why it would serve its pages to anyone; None if it asks for a login."""
-    if not _running_flower():
-        return None
-    # Flower has read its options (command line, FLOWER_* variables, flowerconfig.py) before it
-    # loads this configuration, and opens its port only afterwards.
-    from flower.options import options  # noqa: PLC0415  (imported by Flower processes only)
-
-    if options.auth:
-        return None  # OAuth: Flower's auth provider decides who gets in
-    problem = basic_auth_problem(",".join(options.basic_auth or ()))
-    return None if problem is None else f"FLOWER_BASIC_AUTH (or --basic-auth) {problem}"
-
-
-if (_flower_problem := _flower_login_problem()) is not None:
-    # Flower shows and controls every task and worker: it never starts open (engage-sms flower).
-    sys.exit(f"engage-sms: Flower needs a login: {_flower_problem}")
-
-engage_settings = _load(_settings_for_this_process)
-# Validated in full here, so a bad file stops beat and workers at start, not at 9 a.m.
-engage_schedules = _load(lambda: load_schedules(engage_settings.schedule_file))
+engage_settings, engage_schedules, engage_settings_error = _load()
 beat_schedule = {**housekeeping_entries(), **schedule_entries(engage_schedules)}
 
 
@@ -140,12 +96,10 @@ task_reject_on_worker_lost = True
 worker_prefetch_multiplier = 1
 broker_connection_retry_on_startup = True
 if broker_is_redis(broker_url):
-    if urlsplit(broker_url).scheme == "redis" and not _running_flower():
+    if urlsplit(broker_url).scheme == "redis":
         # kombu's transport, minus a new client object per publish (see the module). Not for
         # rediss://: kombu turns TLS on by itself only when the transport is named "rediss".
-        # Not in Flower: it reads queue lengths only for a broker URI of scheme redis://, and
-        # kombu names a transport given by path in the URI (tasks.worker.transport:Transport://);
-        # Flower reads events and queue lengths, which kombu's own transport does the same way.
+        # Flower keeps kombu's own (tasks.worker.programs).
         broker_transport = TRANSPORT
     elif urlsplit(broker_url).scheme == "sentinel":
         broker_transport = SENTINEL_TRANSPORT

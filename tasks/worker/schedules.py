@@ -104,6 +104,6 @@ def dispatch(rt: Runtime, schedule: Schedule, now: datetime) -> dict[str, Any]:
 
 
 def configured_schedules() -> tuple[Schedule, ...]:
-    """The schedules ``celeryconfig.py`` loaded from ``ENGAGE_SCHEDULE_FILE``."""
+    """The schedules :mod:`tasks.worker.config` loaded from ``ENGAGE_SCHEDULE_FILE``."""
     schedules = app.conf.get("engage_schedules") or ()
     return tuple(schedules)

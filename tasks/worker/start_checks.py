@@ -21,31 +21,26 @@ SUPPORTED_POOLS = ("prefork", "threads", "solo")
 REFUSED_POOLS = ("gevent", "eventlet")
 
 
-def option_value(argv: Sequence[str], short: str, long: str) -> str | None:
-    """The value of ``short``/``long`` on a command line (``-Q a``, ``-Qa``, ``--queues=a``)."""
-    for n, arg in enumerate(argv):
-        if arg in (short, long):
-            return argv[n + 1] if n + 1 < len(argv) else None
-        if arg.startswith(f"{long}="):
-            return arg.partition("=")[2]
-        if arg.startswith(short) and not arg.startswith("--") and len(arg) > len(short):
-            return arg[len(short) :]
-    return None
+def pool_name(pool: object) -> str:
+    """A pool as ``-P`` names it: ``gevent`` for Celery's ``celery.concurrency.gevent:TaskPool``."""
+    if isinstance(pool, str):
+        return pool.rpartition(":")[0].rpartition(".")[2] or pool
+    return str(getattr(pool, "__module__", pool)).rpartition(".")[2]
 
 
-def worker_problem(argv: Sequence[str], settings: Settings) -> str | None:
-    """Why a ``celery worker`` with these arguments must not start, or None."""
-    pool = option_value(argv, "-P", "--pool")
+def worker_problem(
+    pool: str | None, queues: Sequence[str] | None, settings: Settings
+) -> str | None:
+    """Why a worker with this pool and these ``-Q`` queues must not start, or None."""
     if pool is not None and pool.strip().lower() in REFUSED_POOLS:
         return (
             f"--pool {pool} is not supported (blocking Redis I/O would hang the worker); "
             f"use one of {', '.join(SUPPORTED_POOLS)}"
         )
-    queues = option_value(argv, "-Q", "--queues")
-    if queues is None:
+    if not queues:
         return None  # no -Q: the configured queues, which are this deployment's lanes
     lanes = settings.lane_queues.values()
-    foreign = [q for q in (q.strip() for q in queues.split(",")) if q and q not in lanes]
+    foreign = [q for q in (q.strip() for q in queues) if q and q not in lanes]
     if foreign:
         return (
             f"-Q {','.join(foreign)}: a worker of deployment {settings.key_prefix!r} "

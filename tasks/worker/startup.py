@@ -1,5 +1,8 @@
-"""What a worker checks as it starts, in its main process.
+"""What a worker (and beat) checks as it starts, in its main process.
 
+- As Celery builds it (``celeryd_init``, from the options Celery parsed): it calls Engage, so
+  the Engage settings must be there; it refuses the gevent and eventlet pools and queues that are
+  not its deployment's lanes (:mod:`tasks.worker.start_checks`), with one line each.
 - Before it takes any message (``worker_init``): the ledger's Redis must never evict our keys
   (:mod:`tasks.state.redis_safety`); on an evicting Redis the worker refuses to start, with one
   line naming the fix. When Redis does not answer yet, the worker starts anyway (every step
@@ -7,6 +10,7 @@
 - Once logging is up (``worker_ready``): the Engage budget is agreed with every other worker
   (:meth:`tasks.state.rate_limit.RateLimiter.agree`); a budget other than this worker's own
   ``ENGAGE_RATE_LIMIT`` is logged as an error, naming both.
+- Beat, as it starts (``beat_init``): settings that could not be loaded stop it with one line.
 """
 
 from __future__ import annotations
@@ -15,15 +19,52 @@ import logging
 import sys
 from typing import Any
 
-from celery.signals import worker_init, worker_ready
+from celery.signals import beat_init, celeryd_init, worker_init, worker_ready
 
 from tasks.delivery.runtime import current_runtime
 from tasks.errors import ConfigurationError
+from tasks.settings import Settings
 from tasks.state import REDIS_UNREACHABLE
 from tasks.state.redis_safety import check_no_eviction
 from tasks.worker.app import engage_settings
+from tasks.worker.start_checks import pool_name, worker_problem
 
 logger = logging.getLogger("engage.worker")
+
+
+def refuse_unfit_worker(
+    sender: Any = None, conf: Any = None, options: Any = None, **_: Any
+) -> None:
+    """Exit with one line without Engage's settings, or when the pool or queues do not fit."""
+    try:
+        # A worker calls Engage: say so at start, not at the first send.
+        settings = stop_on_configuration_error()
+        settings.require_engage()
+    except ConfigurationError as err:
+        sys.exit(f"engage-sms: configuration error: {err}")
+    options = options or {}
+    # As Celery's WorkController resolves it: -P (parsed into a pool class), else worker_pool.
+    pool = options.get("pool") or options.get("pool_cls") or (conf or {}).get("worker_pool")
+    queues = options.get("queues")
+    if isinstance(queues, str):
+        queues = queues.split(",")
+    problem = worker_problem(None if pool is None else pool_name(pool), queues, settings)
+    if problem is not None:
+        # Raised out of the signal (Celery logs and swallows Exceptions there, not SystemExit).
+        sys.exit(f"engage-sms: worker refused: {problem}")
+
+
+def stop_on_configuration_error(sender: Any = None, **_: Any) -> Settings:
+    """The settings; exit with one line naming the variable when they could not be loaded.
+
+    Usually :mod:`tasks.worker.programs` has stopped the program already; not when Celery read
+    the configuration before its command line (``-P gevent`` patches first, and gevent's patching
+    reads Celery's current app).
+    """
+    try:
+        return engage_settings()
+    except ConfigurationError as err:
+        sys.exit(f"engage-sms: configuration error: {err}")
 
 
 def check_ledger_redis(sender: Any = None, **_: Any) -> None:
@@ -68,5 +109,7 @@ def agree_on_the_budget(sender: Any = None, **_: Any) -> None:
 
 
 # Connected by call, not decorator: Celery's decorators are untyped.
+celeryd_init.connect(refuse_unfit_worker, weak=False)
+beat_init.connect(stop_on_configuration_error, weak=False)
 worker_init.connect(check_ledger_redis, weak=False)
 worker_ready.connect(agree_on_the_budget, weak=False)

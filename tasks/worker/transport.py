@@ -10,7 +10,7 @@ are still made per call by kombu), so this channel keeps one for as long as its 
 Nothing else changes: same pool, same commands, same wire traffic (``docs/benchmarks.md`` has
 the figures).
 
-Used by ``celeryconfig.py`` for ``redis://`` and ``sentinel://`` brokers via
+Used by :mod:`tasks.worker.config` for ``redis://`` and ``sentinel://`` brokers via
 ``broker_transport``. ``rediss://`` keeps kombu's own transport: kombu enables TLS for a URL
 without ``broker_use_ssl`` only when the transport is the one named ``rediss``.
 

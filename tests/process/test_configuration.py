@@ -29,3 +29,29 @@ def test_celeryconfig_uses_the_package_transport_for_plain_redis_brokers_only() 
         "rediss://127.0.0.1:6380/0": "None",
         "amqp://guest@127.0.0.1//": "None",
     }
+
+
+def test_importing_the_configuration_decides_nothing_about_the_process() -> None:
+    """Read by a process whose command line looks like a refused worker's, it neither exits
+    nor refuses: worker, beat and Flower decide in Celery's signals, not at import."""
+    code = (
+        "import sys; sys.argv = ['/usr/local/bin/celery', 'worker', '--pool', 'gevent', "
+        "'-Q', 'celery']\n"
+        "import tasks.worker.config as config; print(config.task_default_queue)"
+    )
+    result = run_python(code, env=child_env(OFFLINE_ENV), check=False)
+    assert (result.returncode, result.stdout.strip()) == (0, "engage.normal"), result.stderr
+
+
+def test_a_malformed_setting_reaches_whoever_reads_the_settings() -> None:
+    """Outside a celery program the configuration loads, and reading the settings raises the
+    error naming the variable (a web process sees it at its first send, as before)."""
+    code = (
+        "from tasks.errors import ConfigurationError\n"
+        "from tasks.worker.app import app, engage_settings\n"
+        "print(app.conf.broker_write_url)\n"
+        "try:\n    engage_settings()\nexcept ConfigurationError as err:\n    print(err.setting)"
+    )
+    env = child_env(OFFLINE_ENV, ENGAGE_READ_TIMEOUT="soon")
+    result = run_python(code, env=env, check=False)
+    assert result.stdout.split() == ["memory://", "ENGAGE_READ_TIMEOUT"], result.stderr
