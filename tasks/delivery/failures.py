@@ -15,7 +15,7 @@ from functools import cached_property
 from typing import Any
 
 from tasks.delivery.context import StepContext
-from tasks.delivery.events import log_event
+from tasks.delivery.events import attempt_failed, log_event
 from tasks.delivery.outcomes import DeadLetter, Retry, Stopped
 from tasks.delivery.retry_policy import Attempt, decide
 from tasks.delivery.runtime import Runtime
@@ -80,11 +80,15 @@ class StepFailures:
         attempt = Attempt(retries=failures - 1, elapsed=now - first, sending=stage == "send")
         decision = decide(err, attempt, rt.settings.retry)
         shown = err.masked(self.masker)  # from here on, only the masked copy
+        outcome: Retry | DeadLetter | Stopped
         if decision.retry_in is not None:
             delay = _within_deadline(decision.retry_in, record, now)
-            return self.retry(delay, str(shown), cause=shown, **_error_fields(shown))
-        reason = decision.reason or Reason.RETRIES_EXHAUSTED
-        return self.dead_letter(reason, str(shown), error=shown)
+            outcome = self.retry(delay, str(shown), cause=shown, **_error_fields(shown))
+        else:
+            reason = decision.reason or Reason.RETRIES_EXHAUSTED
+            outcome = self.dead_letter(reason, str(shown), error=shown)
+        attempt_failed(rt, ctx.key, shown, decision)
+        return outcome
 
     def unforeseen(
         self, err: Exception, *, stage: str, may_have_sent: bool = False

@@ -17,7 +17,7 @@ from typing import TypeVar
 
 from tasks.delivery import metrics, policy
 from tasks.delivery.context import StepContext
-from tasks.delivery.events import log_event
+from tasks.delivery.events import attempt_answered, log_event
 from tasks.delivery.failures import StepFailures, claim_from_message
 from tasks.delivery.outcomes import (
     Busy,
@@ -106,6 +106,7 @@ def _resolve(  # noqa: PLR0911  (each way the step ends reads best as an early r
         return waiting
     found = _look_up(rt, request, ctx, failures)
     if isinstance(found, Resolved):
+        attempt_answered(rt, ctx.key, "contact/get", 200)
         # Cached by the same script that records the lookup: one round trip for both.
         rt.ledger.mark_resolved(
             ctx.key, found.contact_id, cache=rt.contacts.entry(ident.type, ident.value)
@@ -211,6 +212,7 @@ def _after_send(
 ) -> Sent | Unrecorded:
     """Engage accepted the send: record it (:class:`Sent`), or leave it to the sweep."""
     sent = _record_sent(rt, request, ctx)
+    attempt_answered(rt, ctx.key, "message/sendSingle", 204)
     if sent is None:
         return Unrecorded()
     if sent.waited is not None:
