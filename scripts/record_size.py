@@ -23,6 +23,7 @@ sys.path.insert(0, str(ROOT))
 from benchmarks.targets import RECORD_BYTES_TARGET as TARGET_BYTES  # noqa: E402
 from tasks.cli.redis_server import RedisServer  # noqa: E402
 from tasks.delivery import steps  # noqa: E402
+from tasks.delivery.outcomes import Resolved, Sent  # noqa: E402
 from tasks.delivery.runtime import Runtime  # noqa: E402
 from tasks.delivery.steps import StepContext  # noqa: E402
 from tasks.request import build_send_request  # noqa: E402
@@ -68,9 +69,9 @@ def measure(redis_url: str, base_url: str, sends: int = SENDS) -> dict[str, list
         ctx = StepContext(
             key=key, task_id=task_ids[1], retries=0, task_ids=task_ids, priority=Priority.NORMAL
         )
-        contact_id = steps.resolve(rt, request, ctx)
-        assert isinstance(contact_id, int)
-        assert steps.send(rt, request, contact_id, ctx) == "sent"
+        found = steps.resolve(rt, request, ctx)
+        assert isinstance(found, Resolved)
+        assert isinstance(steps.send(rt, request, found.contact_id, ctx), Sent)
         label = "sent (with a callback)" if with_callback else "sent"
         sizes.setdefault(label, []).append(int(client.memory_usage(rt.keys.send(key)) or 0))
     for state in (SendState.EXPIRED, SendState.CAPPED):
