@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
+import uuid
 from collections.abc import Callable
 from functools import partial
 from typing import TypeVar
@@ -51,7 +52,7 @@ RECORD_SENT_PATIENCE = 120.0
 #: A lease too few replicas acknowledged is tried again this much later (s): about a failover.
 HOLD_BACK_DELAY = 2.0
 
-__all__ = ["StepContext", "resolve", "send"]
+__all__ = ["STEP_RAISES", "StepContext", "UnsentLease", "resolve", "send"]
 
 logger = logging.getLogger("engage.delivery")
 _T = TypeVar("_T")
@@ -129,6 +130,24 @@ def _look_up(
         return failures.engage_error(err, stage="create")
 
 
+class UnsentLease(Exception):
+    """Redis failed after this delivery took (or may have taken) the send lease and before
+    ``sendSingle`` was called: no request left, so the lease may be given back.
+
+    Raised by :func:`send` with the Redis error as ``error`` (and ``__cause__``); the pipeline
+    waits for Redis to take writes, gives back the lease named by ``token``
+    (:meth:`~tasks.state.ledger.DeliveryLedger.release_unsent`), then retries.
+    """
+
+    def __init__(self, key: str, owner: str, token: str, error: Exception) -> None:
+        super().__init__(key, owner, token, error)
+        self.key, self.owner, self.token, self.error = key, owner, token, error
+
+
+#: What a step raises: Redis unreachable, bare or with a lease to give back.
+STEP_RAISES: tuple[type[Exception], ...] = (*REDIS_UNREACHABLE, UnsentLease)
+
+
 def send(rt: Runtime, request: SendRequest, contact_id: int, ctx: StepContext) -> SendOutcome:
     """Send once: :class:`Sent`, or how the step ended instead (:mod:`tasks.delivery.outcomes`).
 
@@ -140,13 +159,13 @@ def send(rt: Runtime, request: SendRequest, contact_id: int, ctx: StepContext) -
     failures = StepFailures(rt, request, ctx, contact_id=contact_id)
     try:
         return _send(rt, request, contact_id, ctx, failures)
-    except REDIS_UNREACHABLE:
+    except STEP_RAISES:
         raise  # the pipeline waits for Redis, then retries
     except Exception as err:
         return failures.unforeseen(err, stage="message/sendSingle")
 
 
-def _send(  # noqa: PLR0911, PLR0912  (each way the step ends reads best as an early return)
+def _send(  # noqa: PLR0911  (each way the step ends reads best as an early return)
     rt: Runtime, request: SendRequest, contact_id: int, ctx: StepContext, failures: StepFailures
 ) -> SendOutcome:
     rejected = _check_encodable(request, failures)  # before the lease: nothing was sent
@@ -159,12 +178,56 @@ def _send(  # noqa: PLR0911, PLR0912  (each way the step ends reads best as an e
     waiting = _pace(rt, ctx.priority)
     if waiting is not None:
         return waiting
+    # Names this taking of the lease: if Redis fails before the call, the pipeline gives back
+    # this lease (and no later one) once Redis takes writes again, so the retry may send.
+    token = uuid.uuid4().hex
+    try:
+        start = _lease(rt, request, contact_id, ctx, failures, token=token)
+    except REDIS_UNREACHABLE as err:
+        raise UnsentLease(ctx.key, ctx.owner, token, err) from err
+    if not isinstance(start, SendStart):
+        return start
+    try:
+        rt.engage.send_single(request.message_id, contact_id, request.parameters)
+    except EngageError as err:
+        if isinstance(err, UnknownRecipient):
+            # The id may have come from the cache: the next send of this contact looks it up.
+            rt.contacts.invalidate(request.identifier.type, request.identifier.value)
+        # The lease is ours until this is recorded: a retry while it is held would find it
+        # busy and leave the send to the sweep's outcome_unknown, though nothing may have left.
+        return _through_outage(partial(failures.engage_error, err, stage="send"))
+    except Exception as err:
+        # The client failed in a way it does not sort (a bug, in building the request or in
+        # reading the answer): the request may have left, so this is never retried blindly.
+        return failures.unforeseen(err, stage="message/sendSingle", may_have_sent=True)
+    return _after_send(rt, request, ctx, contact_id, start)
+
+
+def _lease(  # noqa: PLR0911  (each way the step ends reads best as an early return)
+    rt: Runtime,
+    request: SendRequest,
+    contact_id: int,
+    ctx: StepContext,
+    failures: StepFailures,
+    *,
+    token: str,
+) -> SendStart | SendOutcome:
+    """Take the lease and check the gate under it: the lease to send under, or how it ended.
+
+    No request has left when this returns or raises: Redis failing here raises (see
+    :class:`UnsentLease`).
+    """
     resend = rt.settings.retry.on_unknown_outcome == "retry"
 
     def take_lease() -> SendStart:
         # The credentials flag is checked inside the same script that takes the lease.
         return rt.ledger.begin_send(
-            ctx.key, ctx.owner, contact_id, resend_interrupted=resend, blocked_by=[rt.auth.key]
+            ctx.key,
+            ctx.owner,
+            contact_id,
+            resend_interrupted=resend,
+            blocked_by=[rt.auth.key],
+            lease_token=token,
         )
 
     start = take_lease()
@@ -191,20 +254,7 @@ def _send(  # noqa: PLR0911, PLR0912  (each way the step ends reads best as an e
     stopped = _policy_stop(rt, request, ctx)  # opted out meanwhile, or over the cap
     if stopped is not None:
         return stopped
-    try:
-        rt.engage.send_single(request.message_id, contact_id, request.parameters)
-    except EngageError as err:
-        if isinstance(err, UnknownRecipient):
-            # The id may have come from the cache: the next send of this contact looks it up.
-            rt.contacts.invalidate(request.identifier.type, request.identifier.value)
-        # The lease is ours until this is recorded: a retry while it is held would find it
-        # busy and leave the send to the sweep's outcome_unknown, though nothing may have left.
-        return _through_outage(partial(failures.engage_error, err, stage="send"))
-    except Exception as err:
-        # The client failed in a way it does not sort (a bug, in building the request or in
-        # reading the answer): the request may have left, so this is never retried blindly.
-        return failures.unforeseen(err, stage="message/sendSingle", may_have_sent=True)
-    return _after_send(rt, request, ctx, contact_id, start)
+    return start
 
 
 def _after_send(
