@@ -34,6 +34,7 @@ from tasks.delivery.outcomes import (
 from tasks.delivery.runtime import Runtime
 from tasks.errors import (
     EngageError,
+    Rebuildable,
     UnknownRecipient,
 )
 from tasks.request import SendRequest, encoding_problem
@@ -130,18 +131,21 @@ def _look_up(
         return failures.engage_error(err, stage="create")
 
 
-class UnsentLease(Exception):
+class UnsentLease(Rebuildable):
     """Redis failed after this delivery took (or may have taken) the send lease and before
     ``sendSingle`` was called: no request left, so the lease may be given back.
 
-    Raised by :func:`send` with the Redis error as ``error`` (and ``__cause__``); the pipeline
-    waits for Redis to take writes, gives back the lease named by ``token``
+    Raised by :func:`send` from the Redis error (its ``__cause__``); the pipeline waits for Redis
+    to take writes, gives back the lease named by ``token``
     (:meth:`~tasks.state.ledger.DeliveryLedger.release_unsent`), then retries.
     """
 
-    def __init__(self, key: str, owner: str, token: str, error: Exception) -> None:
-        super().__init__(key, owner, token, error)
-        self.key, self.owner, self.token, self.error = key, owner, token, error
+    _fields = ("key", "owner", "token")
+    _plain = frozenset({"owner", "token"})
+
+    def __init__(self, key: str, owner: str, token: str) -> None:
+        self.key, self.owner, self.token = key, owner, token
+        super().__init__(f"Redis failed before message/sendSingle of {key}: nothing sent")
 
 
 #: What a step raises: Redis unreachable, bare or with a lease to give back.
@@ -184,7 +188,7 @@ def _send(  # noqa: PLR0911  (each way the step ends reads best as an early retu
     try:
         start = _lease(rt, request, contact_id, ctx, failures, token=token)
     except REDIS_UNREACHABLE as err:
-        raise UnsentLease(ctx.key, ctx.owner, token, err) from err
+        raise UnsentLease(ctx.key, ctx.owner, token) from err
     if not isinstance(start, SendStart):
         return start
     try:

@@ -176,7 +176,8 @@ def _step(
         return run(rt)
     except delivery.STEP_RAISES as caught:
         unsent = caught if isinstance(caught, delivery.UnsentLease) else None
-        err = unsent.error if unsent is not None else caught
+        cause = caught.__cause__ if unsent is not None else caught
+        err = cause if isinstance(cause, Exception) else caught
         logger.warning(
             "Redis unreachable during %s of %s (%s): retrying once it answers",
             stage,
