@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test unit process integration lint chaos bench bench-http failover clean
+.PHONY: install demo demo-sentinel test unit process integration lint chaos bench bench-http failover clean
 
 install: $(STAMP)
 
@@ -21,6 +21,10 @@ DEMO_HOLD ?= 0
 DEMO_REDIS_URL ?=
 demo: install
 	$(VENV)/bin/engage-sms demo --hold $(DEMO_HOLD) $(if $(DEMO_REDIS_URL),--redis-url $(DEMO_REDIS_URL))
+
+# The same demo on a Sentinel set of its own: a primary, a replica, three sentinels (free ports).
+demo-sentinel: install
+	$(VENV)/bin/engage-sms demo --sentinel --hold $(DEMO_HOLD)
 
 test: install
 	$(VENV)/bin/ruff check .

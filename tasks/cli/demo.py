@@ -2,8 +2,10 @@
 
 Everything runs on embedded defaults and is stopped afterwards. Redis is a throwaway server of
 the demo's own (free port, temporary directory; ``redis-server``, else the Valkey server of the
-``[demo]`` extra), unless ``--redis-url`` names one. Package variables of the shell
-(``REDIS_URL``, ``ENGAGE_BROKER_URL``...) never redirect it.
+``[demo]`` extra), unless ``--redis-url`` names one. With ``--sentinel`` it is a Sentinel set of
+its own instead (a primary, a replica and three sentinels, each on a free port), and every process
+of the demo is configured by ``sentinel://`` URLs and the master name only. Package variables of
+the shell (``REDIS_URL``, ``ENGAGE_BROKER_URL``...) never redirect it.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import requests
 from tasks.cli.exit_codes import ExitCode
 from tasks.cli.local_stack import ManagedProcess, celery_worker, start_worker
 from tasks.cli.redis_server import RedisServer
+from tasks.cli.sentinel_set import MASTER_NAME, SentinelSet
 from tasks.masking import mask_value
 from tasks.sandbox import Sandbox, SandboxState
 from tasks.urls import redact_url
@@ -39,15 +42,41 @@ UNKNOWN_MOBILE = "+48 600 000 001"
 LOG_DIR = Path(".run")
 FLOWER_PORT = 5555
 FLOWER_USER = "demo"
+#: The demo set's primary refuses writes no replica holds, as the README's Sentinel example.
+SENTINEL_SERVER_OPTIONS = ("--min-replicas-to-write", "1", "--min-replicas-max-lag", "10")
 
 
-def run_demo(hold: float = 0.0, redis_url: str | None = None) -> ExitCode:
+def run_demo(
+    hold: float = 0.0, redis_url: str | None = None, *, sentinel: bool = False
+) -> ExitCode:
     """Run the demo; 0 when the known contact's SMS was sent. ``hold``: seconds to stay up.
 
     ``redis_url``: a Redis to use instead of a throwaway server of the demo's own.
+    ``sentinel``: a throwaway Sentinel set of the demo's own instead.
     """
+    if sentinel:
+        with demo_sentinel() as url:
+            return _run(hold, url, {"ENGAGE_REDIS_MASTER_NAME": MASTER_NAME})
     with demo_redis(redis_url) as url:
         return _run(hold, url)
+
+
+@contextlib.contextmanager
+def demo_sentinel() -> Iterator[str]:
+    """A throwaway Sentinel set's ``sentinel://`` URL; the set stopped, its directory removed."""
+    data_dir = Path(tempfile.mkdtemp(prefix="engage-demo-sentinel-"))
+    servers = SentinelSet(data_dir, replicas=1, server_options=SENTINEL_SERVER_OPTIONS)
+    try:
+        servers.start()
+        _say(
+            f"Redis: a throwaway Sentinel set of the demo's own: primary "
+            f"127.0.0.1:{servers.primary_port()}, 1 replica, sentinels {servers.url} "
+            f"(master name {MASTER_NAME!r}; data in {data_dir})"
+        )
+        yield servers.url
+    finally:
+        servers.stop()
+        shutil.rmtree(data_dir, ignore_errors=True)
 
 
 @contextlib.contextmanager
@@ -67,7 +96,7 @@ def demo_redis(url: str | None) -> Iterator[str]:
         shutil.rmtree(data_dir, ignore_errors=True)
 
 
-def _run(hold: float, redis_url: str) -> ExitCode:
+def _run(hold: float, redis_url: str, extra_env: dict[str, str] | None = None) -> ExitCode:
     sandbox = Sandbox(SandboxState(username=DEMO_USERNAME, password=DEMO_PASSWORD)).start()
     _say(f"Engage sandbox: {sandbox.base_url}")
     for name in [n for n in os.environ if n.startswith(PACKAGE_VARIABLES)]:
@@ -82,6 +111,7 @@ def _run(hold: float, redis_url: str) -> ExitCode:
         "ENGAGE_KEY_PREFIX": "engage-demo",
         # Short lookups for the unknown contact, so the demo ends in seconds.
         "ENGAGE_UNKNOWN_RECIPIENT_DELAY": "0.5",
+        **(extra_env or {}),
     }
     os.environ.update(env)  # this process enqueues through the same configuration
     worker = celery_worker(env, LOG_DIR / "demo-worker.log", name="demo", concurrency=4)

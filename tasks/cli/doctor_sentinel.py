@@ -57,21 +57,22 @@ def check_sentinels(settings: Settings, url: str) -> Check:
         )
         try:
             state = client.sentinel_master(name)
-            client.sentinel_ckquorum(name)
-        except redis.ResponseError as err:
-            quorum_problem = quorum_problem or str(err)
-            continue
         except redis.RedisError:
-            continue
+            continue  # not listening, or no primary of that name (told apart below: none knows)
         if isinstance(state, dict):
             answered.append(state)
+        try:
+            client.sentinel_ckquorum(name)
+        except redis.ResponseError as err:  # NOQUORUM: a failover could not be authorized
+            quorum_problem = quorum_problem or str(err)
+        except redis.RedisError:
+            continue
     listed = len(parse_sentinel_url(url).sentinels)
     if not answered:
         return Check(
             "sentinel",
             False,
-            f"none of the {listed} sentinel(s) knows a primary named {name!r}"
-            + (f": {quorum_problem}" if quorum_problem else ""),
+            f"none of the {listed} sentinel(s) knows a primary named {name!r}",
             "check ENGAGE_REDIS_MASTER_NAME, ENGAGE_SENTINEL_PASSWORD and the URL; " + SENTINEL_FIX,
         )
     first = answered[0]

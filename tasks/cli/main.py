@@ -191,7 +191,14 @@ def _parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="keep the worker, sandbox and Flower up this long afterwards, to look around",
     )
-    demo.add_argument(
+    where = demo.add_mutually_exclusive_group()
+    where.add_argument(
+        "--sentinel",
+        action="store_true",
+        help="run on a throwaway Sentinel set of the demo's own (a primary, a replica, three "
+        "sentinels on free ports) instead of one Redis server",
+    )
+    where.add_argument(
         "--redis-url",
         metavar="URL",
         help="use this Redis (its queues and engage-demo:* keys) instead of a throwaway server "
@@ -316,7 +323,7 @@ def _demo(args: argparse.Namespace) -> ExitCode:
     from tasks.cli.demo import run_demo  # noqa: PLC0415  (starts processes: demo only)
 
     try:
-        return run_demo(hold=args.hold, redis_url=args.redis_url)
+        return run_demo(hold=args.hold, redis_url=args.redis_url, sentinel=args.sentinel)
     except RuntimeError as err:  # no Redis server to start, or a process that would not start
         print(f"engage-sms: demo: {err}", file=sys.stderr)
         return ExitCode.FAILED

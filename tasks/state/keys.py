@@ -34,6 +34,8 @@ is the module under ``tasks/state/`` (``housekeeping``: ``tasks/worker/``) that 
                                                                     in Engage at a time (120 s)
     {p}:primary:{role}                  string  failover            the Redis primary last seen
                                                                     (run id, replication id)
+    {p}:probe:writable                  string  worker pipeline     a write that tells Redis takes
+                                                                    writes again (10 s)
 
 ``{key}`` is an idempotency key: the caller's, ``auto:<uuid>``, or for a scheduled send
 ``beat:<schedule>:<slot>:<hmac16>`` (:func:`tasks.worker.beat_schedule.run_key`). Celery's own
@@ -153,6 +155,11 @@ class RedisKeys:
     def contact_create(self, id_type: str, digest: str) -> str:
         """Held while one worker creates the contact of an identifier in Engage."""
         return f"{self.prefix}:contact_create:{id_type}:{digest}"
+
+    @property
+    def write_probe(self) -> str:
+        """A throwaway write: Redis takes writes again (after NOREPLICAS, READONLY)."""
+        return f"{self.prefix}:probe:writable"
 
     def primary(self, role: str) -> str:
         """Which Redis primary (``redis`` or ``broker``) the workers last saw."""

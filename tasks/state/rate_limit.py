@@ -49,6 +49,7 @@ from __future__ import annotations
 import math
 import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import redis
@@ -86,9 +87,24 @@ class Budget:
 
 
 class RateLimiter:
-    """Hands out start times for Engage calls, at most ``rate`` per second plus ``burst``."""
+    """Hands out start times for Engage calls, at most ``rate`` per second plus ``burst``.
 
-    def __init__(self, client: redis.Redis, *, keys: RedisKeys, rate: float, burst: float) -> None:
+    ``sleep`` and ``monotonic`` are the process's own waiting and timing (the slots themselves
+    are on the Redis clock); tests pass a virtual clock's.
+    """
+
+    def __init__(
+        self,
+        client: redis.Redis,
+        *,
+        keys: RedisKeys,
+        rate: float,
+        burst: float,
+        sleep: Callable[[float], None] = time.sleep,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._sleep = sleep
+        self._monotonic = monotonic
         self._key = keys.rate_limit
         self._keys = keys
         if rate > 0 and burst < 1:
@@ -130,10 +146,10 @@ class RateLimiter:
     def _ensure_agreed(self) -> None:
         if self._agreed is None:
             self.agree()
-        elif self._interval_us == 0 and time.monotonic() >= self._recheck_at:
+        elif self._interval_us == 0 and self._monotonic() >= self._recheck_at:
             # No budget was stored when this worker without a limit of its own agreed: look
             # again now and then, rather than with a round trip per call.
-            self._recheck_at = time.monotonic() + UNLIMITED_RECHECK
+            self._recheck_at = self._monotonic() + UNLIMITED_RECHECK
             self.agree()
 
     def reserve(self, max_wait: float, lane: Priority = Priority.URGENT) -> float | None:
@@ -156,12 +172,12 @@ class RateLimiter:
         bulk wait for a slot to come within their look-ahead, asking again each time one might
         have, and give up (False) when that would take more than ``max_wait`` in all.
         """
-        deadline = time.monotonic() + max_wait
+        deadline = self._monotonic() + max_wait
         while True:
             granted, delay, lookahead = self._run(max_wait, lane, reserve=True)
             if granted:
                 if delay > 0:
-                    time.sleep(delay)
+                    self._sleep(delay)
                 return True
             if lane is Priority.URGENT:
                 return False
@@ -171,9 +187,9 @@ class RateLimiter:
             # as the slot before starts (its caller needs the CPU then).
             spread = random.uniform(0, min(lookahead, self.interval) / 2)
             pause = max(delay - lookahead + spread, MIN_POLL)
-            if time.monotonic() + pause > deadline:
+            if self._monotonic() + pause > deadline:
                 return False
-            time.sleep(pause)
+            self._sleep(pause)
 
     def _run(self, max_wait: float, lane: Priority, *, reserve: bool) -> tuple[bool, float, float]:
         """One script call: granted, seconds until the slot, and the look-ahead that applied."""

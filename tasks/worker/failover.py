@@ -12,11 +12,15 @@ sees a change (``SET ... GET`` on the ledger: one winner) publishes every ``queu
 a message that survived are harmless: the ledger, not the broker, decides who sends, and each
 copy gets task ids of its own, so it reads as another delivery (``busy``), never as a worker
 that died mid-send.
+
+A new primary often refuses writes for a while after the switch (NOREPLICAS, until a replica has
+linked to it: ``min-replicas-to-write``), so that first republish may fail part way. The worker
+that saw the change then keeps trying, every look, until one republish succeeds or
+:data:`RECOVERY_WINDOW` has passed (then the ordinary sweep is left to publish what is lost).
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import threading
@@ -25,6 +29,7 @@ from collections.abc import Callable
 
 import redis
 from celery import uuid
+from kombu.exceptions import OperationalError
 
 from tasks.delivery.runtime import Runtime
 from tasks.request import SendRequest
@@ -43,6 +48,10 @@ logger = logging.getLogger("engage.recovery")
 WATCH_INTERVAL = 1.0
 #: Unfinished sends read per recovery (oldest first); a later failover check takes no more.
 RECOVERY_BATCH = 100_000
+#: What a look raises while a failover goes on: Redis unreachable or read-only, a publish refused.
+FAILOVER_ERRORS: tuple[type[Exception], ...] = (OperationalError, *REDIS_UNREACHABLE)
+#: Seconds after a primary change within which a failed republish is tried again at every look.
+RECOVERY_WINDOW = 300.0
 
 
 def primary_identity(client: redis.Redis) -> str:
@@ -77,11 +86,6 @@ class PrimaryWatch:
                 roles.append(role)
         return roles
 
-    def forget(self, roles: list[str]) -> None:
-        """Let the next look see these roles changed again (their recovery did not finish)."""
-        with contextlib.suppress(*REDIS_UNREACHABLE):
-            self._rt.redis.delete(*(self._rt.keys.primary(role) for role in roles))
-
 
 def republish_unfinished(rt: Runtime, *, now: float) -> list[str]:
     """Publish every ``queued`` and ``retrying`` send again, under fresh task ids.
@@ -115,31 +119,72 @@ def republish_unfinished(rt: Runtime, *, now: float) -> list[str]:
     return republished
 
 
+class Recovery:
+    """One worker's part in recovery: look at the primaries, republish until it succeeds.
+
+    The change is seen by one worker only (``SET ... GET``), so that worker remembers it and
+    tries again at each look while the republish fails (a new primary refusing writes, a broker
+    not back yet), for :data:`RECOVERY_WINDOW` seconds.
+    """
+
+    def __init__(self, watch: PrimaryWatch) -> None:
+        self._watch = watch
+        self._pending: list[str] = []
+        self._until = 0.0
+
+    @property
+    def pending(self) -> list[str]:
+        """The roles whose change is seen and whose sends are not yet published again."""
+        return list(self._pending)
+
+    def look(self, rt: Runtime, now: float) -> list[str] | None:
+        """One look (``now``: monotonic seconds); the keys published again, or None if none were.
+
+        Raises what the look or the republish raised; a pending recovery stays pending then.
+        """
+        try:
+            roles = self._watch.changed()
+        finally:
+            if self._pending and now >= self._until:
+                logger.error(
+                    "new Redis primary (%s): unfinished sends not published again within %.0f s;"
+                    " the sweep publishes lost ones after the visibility timeout",
+                    ", ".join(self._pending),
+                    RECOVERY_WINDOW,
+                )
+                self._pending = []
+        if roles:
+            self._pending = sorted(set(self._pending) | set(roles))
+            self._until = now + RECOVERY_WINDOW
+        if not self._pending:
+            return None
+        started = time.monotonic()
+        keys = republish_unfinished(rt, now=rt.ledger.now())  # retry_at: Redis clock
+        logger.warning(
+            "new Redis primary (%s): %d unfinished sends published again in %.2f s",
+            ", ".join(self._pending),
+            len(keys),
+            time.monotonic() - started,
+        )
+        self._pending = []
+        return keys
+
+
 def watch_forever(
     rt_of: Callable[[], Runtime], stop: threading.Event, interval: float = WATCH_INTERVAL
 ) -> None:
     """Look at the primaries every ``interval`` s; recover at once after a change. Never raises."""
-    watch: PrimaryWatch | None = None
+    recovery: Recovery | None = None
     while not stop.is_set():
         try:
             rt = rt_of()
-            watch = watch or PrimaryWatch(rt)
-            roles = watch.changed()
-            if roles:
-                started = time.monotonic()
-                try:
-                    keys = republish_unfinished(rt, now=rt.ledger.now())  # retry_at: Redis clock
-                except Exception:
-                    watch.forget(roles)
-                    raise
+            recovery = recovery or Recovery(PrimaryWatch(rt))
+            recovery.look(rt, time.monotonic())
+        except FAILOVER_ERRORS as err:  # the failover itself, or the broker not back yet
+            if recovery is not None and recovery.pending:
                 logger.warning(
-                    "new Redis primary (%s): %d unfinished sends published again in %.2f s",
-                    ", ".join(roles),
-                    len(keys),
-                    time.monotonic() - started,
+                    "republish after a new primary failed (%s): trying again", type(err).__name__
                 )
-        except REDIS_UNREACHABLE:
-            pass  # the failover itself: look again in a moment
         except Exception:  # a bug: log it with its traceback and try again, never die
             logger.exception("failover watch failed; next look in %.0f s", interval)
         stop.wait(interval)

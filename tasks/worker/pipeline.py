@@ -2,8 +2,8 @@
 
 Every way a step can end is handled here, so no exception leaves a send in limbo: a retry
 (Engage's transient errors, a rate-limit wait, an unforeseen exception a bounded number of times),
-a dead letter, or, when Redis itself is unreachable, a retry published once Redis answers again
-(the worker thread waits for it) instead of a failed publish that would drop the message.
+a dead letter, or, when Redis itself is unreachable, a retry published once Redis takes writes
+again (the worker thread waits for it) instead of a failed publish that would drop the message.
 Once a send is final, its completion callback, if it named one, is published here
 (:mod:`tasks.worker.callbacks`); a task's lane is the queue it was delivered from.
 """
@@ -16,7 +16,8 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from celery import Task
-from celery.exceptions import Ignore
+from celery.exceptions import Ignore, Reject
+from kombu.exceptions import OperationalError
 
 from tasks.delivery import steps as delivery
 from tasks.delivery.context import SendMeta
@@ -42,6 +43,11 @@ INFRASTRUCTURE_PUBLISH_POLICY = {
     "interval_step": 0.5,
     "interval_max": 2.0,
 }
+
+#: How long the probe key written to tell that Redis takes writes again lives (ms).
+WRITE_PROBE_MS = 10_000
+#: A retry's publish failed for want of a writable broker: publish it again, never drop it.
+PUBLISH_REFUSED: tuple[type[Exception], ...] = (OperationalError, *REDIS_UNREACHABLE)
 
 _TASK_OPTIONS: dict[str, Any] = {
     "bind": True,
@@ -161,26 +167,51 @@ def _step(
             ctx.key,
             type(err).__name__,
         )
-        # Celery drops the message when the retry cannot be published: publish only once Redis
-        # answers. Nothing else can progress meanwhile, so holding this thread costs nothing.
-        _await_redis(rt, INFRASTRUCTURE_PATIENCE)
         # Redis may have failed while an Engage error was being handled, whose text is not
         # masked: keep it out of the chain Celery logs and Flower shows.
         err.__suppress_context__ = True
-        raise task.retry(
-            countdown=INFRASTRUCTURE_RETRY_DELAY,
-            exc=err,
-            retry_policy=INFRASTRUCTURE_PUBLISH_POLICY,
-        ) from None
+        raise _retry_once_writable(task, rt, err) from None
 
 
-def _await_redis(rt: Runtime, patience: float) -> None:
-    """Return once Redis answers PING, or after ``patience`` seconds."""
-    deadline = time.monotonic() + patience
+def _retry_once_writable(task: Task, rt: Runtime, err: Exception) -> Exception:
+    """The retry of a step Redis failed, published only once Redis takes writes again.
+
+    Celery drops the message when a retry cannot be published (``Reject(requeue=False)``), and
+    the ledger would keep the send ``queued`` or ``retrying`` until the visibility timeout. A
+    PING is not enough: a new primary refuses writes with NOREPLICAS for a while after a
+    failover (``min-replicas-to-write``). So this waits for a write to the ledger to succeed and
+    publishes then; a publish the broker still refuses is tried again, within the same
+    patience, instead of dropping the message. Nothing else can progress meanwhile, so holding
+    this thread costs nothing. Spare copies are harmless: the ledger decides who sends.
+    """
+    deadline = time.monotonic() + INFRASTRUCTURE_PATIENCE
+    while True:
+        _await_writable(rt, deadline)
+        try:
+            retry: Exception = task.retry(
+                countdown=INFRASTRUCTURE_RETRY_DELAY,
+                exc=err,
+                retry_policy=INFRASTRUCTURE_PUBLISH_POLICY,
+                throw=False,
+            )
+        except Reject as rejected:
+            if not isinstance(rejected.reason, PUBLISH_REFUSED) or time.monotonic() >= deadline:
+                raise
+            logger.warning(
+                "retry not published (%s): publishing again once Redis takes writes",
+                type(rejected.reason).__name__,
+            )
+            time.sleep(INFRASTRUCTURE_RETRY_DELAY)
+        else:
+            return retry
+
+
+def _await_writable(rt: Runtime, deadline: float) -> None:
+    """Return once the ledger's Redis takes a write (a short-lived probe), or at ``deadline``."""
     delay = 0.25
     while time.monotonic() < deadline:
         try:
-            rt.redis.ping()
+            rt.redis.set(rt.keys.write_probe, "1", px=WRITE_PROBE_MS)
         except REDIS_UNREACHABLE:
             time.sleep(delay)
             delay = min(delay * 2, 5.0)

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import sys
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 import redis
@@ -15,6 +13,10 @@ from tasks.cli.local_stack import ManagedProcess, celery_worker, start_worker
 from tasks.delivery.runtime import install_runtime
 from tests.support.environments import TEST_REDIS_URL, WORKER_ENV, child_env
 from tests.support.real_redis import connected
+from tests.support.waiting import wait_for
+
+#: What the integration tests import from here (wait_for lives in tests/support, shared).
+__all__ = ["FAST_ENV", "WorkerFactory", "wait_for"]
 
 #: The workers' fast settings under the name older integration tests import.
 FAST_ENV = WORKER_ENV
@@ -75,15 +77,3 @@ def host_worker(redis_db: redis.Redis, tmp_path: Path) -> Iterator[ManagedProces
     start_worker(worker)
     yield worker
     worker.stop()
-
-
-def wait_for(check: Callable[[], Any], timeout: float = 20.0, what: str = "condition") -> Any:
-    """Poll ``check`` until it returns something truthy."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)

@@ -41,26 +41,28 @@ def cli(base_url: str, *args: str, transport: str = "rest") -> subprocess.Comple
     return run_module("tasks.cli", *args, env=env)
 
 
+def workers_on(start_workers: WorkerFactory, sandbox: Sandbox, transport: str) -> str:
+    """Workers calling ``sandbox`` over ``transport``; the base URL they use."""
+    base_url = endpoint(sandbox, transport)
+    start_workers(base_url, ENGAGE_TRANSPORT=transport)
+    return base_url
+
+
+def send_and_wait(
+    base_url: str, mobile: str, *options: str, transport: str
+) -> subprocess.CompletedProcess[str]:
+    """``engage-sms send --message-id 23541 --mobile MOBILE [options] --wait 30``."""
+    args = ["send", "--message-id", "23541", "--mobile", mobile, *options, "--wait", "30"]
+    return cli(base_url, *args, transport=transport)
+
+
 @pytest.mark.parametrize("transport", TRANSPORTS)
 def test_cli_send_wait_makes_exactly_the_two_documented_calls(
     start_workers: WorkerFactory, custom_sandbox: Sandbox, transport: str
 ) -> None:
     """send --wait exits 0 after one contact/get and one sendSingle with the right bodies."""
-    base_url = endpoint(custom_sandbox, transport)
-    start_workers(base_url, ENGAGE_TRANSPORT=transport)
-    result = cli(
-        base_url,
-        "send",
-        "--message-id",
-        "23541",
-        "--mobile",
-        "48505606707",
-        "--param",
-        "firstName=Ann",
-        "--wait",
-        "30",
-        transport=transport,
-    )
+    base_url = workers_on(start_workers, custom_sandbox, transport)
+    result = send_and_wait(base_url, "48505606707", "--param", "firstName=Ann", transport=transport)
     assert result.returncode == 0, result.stderr
     summary = json.loads(result.stdout)
     assert summary["state"] == "sent"
@@ -83,20 +85,9 @@ def test_unknown_mobile_is_dead_lettered_and_wait_fails(
     start_workers: WorkerFactory, sandbox: Sandbox, transport: str
 ) -> None:
     """An unknown number: no sendSingle, a dead-letter entry, send --wait exits non-zero."""
-    base_url = endpoint(sandbox, transport)
-    start_workers(base_url, ENGAGE_TRANSPORT=transport)
-    result = cli(
-        base_url,
-        "send",
-        "--message-id",
-        "23541",
-        "--mobile",
-        "+48600000001",
-        "--idempotency-key",
-        "unknown-1",
-        "--wait",
-        "30",
-        transport=transport,
+    base_url = workers_on(start_workers, sandbox, transport)
+    result = send_and_wait(
+        base_url, "+48600000001", "--idempotency-key", "unknown-1", transport=transport
     )
     assert result.returncode == 1
     assert "unknown_recipient" in result.stderr
@@ -125,8 +116,7 @@ def test_two_503_then_success_sends_exactly_once(
     start_workers: WorkerFactory, sandbox: Sandbox, transport: str
 ) -> None:
     """503, 503, then 204: three attempts, one successful send."""
-    base_url = endpoint(sandbox, transport)
-    start_workers(base_url, ENGAGE_TRANSPORT=transport)
+    workers_on(start_workers, sandbox, transport)
     sandbox.state.set_faults({"script": {"message/sendSingle": [503, 503]}})
     send_prepared_sms(23541, mobile="+48505606707", idempotency_key="retry-1")
     wait_for(lambda: delivery_status("retry-1")["state"] == "sent", what="sent")

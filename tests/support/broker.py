@@ -23,6 +23,13 @@ from tests.support.environments import NOWHERE_REDIS_URL
 #: The priority lanes' queues, highest first: where every task of the package is published.
 QUEUES = tuple(LANE_QUEUES.values())
 MEMORY_URL = "memory://"
+#: Broker settings for a broker that refuses connections: no publish retries and no reconnect
+#: attempts (kombu's ``max_retries``), so the refusal comes at once; after Celery's and kombu's
+#: default retrying (0.6 s) the outcome is the same.
+REFUSE_AT_ONCE: dict[str, Any] = {
+    "task_publish_retry": False,
+    "broker_transport_options": {"max_retries": 0},
+}
 
 
 @dataclass(frozen=True)
@@ -101,8 +108,7 @@ class Broker:
     @contextmanager
     def unreachable(self) -> Iterator[None]:
         """Within the block the broker refuses connections, as a Redis that is down does."""
-        # No publish retries: the outcome is the same after Celery's 0.6 s of retrying.
-        with using_broker(self.app, NOWHERE_REDIS_URL, task_publish_retry=False):
+        with using_broker(self.app, NOWHERE_REDIS_URL, **REFUSE_AT_ONCE):
             yield
 
     def purge(self) -> None:

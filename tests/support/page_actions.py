@@ -8,11 +8,11 @@ the next page's text.
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Callable
 from typing import Any
 
 from tests.support.chromium import Browser
+from tests.support.waiting import wait_for
 
 
 def evaluate(browser: Browser, expression: str) -> Any:
@@ -69,11 +69,5 @@ def wait_for_text(browser: Browser, *parts: str, timeout: float = 30.0) -> str:
 
 def wait_until(check: Callable[[], str | None], timeout: float, what: str) -> str:
     """Poll ``check`` until it returns a text."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.1)
+    text: str = wait_for(check, timeout, what, interval=0.1)
+    return text

@@ -2,7 +2,7 @@
 
 For answers no HTTP server library would write: cut bodies, broken chunking, garbage status
 lines, endless headers. Each connection reads the request head and its Content-Length body,
-counts it in ``requests``, then writes ``answer`` and closes.
+counts it in ``requests`` (and keeps its body in ``bodies``), then writes ``answer`` and closes.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ class RawServer:
     def __init__(self, answer: bytes) -> None:
         self.answer = answer
         self.requests = 0
+        self.bodies: list[bytes] = []
         self._listener = socket.create_server(("127.0.0.1", 0))
         self._thread = threading.Thread(target=self._serve, daemon=True)
 
@@ -68,6 +69,7 @@ class RawServer:
                         return
                     body += chunk
                 self.requests += 1
+                self.bodies.append(body)
                 connection.sendall(self.answer)
                 connection.shutdown(socket.SHUT_WR)
             except OSError:

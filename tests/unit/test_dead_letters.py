@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import fakeredis
 
 from tasks.request import build_send_request
@@ -11,6 +9,7 @@ from tasks.state.dead_letters import DeadLetterStore
 from tasks.state.enums import Reason
 from tasks.state.keys import RedisKeys
 from tasks.state.ledger import DeliveryLedger
+from tests.support.virtual_clock import VirtualClock
 
 KEYS = RedisKeys("t")
 REQUEST = build_send_request(23541, mobile="+48505606707", parameters={"firstName": "Ann"})
@@ -82,22 +81,25 @@ def test_filter_by_reason_and_depth() -> None:
     assert dlq.depth_by_reason() == {"unknown_recipient": 1, "rejected": 2}
 
 
-def test_size_bound_drops_the_oldest() -> None:
+def test_size_bound_drops_the_oldest(clock: VirtualClock) -> None:
     """Past max_entries the oldest entries go."""
     book, dlq, _ = stores(max_entries=2)
     for key in ("k1", "k2", "k3"):
         dead(book, dlq, key)
-        time.sleep(0.002)
+        clock.advance(0.002)
     assert dlq.keys() == ["k3", "k2"]
 
 
-def test_age_bound_drops_old_entries() -> None:
-    """Entries older than max_age are dropped by cleanup."""
-    book, dlq, _ = stores(max_age=0.05)
+def test_age_bound_drops_old_entries(clock: VirtualClock) -> None:
+    """Entries older than max_age are dropped by cleanup, and only those."""
+    book, dlq, _ = stores(max_age=60)
     dead(book, dlq, "k1")
-    time.sleep(0.1)
+    clock.advance(59)
+    assert dlq.cleanup() == 0
+    dead(book, dlq, "k2")
+    clock.advance(2)
     assert dlq.cleanup() == 1
-    assert dlq.keys() == []
+    assert dlq.keys() == ["k2"]
 
 
 def test_replay_requeues_under_the_same_key() -> None:

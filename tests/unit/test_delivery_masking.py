@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import traceback
 from collections.abc import Iterator
+from typing import TypeVar
 
 import fakeredis
 import pytest
@@ -31,6 +32,7 @@ EMAIL = "jan.kowalski@example.com"
 PARAMETER = "Zebulon Quartz"
 MOBILE = "48505606707"
 SECRETS = (EXTERNAL_ID, EMAIL, PARAMETER, MOBILE, "505606707")
+E = TypeVar("E", bound=Exception)
 
 
 @pytest.fixture(params=["rest", "soap"])
@@ -57,6 +59,18 @@ def claimed(rt: Runtime, request: SendRequest) -> Runtime:
     return rt
 
 
+def lookup_fails(
+    rt: Runtime, sandbox: Sandbox, request: SendRequest, answer: str, raises: type[E]
+) -> tuple[Runtime, E]:
+    """Claim k1 for ``request`` and have Engage give its lookup ``answer`` (a sandbox fault):
+    the runtime and the ``raises`` error the lookup ended with."""
+    rt = claimed(rt, request)
+    sandbox.state.set_faults({"script": {"contact/get": [answer]}})
+    with pytest.raises(raises) as caught:
+        delivery.resolve(rt, request, ctx())
+    return rt, caught.value
+
+
 def shown(err: BaseException) -> str:
     """The exception as Celery logs it and Flower shows it: repr, args and the whole chain."""
     chain = "".join(traceback.format_exception(type(err), err, err.__traceback__))
@@ -73,13 +87,10 @@ def test_page_echoing_an_external_id_is_retried_with_the_id_masked(
 ) -> None:
     """A lookup answered by a page quoting the id: the retry's error and the ledger hide it."""
     request = build_send_request(23541, external_id=EXTERNAL_ID)
-    rt = claimed(transport_runtime, request)
-    sandbox.state.set_faults({"script": {"contact/get": ["html:echo"]}})
-    with pytest.raises(RetryLater) as caught:
-        delivery.resolve(rt, request, ctx())
-    assert caught.value.error is not None
-    assert "Sign in to continue with ***" in str(caught.value.error)
-    assert leaked(shown(caught.value)) == []
+    rt, retry = lookup_fails(transport_runtime, sandbox, request, "html:echo", RetryLater)
+    assert retry.error is not None
+    assert "Sign in to continue with ***" in str(retry.error)
+    assert leaked(shown(retry)) == []
     assert leaked(str(rt.ledger.status("k1"))) == []
 
 
@@ -88,14 +99,11 @@ def test_error_echoing_an_email_is_dead_lettered_masked(
 ) -> None:
     """A 400 quoting the address: DeadLettered, its chain and the entry show it masked only."""
     request = build_send_request(23541, email=EMAIL)
-    rt = claimed(transport_runtime, request)
-    sandbox.state.set_faults({"script": {"contact/get": ["echo:400"]}})
-    with pytest.raises(DeadLettered) as caught:
-        delivery.resolve(rt, request, ctx())
+    rt, dead = lookup_fails(transport_runtime, sandbox, request, "echo:400", DeadLettered)
     entry = rt.dead_letters.get("k1")
     assert entry is not None
     assert entry["error"]["message"] == "Invalid value 'j***@example.com'."
-    assert leaked(shown(caught.value)) == []
+    assert leaked(shown(dead)) == []
     assert leaked(str(entry)) == []
 
 
@@ -121,14 +129,11 @@ def test_raised_failure_is_chained_to_the_masked_copy_only(
 ) -> None:
     """The dead letter's cause is the masked error, and the raw one is hidden as context."""
     request = build_send_request(23541, email=EMAIL)
-    rt = claimed(transport_runtime, request)
-    sandbox.state.set_faults({"script": {"contact/get": ["echo:400"]}})
-    with pytest.raises(DeadLettered) as caught:
-        delivery.resolve(rt, request, ctx())
-    cause = caught.value.__cause__
+    _, dead = lookup_fails(transport_runtime, sandbox, request, "echo:400", DeadLettered)
+    cause = dead.__cause__
     assert cause is not None
     assert "j***@example.com" in str(cause)
-    assert caught.value.__suppress_context__
+    assert dead.__suppress_context__
 
 
 def test_contact_id_quoted_by_an_answer_stays_readable(

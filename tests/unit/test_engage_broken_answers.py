@@ -6,8 +6,11 @@ that is no HTTP Engage would send is never a success; nothing is followed or rea
 
 from __future__ import annotations
 
+from typing import TypeVar
+
 import pytest
 
+from tasks.engage.base import TransportClient
 from tasks.engage.http import make_session
 from tasks.engage.rest import RestEngageClient
 from tasks.engage.soap import SoapEngageClient
@@ -21,27 +24,28 @@ from tasks.errors import (
 from tasks.request import Identifier
 from tests.support.raw_server import RawServer
 
+C = TypeVar("C", bound=TransportClient)
 
-def rest(server: RawServer) -> RestEngageClient:
-    """A REST client on the raw server."""
-    base = server.url + "/api/rest/v19"
-    return RestEngageClient(
+
+def client(kind: type[C], server: RawServer, path: str) -> C:
+    """A client of ``kind`` on the raw server's ``path``."""
+    base = server.url + path
+    return kind(
         base_url=base,
         session=make_session("u", "p", base_url=base),
         connect_timeout=2,
         read_timeout=3,
     )
+
+
+def rest(server: RawServer) -> RestEngageClient:
+    """A REST client on the raw server."""
+    return client(RestEngageClient, server, "/api/rest/v19")
 
 
 def soap(server: RawServer) -> SoapEngageClient:
     """A SOAP client on the raw server."""
-    base = server.url + "/api/soap/v17"
-    return SoapEngageClient(
-        base_url=base,
-        session=make_session("u", "p", base_url=base),
-        connect_timeout=2,
-        read_timeout=3,
-    )
+    return client(SoapEngageClient, server, "/api/soap/v17")
 
 
 def head(status: str, *headers: str) -> bytes:
@@ -117,7 +121,8 @@ def test_204_with_a_body_is_not_trusted_beyond_its_status() -> None:
     """A 204 carries no body by definition: the stray bytes do not turn it into an error."""
     answer = head("204 No Content") + b'{"surprise": true}'
     with RawServer(answer) as server:
-        rest(server).send_single(1, 2, [])
+        rest(server).send_single(1, 2, [])  # raises on anything but success
+        assert server.requests == 1
 
 
 @pytest.mark.parametrize("answer", BROKEN_AFTER_SENDING.values(), ids=BROKEN_AFTER_SENDING)

@@ -27,38 +27,49 @@ CONNECTION = HTTPConnection("engage.test")
 NX = socket.gaierror(socket.EAI_NONAME, "Name or service not known")
 
 
-class FailingAdapter(BaseAdapter):
-    """A transport seam whose every request fails with one exception."""
+class RecordingAdapter(BaseAdapter):
+    """A transport seam recording each request it is given; :meth:`answer` says what follows."""
 
-    def __init__(self, error: Exception) -> None:
+    def __init__(self) -> None:
         super().__init__()
-        self.error = error
         self.sent: list[requests.PreparedRequest] = []
 
     def send(  # type: ignore[override]  # the seam ignores stream/timeout/verify options
         self, request: requests.PreparedRequest, **kwargs: object
     ) -> requests.Response:
-        """Fail."""
+        """Record the request, then answer it."""
         self.sent.append(request)
-        raise self.error
+        return self.answer(request)
+
+    def answer(self, request: requests.PreparedRequest) -> requests.Response:
+        """The response (or the exception raised) for ``request``."""
+        raise NotImplementedError
 
     def close(self) -> None:
         """Nothing to close."""
 
 
-class RedirectingAdapter(BaseAdapter):
-    """A transport seam answering every request with a redirect, recording each request."""
+class FailingAdapter(RecordingAdapter):
+    """Every request fails with one exception."""
+
+    def __init__(self, error: Exception) -> None:
+        super().__init__()
+        self.error = error
+
+    def answer(self, request: requests.PreparedRequest) -> requests.Response:
+        """Fail."""
+        raise self.error
+
+
+class RedirectingAdapter(RecordingAdapter):
+    """Every request is answered with a redirect to the login page."""
 
     def __init__(self, status: int) -> None:
         super().__init__()
         self.status = status
-        self.sent: list[requests.PreparedRequest] = []
 
-    def send(  # type: ignore[override]  # the seam ignores stream/timeout/verify options
-        self, request: requests.PreparedRequest, **kwargs: object
-    ) -> requests.Response:
+    def answer(self, request: requests.PreparedRequest) -> requests.Response:
         """Redirect to the login page."""
-        self.sent.append(request)
         response = requests.Response()
         response.status_code = self.status
         response._content = b""
@@ -66,9 +77,6 @@ class RedirectingAdapter(BaseAdapter):
         response.request = request
         response.url = str(request.url)
         return response
-
-    def close(self) -> None:
-        """Nothing to close."""
 
 
 def session_with(adapter: BaseAdapter) -> requests.Session:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -23,19 +22,6 @@ from tests.support.http_client import api_client, bearer, new_token
 from tests.support.runtime import fake_runtime, installed
 
 BODY = {"message_id": 23541, "mobile": "+48 505 606 707", "parameters": {"firstName": "Ann"}}
-
-
-@pytest.fixture
-def client(runtime: Runtime, broker: Broker) -> Iterator[TestClient]:
-    """The app on the fakeredis runtime and the memory broker."""
-    with api_client() as client:
-        yield client
-
-
-@pytest.fixture
-def sender(client: TestClient) -> NewToken:
-    """A token of scope send."""
-    return new_token("shop", "send")
 
 
 def error_of(answer: Any) -> tuple[int, str, str | None]:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections.abc import Iterator
+from types import SimpleNamespace
 
 import pytest
 from fastapi.testclient import TestClient
@@ -160,32 +162,46 @@ def test_the_send_s_record_lives_as_long_as_the_ledger_s_dead_letter(
 
 
 def test_redis_away_is_logged_once_and_not_polled_four_times_a_second(
-    caplog: pytest.LogCaptureFixture,
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """With Redis down the dispatcher thread backs off and says so once, not a warning every
     quarter of a second for as long as the outage lasts; it says when Redis is back."""
     import redis  # noqa: PLC0415
 
-    from tasks.http.callbacks import DispatcherThread  # noqa: PLC0415
+    from tasks.http import callbacks  # noqa: PLC0415
+
+    waits: list[float] = []
+
+    class Pause(threading.Event):
+        """The thread's stop flag, whose wait between rounds is recorded, not slept."""
+
+        def wait(self, timeout: float | None = None) -> bool:
+            waits.append(timeout or 0.0)
+            return self.is_set()
 
     class Down:
         rounds = 0
-        up = False
+        done = threading.Event()
 
         def run_once(self) -> int:
             self.rounds += 1
-            if not self.up:
+            if self.rounds >= 10:
+                self.done.set()
+            if self.rounds <= 7:
                 raise redis.ConnectionError("Connection refused")
             return 0
 
+    monkeypatch.setattr(
+        callbacks, "threading", SimpleNamespace(Event=Pause, Thread=threading.Thread)
+    )
     down = Down()
-    thread = DispatcherThread(down, interval=0.01)  # type: ignore[arg-type]
+    thread = callbacks.DispatcherThread(down, interval=0.25)  # type: ignore[arg-type]
     with caplog.at_level("INFO", logger="engage.http.callbacks"):
         thread.start()
-        time.sleep(1.0)
-        down.up = True
-        time.sleep(1.5)
+        assert down.done.wait(timeout=30)
         thread.stop()
+    # Seven rounds without Redis: 0.5, 1, 2, 4 s, then REDIS_AWAY_WAIT; back to 0.25 s after.
+    assert waits[:9] == [0.5, 1.0, 2.0, 4.0, 5.0, 5.0, 5.0, 0.25, 0.25]
     messages = [record.getMessage() for record in caplog.records]
     assert len([m for m in messages if "did not answer" in m]) == 1
     assert len([m for m in messages if "answers again" in m]) == 1

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 
 import pytest
 import redis
@@ -40,13 +39,6 @@ def log_in(client: TestClient, token: NewToken) -> str:
     page = client.get("/console/dead-letters")
     assert page.status_code == 200
     return CSRF.search(page.text).group(1)  # type: ignore[union-attr]
-
-
-@pytest.fixture
-def client(runtime: Runtime, broker: Broker) -> Iterator[TestClient]:
-    """The app on fakeredis and the memory broker."""
-    with api_client() as client:
-        yield client
 
 
 @pytest.fixture

@@ -5,22 +5,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-import pytest
 from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 
-from tasks.delivery.runtime import Runtime
-from tests.support.broker import Broker
-from tests.support.http_client import api_client, bearer, new_token
+from tests.support.http_client import bearer, new_token
 
 BODY = {"message_id": 23541, "mobile": "+48 505 606 707"}
-
-
-@pytest.fixture
-def client(runtime: Runtime, broker: Broker) -> Iterator[TestClient]:
-    """The app on fakeredis and the memory broker."""
-    with api_client() as client:
-        yield client
 
 
 def resolve(document: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
@@ -13,22 +12,9 @@ from tasks.api import suppress
 from tasks.delivery.runtime import Runtime
 from tasks.http.tokens import NewToken
 from tests.support.broker import Broker
-from tests.support.http_client import api_client, bearer, new_token
+from tests.support.http_client import bearer
 
 BODY: dict[str, Any] = {"message_id": 23541, "mobile": "+48 505 606 707"}
-
-
-@pytest.fixture
-def client(runtime: Runtime, broker: Broker) -> Iterator[TestClient]:
-    """The app on the fakeredis runtime and the memory broker."""
-    with api_client() as client:
-        yield client
-
-
-@pytest.fixture
-def sender(client: TestClient) -> NewToken:
-    """A token of scope send."""
-    return new_token("shop", "send")
 
 
 def test_expires_in_send_by_and_create_contact_reach_the_send(

@@ -16,7 +16,7 @@ from tasks.outages import unavailable_as
 from tasks.request import build_send_request
 from tasks.state.enums import Reason
 from tasks.worker.app import app
-from tests.support.broker import Broker, using_broker
+from tests.support.broker import REFUSE_AT_ONCE, Broker, using_broker
 from tests.support.environments import make_settings
 from tests.support.runtime import fake_runtime, installed
 
@@ -59,10 +59,9 @@ def redis_down() -> Iterator[Runtime]:
 def broker_down(broker: Broker) -> Iterator[Runtime]:
     """Redis answers (fakeredis); the broker, a password in its URL, refuses connections."""
     settings = make_settings(CELERY_BROKER_URL=DEAD_URL)
-    # No publish retries: the outcome is the same after Celery's 0.6 s of retrying.
     with (
         installed(fake_runtime(settings)) as rt,
-        using_broker(app, DEAD_URL, task_publish_retry=False),
+        using_broker(app, DEAD_URL, **REFUSE_AT_ONCE),
     ):
         yield rt
 

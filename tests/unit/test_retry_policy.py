@@ -6,7 +6,13 @@ import random
 
 import pytest
 
-from tasks.delivery.retry_policy import TOLD_WAIT_FLOOR, TOLD_WAIT_MAX_CALLS, Attempt, decide
+from tasks.delivery.retry_policy import (
+    JITTER,
+    TOLD_WAIT_FLOOR,
+    TOLD_WAIT_MAX_CALLS,
+    Attempt,
+    decide,
+)
 from tasks.errors import (
     CredentialsRejected,
     EngageClientError,
@@ -80,7 +86,13 @@ def test_total_time_budget_ends_retries() -> None:
 )
 def test_transient_failures_are_retried(error: EngageError) -> None:
     """Connection failures before sending, 5xx and a bare 429 retry with backoff."""
-    assert decide(error, sending(0), POLICY).retry_in is not None
+    first, second = (decide(error, sending(n), POLICY).retry_in for n in range(2))
+    assert first is not None
+    assert second is not None
+    # base_delay, then base_delay * backoff, each with up to JITTER more (never less).
+    assert POLICY.base_delay <= first <= POLICY.base_delay * (1 + JITTER)
+    longer = POLICY.base_delay * POLICY.backoff
+    assert longer <= second <= longer * (1 + JITTER)
 
 
 def test_retry_after_is_obeyed_beyond_the_attempts_for_failures() -> None:

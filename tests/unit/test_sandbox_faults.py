@@ -6,8 +6,6 @@ redirect, no follow-up request may reach the sandbox's ``/login`` page.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 import requests
 
@@ -25,20 +23,6 @@ USER, PASSWORD = "api@example.com", "sandbox-password"
 DEMO_MOBILE, DEMO_CONTACT, DEMO_MESSAGE = "48505606707", 33457, 23541
 LOOKUP, SEND = "contact/get", "message/sendSingle"
 TRANSPORTS = ["rest", "soap"]
-
-
-@pytest.fixture(scope="module")
-def shared_sandbox() -> Iterator[Sandbox]:
-    """One sandbox on a free loopback port for the module."""
-    with Sandbox() as sb:
-        yield sb
-
-
-@pytest.fixture
-def sandbox(shared_sandbox: Sandbox) -> Sandbox:
-    """The shared sandbox with fresh state: demo contact and message, no calls, no faults."""
-    shared_sandbox.state.reset()
-    return shared_sandbox
 
 
 @pytest.fixture(params=TRANSPORTS)

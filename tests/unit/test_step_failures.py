@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import threading
+import time
 from collections.abc import Sequence
+from types import SimpleNamespace
 
 import fakeredis
 import pytest
@@ -119,9 +120,17 @@ def test_sent_is_recorded_after_a_short_redis_outage(monkeypatch: pytest.MonkeyP
     server = fakeredis.FakeServer()
     rt = runtime_with(BrokenClient(RuntimeError("unused")), server)
     monkeypatch.setattr(delivery, "RECORD_SENT_PATIENCE", 10.0)
+    waits: list[float] = []
+
+    def wait(seconds: float) -> None:
+        """The pause between tries, not slept: Redis is back after the third."""
+        waits.append(seconds)
+        server.connected = len(waits) >= 3
+
+    monkeypatch.setattr(delivery, "time", SimpleNamespace(monotonic=time.monotonic, sleep=wait))
     server.connected = False
-    threading.Timer(0.8, lambda: setattr(server, "connected", True)).start()
     delivery._record_sent(rt, REQUEST, ctx())
+    assert len(waits) == 3
     assert rt.ledger.state("k1") == "sent"
 
 
