@@ -65,7 +65,7 @@ def _create(args: argparse.Namespace) -> ExitCode:
         return ExitCode.USAGE
     cap = f", at most {args.daily_cap} sends a day" if args.daily_cap else ""
     print(f"token {args.name!r} created: scope {args.scope}{cap}")
-    print(f"callback secret (signs its callbacks' X-Engage-Signature): {new.token.callback_secret}")
+    print(f"callback secret (signs its callbacks' Engage-Signature): {new.token.callback_secret}")
     print("the token, shown this once:")
     print(new.text)
     return ExitCode.OK

@@ -1,24 +1,12 @@
-"""Which delivery of which send a step runs, and the signal to run it again later."""
+"""Which delivery of which send a step runs, and what its task message carried."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
-from tasks.errors import EngageError, Rebuildable
 from tasks.send_options import DEFAULT_PRIORITY, Priority, parse_priority
-
-
-class RetryLater(Rebuildable):
-    """Try this step again in ``delay`` seconds (after ``error``, or waiting for a rate slot)."""
-
-    _fields = ("delay", "error")
-
-    def __init__(self, delay: float, error: EngageError | None) -> None:
-        self.delay = delay
-        self.error = error
-        super().__init__(f"retry in {delay:.1f} s after {error or 'waiting for a rate slot'}")
 
 
 @dataclass(frozen=True)
@@ -69,9 +57,6 @@ class StepContext:
     priority: Priority = DEFAULT_PRIORITY
     #: What the message carried besides the request (None: a message of an older version).
     meta: SendMeta | None = None
-    #: Filled by :func:`send` when this delivery recorded ``sent`` itself: the completion
-    #: callback that made due, or None (the task publishes it; nothing else to look up).
-    sent_now: list[str | None] = field(default_factory=list, compare=False, repr=False)
 
     @property
     def owner(self) -> str:

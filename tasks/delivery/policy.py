@@ -15,8 +15,9 @@ from datetime import UTC, datetime
 
 from redis.exceptions import LockError
 
-from tasks.delivery.context import RetryLater, StepContext
+from tasks.delivery.context import StepContext
 from tasks.delivery.events import log_event
+from tasks.delivery.outcomes import Resolved, Retry
 from tasks.delivery.runtime import Runtime
 from tasks.engage.contact_create import already_exists
 from tasks.errors import EngageError, Rebuildable
@@ -78,7 +79,7 @@ def quiet_until(
     return None if until is None else until.timestamp()
 
 
-def defer(rt: Runtime, request: SendRequest, ctx: StepContext, not_before: float) -> str:
+def defer(rt: Runtime, request: SendRequest, ctx: StepContext, not_before: float) -> SendState:
     """Hold a send that met quiet hours in Redis; the sweep publishes it when they end."""
     if rt.deferrals.defer(ctx.key, not_before):
         log_event(
@@ -113,7 +114,7 @@ class LeaseLost(Rebuildable):
 
 def end(
     rt: Runtime, request: SendRequest, ctx: StepContext, state: SendState, *, owner: str = ""
-) -> str:
+) -> SendState:
     """End the send ``state`` (expired, capped, suppressed): final, callback filed, logged.
 
     Returns the state the send is in afterwards (another delivery may have finished it first).
@@ -137,12 +138,13 @@ def wants_contact_created(rt: Runtime, key: str) -> bool:
 
 
 def create_contact(
-    rt: Runtime, request: SendRequest, ctx: StepContext, pace: Callable[[], None]
-) -> int:
-    """Create the contact Engage does not know and return its id; one creator per identifier.
+    rt: Runtime, request: SendRequest, ctx: StepContext, pace: Callable[[], Retry | None]
+) -> Resolved | Retry:
+    """Create the contact Engage does not know: its id; one creator per identifier.
 
-    Another worker creating the same identifier holds ``{p}:contact_create:...``: this send
-    looks it up again shortly instead of creating a second one. "Already exists" from Engage
+    ``pace`` waits for a rate-limit slot before each call, or says when to come back. Another
+    worker creating the same identifier holds ``{p}:contact_create:...``: this send looks it up
+    again shortly (:class:`Retry`) instead of creating a second one. "Already exists" from Engage
     (created by someone else since the lookup) means: look it up again. Errors of either call
     go to the caller (retried or dead-lettered like any lookup).
     """
@@ -152,15 +154,17 @@ def create_contact(
     # taken by another worker is not deleted from under it.
     lock = rt.redis.lock(rt.keys.contact_create(ident.type, digest), timeout=CREATE_LOCK_SECONDS)
     if not lock.acquire(blocking=False):
-        raise RetryLater(CREATE_WAIT, None)
+        return Retry(CREATE_WAIT)
     try:
         try:
-            pace()
+            if (waiting := pace()) is not None:
+                return waiting
             created = rt.engage.create_contact(ident)
         except EngageError as err:
             if not already_exists(err):
                 raise
-            pace()
+            if (waiting := pace()) is not None:
+                return waiting
             contact_id = rt.engage.get_contact(ident).contact_id
             log_event(
                 "contact_found",
@@ -169,7 +173,7 @@ def create_contact(
                 recipient=ident.masked(),
                 contact_id=contact_id,
             )
-            return contact_id
+            return Resolved(contact_id)
         log_event(
             "contact_created",
             key=ctx.key,
@@ -177,7 +181,7 @@ def create_contact(
             recipient=ident.masked(),
             contact_id=created.contact_id,
         )
-        return created.contact_id
+        return Resolved(created.contact_id)
     finally:
         with contextlib.suppress(LockError):
             lock.release()

@@ -17,6 +17,7 @@ from redis import Redis
 from tasks.delivery import metrics
 from tasks.engage import EngageClient, build_client
 from tasks.settings import Settings
+from tasks.state.attempts import AttemptHistory
 from tasks.state.callbacks import CallbackOutbox
 from tasks.state.clients import redis_client as connect
 from tasks.state.contact_cache import ContactCache
@@ -84,6 +85,11 @@ class Runtime:
             username=engage.username,
             password=engage.password,
         )
+
+    @cached_property
+    def attempts(self) -> AttemptHistory:
+        """Each send's last Engage calls, for the console's timeline."""
+        return AttemptHistory(self.redis, keys=self.keys, retention=self.settings.key_retention)
 
     @cached_property
     def eviction_guard(self) -> EvictionGuard:

@@ -16,11 +16,18 @@ from starlette.concurrency import run_in_threadpool
 
 from tasks.api import SendHandle, delivery_status, send_prepared_sms
 from tasks.errors import IdempotencyConflict, InvalidSendRequest, ServiceUnavailable
-from tasks.http.problems import ApiError, forbidden, not_found, unauthorized, unavailable
+from tasks.http.problems import (
+    RETRY_AFTER_UNAVAILABLE,
+    ApiError,
+    forbidden,
+    not_found,
+    unauthorized,
+    unavailable,
+)
 from tasks.http.schemas import Health, SendAccepted, SendRequestBody, SendStatus, errors
 from tasks.http.sends import MAX_BODY_BYTES, SendBody, SendOwner, parse_send_body
 from tasks.http.services import HttpServices
-from tasks.http.tokens import Scope, Token
+from tasks.http.tokens import Scope, Token, well_formed
 from tasks.outages import unavailable_as
 from tasks.request import validate_idempotency_key
 from tasks.worker.app import app as celery_app
@@ -94,9 +101,19 @@ def api_router(services: Callable[[], HttpServices]) -> APIRouter:
         checks = await run_in_threadpool(readiness, services())
         ready = all(value == "ok" for value in checks.values())
         body = Health(status="ok" if ready else "unavailable", checks=checks)
-        return JSONResponse(body.model_dump(), status_code=200 if ready else 503)
+        if ready:
+            return JSONResponse(body.model_dump())
+        wait = {"Retry-After": str(RETRY_AFTER_UNAVAILABLE)}
+        return JSONResponse(body.model_dump(), status_code=503, headers=wait)
 
     return router
+
+
+#: 401's message when Redis holds no token at all.
+NO_TOKENS_LEFT = (
+    "no API token exists in this deployment's Redis (none made yet, or Redis lost its data, "
+    "tokens included): make new ones with engage-sms tokens create"
+)
 
 
 def idempotency_key(request: Request) -> str | None:
@@ -139,6 +156,10 @@ class SendsApi:
         if scheme.lower() != "bearer" or not presented.strip():
             raise unauthorized("send Authorization: Bearer TOKEN")
         token = self._s.tokens.authenticate(presented.strip())
+        # A malformed token is refused without asking Redis; a well-formed one unknown in a
+        # Redis that holds no token at all most likely went with its data: say so.
+        if token is None and well_formed(presented.strip()) and not self._s.tokens.any_left():
+            raise unauthorized(NO_TOKENS_LEFT)
         if token is None:
             raise unauthorized("the token is unknown or revoked")
         if scopes and not token.allows(*scopes):
@@ -170,13 +191,13 @@ class SendsApi:
             )
         key = validate_idempotency_key(header_text(key))
         send = parse_send_body(body, self._settings.numbers)
-        owner = SendOwner(token.id, send.callback_url)
+        owner = SendOwner(token.id, send.callback_url, send.priority.value)
         claim = self._s.owners.claim(key, owner, self._s.runtime.keys.send(key))
         if claim.recorded and claim.key_was_taken:
             # Enqueued before, not over HTTP (the Python API, the CLI): not this token's key.
             self._s.owners.release(key, owner)
             raise reused(key)
-        if not claim.recorded and claim.existing != owner:
+        if not claim.recorded and not owner.same_request(claim.existing):
             raise reused(key)
         # A send is created only where the ledger did not know the key: every request that
         # may create one (the first, or a repeat racing it) takes a slot of the daily cap and

@@ -1,14 +1,21 @@
 """Signed callbacks: each send's final status POSTed to the ``callback_url`` it was given.
 
 The body is the status :func:`tasks.api.delivery_status` returns (what ``on_done`` gets: masked,
-with the key), as compact JSON; the header ``X-Engage-Signature: sha256=<hex>`` is HMAC-SHA256 of
-the exact body bytes under the sending token's callback secret (shown once, with the token).
+with the key), as compact JSON. The header ``Engage-Signature: t=<unix seconds>,v1=<hex>`` carries
+when it was signed and the HMAC-SHA256 of ``<t>.<body>`` (the exact body bytes) under the sending
+token's callback secret (shown once, with the token): a receiver that checks the signature and
+that ``t`` is recent (:data:`SIGNATURE_TOLERANCE`) refuses a captured callback replayed later.
+Each try is signed anew, with its own time.
 
 A dispatcher thread in each ``engage-sms api`` process looks at the keys filed in
 ``{p}:http:callbacks`` (by :meth:`tasks.http.sends.SendOwners.watch_callback`): a send still
 under way is looked at again shortly; a final state not yet delivered is POSTed, and a failure
 (no answer, a status other than 2xx, a redirect: never followed) is retried with exponential
-backoff up to :data:`MAX_FAILURES` times. A state counts as delivered only after a 2xx, so a
+backoff up to :data:`MAX_FAILURES` times. The POSTs themselves run in a small pool
+(:data:`POST_WORKERS` threads), at most :data:`PER_DESTINATION` at once to one host and port: a
+receiver that hangs holds that many threads until :data:`TIMEOUT` ends each try, and every other
+receiver's callbacks go on meanwhile (a callback whose receiver is busy is looked at again in
+:data:`BUSY_AGAIN` s, no failure counted). A state counts as delivered only after a 2xx, so a
 process that dies in between delivers it again: at least once. A dead-lettered send stays
 watched: after a replay its next final state is delivered too, as ``on_done`` does. Receivers
 deduplicate by ``key`` and ``state``.
@@ -23,9 +30,12 @@ import logging
 import random
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import redis
 import requests
@@ -38,8 +48,10 @@ from tasks.urls import redact_url
 
 logger = logging.getLogger("engage.http.callbacks")
 
-#: The header carrying the signature.
-SIGNATURE_HEADER = "X-Engage-Signature"
+#: The header carrying the signature: ``t=<unix seconds>,v1=<hex HMAC-SHA256 of "t.body">``.
+SIGNATURE_HEADER = "Engage-Signature"
+#: How far (s) a callback's signing time may be from the receiver's clock for :func:`verify`.
+SIGNATURE_TOLERANCE = 300
 #: Failed deliveries of one state before it is given up (about a day of backoff).
 MAX_FAILURES = 20
 #: Backoff after the first failure, and its ceiling.
@@ -60,16 +72,47 @@ FINAL = ("sent", "dead_lettered", "expired", "capped", "suppressed", "cancelled"
 SETTLED = ("sent", "expired", "capped", "suppressed", "cancelled")
 #: Longest wait between rounds while Redis does not answer.
 REDIS_AWAY_WAIT = 5.0
+#: Threads POSTing callbacks in one process, and how many of them one host and port may hold.
+POST_WORKERS = 8
+PER_DESTINATION = 2
+#: A callback due while its receiver (or the pool) is busy is looked at again this much later.
+BUSY_AGAIN = 1.0
 
 
-def sign(secret: str, body: bytes) -> str:
-    """The signature header's value for ``body``: ``sha256=<hex HMAC-SHA256>``."""
-    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+def _digest(secret: str, timestamp: int, body: bytes) -> str:
+    return hmac.new(secret.encode(), b"%d." % timestamp + body, hashlib.sha256).hexdigest()
 
 
-def verify(secret: str, body: bytes, header: str) -> bool:
-    """True when ``header`` is the signature of ``body`` under ``secret`` (constant time)."""
-    return hmac.compare_digest(sign(secret, body), header)
+def sign(secret: str, body: bytes, timestamp: float | None = None) -> str:
+    """The signature header's value for ``body`` signed at ``timestamp`` (now by default):
+    ``t=<unix seconds>,v1=<hex HMAC-SHA256 of "t.body">``."""
+    t = int(time.time() if timestamp is None else timestamp)
+    return f"t={t},v1={_digest(secret, t, body)}"
+
+
+def verify(
+    secret: str,
+    body: bytes,
+    header: str,
+    *,
+    now: float | None = None,
+    tolerance: float = SIGNATURE_TOLERANCE,
+) -> bool:
+    """True when ``header`` signs ``body`` under ``secret`` (constant time) at a time within
+    ``tolerance`` seconds of ``now``: a callback replayed later than that is refused."""
+    fields: dict[str, list[str]] = {}
+    for part in header.split(","):
+        name, _, value = part.strip().partition("=")
+        fields.setdefault(name, []).append(value)
+    stamps = fields.get("t", [])
+    if len(stamps) != 1 or not stamps[0].isdigit():
+        return False
+    t = int(stamps[0])
+    now = time.time() if now is None else now
+    if abs(now - t) > tolerance:
+        return False
+    expected = _digest(secret, t, body)
+    return any(hmac.compare_digest(expected, given) for given in fields.get("v1", []))
 
 
 def encode(status: dict[str, Any]) -> bytes:
@@ -109,6 +152,8 @@ class CallbackDispatcher:
         owners: SendOwners,
         tokens: TokenStore,
         post: Post,
+        workers: int = POST_WORKERS,
+        per_destination: int = PER_DESTINATION,
     ) -> None:
         self._redis = client
         self._keys = keys
@@ -118,51 +163,108 @@ class CallbackDispatcher:
         self._post = post
         source = Path(__file__).with_name("claim_due.lua").read_text(encoding="utf-8")
         self._claim = client.register_script(source)
+        self._workers = workers
+        self._per_destination = per_destination
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="callback-post")
+        self._lock = threading.Lock()
+        #: POSTs under way, by destination (host and port), and the keys they are for.
+        self._busy: Counter[str] = Counter()
+        self._posting: set[str] = set()
 
-    def run_once(self, now: float | None = None) -> int:
-        """Look at every callback due now; how many POSTs succeeded."""
+    def run_once(self, now: float | None = None, *, wait: bool = True) -> int:
+        """Look at every callback due now. Waiting, how many POSTs succeeded; else how many
+        were started (the pool finishes them; the next rounds go on meanwhile)."""
         now = time.time() if now is None else now
         due = self._claim(keys=[self._keys.callbacks], args=[repr(now), LEASE, BATCH])
-        delivered = 0
+        started: list[Future[int]] = []
         for raw in due:
             key = raw.decode() if isinstance(raw, bytes) else str(raw)
-            delivered += self._handle(key, now)
-        return delivered
+            posting = self._handle(key, now)
+            if posting is not None:
+                started.append(posting)
+        if not wait:
+            return len(started)
+        return sum(posting.result() for posting in started)
 
-    def _handle(self, key: str, now: float) -> int:
+    def close(self) -> None:
+        """Stop taking POSTs; those under way end on their own (their keys come due again)."""
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    def _handle(self, key: str, now: float) -> Future[int] | None:
         owner = self._owners.get(key)
         status = self._ledger.status(key)
         if owner is None or owner.callback_url is None or status["state"] == "unknown":
             self._forget(key)  # expired with the ledger's record
-            return 0
+            return None
         self._owners.follow_ledger(key)
         progress = self._progress(key)
         if status["state"] not in FINAL:
             age = max(0.0, now - float(progress.get("since", now)))
             self._again(key, now + min(POLL_MOST, POLL_SOON + age / 10))
-            return 0
+            return None
         marker = f"{status['state']}@{status.get('updated_at')}"
         if progress.get("delivered") == marker:
             self._after_delivery(key, status["state"], now)
-            return 0
+            return None
         return self._deliver(key, owner.token_id, owner.callback_url, status, now=now)
 
     def _deliver(
         self, key: str, token_id: str, url: str, status: dict[str, Any], *, now: float
-    ) -> int:
-        marker = f"{status['state']}@{status.get('updated_at')}"
+    ) -> Future[int] | None:
         token = self._tokens.get(token_id)
         if token is None:
             logger.warning("callback of %s dropped: its token was revoked", key)
             self._forget(key)
-            return 0
+            return None
+        destination = urlsplit(url).netloc.lower()
+        with self._lock:
+            busy = (
+                key in self._posting
+                or self._busy[destination] >= self._per_destination
+                or self._busy.total() >= self._workers
+            )
+            if not busy:
+                self._busy[destination] += 1
+                self._posting.add(key)
+        if busy:
+            self._again(key, now + BUSY_AGAIN)
+            return None
         body = encode(status)
-        headers = {
-            "Content-Type": "application/json",
-            SIGNATURE_HEADER: sign(token.callback_secret, body),
-            "User-Agent": "engage-sms-callback",
-        }
-        code = self._post(url, body, headers)
+        try:
+            return self._pool.submit(
+                self._post_and_record, key, url, body, token.callback_secret, status, now
+            )
+        except RuntimeError:  # the pool is shut down: the process is stopping
+            self._done(key, destination)
+            return None
+
+    def _done(self, key: str, destination: str) -> None:
+        with self._lock:
+            self._busy[destination] -= 1
+            self._posting.discard(key)
+
+    def _post_and_record(  # noqa: PLR0917  (one call site, the pool's)
+        self, key: str, url: str, body: bytes, secret: str, status: dict[str, Any], now: float
+    ) -> int:
+        """In a pool thread: POST, then record the delivery or when to try again."""
+        started = time.monotonic()
+        try:
+            headers = {
+                "Content-Type": "application/json",
+                SIGNATURE_HEADER: sign(secret, body),
+                "User-Agent": "engage-sms-callback",
+            }
+            code = self._post(url, body, headers)
+            # The next time is reckoned from when the answer came, not when the round began.
+            return self._record(key, code, status, now + (time.monotonic() - started))
+        except Exception:  # a Redis failure here leaves the key due again after the lease
+            logger.exception("callback of %s: recording the delivery failed", key)
+            return 0
+        finally:
+            self._done(key, urlsplit(url).netloc.lower())
+
+    def _record(self, key: str, code: int, status: dict[str, Any], now: float) -> int:
+        marker = f"{status['state']}@{status.get('updated_at')}"
         if 200 <= code < 300:
             self._redis.hset(self._keys.callback(key), mapping={"delivered": marker, "fails": 0})
             self._after_delivery(key, status["state"], now)
@@ -217,12 +319,13 @@ class DispatcherThread:
         """Stop after the current round."""
         self._stop.set()
         self._thread.join(timeout=30)
+        self._dispatcher.close()
 
     def _run(self) -> None:
         away = 0  # rounds in a row Redis did not answer
         while not self._stop.is_set():
             try:
-                self._dispatcher.run_once()
+                self._dispatcher.run_once(wait=False)
                 if away:
                     logger.info("callbacks: Redis answers again")
                 away = 0

@@ -188,7 +188,7 @@ def _browse_routes(router: APIRouter, pages: Pages) -> None:
             operator=token.name,
             entry=found,
             detail=json.dumps(found, indent=2),
-            events=timeline(status, found, s.audit.actions(key)),
+            events=timeline(status, found, s.audit.actions(key), s.runtime.attempts.history(key)),
             unknown=found["reason"] == UNKNOWN,
         )
 
@@ -206,7 +206,7 @@ def _browse_routes(router: APIRouter, pages: Pages) -> None:
             key=key,
             send=status,
             detail=json.dumps(status, indent=2),
-            events=timeline(status, found, s.audit.actions(key)),
+            events=timeline(status, found, s.audit.actions(key), s.runtime.attempts.history(key)),
             entry=found,
             quote=quote,
         )

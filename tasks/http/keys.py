@@ -9,7 +9,7 @@
     {p}:http:rate:{id}:{second}         string  requests of one token in one second (2 s)
     {p}:http:daily:{id}:{yyyy-mm-dd}    string  sends a token created that UTC day (2 days)
     {p}:http:send:{key}                 string  JSON: which token sent ``key``, its callback URL
-                                                (the ledger's retention)
+                                                and lane (the ledger's retention)
     {p}:http:callbacks                  zset    keys with a callback URL, by next check time
     {p}:http:callback:{key}             hash    the final state last delivered, failed tries
     {p}:http:session:{digest}           hash    a console session: token id, CSRF token (8 h)

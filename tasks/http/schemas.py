@@ -33,8 +33,9 @@ class SendRequestBody(BaseModel):
     )
     callback_url: str | None = Field(
         None,
-        description="Gets the final status as a signed POST (X-Engage-Signature: sha256=HMAC of "
-        "the body under the token's callback secret); https://, or http:// to loopback only",
+        description="Gets the final status as a signed POST (Engage-Signature: t=UNIX,"
+        "v1=HMAC-SHA256 of 't.body' under the token's callback secret); https://, or http:// to "
+        "loopback only",
     )
     expires_in: float | None = Field(
         None, description="Deadline in seconds: not sent by then, the send ends expired", gt=0

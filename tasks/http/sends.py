@@ -3,7 +3,8 @@
 A body is read strictly: a JSON object of the known fields only, each checked here or by
 :func:`tasks.request.build_send_request`, whose InvalidSendRequest names the field at fault. The
 HTTP record of a key is written once (``SET NX``) before the enqueue: the same key from another
-token, or with another callback URL, is a reused key, never a second send.
+token, with another callback URL or in another lane (priority), is a reused key, never a second
+send.
 """
 
 from __future__ import annotations
@@ -148,10 +149,24 @@ class SendOwner:
 
     token_id: str
     callback_url: str | None
+    #: The lane asked for: the same key in another lane is another request (422). None in a
+    #: record written before the priority was kept: such a record matches any lane.
+    priority: str | None = None
 
     def to_json(self) -> str:
         """The stored form."""
-        return json.dumps({"token": self.token_id, "callback_url": self.callback_url})
+        return json.dumps(
+            {"token": self.token_id, "callback_url": self.callback_url, "priority": self.priority}
+        )
+
+    def same_request(self, other: SendOwner | None) -> bool:
+        """True when ``other`` is this token's request with the same callback URL and lane."""
+        if other is None or (other.token_id, other.callback_url) != (
+            self.token_id,
+            self.callback_url,
+        ):
+            return False
+        return None in (self.priority, other.priority) or self.priority == other.priority
 
 
 @dataclass(frozen=True)
@@ -170,7 +185,9 @@ def _owner(raw: bytes | str | None) -> SendOwner | None:
     if raw is None:
         return None
     data = json.loads(raw)
-    return SendOwner(token_id=data["token"], callback_url=data.get("callback_url"))
+    return SendOwner(
+        token_id=data["token"], callback_url=data.get("callback_url"), priority=data.get("priority")
+    )
 
 
 class SendOwners:

@@ -1,12 +1,16 @@
-"""A send's timeline for the console, from what the ledger, the dead-letter store and the audit
-log keep: enqueued, the attempts (counted; the ledger keeps the last error, not every one),
-Engage's last answer, retries, replays, the final state, with times."""
+"""A send's timeline for the console, from what the ledger, the dead-letter store, the attempt
+history and the audit log keep: enqueued, each Engage call with Engage's status and what came of
+it (the last :data:`~tasks.state.attempts.MAX_ATTEMPT_ENTRIES`), retries, replays, the final
+state, with times."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
+
+from tasks.state.attempts import AttemptEntry
 
 
 @dataclass(frozen=True)
@@ -19,10 +23,14 @@ class Event:
 
 
 def timeline(
-    status: dict[str, Any], entry: dict[str, Any] | None, actions: list[dict[str, Any]]
+    status: dict[str, Any],
+    entry: dict[str, Any] | None,
+    actions: list[dict[str, Any]],
+    attempts: Sequence[AttemptEntry] = (),
 ) -> list[Event]:
-    """The events of one send, oldest first (all values already masked)."""
-    events: list[Event] = []
+    """The events of one send, oldest first (all values already masked; an attempt entry holds
+    no private value)."""
+    events: list[Event] = [_attempt(attempt) for attempt in attempts]
     if status.get("created_at"):
         lane = status.get("priority", "normal")
         events.append(Event(status["created_at"], "enqueued", f"lane {lane}"))
@@ -74,6 +82,17 @@ def timeline(
             Event(status.get("updated_at"), state, f"{status.get('attempts', 0)} attempts so far")
         )
     return sorted(events, key=lambda event: event.at or "")
+
+
+def _attempt(attempt: AttemptEntry) -> Event:
+    """One Engage call: ``message/sendSingle: retry`` / ``HTTP 503 ...; retry in 30 s``."""
+    answer = f"HTTP {attempt.status}" if attempt.status is not None else "no answer"
+    parts = [answer + (f" {attempt.error}" if attempt.error else "")]
+    if attempt.retry_in is not None:
+        parts.append(f"retry in {attempt.retry_in:g} s")
+    if attempt.reason is not None:
+        parts.append(f"reason {attempt.reason}")
+    return Event(_iso(attempt.at), f"{attempt.stage}: {attempt.outcome}", "; ".join(parts))
 
 
 def _engage_answer(error: dict[str, Any]) -> str:

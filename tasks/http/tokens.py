@@ -4,6 +4,8 @@ A token reads ``esk_<id>_<secret>``. The id is public: it names the token's reco
 the token in limits and logs. The record holds the keyed digest of the whole token
 (HMAC-SHA256 under the deployment's secret, :class:`tasks.state.hashing.KeyHasher`), never the
 token. Revoking deletes the record: the token answers 401 at once, its console sessions too.
+Tokens live in Redis: a Redis that lost its data lost them too (401, saying so, until new ones
+are made); tokens made after that work in a running ``engage-sms api`` without a restart.
 
 Each token also gets a callback secret, shown once with the token, that signs the callbacks of
 the sends it enqueues (:mod:`tasks.http.callbacks`).
@@ -89,6 +91,11 @@ class TokenNameTaken(Rebuildable, ValueError):
         super().__init__(name)
 
 
+def well_formed(presented: str) -> bool:
+    """True when ``presented`` has a token's shape (``esk_<id>_<secret>``); asks no Redis."""
+    return _TOKEN.fullmatch(presented) is not None
+
+
 class TokenStore:
     """API tokens in Redis (see the module's docstring for what is kept)."""
 
@@ -141,7 +148,17 @@ class TokenStore:
         if found is None:
             return None
         token, stored = found
-        return token if hmac.compare_digest(stored, self._digest(presented)) else None
+        if hmac.compare_digest(stored, self._digest(presented)):
+            return token
+        # Made after Redis lost its data, under a secret made anew since this process read its
+        # own: read the secret again (only on a mismatch, so a request costs no extra trip).
+        if self._hasher.reload() and hmac.compare_digest(stored, self._digest(presented)):
+            return token
+        return None
+
+    def any_left(self) -> bool:
+        """False when no token exists at all: none made yet, or Redis lost its data."""
+        return bool(self._redis.exists(self._keys.tokens))
 
     def get(self, token_id: str) -> Token | None:
         """The token with this id, or None (revoked or never made)."""

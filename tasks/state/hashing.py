@@ -52,6 +52,17 @@ class KeyHasher:
                 self._secret = text(stored).encode()
         return self.digest(purpose, value, length)
 
+    def reload(self) -> bool:
+        """Read the secret again; True when Redis holds another one than this process cached
+        (made anew after Redis lost its data), which is used from now on."""
+        stored = self._redis.get(self._name)
+        if stored is None:
+            return False
+        with self._lock:
+            changed = text(stored).encode() != self._secret
+            self._secret = text(stored).encode()
+        return changed
+
     def _key(self) -> bytes:
         if self._secret is None:
             with self._lock:

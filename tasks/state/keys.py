@@ -34,6 +34,8 @@ is the module under ``tasks/state/`` (``housekeeping``: ``tasks/worker/``) that 
                                                                     in Engage at a time (120 s)
     {p}:primary:{role}                  string  failover            the Redis primary last seen
                                                                     (run id, replication id)
+    {p}:attempts:{key}                  list    attempts            one send's last Engage calls
+                                                                    (the record's expiry)
     {p}:probe:writable                  string  worker pipeline     a write that tells Redis takes
                                                                     writes again (10 s)
 
@@ -164,3 +166,7 @@ class RedisKeys:
     def primary(self, role: str) -> str:
         """Which Redis primary (``redis`` or ``broker``) the workers last saw."""
         return f"{self.prefix}:primary:{role}"
+
+    def attempts(self, key: str) -> str:
+        """The last Engage calls of one send, one JSON entry each."""
+        return f"{self.prefix}:attempts:{key}"

@@ -1,10 +1,11 @@
 """The Celery tasks: ``engage.resolve_contact`` then ``engage.send_single``, run as a chain.
 
-Every way a step can end is handled here, so no exception leaves a send in limbo: a retry
-(Engage's transient errors, a rate-limit wait, an unforeseen exception a bounded number of times),
-a dead letter, or, when Redis itself is unreachable, a retry published once Redis takes writes
-again (the worker thread waits for it) instead of a failed publish that would drop the message.
-Once a send is final, its completion callback, if it named one, is published here
+A step (:mod:`tasks.delivery.steps`) decides how it ended and returns it as an outcome
+(:mod:`tasks.delivery.outcomes`); :func:`_conclude` is the one place that turns it into Celery's
+terms: a result, ``task.retry``, or :class:`~tasks.errors.DeadLettered`. The one exception a step
+raises, Redis unreachable, becomes a retry published once Redis takes writes again (the worker
+thread waits for it) instead of a failed publish that would drop the message. Once a send is
+final, its completion callback, if it named one, is published here
 (:mod:`tasks.worker.callbacks`); a task's lane is the queue it was delivered from.
 """
 
@@ -13,16 +14,25 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, TypeVar, assert_never
 
 from celery import Task
 from celery.exceptions import Ignore, Reject
 from kombu.exceptions import OperationalError
 
 from tasks.delivery import steps as delivery
-from tasks.delivery.context import SendMeta
+from tasks.delivery.context import SendMeta, StepContext
+from tasks.delivery.outcomes import (
+    Busy,
+    DeadLetter,
+    Resolved,
+    Retry,
+    Sent,
+    StepOutcome,
+    Stopped,
+    Unrecorded,
+)
 from tasks.delivery.runtime import Runtime, current_runtime
-from tasks.delivery.steps import RetryLater, StepContext
 from tasks.errors import DeadLettered
 from tasks.request import SendRequest
 from tasks.send_options import lane_of_queue, lane_queues
@@ -73,23 +83,13 @@ def resolve_contact(
     """Look the contact up in Engage; returns ``{"contact_id": N}`` or ``{"skip": state}``."""
     ctx = _context(self, key, task_ids, meta)
     send_request = SendRequest.from_dict(request)
-    try:
-        found = _step(
-            self,
-            ctx,
-            send_request,
-            "contact/get",
-            lambda rt: delivery.resolve(rt, send_request, ctx),
-        )
-    except DeadLettered as dead:
-        _finished(ctx.key)
-        if dead.reason == "already_sent":
-            return {"skip": "sent"}
-        raise
-    if isinstance(found, str):
-        _finished(ctx.key)  # finished by an earlier delivery, which may have died before this
-        return {"skip": found}
-    return {"contact_id": found}
+    outcome = _step(
+        self,
+        ctx,
+        "contact/get",
+        lambda rt: delivery.resolve(rt, send_request, ctx),
+    )
+    return _conclude(self, ctx, outcome)
 
 
 @app.task(name="engage.send_single", **_TASK_OPTIONS)
@@ -107,25 +107,50 @@ def send_single(  # noqa: PLR0917  (Celery passes the chain's arguments position
     ctx = _context(self, key, task_ids, meta)
     send_request = SendRequest.from_dict(request)
     contact_id = int(resolved["contact_id"])
-    try:
-        outcome = _step(
-            self,
-            ctx,
-            send_request,
-            "message/sendSingle",
-            lambda rt: delivery.send(rt, send_request, contact_id, ctx),
-        )
-    except DeadLettered as dead:
-        _finished(ctx.key)
-        if dead.reason == "already_sent":
-            return {"outcome": "sent", "key": key}
-        raise
-    if ctx.sent_now:
-        if ctx.sent_now[0] is not None:  # this delivery recorded it sent, and filed a callback
+    outcome = _step(
+        self,
+        ctx,
+        "message/sendSingle",
+        lambda rt: delivery.send(rt, send_request, contact_id, ctx),
+    )
+    return _conclude(self, ctx, outcome, contact_id=resolved["contact_id"])
+
+
+def _conclude(
+    task: Task, ctx: StepContext, outcome: StepOutcome, *, contact_id: Any = None
+) -> dict[str, Any]:
+    """The one place a step's outcome becomes Celery's: the task's result, a retry, a failure.
+
+    ``contact_id`` is the send step's; without it, the outcome is the lookup's, whose result
+    when it ends the send is ``{"skip": state}`` (the send step then only passes it on).
+    """
+    match outcome:
+        case Resolved(contact_id=found):
+            return {"contact_id": found}
+        case Retry(delay=delay, error=error):
+            raise task.retry(countdown=delay, exc=error) from None
+        case DeadLetter(reason=reason, detail=detail, error=error):
             _finished(ctx.key)
-    elif outcome not in ("in_progress", delivery.UNRECORDED):
-        _finished(ctx.key)  # final by an earlier delivery, which may have died since
-    return {"outcome": outcome, "key": key, "contact_id": resolved["contact_id"]}
+            # FAILURE in Flower, no traceback in the log (the tasks' ``throws``); only the
+            # masked error in its chain.
+            raise DeadLettered(ctx.key, reason, detail) from error
+        case Stopped(state=state):
+            # Also a callback an earlier delivery filed and died before publishing.
+            _finished(ctx.key)
+            result = str(state)
+        case Sent(callback=callback):
+            if callback is not None:  # this delivery recorded it sent, and filed a callback
+                _finished(ctx.key)
+            result = "sent"
+        case Busy():
+            result = "in_progress"
+        case Unrecorded():
+            result = "unrecorded"  # the sweep ends it outcome_unknown and files the callback
+        case _:
+            assert_never(outcome)
+    if contact_id is None:
+        return {"skip": result}
+    return {"outcome": result, "key": ctx.key, "contact_id": contact_id}
 
 
 def _finished(key: str) -> None:
@@ -142,24 +167,13 @@ def _finished(key: str) -> None:
 def _step(
     task: Task,
     ctx: StepContext,
-    request: SendRequest,
     stage: str,
     run: Callable[[Runtime], _T],
 ) -> _T:
-    """Run one step; every exception becomes a retry or a dead letter (see the module)."""
+    """Run one step; its outcome, or a retry once Redis answers when it was unreachable."""
     rt = current_runtime(engage_settings())
     try:
-        try:
-            return run(rt)
-        except (RetryLater, DeadLettered):
-            raise
-        except REDIS_UNREACHABLE:
-            raise
-        except Exception as err:
-            # Not chained: err's text is not known to be masked (the log has it, masked).
-            raise delivery.internal_failure(rt, request, ctx, err, stage=stage) from None
-    except RetryLater as later:
-        raise task.retry(countdown=later.delay, exc=later.error) from None
+        return run(rt)
     except REDIS_UNREACHABLE as err:
         logger.warning(
             "Redis unreachable during %s of %s (%s): retrying once it answers",

@@ -7,6 +7,7 @@ with ``requests``; the sandbox counts what Engage would have sent.
 from __future__ import annotations
 
 import json
+import re
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -145,12 +146,14 @@ def test_reuse_auth_and_validation_over_http(stack: Stack) -> None:
 def test_the_signed_callback_reaches_the_callers_server(stack: Stack, sandbox: Sandbox) -> None:
     """The final status arrives as a POST whose signature verifies with the token's secret;
     a 500 from the receiver is retried."""
-    with CallbackReceiver(fail=1).running() as receiver:
+    with CallbackReceiver(fail=1, secret=stack.sender.callback_secret).running() as receiver:
         answer = stack.post("order-7", {**BODY, "callback_url": receiver.url})
         assert answer.status_code == 202
         wait_for(lambda: len(receiver.deliveries) >= 2, 30, "the callback, retried once")
     first, delivered = receiver.deliveries[:2]
     assert first.body == delivered.body
+    assert first.verified
+    assert delivered.verified
     assert verify(stack.sender.callback_secret, delivered.body, delivered.headers[SIGNATURE_HEADER])
     assert not verify("not the secret", delivered.body, delivered.headers[SIGNATURE_HEADER])
     status = json.loads(delivered.body)
@@ -158,6 +161,47 @@ def test_the_signed_callback_reaches_the_callers_server(stack: Stack, sandbox: S
     assert b"48505606707" not in delivered.body
     assert b"Ann" not in delivered.body
     assert sandbox.state.sends == {(23541, 33457): 1}
+
+
+TIMELINE_ROW = re.compile(r"<tr><td>([^<]*)</td><td>([^<]*)</td><td>([^<]*)</td></tr>")
+
+
+def console_page(stack: Stack, path: str) -> str:
+    """A console page, logged in with a new operate token through the login form."""
+    operator = create_token(stack.env, "ops", "operate")
+    with requests.Session() as browser:
+        form = browser.get(f"{stack.url}/console/login", timeout=30).text
+        nonce = re.search(r'name="csrf" value="([^"]+)"', form).group(1)  # type: ignore[union-attr]
+        data = {"token": operator.token, "csrf": nonce}
+        assert browser.post(f"{stack.url}/console/login", data=data, timeout=30).ok
+        page = browser.get(f"{stack.url}{path}", timeout=30)
+    assert page.status_code == 200, page.text
+    return page.text
+
+
+def test_the_console_timeline_lists_each_engage_call(stack: Stack, sandbox: Sandbox) -> None:
+    """A send retried after a 503: the timeline shows contact/get 200 (unless the id was
+    cached), sendSingle 503 retried, sendSingle 204, each at its time, then sent; no private
+    value on the page."""
+    sandbox.state.set_faults({"script": {"message/sendSingle": [503]}})
+    assert stack.post("order-9", BODY).status_code == 202
+    wait_for(lambda: stack.status("order-9").get("state") == "sent", 60, "sent after a retry")
+    page = console_page(stack, "/console/sends/order-9")
+    rows = [(what, detail) for at, what, detail in TIMELINE_ROW.findall(page) if at]
+    calls = [(what, " ".join(detail.split()[:2])) for what, detail in rows if "/" in what]
+    # An earlier test of this module may have left the contact id cached: then no lookup.
+    looked_up = [("contact/get: ok", "HTTP 200")] if sandbox.state.calls_to("contact/get") else []
+    assert calls == [
+        *looked_up,
+        ("message/sendSingle: retry", "HTTP 503"),
+        ("message/sendSingle: ok", "HTTP 204"),
+    ]
+    assert "HTTP 503 UNEXPECTED_ERROR; retry in" in next(
+        detail for what, detail in rows if what.endswith("retry")
+    )
+    assert "sent" in [what for what, _ in rows]
+    assert "48505606707" not in page
+    assert "Ann" not in page
 
 
 def test_with_redis_stopped_the_api_answers_503_then_recovers(tmp_path: Path) -> None:

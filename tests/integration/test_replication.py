@@ -18,9 +18,10 @@ from celery.exceptions import Retry
 from kombu.exceptions import OperationalError
 
 from tasks.cli.redis_server import RedisServer
+from tasks.delivery import outcomes
 from tasks.delivery import steps as delivery
 from tasks.delivery.runtime import Runtime, install_runtime
-from tasks.delivery.steps import RetryLater, StepContext
+from tasks.delivery.steps import StepContext
 from tasks.errors import ServiceUnavailable
 from tasks.request import build_send_request
 from tasks.sandbox import Sandbox
@@ -77,14 +78,14 @@ def test_no_engage_call_on_a_lease_no_replica_holds(
     """Too few replica acks on the lease: Engage is not called, the send retries; with one, sent."""
     rt = _runtime(primary, sandbox.base_url, acks=1)
     rt.ledger.claim("k1", REQUEST, CTX.task_ids)
-    with caplog.at_level(logging.INFO, "engage.delivery"), pytest.raises(RetryLater):
-        delivery.send(rt, REQUEST, 33457, CTX)
+    with caplog.at_level(logging.INFO, "engage.delivery"):
+        assert isinstance(delivery.send(rt, REQUEST, 33457, CTX), outcomes.Retry)
     assert sandbox.state.calls_to("message/sendSingle") == []
     assert rt.ledger.state("k1") == "retrying"
     assert '"event": "held_back"' in caplog.text
     with replica_of(primary, tmp_path / "replica"):
         retry = StepContext(key="k1", task_id="s1", retries=1, task_ids=CTX.task_ids)
-        assert delivery.send(rt, REQUEST, 33457, retry) == "sent"
+        assert isinstance(delivery.send(rt, REQUEST, 33457, retry), outcomes.Sent)
     assert sandbox.state.sends == {(23541, 33457): 1}
 
 
@@ -193,7 +194,7 @@ def step_of_resolve_contact(rt: Runtime, broker_url: str) -> Iterator[Broker]:
         install_runtime(None)
 
 
-def redis_unreachable_step(_: Runtime) -> int:
+def redis_unreachable_step(_: Runtime) -> outcomes.StepOutcome:
     """A step cut off by a failover."""
     raise redis.ConnectionError("Connection refused")
 
@@ -226,9 +227,7 @@ def test_a_retry_waits_for_a_primary_that_takes_writes_not_one_that_answers_ping
         replicas_back_when_waited(primary) as waits,
     ):
         with pytest.raises(Retry):
-            pipeline._step(
-                pipeline.resolve_contact, CTX, REQUEST, "contact/get", redis_unreachable_step
-            )
+            pipeline._step(pipeline.resolve_contact, CTX, "contact/get", redis_unreachable_step)
         (message,) = broker.messages
     assert waits  # it waited for a write to succeed: PING answered all along
     assert message.task == "engage.resolve_contact"
@@ -249,9 +248,7 @@ def test_a_retry_the_broker_refuses_is_published_again_not_dropped(
             replicas_back_when_waited(broker_server) as waits,
         ):
             with pytest.raises(Retry):
-                pipeline._step(
-                    pipeline.resolve_contact, CTX, REQUEST, "contact/get", redis_unreachable_step
-                )
+                pipeline._step(pipeline.resolve_contact, CTX, "contact/get", redis_unreachable_step)
             assert [m.task for m in broker.messages] == ["engage.resolve_contact"]
         assert waits == [pipeline.INFRASTRUCTURE_RETRY_DELAY]
     finally:

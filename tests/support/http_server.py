@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import socket
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -45,13 +48,27 @@ class Delivery:
     path: str
     headers: dict[str, str]
     body: bytes
+    #: The receiver's own check of ``Engage-Signature`` (None: it was given no secret).
+    verified: bool | None = None
+
+
+def receiver_verifies(secret: str, body: bytes, header: str, now: float) -> bool:
+    """What the README tells a receiver to do, written apart from the package's ``verify``:
+    split ``t=..,v1=..``, HMAC-SHA256 of ``t.body``, compare in constant time, ``t`` within 5
+    minutes."""
+    parts = dict(part.split("=", 1) for part in header.split(",") if "=" in part)
+    if not parts.get("t", "").isdigit() or abs(now - int(parts["t"])) > 300:
+        return False
+    signed = parts["t"].encode() + b"." + body
+    expected = hmac.new(secret.encode(), signed, hashlib.sha256).hexdigest()
+    return hmac.compare_digest(expected, parts.get("v1", ""))
 
 
 class CallbackReceiver:
-    """A web app's callback endpoint on loopback: records each POST, answers 204 (or ``fail``
-    times 500 first)."""
+    """A web app's callback endpoint on loopback: records each POST (and, given the token's
+    ``secret``, whether its signature verifies), answers 204 (or ``fail`` times 500 first)."""
 
-    def __init__(self, *, fail: int = 0) -> None:
+    def __init__(self, *, fail: int = 0, secret: str | None = None) -> None:
         self.deliveries: list[Delivery] = []
         self._fail = fail
         self._lock = threading.Lock()
@@ -60,10 +77,16 @@ class CallbackReceiver:
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                header = self.headers.get("Engage-Signature", "")
+                verified = (
+                    None if secret is None else receiver_verifies(secret, body, header, time.time())
+                )
                 with receiver._lock:
                     failing = receiver._fail > 0
                     receiver._fail -= 1 if failing else 0
-                    receiver.deliveries.append(Delivery(self.path, dict(self.headers), body))
+                    receiver.deliveries.append(
+                        Delivery(self.path, dict(self.headers), body, verified)
+                    )
                 self.send_response(500 if failing else 204)
                 self.send_header("Content-Length", "0")
                 self.end_headers()

@@ -16,6 +16,7 @@ import pytest
 from redis._parsers.base import BaseParser
 
 from tasks.delivery import steps as delivery
+from tasks.delivery.outcomes import SendOutcome
 from tasks.delivery.runtime import Runtime, install_runtime
 from tasks.delivery.steps import StepContext
 from tasks.engage import Contact
@@ -92,7 +93,7 @@ class CountingEngage:
 
 
 def run_send_task(rt: Runtime, *, deliveries: int = 3) -> list[str]:
-    """Run the send step as its task would, retrying as the task would; the outcomes."""
+    """Run the send step as its task would, retrying as the task would; its results."""
     outcomes: list[str] = []
     install_runtime(rt)
     try:
@@ -100,11 +101,13 @@ def run_send_task(rt: Runtime, *, deliveries: int = 3) -> list[str]:
             task = RecordingTask()
             ctx = StepContext(key="k1", task_id="s1", retries=retries, task_ids=["r1", "s1"])
 
-            def step(rt: Runtime, ctx: StepContext = ctx) -> str:
+            def step(rt: Runtime, ctx: StepContext = ctx) -> SendOutcome:
                 return delivery.send(rt, REQUEST, 33457, ctx)
 
             try:
-                outcomes.append(pipeline._step(task, ctx, REQUEST, "message/sendSingle", step))
+                outcome = pipeline._step(task, ctx, "message/sendSingle", step)
+                result = pipeline._conclude(task, ctx, outcome, contact_id=33457)
+                outcomes.append(result["outcome"])
             except RuntimeError:
                 assert task.retries, "the task failed without a retry"
                 outcomes.append("retried")
@@ -140,7 +143,7 @@ def test_a_redis_bug_while_recording_sent_is_left_to_the_sweep() -> None:
     engage = CountingEngage()
     bug = redis_error("ERR Error running script: user_script:1: something unforeseen")
     rt = runtime(RefusingWrites(bug, times=5), engage)
-    assert run_send_task(rt) == [delivery.UNRECORDED]
+    assert run_send_task(rt) == ["unrecorded"]
     assert engage.sends == 1
     assert rt.ledger.state("k1") == "sending"
 
@@ -152,7 +155,7 @@ def test_redis_away_longer_than_the_patience_is_left_to_the_sweep(
     monkeypatch.setattr(delivery, "RECORD_SENT_PATIENCE", 0.0)
     engage = CountingEngage()
     rt = runtime(RefusingWrites(redis_error(UNAVAILABLE_REPLIES["READONLY"]), times=5), engage)
-    assert run_send_task(rt) == [delivery.UNRECORDED]
+    assert run_send_task(rt) == ["unrecorded"]
     assert engage.sends == 1
 
 

@@ -11,6 +11,7 @@ import tasks.api
 from tasks.api import delivery_status, send_prepared_sms
 from tasks.delivery import metrics
 from tasks.delivery import steps as delivery
+from tasks.delivery.outcomes import Sent
 from tasks.delivery.runtime import Runtime
 from tasks.delivery.steps import StepContext
 from tasks.errors import ConfigurationError, InvalidSendRequest
@@ -90,7 +91,7 @@ def test_callback_is_published_once_the_send_is_recorded_sent(
 ) -> None:
     """After sent, the named task is published once with the masked sent status."""
     rt = claimed(runtime)
-    assert delivery.send(rt, REQUEST, 33457, ctx()) == "sent"
+    assert delivery.send(rt, REQUEST, 33457, ctx()) == Sent(callback=TASK)
     assert callbacks.publish_due(rt, "k1") is True
     assert callbacks.publish_due(rt, "k1") is False
     ((task, (status,)),) = published()

@@ -10,12 +10,14 @@ import pytest
 
 from tasks.delivery import steps as delivery
 from tasks.delivery.context import SendMeta
+from tasks.delivery.outcomes import Busy, DeadLetter, Resolved, Retry, Sent, Stopped
 from tasks.delivery.runtime import Runtime
-from tasks.delivery.steps import RetryLater, StepContext
-from tasks.errors import DeadLettered
+from tasks.delivery.steps import StepContext
+from tasks.errors import EngageServerError
 from tasks.request import SendRequest, build_send_request
 from tasks.sandbox import Sandbox
 from tasks.send_options import Priority
+from tasks.state.enums import Reason, SendState
 from tests.support.environments import make_settings
 from tests.support.runtime import fake_runtime
 
@@ -36,9 +38,8 @@ def claimed(runtime: Runtime, request: SendRequest = REQUEST) -> Runtime:
 def test_resolve_then_send_sends_once_with_exact_calls(runtime: Runtime, sandbox: Sandbox) -> None:
     """The happy path: one lookup, one send, state sent."""
     rt = claimed(runtime)
-    contact_id = delivery.resolve(rt, REQUEST, ctx())
-    assert contact_id == 33457
-    assert delivery.send(rt, REQUEST, 33457, ctx()) == "sent"
+    assert delivery.resolve(rt, REQUEST, ctx()) == Resolved(33457)
+    assert delivery.send(rt, REQUEST, 33457, ctx()) == Sent(callback=None)
     assert [c.body for c in sandbox.state.calls_to("contact/get")] == [
         {"type": "MOBILE", "value": "48505606707"}
     ]
@@ -52,8 +53,8 @@ def test_a_second_delivery_after_sent_does_nothing(runtime: Runtime, sandbox: Sa
     """Redelivered or repeated steps see sent and make no call."""
     rt = claimed(runtime)
     delivery.send(rt, REQUEST, 33457, ctx())
-    assert delivery.resolve(rt, REQUEST, ctx(task_id="again")) == "sent"
-    assert delivery.send(rt, REQUEST, 33457, ctx(task_id="again")) == "sent"
+    assert delivery.resolve(rt, REQUEST, ctx(task_id="again")) == Stopped(SendState.SENT)
+    assert delivery.send(rt, REQUEST, 33457, ctx(task_id="again")) == Stopped(SendState.SENT)
     assert len(sandbox.state.calls_to("message/sendSingle")) == 1
     assert len(sandbox.state.calls_to("contact/get")) == 0
 
@@ -62,11 +63,13 @@ def test_503_asks_for_a_retry_and_releases_the_lease(runtime: Runtime, sandbox: 
     """A 5xx on send means retry later; the ledger shows retrying."""
     rt = claimed(runtime)
     sandbox.state.set_faults({"script": {"message/sendSingle": [503]}})
-    with pytest.raises(RetryLater) as caught:
-        delivery.send(rt, REQUEST, 33457, ctx())
-    assert 0.1 <= caught.value.delay <= 0.12
+    outcome = delivery.send(rt, REQUEST, 33457, ctx())
+    assert isinstance(outcome, Retry)
+    assert 0.1 <= outcome.delay <= 0.12
+    assert isinstance(outcome.error, EngageServerError)
+    assert outcome.error.status == 503
     assert rt.ledger.state("k1") == "retrying"
-    assert delivery.send(rt, REQUEST, 33457, ctx(retries=1)) == "sent"
+    assert delivery.send(rt, REQUEST, 33457, ctx(retries=1)) == Sent(callback=None)
     assert sandbox.state.sends[(23541, 33457)] == 1
 
 
@@ -75,11 +78,10 @@ def test_unknown_recipient_retries_then_dead_letters(runtime: Runtime, sandbox: 
     request = build_send_request(23541, mobile="+48600000001")
     rt = claimed(runtime, request)
     for retries in (0, 1):
-        with pytest.raises(RetryLater):
-            delivery.resolve(rt, request, ctx(retries))
-    with pytest.raises(DeadLettered) as caught:
-        delivery.resolve(rt, request, ctx(2))
-    assert caught.value.reason == "unknown_recipient"
+        assert isinstance(delivery.resolve(rt, request, ctx(retries)), Retry)
+    outcome = delivery.resolve(rt, request, ctx(2))
+    assert isinstance(outcome, DeadLetter)
+    assert outcome.reason == Reason.UNKNOWN_RECIPIENT
     assert rt.ledger.state("k1") == "dead_lettered"
     entry = rt.dead_letters.get("k1")
     assert entry is not None
@@ -91,9 +93,9 @@ def test_permanent_rejection_dead_letters_at_once(runtime: Runtime, sandbox: San
     """MISSING_PARAMETER is dead-lettered as rejected, with Engage's error kept."""
     sandbox.state.add_messages([{"messageId": 23541, "requiredParameters": ["code"]}])
     rt = claimed(runtime)
-    with pytest.raises(DeadLettered) as caught:
-        delivery.send(rt, REQUEST, 33457, ctx())
-    assert caught.value.reason == "rejected"
+    outcome = delivery.send(rt, REQUEST, 33457, ctx())
+    assert isinstance(outcome, DeadLetter)
+    assert outcome.reason == Reason.REJECTED
     entry = rt.dead_letters.get("k1")
     assert entry is not None
     assert entry["error"]["parameterName"] == "code"
@@ -103,10 +105,10 @@ def test_unknown_outcome_is_dead_lettered_not_resent(runtime: Runtime, sandbox: 
     """A dropped answer after the send left: outcome_unknown, and no second call."""
     sandbox.state.set_faults({"script": {"message/sendSingle": ["drop_after"]}})
     rt = claimed(runtime)
-    with pytest.raises(DeadLettered) as caught:
-        delivery.send(rt, REQUEST, 33457, ctx())
-    assert caught.value.reason == "outcome_unknown"
-    assert delivery.send(rt, REQUEST, 33457, ctx(retries=1)) == "dead_lettered"
+    outcome = delivery.send(rt, REQUEST, 33457, ctx())
+    assert isinstance(outcome, DeadLetter)
+    assert outcome.reason == Reason.OUTCOME_UNKNOWN
+    assert delivery.send(rt, REQUEST, 33457, ctx(retries=1)) == Stopped(SendState.DEAD_LETTERED)
     assert len(sandbox.state.calls_to("message/sendSingle")) == 1
 
 
@@ -118,7 +120,7 @@ def test_same_message_again_within_the_lease_is_busy(runtime: Runtime, sandbox: 
     """
     rt = claimed(runtime)
     rt.ledger.begin_send("k1", ctx().owner, 33457)  # a worker holds the lease, still sending
-    assert delivery.send(rt, REQUEST, 33457, ctx()) == "in_progress"
+    assert delivery.send(rt, REQUEST, 33457, ctx()) == Busy()
     assert rt.ledger.state("k1") == "sending"
     assert sandbox.state.calls_to("message/sendSingle") == []
 
@@ -128,9 +130,9 @@ def test_worker_death_mid_send_is_outcome_unknown(runtime: Runtime, sandbox: San
     rt = claimed(runtime)
     rt.ledger.begin_send("k1", ctx().owner, 33457)  # a worker took the lease and died
     rt.redis.hset(rt.keys.send("k1"), "lease_until", rt.ledger.now() - 1)
-    with pytest.raises(DeadLettered) as caught:
-        delivery.send(rt, REQUEST, 33457, ctx())
-    assert caught.value.reason == "outcome_unknown"
+    outcome = delivery.send(rt, REQUEST, 33457, ctx())
+    assert isinstance(outcome, DeadLetter)
+    assert outcome.reason == Reason.OUTCOME_UNKNOWN
     assert sandbox.state.calls_to("message/sendSingle") == []
 
 
@@ -140,13 +142,14 @@ def test_wrong_credentials_park_every_send_without_calling(
     """After one 403, further sends are parked as auth_failed without a call."""
     sandbox.state.password = "rotated"
     rt = claimed(runtime)
-    with pytest.raises(DeadLettered) as first:
-        delivery.resolve(rt, REQUEST, ctx())
-    assert first.value.reason == "auth_failed"
+    first = delivery.resolve(rt, REQUEST, ctx())
+    assert isinstance(first, DeadLetter)
+    assert first.reason == Reason.AUTH_FAILED
     rt.ledger.claim("k2", REQUEST, ["r2", "s2"])
     second = StepContext(key="k2", task_id="r2", retries=0, task_ids=["r2", "s2"])
-    with pytest.raises(DeadLettered, match="auth_failed"):
-        delivery.resolve(rt, REQUEST, second)
+    assert delivery.resolve(rt, REQUEST, second) == DeadLetter(
+        Reason.AUTH_FAILED, "Engage refused the credentials"
+    )
     assert len(sandbox.state.calls) == 1
 
 
@@ -155,11 +158,11 @@ def test_send_after_credentials_were_refused_is_parked_without_calling(
 ) -> None:
     """A send resolved before another worker got a 403 is parked auth_failed, lease untaken."""
     rt = claimed(runtime)
-    contact_id = delivery.resolve(rt, REQUEST, ctx())
-    assert isinstance(contact_id, int)
+    assert delivery.resolve(rt, REQUEST, ctx()) == Resolved(33457)
     rt.auth.trip()
-    with pytest.raises(DeadLettered, match="auth_failed"):
-        delivery.send(rt, REQUEST, contact_id, ctx())
+    assert delivery.send(rt, REQUEST, 33457, ctx()) == DeadLetter(
+        Reason.AUTH_FAILED, "Engage refused the credentials"
+    )
     assert sandbox.state.calls_to("message/sendSingle") == []
     assert rt.ledger.record("k1")["attempts"] == "0"
 
@@ -169,9 +172,9 @@ def test_poison_lookup_stops_after_bounded_redeliveries(runtime: Runtime, sandbo
     rt = claimed(runtime)
     for _ in range(rt.settings.retry.max_redeliveries):
         rt.ledger.count_delivery("k1", f"{ctx().owner}:resolve")
-    with pytest.raises(DeadLettered) as caught:
-        delivery.resolve(rt, REQUEST, ctx())
-    assert caught.value.reason == "worker_lost"
+    assert delivery.resolve(rt, REQUEST, ctx()) == DeadLetter(
+        Reason.WORKER_LOST, "the lookup killed its worker"
+    )
     assert sandbox.state.calls == []
 
 
@@ -181,14 +184,14 @@ def test_missing_record_is_recreated_from_a_recent_message(
     """A record lost under a task of this deployment queued lately is written again in full."""
     meta = SendMeta("engage", Priority.URGENT, "myapp.done", time.time() - 5)
     step = dataclasses.replace(ctx(), meta=meta)
-    assert delivery.resolve(runtime, REQUEST, step) == 33457
+    assert delivery.resolve(runtime, REQUEST, step) == Resolved(33457)
     record = runtime.ledger.record("k1")
     assert (record["state"], record["priority"], record["on_done"]) == (
         "queued",
         "urgent",
         "myapp.done",
     )
-    assert delivery.send(runtime, REQUEST, 33457, step) == "sent"
+    assert delivery.send(runtime, REQUEST, 33457, step) == Sent(callback="myapp.done")
 
 
 @pytest.mark.parametrize("age", [None, 10 * 86400.0])
@@ -197,9 +200,9 @@ def test_missing_record_is_not_sent_blindly(
 ) -> None:
     """Without meta, or older than the record retention, a missing record means record_missing."""
     meta = None if age is None else SendMeta("engage", Priority.NORMAL, None, time.time() - age)
-    with pytest.raises(DeadLettered) as caught:
-        delivery.resolve(runtime, REQUEST, dataclasses.replace(ctx(), meta=meta))
-    assert caught.value.reason == "record_missing"
+    outcome = delivery.resolve(runtime, REQUEST, dataclasses.replace(ctx(), meta=meta))
+    assert isinstance(outcome, DeadLetter)
+    assert outcome.reason == Reason.RECORD_MISSING
     assert runtime.ledger.status("k1")["state"] == "dead_lettered"
     assert sandbox.state.calls == []
 
@@ -209,7 +212,8 @@ def test_repeat_recipient_is_looked_up_once(runtime: Runtime, sandbox: Sandbox) 
     rt = claimed(runtime)
     rt.ledger.claim("k2", REQUEST, ["r2", "s2"])
     other = StepContext(key="k2", task_id="r2", retries=0, task_ids=["r2", "s2"])
-    assert delivery.resolve(rt, REQUEST, ctx()) == delivery.resolve(rt, REQUEST, other) == 33457
+    assert delivery.resolve(rt, REQUEST, ctx()) == Resolved(33457)
+    assert delivery.resolve(rt, REQUEST, other) == Resolved(33457)
     assert len(sandbox.state.calls_to("contact/get")) == 1
 
 
@@ -217,9 +221,10 @@ def test_unknown_recipient_on_send_drops_the_cached_id(runtime: Runtime, sandbox
     """A cached id Engage no longer knows is forgotten, so the next send looks it up again."""
     rt = claimed(runtime)
     rt.contacts.put("MOBILE", "48505606707", 424242)
-    assert delivery.resolve(rt, REQUEST, ctx()) == 424242
-    with pytest.raises(DeadLettered, match="unknown_recipient"):
-        delivery.send(rt, REQUEST, 424242, ctx())
+    assert delivery.resolve(rt, REQUEST, ctx()) == Resolved(424242)
+    outcome = delivery.send(rt, REQUEST, 424242, ctx())
+    assert isinstance(outcome, DeadLetter)
+    assert outcome.reason == Reason.UNKNOWN_RECIPIENT
     assert rt.contacts.get("MOBILE", "48505606707") is None
 
 
@@ -227,7 +232,7 @@ def test_known_contact_id_makes_no_lookup(runtime: Runtime, sandbox: Sandbox) ->
     """recipient_id sends go straight to sendSingle."""
     request = build_send_request(23541, recipient_id=33457)
     rt = claimed(runtime, request)
-    assert delivery.resolve(rt, request, ctx()) == 33457
+    assert delivery.resolve(rt, request, ctx()) == Resolved(33457)
     assert sandbox.state.calls == []
 
 
@@ -237,12 +242,12 @@ def test_no_rate_slot_within_max_wait_hands_the_task_back(
     """With the budget spent, the step asks for a later retry and calls nobody."""
     settings = make_settings(sandbox.base_url, ENGAGE_RATE_LIMIT="0.5", ENGAGE_RATE_MAX_WAIT="0")
     rt = claimed(fake_runtime(settings, redis_client=fake_redis))
-    assert delivery.resolve(rt, REQUEST, ctx()) == 33457
+    assert delivery.resolve(rt, REQUEST, ctx()) == Resolved(33457)
     rt.contacts.invalidate("MOBILE", "48505606707")
-    with pytest.raises(RetryLater) as caught:
-        delivery.resolve(rt, REQUEST, ctx(retries=1))
-    assert caught.value.error is None
-    assert 0.1 <= caught.value.delay <= 1.0
+    outcome = delivery.resolve(rt, REQUEST, ctx(retries=1))
+    assert isinstance(outcome, Retry)
+    assert outcome.error is None
+    assert 0.1 <= outcome.delay <= 1.0
     assert len(sandbox.state.calls) == 1
     assert rt.ledger.record("k1").get("failures:resolve") is None
 
@@ -254,5 +259,4 @@ def test_time_in_the_queue_does_not_use_up_the_retry_budget(
     rt = claimed(runtime)
     fake_redis.hset("engage:send:k1", "created_at", "1000000000.0")  # enqueued in 2001
     sandbox.state.set_faults({"script": {"message/sendSingle": [503]}})
-    with pytest.raises(RetryLater):
-        delivery.send(rt, REQUEST, 33457, ctx())
+    assert isinstance(delivery.send(rt, REQUEST, 33457, ctx()), Retry)

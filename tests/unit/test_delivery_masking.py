@@ -10,15 +10,15 @@ from __future__ import annotations
 import logging
 import traceback
 from collections.abc import Iterator
-from typing import TypeVar
 
 import fakeredis
 import pytest
 import redis
 
 from tasks.delivery import steps as delivery
+from tasks.delivery.outcomes import DeadLetter, Resolved, Retry, StepOutcome
 from tasks.delivery.runtime import Runtime
-from tasks.delivery.steps import RetryLater, StepContext
+from tasks.delivery.steps import StepContext
 from tasks.errors import DeadLettered, EngageServerError
 from tasks.request import SendRequest, build_send_request
 from tasks.sandbox import Sandbox
@@ -32,7 +32,6 @@ EMAIL = "jan.kowalski@example.com"
 PARAMETER = "Zebulon Quartz"
 MOBILE = "48505606707"
 SECRETS = (EXTERNAL_ID, EMAIL, PARAMETER, MOBILE, "505606707")
-E = TypeVar("E", bound=Exception)
 
 
 @pytest.fixture(params=["rest", "soap"])
@@ -59,16 +58,12 @@ def claimed(rt: Runtime, request: SendRequest) -> Runtime:
     return rt
 
 
-def lookup_fails(
-    rt: Runtime, sandbox: Sandbox, request: SendRequest, answer: str, raises: type[E]
-) -> tuple[Runtime, E]:
-    """Claim k1 for ``request`` and have Engage give its lookup ``answer`` (a sandbox fault):
-    the runtime and the ``raises`` error the lookup ended with."""
-    rt = claimed(rt, request)
-    sandbox.state.set_faults({"script": {"contact/get": [answer]}})
-    with pytest.raises(raises) as caught:
-        delivery.resolve(rt, request, ctx())
-    return rt, caught.value
+def dead_lettered(outcome: StepOutcome) -> DeadLettered:
+    """What the pipeline fails the task with for ``outcome``, a dead letter."""
+    assert isinstance(outcome, DeadLetter)
+    with pytest.raises(DeadLettered) as caught:
+        pipeline._conclude(RecordingTask(), ctx(), outcome)
+    return caught.value
 
 
 def shown(err: BaseException) -> str:
@@ -87,10 +82,13 @@ def test_page_echoing_an_external_id_is_retried_with_the_id_masked(
 ) -> None:
     """A lookup answered by a page quoting the id: the retry's error and the ledger hide it."""
     request = build_send_request(23541, external_id=EXTERNAL_ID)
-    rt, retry = lookup_fails(transport_runtime, sandbox, request, "html:echo", RetryLater)
-    assert retry.error is not None
-    assert "Sign in to continue with ***" in str(retry.error)
-    assert leaked(shown(retry)) == []
+    rt = claimed(transport_runtime, request)
+    sandbox.state.set_faults({"script": {"contact/get": ["html:echo"]}})
+    outcome = delivery.resolve(rt, request, ctx())
+    assert isinstance(outcome, Retry)
+    assert outcome.error is not None
+    assert "Sign in to continue with ***" in str(outcome.error)
+    assert leaked(shown(outcome.error)) == []
     assert leaked(str(rt.ledger.status("k1"))) == []
 
 
@@ -99,11 +97,13 @@ def test_error_echoing_an_email_is_dead_lettered_masked(
 ) -> None:
     """A 400 quoting the address: DeadLettered, its chain and the entry show it masked only."""
     request = build_send_request(23541, email=EMAIL)
-    rt, dead = lookup_fails(transport_runtime, sandbox, request, "echo:400", DeadLettered)
+    rt = claimed(transport_runtime, request)
+    sandbox.state.set_faults({"script": {"contact/get": ["echo:400"]}})
+    failure = dead_lettered(delivery.resolve(rt, request, ctx()))
     entry = rt.dead_letters.get("k1")
     assert entry is not None
     assert entry["error"]["message"] == "Invalid value 'j***@example.com'."
-    assert leaked(shown(dead)) == []
+    assert leaked(shown(failure)) == []
     assert leaked(str(entry)) == []
 
 
@@ -116,10 +116,12 @@ def test_send_error_echoing_parameter_values_is_retried_masked(
     )
     rt = claimed(transport_runtime, request)
     sandbox.state.set_faults({"script": {"message/sendSingle": ["echo:503"]}})
-    with caplog.at_level(logging.INFO), pytest.raises(RetryLater) as caught:
-        delivery.send(rt, request, 33457, ctx())
-    assert "Failed while processing '***', '***'." in str(caught.value.error)
-    assert leaked(shown(caught.value)) == []
+    with caplog.at_level(logging.INFO):
+        outcome = delivery.send(rt, request, 33457, ctx())
+    assert isinstance(outcome, Retry)
+    assert outcome.error is not None
+    assert "Failed while processing '***', '***'." in str(outcome.error)
+    assert leaked(shown(outcome.error)) == []
     assert leaked(str(rt.ledger.status("k1"))) == []
     assert leaked(caplog.text) == []
 
@@ -129,11 +131,13 @@ def test_raised_failure_is_chained_to_the_masked_copy_only(
 ) -> None:
     """The dead letter's cause is the masked error, and the raw one is hidden as context."""
     request = build_send_request(23541, email=EMAIL)
-    _, dead = lookup_fails(transport_runtime, sandbox, request, "echo:400", DeadLettered)
-    cause = dead.__cause__
+    rt = claimed(transport_runtime, request)
+    sandbox.state.set_faults({"script": {"contact/get": ["echo:400"]}})
+    failure = dead_lettered(delivery.resolve(rt, request, ctx()))
+    cause = failure.__cause__
     assert cause is not None
     assert "j***@example.com" in str(cause)
-    assert dead.__suppress_context__
+    assert failure.__suppress_context__
 
 
 def test_contact_id_quoted_by_an_answer_stays_readable(
@@ -145,11 +149,11 @@ def test_contact_id_quoted_by_an_answer_stays_readable(
     )
     request = build_send_request(23541, mobile="+48600000001")
     rt = claimed(transport_runtime, request)
-    assert delivery.resolve(rt, request, ctx()) == 1234567890
+    assert delivery.resolve(rt, request, ctx()) == Resolved(1234567890)
     sandbox.state.set_faults({"script": {"message/sendSingle": ["html:echo"]}})
-    with pytest.raises(RetryLater) as caught:
-        delivery.send(rt, request, 1234567890, ctx())
-    assert "Sign in to continue with 1234567890" in str(caught.value.error)
+    outcome = delivery.send(rt, request, 1234567890, ctx())
+    assert isinstance(outcome, Retry)
+    assert "Sign in to continue with 1234567890" in str(outcome.error)
     assert rt.ledger.status("k1")["contact_id"] == "1234567890"
 
 
@@ -160,16 +164,15 @@ def test_redis_failing_while_an_engage_error_is_handled_keeps_it_out_of_the_retr
     def redis_down() -> None:
         raise redis.ConnectionError("Connection refused")
 
-    def step(_: Runtime) -> int:
+    def step(_: Runtime) -> StepOutcome:
         try:
             raise EngageServerError("contact/get", status=503, message=f"failed for {PARAMETER}")
         except EngageServerError:
             redis_down()  # as when Redis fails while the step records the failure
-        return 0
+        return Resolved(0)
 
-    request = build_send_request(23541, mobile="+48505606707", parameters={"name": PARAMETER})
     with installed(fake_runtime()), pytest.raises(RuntimeError, match=r"^retry$"):
-        pipeline._step(task, ctx(), request, "contact/get", step)
+        pipeline._step(task, ctx(), "contact/get", step)
     (options,) = task.retries
     error = options["exc"]
     assert isinstance(error, redis.ConnectionError)

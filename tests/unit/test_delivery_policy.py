@@ -12,15 +12,16 @@ import pytest
 
 from tasks.api import delivery_status, send_prepared_sms, suppress
 from tasks.cli.main import main
+from tasks.delivery import policy
 from tasks.delivery import steps as delivery
+from tasks.delivery.outcomes import DeadLetter, Resolved, Retry, Sent, Stopped
 from tasks.delivery.runtime import Runtime
-from tasks.delivery.steps import RetryLater, StepContext
+from tasks.delivery.steps import StepContext
 from tasks.engage import Contact, EngageClient
-from tasks.errors import DeadLettered
 from tasks.request import Identifier, build_send_request
 from tasks.sandbox import Sandbox
 from tasks.send_options import Priority
-from tasks.state.enums import SendState
+from tasks.state.enums import Reason, SendState
 from tasks.state.ledger import ClaimPolicy
 from tasks.worker.housekeeping import sweep
 from tests.support.broker import Broker
@@ -69,7 +70,7 @@ def test_a_deadline_passed_before_the_lease_ends_expired_without_a_call(
     """send_by in the past of Redis: expired, final, callback filed, nothing sent."""
     rt = policy_runtime
     rt.ledger.claim("k1", REQUEST, ["r1", "s1"], on_done=CALLBACK, policy=ClaimPolicy(send_by=1.0))
-    assert delivery.send(rt, REQUEST, 33457, ctx()) == SendState.EXPIRED
+    assert delivery.send(rt, REQUEST, 33457, ctx()) == Stopped(SendState.EXPIRED)
     assert sends(sandbox) == 0
     status = delivery_status("k1")
     assert status["state"] == "expired"
@@ -82,7 +83,7 @@ def test_the_lookup_step_sees_the_deadline_too(policy_runtime: Runtime, sandbox:
     """An expired send makes no contact/get either."""
     rt = policy_runtime
     rt.ledger.claim("k1", REQUEST, ["r1", "s1"], policy=ClaimPolicy(send_by=1.0))
-    assert delivery.resolve(rt, REQUEST, ctx()) == SendState.EXPIRED
+    assert delivery.resolve(rt, REQUEST, ctx()) == Stopped(SendState.EXPIRED)
     assert sandbox.state.calls_to("contact/get") == []
 
 
@@ -91,17 +92,17 @@ def test_a_retry_never_waits_past_the_deadline(policy_runtime: Runtime, sandbox:
     rt = policy_runtime
     rt.ledger.claim("k1", REQUEST, ["r1", "s1"], policy=ClaimPolicy(expires_in=2.0))
     sandbox.state.set_faults({"script": {"message/sendSingle": [503, 503, 503]}})
-    with pytest.raises(RetryLater) as caught:
-        delivery.send(rt, REQUEST, 33457, ctx())
-    assert caught.value.delay <= 2.5
+    first = delivery.send(rt, REQUEST, 33457, ctx())
+    assert isinstance(first, Retry)
+    assert first.delay <= 2.5
     long_wait = fake_runtime(
         make_settings(sandbox.base_url, ENGAGE_RETRY_BASE_DELAY="30"),
         redis_client=fakeredis.FakeRedis(),
     )
     long_wait.ledger.claim("k2", REQUEST, ["r1", "s1"], policy=ClaimPolicy(expires_in=2.0))
-    with pytest.raises(RetryLater) as cut:
-        delivery.send(long_wait, REQUEST, 33457, ctx("k2"))
-    assert cut.value.delay <= 2.5
+    cut = delivery.send(long_wait, REQUEST, 33457, ctx("k2"))
+    assert isinstance(cut, Retry)
+    assert cut.delay <= 2.5
 
 
 def test_expires_in_reaches_the_record_from_the_api(
@@ -137,7 +138,7 @@ def test_an_opt_out_while_the_send_waited_stops_it_under_the_lease(
     """Enqueued, then opted out: the send step ends it suppressed and calls nothing."""
     send_prepared_sms(23541, mobile=NUMBER, idempotency_key="k1")
     suppress(mobile=NUMBER)
-    assert delivery.send(policy_runtime, REQUEST, 33457, ctx()) == SendState.SUPPRESSED
+    assert delivery.send(policy_runtime, REQUEST, 33457, ctx()) == Stopped(SendState.SUPPRESSED)
     assert sends(sandbox) == 0
     assert delivery_status("k1")["state"] == "suppressed"
 
@@ -149,7 +150,7 @@ def test_suppression_lanes_leave_urgent_alone_when_told(sandbox: Sandbox, broker
         suppress(mobile=NUMBER)
         handle = send_prepared_sms(23541, mobile=NUMBER, idempotency_key="k1", priority="urgent")
         assert handle.state == "queued"
-        assert delivery.send(rt, REQUEST, 33457, ctx(lane=Priority.URGENT)) == "sent"
+        assert delivery.send(rt, REQUEST, 33457, ctx(lane=Priority.URGENT)) == Sent(None)
 
 
 # -- caps -------------------------------------------------------------------------------------
@@ -163,11 +164,11 @@ def test_the_third_bulk_send_to_a_recipient_ends_capped(
     for key in ("b1", "b2", "b3"):
         send_prepared_sms(23541, mobile=NUMBER, idempotency_key=key, priority="bulk")
         outcomes.append(delivery.send(policy_runtime, REQUEST, 33457, ctx(key, Priority.BULK)))
-    assert outcomes == ["sent", "sent", SendState.CAPPED]
+    assert outcomes == [Sent(None), Sent(None), Stopped(SendState.CAPPED)]
     assert sandbox.state.sends[(23541, 33457)] == 2
     assert delivery_status("b3")["state"] == "capped"
     send_prepared_sms(23541, mobile=NUMBER, idempotency_key="n1")
-    assert delivery.send(policy_runtime, REQUEST, 33457, ctx("n1")) == "sent"
+    assert delivery.send(policy_runtime, REQUEST, 33457, ctx("n1")) == Sent(None)
 
 
 # -- quiet hours ------------------------------------------------------------------------------
@@ -211,7 +212,8 @@ def test_a_queued_bulk_send_that_meets_quiet_hours_is_deferred_by_the_send_step(
     settings = make_settings(sandbox.base_url, ENGAGE_QUIET_HOURS=quiet_now())
     with installed(fake_runtime(settings, redis_client=fakeredis.FakeRedis())) as rt:
         rt.ledger.claim("k1", REQUEST, ["r1", "s1"], priority=Priority.BULK)
-        assert delivery.send(rt, REQUEST, 33457, ctx(lane=Priority.BULK)) == SendState.DEFERRED
+        outcome = delivery.send(rt, REQUEST, 33457, ctx(lane=Priority.BULK))
+        assert outcome == Stopped(SendState.DEFERRED)
         assert sends(sandbox) == 0
         assert rt.deferrals.depth() == 1
 
@@ -236,13 +238,13 @@ NEW_REQUEST = build_send_request(23541, mobile="+" + UNKNOWN)
 
 
 def test_by_default_an_unknown_recipient_is_still_dead_lettered(sandbox: Sandbox) -> None:
-    """Without create_contact nothing is created: unknown_recipient, as before."""
+    """Without create_contact nothing is created: the send ends unknown_recipient."""
     settings = make_settings(sandbox.base_url, ENGAGE_UNKNOWN_RECIPIENT_RETRIES="0")
     rt = fake_runtime(settings, redis_client=fakeredis.FakeRedis())
     rt.ledger.claim("k1", NEW_REQUEST, ["r1", "s1"], policy=ClaimPolicy())
-    with pytest.raises(DeadLettered) as caught:
-        delivery.resolve(rt, NEW_REQUEST, ctx())
-    assert caught.value.reason == "unknown_recipient"
+    outcome = delivery.resolve(rt, NEW_REQUEST, ctx())
+    assert isinstance(outcome, DeadLetter)
+    assert outcome.reason == Reason.UNKNOWN_RECIPIENT
     assert sandbox.state.created == []
 
 
@@ -251,11 +253,11 @@ def test_create_contact_creates_the_unknown_recipient_then_sends(
 ) -> None:
     """NO_SUCH_OBJECT -> contact/create -> sendSingle to the new id."""
     send_prepared_sms(23541, mobile=UNKNOWN, idempotency_key="k1", create_contact=True)
-    contact_id = delivery.resolve(policy_runtime, NEW_REQUEST, ctx())
-    assert isinstance(contact_id, int)
-    assert delivery.send(policy_runtime, NEW_REQUEST, contact_id, ctx()) == "sent"
+    found = delivery.resolve(policy_runtime, NEW_REQUEST, ctx())
+    assert isinstance(found, Resolved)
+    assert delivery.send(policy_runtime, NEW_REQUEST, found.contact_id, ctx()) == Sent(None)
     assert sandbox.state.created == [("MOBILE", UNKNOWN)]
-    assert sandbox.state.sends[(23541, contact_id)] == 1
+    assert sandbox.state.sends[(23541, found.contact_id)] == 1
 
 
 class CreatedMeanwhile:
@@ -292,7 +294,7 @@ def test_already_exists_means_look_it_up_again(
     rt.engage_override = CreatedMeanwhile(rt.engage, sandbox)
     rt.__dict__.pop("engage", None)
     send_prepared_sms(23541, mobile=UNKNOWN, idempotency_key="k1", create_contact=True)
-    assert delivery.resolve(rt, NEW_REQUEST, ctx()) == 4242
+    assert delivery.resolve(rt, NEW_REQUEST, ctx()) == Resolved(4242)
     assert sandbox.state.created == []
     assert [c.status for c in sandbox.state.calls_to("contact/create")] == [400]
 
@@ -300,13 +302,12 @@ def test_already_exists_means_look_it_up_again(
 def test_another_worker_creating_the_contact_makes_this_one_look_again_later(
     policy_runtime: Runtime, sandbox: Sandbox, broker: Broker
 ) -> None:
-    """The creation lock is held elsewhere: RetryLater, and no create call from here."""
+    """The creation lock is held elsewhere: a short Retry, and no create call from here."""
     rt = policy_runtime
     send_prepared_sms(23541, mobile=UNKNOWN, idempotency_key="k1", create_contact=True)
     digest = rt.hasher.digest("contact_create", UNKNOWN, 32)
     rt.redis.set(rt.keys.contact_create("MOBILE", digest), "other:0")
-    with pytest.raises(RetryLater):
-        delivery.resolve(rt, NEW_REQUEST, ctx())
+    assert delivery.resolve(rt, NEW_REQUEST, ctx()) == Retry(policy.CREATE_WAIT)
     assert sandbox.state.calls_to("contact/create") == []
 
 

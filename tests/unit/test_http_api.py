@@ -15,7 +15,8 @@ from tasks.http.limits import TokenLimits
 from tasks.http.problems import ApiError
 from tasks.http.sends import SendOwner
 from tasks.http.services import current_services
-from tasks.http.tokens import NewToken, Scope
+from tasks.http.tokens import NewToken, Scope, TokenStore
+from tasks.state.hashing import KeyHasher
 from tests.support.broker import Broker
 from tests.support.environments import make_settings
 from tests.support.http_client import api_client, bearer, new_token
@@ -55,6 +56,29 @@ def test_the_same_key_with_another_request_is_422(client: TestClient, sender: Ne
     other = {**BODY, "mobile": "+48 505 606 708"}
     answer = client.post("/v1/sends", json=other, headers=bearer(sender, "order-1"))
     assert error_of(answer) == (422, "idempotency_key_reused", "Idempotency-Key")
+
+
+def test_the_same_key_in_another_lane_is_422(client: TestClient, sender: NewToken) -> None:
+    """The priority is part of the request: the same body in another lane is a reused key."""
+    client.post("/v1/sends", json=BODY, headers=bearer(sender, "order-1"))
+    urgent = {**BODY, "priority": "urgent"}
+    answer = client.post("/v1/sends", json=urgent, headers=bearer(sender, "order-1"))
+    assert error_of(answer) == (422, "idempotency_key_reused", "Idempotency-Key")
+    same = {**BODY, "priority": "normal"}
+    again = client.post("/v1/sends", json=same, headers=bearer(sender, "order-1"))
+    assert (again.status_code, again.json()["created"]) == (202, False)
+
+
+def test_a_record_kept_before_lanes_were_compared_matches_any_lane(
+    client: TestClient, sender: NewToken
+) -> None:
+    """An HTTP record written without a priority (before the upgrade) is not a reused key."""
+    keys = current_services().runtime.keys
+    old = SendOwner(sender.token.id, None)
+    current_services().owners.claim("old-1", old, keys.send("old-1"))
+    urgent = {**BODY, "priority": "urgent"}
+    answer = client.post("/v1/sends", json=urgent, headers=bearer(sender, "old-1"))
+    assert (answer.status_code, answer.json()["created"]) == (202, True)
 
 
 def test_the_same_key_from_another_token_is_422(client: TestClient, sender: NewToken) -> None:
@@ -153,6 +177,26 @@ def test_a_revoked_token_is_401(client: TestClient, runtime: Runtime) -> None:
     assert error_of(answer)[:2] == (401, "unauthorized")
 
 
+def test_a_token_made_after_redis_lost_its_data_works_without_a_restart(
+    client: TestClient, runtime: Runtime
+) -> None:
+    """Redis loses everything, the CLI (another process: its own hasher) makes a new token under
+    a new secret: the running API accepts it; the lost token is 401 saying why."""
+    old = new_token("shop", "send")
+    assert client.get("/v1/sends/x", headers=bearer(old)).status_code == 404
+    runtime.redis.flushall()  # this test's own fakeredis: the data loss
+    lost = client.get("/v1/sends/x", headers=bearer(old))
+    assert error_of(lost)[:2] == (401, "unauthorized")
+    assert "lost its data" in lost.json()["message"]
+    cli = TokenStore(
+        runtime.redis,
+        keys=current_services().keys,
+        hasher=KeyHasher(runtime.redis, keys=runtime.keys),
+    )
+    fresh = cli.create("shop", Scope.SEND)
+    assert client.get("/v1/sends/x", headers=bearer(fresh)).status_code == 404
+
+
 def test_a_read_token_may_not_send_403(client: TestClient) -> None:
     """Scope read cannot enqueue."""
     reader = new_token("dash", "read")
@@ -190,6 +234,15 @@ def test_health_and_readiness(client: TestClient) -> None:
     ready = client.get("/readyz")
     assert ready.status_code == 200
     assert ready.json()["checks"] == {"redis": "ok", "broker": "ok"}
+
+
+def test_not_ready_is_503_with_retry_after(client: TestClient, broker: Broker) -> None:
+    """/readyz with the broker away: 503 and a Retry-After, like every other 503."""
+    with broker.unreachable():
+        answer = client.get("/readyz")
+    assert answer.status_code == 503
+    assert answer.json()["checks"]["broker"].startswith("unavailable")
+    assert int(answer.headers["Retry-After"]) >= 1
 
 
 def test_over_the_rate_limit_is_429_with_retry_after(broker: Broker) -> None:

@@ -12,7 +12,14 @@ import pytest
 from fastapi.testclient import TestClient
 
 from tasks.delivery.runtime import Runtime
-from tasks.http.callbacks import SIGNATURE_HEADER, CallbackDispatcher, verify
+from tasks.http.callbacks import (
+    PER_DESTINATION,
+    SIGNATURE_HEADER,
+    CallbackDispatcher,
+    Post,
+    sign,
+    verify,
+)
 from tasks.http.services import current_services
 from tasks.http.tokens import NewToken
 from tests.support.broker import Broker
@@ -48,7 +55,7 @@ def sent(runtime: Runtime, broker: Broker) -> Iterator[tuple[NewToken, TestClien
         yield token, client
 
 
-def dispatcher(receiver: Receiver) -> CallbackDispatcher:
+def dispatcher(receiver: Post) -> CallbackDispatcher:
     """A dispatcher on this process's services posting to ``receiver``."""
     s = current_services()
     return CallbackDispatcher(
@@ -88,6 +95,62 @@ def test_the_final_status_is_posted_once_signed_with_the_token_secret(
     assert b"918273" not in body
     assert dispatcher(receiver).run_once(now=10**10) == 0  # delivered: never again
     assert len(receiver.calls) == 1
+
+
+def test_the_signature_covers_its_time_so_a_replay_later_is_refused() -> None:
+    """Engage-Signature: t=..,v1=..; the body and the time are signed: a changed body, a changed
+    t or a callback replayed past the tolerance does not verify."""
+    body = b'{"key":"order-1","state":"sent"}'
+    header = sign("secret", body, timestamp=1_800_000_000)
+    t, v1 = header.split(",")
+    assert t == "t=1800000000"
+    assert v1.startswith("v1=")
+    assert verify("secret", body, header, now=1_800_000_100)
+    assert not verify("secret", body, header, now=1_800_000_000 + 301)
+    assert not verify("secret", body + b" ", header, now=1_800_000_000)
+    assert not verify("secret", body, f"t=1800000200,{v1}", now=1_800_000_200)
+    assert not verify("secret", body, v1, now=1_800_000_000)
+
+
+class Hanging:
+    """Two receivers: one at ``slow.example`` that hangs until released, any other answers."""
+
+    def __init__(self) -> None:
+        self.release = threading.Event()
+        self.fast_called = threading.Event()
+        self.slow_calls = 0
+
+    def __call__(self, url: str, body: bytes, headers: dict[str, str]) -> int:
+        if "slow.example" in url:
+            self.slow_calls += 1
+            self.release.wait(30)
+            return 0  # as a receiver that never answered: the client's timeout ended it
+        self.fast_called.set()
+        return 204
+
+
+def test_a_receiver_that_hangs_does_not_hold_up_another_s_callbacks(
+    runtime: Runtime, broker: Broker
+) -> None:
+    """Three callbacks due for a hanging receiver, one for another: the other is delivered while
+    the hanging one holds its POSTs; the hanging one gets at most PER_DESTINATION at once."""
+    receivers = Hanging()
+    with api_client() as client:
+        token = new_token("shop", "send")
+        for n, url in enumerate(["https://slow.example/hook"] * 3 + ["https://fast.example/h"]):
+            body = {**BODY, "callback_url": url}
+            assert client.post("/v1/sends", json=body, headers=bearer(token, f"k{n}")).is_success
+            runtime.ledger.mark_sent(f"k{n}")
+    d = dispatcher(receivers)
+    rounds = threading.Thread(target=d.run_once, kwargs={"now": time.time() + 1}, daemon=True)
+    try:
+        rounds.start()
+        assert receivers.fast_called.wait(20), "the fast receiver waited behind the hanging one"
+        assert receivers.slow_calls <= PER_DESTINATION
+    finally:
+        receivers.release.set()
+        rounds.join(30)
+        d.close()
 
 
 def test_a_failed_post_is_retried_later_not_at_once(
@@ -183,13 +246,16 @@ def test_redis_away_is_logged_once_and_not_polled_four_times_a_second(
         rounds = 0
         done = threading.Event()
 
-        def run_once(self) -> int:
+        def run_once(self, *, wait: bool = True) -> int:
             self.rounds += 1
             if self.rounds >= 10:
                 self.done.set()
             if self.rounds <= 7:
                 raise redis.ConnectionError("Connection refused")
             return 0
+
+        def close(self) -> None:
+            return
 
     monkeypatch.setattr(
         callbacks, "threading", SimpleNamespace(Event=Pause, Thread=threading.Thread)

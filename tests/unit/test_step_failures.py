@@ -3,19 +3,23 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from types import SimpleNamespace
 
 import fakeredis
 import pytest
 import redis
 
+from tasks.delivery import failures
 from tasks.delivery import steps as delivery
+from tasks.delivery.outcomes import DeadLetter, Retry, Sent, StepOutcome
 from tasks.delivery.runtime import Runtime, install_runtime
-from tasks.delivery.steps import RetryLater, StepContext
+from tasks.delivery.steps import StepContext
 from tasks.engage import Contact
 from tasks.errors import DeadLettered
+from tasks.masking import Masker
 from tasks.request import Identifier, SendRequest, build_send_request
+from tasks.state.enums import Reason
 from tasks.worker import pipeline
 from tests.conftest import make_settings
 from tests.support.recording_task import RecordingTask
@@ -70,9 +74,9 @@ def test_unforeseen_error_in_send_dead_letters_as_internal_error() -> None:
     """A client bug during sendSingle: dead-lettered internal_error, never retried blindly."""
     client = BrokenClient(RuntimeError("boom for 48505606707"))
     rt = runtime_with(client)
-    with pytest.raises(DeadLettered) as caught:
-        delivery.send(rt, REQUEST, 33457, ctx())
-    assert caught.value.reason == "internal_error"
+    assert delivery.send(rt, REQUEST, 33457, ctx()) == DeadLetter(
+        Reason.INTERNAL_ERROR, "RuntimeError during message/sendSingle; Engage may have sent it"
+    )
     assert client.calls == 1
     entry = rt.dead_letters.get("k1")
     assert entry is not None
@@ -83,17 +87,19 @@ def test_unforeseen_error_in_send_dead_letters_as_internal_error() -> None:
 
 
 def test_unforeseen_error_before_any_call_is_retried_then_dead_lettered() -> None:
-    """internal_failure retries ENGAGE_RETRY_MAX_ATTEMPTS times, then dead-letters the send."""
-    rt = runtime_with(BrokenClient(RuntimeError("lookup bug")))
-    err = RuntimeError("lookup bug")
-    for _ in range(2):
-        assert isinstance(
-            delivery.internal_failure(rt, REQUEST, ctx(), err, stage="contact/get"), RetryLater
+    """A lookup bug is retried ENGAGE_RETRY_MAX_ATTEMPTS times, then the send dead-lettered."""
+    client = BrokenClient(RuntimeError("lookup bug"))
+    rt = runtime_with(client)
+    base = rt.settings.retry.base_delay
+    for retries in range(2):
+        assert delivery.resolve(rt, REQUEST, ctx(retries)) == Retry(
+            min(base + rt.settings.retry.backoff * retries, rt.settings.retry.max_delay)
         )
         assert rt.ledger.state("k1") == "retrying"
-    final = delivery.internal_failure(rt, REQUEST, ctx(), err, stage="contact/get")
-    assert isinstance(final, DeadLettered)
-    assert final.reason == "internal_error"
+    assert delivery.resolve(rt, REQUEST, ctx(2)) == DeadLetter(
+        Reason.INTERNAL_ERROR, "RuntimeError in contact/get, 3 times; nothing was sent"
+    )
+    assert client.calls == 3
     entry = rt.dead_letters.get("k1")
     assert entry is not None
     assert "nothing was sent" in entry["detail"]
@@ -108,10 +114,10 @@ def test_request_no_transport_can_carry_is_rejected_before_the_lease() -> None:
         parameters=(("firstName", "An\ufffen"),),
     )
     rt = runtime_with(client)
-    with pytest.raises(DeadLettered) as caught:
-        delivery.send(rt, bad, 33457, ctx())
-    assert caught.value.reason == "rejected"
-    assert "U+FFFE" in caught.value.detail
+    outcome = delivery.send(rt, bad, 33457, ctx())
+    assert isinstance(outcome, DeadLetter)
+    assert outcome.reason == Reason.REJECTED
+    assert "U+FFFE" in outcome.detail
     assert client.calls == 0
 
 
@@ -134,35 +140,90 @@ def test_sent_is_recorded_after_a_short_redis_outage(monkeypatch: pytest.MonkeyP
     assert rt.ledger.state("k1") == "sent"
 
 
-def run_step(rt: Runtime, error: Exception) -> RecordingTask:
-    """Run a pipeline step that raises ``error`` with ``rt`` installed; return the task."""
+def run_step(rt: Runtime, step: Callable[[Runtime], StepOutcome]) -> RecordingTask:
+    """Run ``step`` as the pipeline runs a step, with ``rt`` installed; return the task."""
     task = RecordingTask()
     install_runtime(rt)
     try:
-
-        def step(_: Runtime) -> int:
-            raise error
-
         with pytest.raises(RuntimeError, match=r"^retry$"):
-            pipeline._step(task, ctx(), REQUEST, "contact/get", step)
+            pipeline._conclude(task, ctx(), pipeline._step(task, ctx(), "contact/get", step))
     finally:
         install_runtime(None)
     return task
 
 
 def test_pipeline_turns_an_unforeseen_error_into_a_bounded_retry() -> None:
-    """A step raising a bug's exception is retried with the policy's delay, not failed."""
-    rt = runtime_with(BrokenClient(RuntimeError("unused")))
-    task = run_step(rt, KeyError("bug"))
+    """A step failing with a bug's exception is retried with the policy's delay, not failed."""
+    rt = runtime_with(BrokenClient(KeyError("bug")))
+    task = run_step(rt, lambda rt: delivery.resolve(rt, REQUEST, ctx()))
     (options,) = task.retries
-    assert options["countdown"] == rt.settings.retry.base_delay
+    assert options == {"countdown": rt.settings.retry.base_delay, "exc": None}
     assert rt.ledger.state("k1") == "retrying"
 
 
 def test_pipeline_retries_when_redis_is_unreachable_and_waits_to_publish() -> None:
     """Redis down mid-step: a retry whose publish is retried until Redis answers again."""
     rt = runtime_with(BrokenClient(RuntimeError("unused")))
-    task = run_step(rt, redis.ConnectionError("Connection refused"))
+
+    def step(_: Runtime) -> StepOutcome:
+        raise redis.ConnectionError("Connection refused")
+
+    task = run_step(rt, step)
     (options,) = task.retries
     assert options["retry_policy"] == pipeline.INFRASTRUCTURE_PUBLISH_POLICY
     assert options["countdown"] == pipeline.INFRASTRUCTURE_RETRY_DELAY
+
+
+def test_pipeline_fails_a_dead_lettered_step_with_dead_lettered() -> None:
+    """A DeadLetter outcome fails the task with DeadLettered, chained to the masked error only."""
+    rt = runtime_with(BrokenClient(RuntimeError("unused")))
+    install_runtime(rt)
+    try:
+        with pytest.raises(DeadLettered) as caught:
+            pipeline._conclude(
+                RecordingTask(), ctx(), DeadLetter(Reason.REJECTED, "not sent: U+FFFE")
+            )
+    finally:
+        install_runtime(None)
+    assert (caught.value.key, caught.value.reason) == ("k1", "rejected")
+    assert caught.value.__cause__ is None
+    assert caught.value.__suppress_context__
+
+
+class AcceptingClient(BrokenClient):
+    """An Engage client that accepts every send (a 204)."""
+
+    def send_single(
+        self, message_id: int, recipient_id: int, parameters: Sequence[tuple[str, str]]
+    ) -> None:
+        """Accept it."""
+        self.calls += 1
+
+
+class CountingMasker(Masker):
+    """A Masker that counts how many are built."""
+
+    built = 0
+
+    def __init__(self, secrets: Iterable[str], *, readable: Iterable[str] = ()) -> None:
+        type(self).built += 1
+        super().__init__(secrets, readable=readable)
+
+
+def test_a_failed_step_builds_one_masker(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A bug during sendSingle: the log, the entry and the outcome share the step's one Masker."""
+    monkeypatch.setattr(failures, "Masker", CountingMasker)
+    monkeypatch.setattr(CountingMasker, "built", 0)
+    rt = runtime_with(BrokenClient(RuntimeError("boom for 48505606707")))
+    outcome = delivery.send(rt, REQUEST, 33457, ctx())
+    assert isinstance(outcome, DeadLetter)
+    assert CountingMasker.built == 1
+
+
+def test_a_step_that_succeeds_builds_no_masker(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Nothing to mask on the way to sent: the Masker is built at a step's first failure."""
+    monkeypatch.setattr(failures, "Masker", CountingMasker)
+    monkeypatch.setattr(CountingMasker, "built", 0)
+    rt = runtime_with(AcceptingClient(RuntimeError("unused")))
+    assert delivery.send(rt, REQUEST, 33457, ctx()) == Sent(callback=None)
+    assert CountingMasker.built == 0
