@@ -14,9 +14,9 @@ from functools import cached_property
 
 from redis import Redis
 
+from tasks.core.settings import Settings
 from tasks.delivery import metrics
 from tasks.engage import EngageClient, build_client
-from tasks.settings import Settings
 from tasks.state.attempts import AttemptHistory
 from tasks.state.callbacks import CallbackOutbox
 from tasks.state.clients import redis_client as connect

@@ -12,9 +12,9 @@ from __future__ import annotations
 
 from collections import Counter
 
+from tasks.core.send_options import Priority
 from tasks.delivery.events import log_event
 from tasks.delivery.runtime import Runtime
-from tasks.send_options import Priority
 from tasks.worker import callbacks
 
 #: What :func:`cancel` reports for a send it stopped.

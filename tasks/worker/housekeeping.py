@@ -23,11 +23,11 @@ from typing import Any
 
 from celery import uuid
 
+from tasks.core.request import SendRequest
+from tasks.core.send_options import DEFAULT_PRIORITY, Priority
+from tasks.core.settings import broker_is_redis
 from tasks.delivery.events import log_event
 from tasks.delivery.runtime import Runtime, current_runtime
-from tasks.request import SendRequest
-from tasks.send_options import DEFAULT_PRIORITY, Priority
-from tasks.settings import broker_is_redis
 from tasks.state.deferrals import Released
 from tasks.state.enums import Reason, SendState
 from tasks.state.records import iso

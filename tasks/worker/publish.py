@@ -15,15 +15,15 @@ from typing import Any
 
 from celery import uuid
 
+from tasks.core.errors import IdempotencyConflict, ServiceUnavailable
+from tasks.core.outages import unavailable_as
+from tasks.core.request import SendRequest
+from tasks.core.send_options import DEFAULT_PRIORITY, Priority, lane_queues
+from tasks.core.sending_policy import Deadline, resolve_deadline
 from tasks.delivery import policy
 from tasks.delivery.context import SendMeta
 from tasks.delivery.events import log_event
 from tasks.delivery.runtime import Runtime
-from tasks.errors import IdempotencyConflict, ServiceUnavailable
-from tasks.outages import unavailable_as
-from tasks.request import SendRequest
-from tasks.send_options import DEFAULT_PRIORITY, Priority, lane_queues
-from tasks.sending_policy import Deadline, resolve_deadline
 from tasks.state.enums import ClaimOutcome, SendState
 from tasks.state.ledger import Claim
 from tasks.worker import callbacks

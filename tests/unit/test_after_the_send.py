@@ -15,15 +15,15 @@ import fakeredis
 import pytest
 from redis._parsers.base import BaseParser
 
+from tasks.core.errors import ServiceUnavailable
+from tasks.core.outages import unavailable_as
+from tasks.core.request import Identifier, build_send_request
 from tasks.delivery import steps as delivery
 from tasks.delivery.outcomes import SendOutcome
 from tasks.delivery.runtime import Runtime, install_runtime
 from tasks.delivery.steps import StepContext
 from tasks.engage import Contact
 from tasks.engage.http import api_error
-from tasks.errors import ServiceUnavailable
-from tasks.outages import unavailable_as
-from tasks.request import Identifier, build_send_request
 from tasks.state import REDIS_UNREACHABLE, scripts
 from tasks.worker import pipeline
 from tests.support.environments import make_settings

@@ -5,11 +5,11 @@ from __future__ import annotations
 import fakeredis
 import pytest
 
+from tasks.core.errors import EngageServerError
+from tasks.core.request import build_send_request
 from tasks.delivery.events import attempt_failed
 from tasks.delivery.retry_policy import Decision
 from tasks.delivery.runtime import Runtime
-from tasks.errors import EngageServerError
-from tasks.request import build_send_request
 from tasks.state.attempts import MAX_ATTEMPT_ENTRIES, AttemptEntry, AttemptHistory
 from tasks.state.keys import RedisKeys
 from tests.support.runtime import fake_runtime

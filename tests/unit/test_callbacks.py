@@ -9,16 +9,16 @@ import pytest
 
 import tasks.api
 from tasks.api import delivery_status, send_prepared_sms
+from tasks.core.errors import ConfigurationError, InvalidSendRequest
+from tasks.core.request import build_send_request
+from tasks.core.send_options import Priority
+from tasks.core.settings import load_settings
 from tasks.delivery import metrics
 from tasks.delivery import steps as delivery
 from tasks.delivery.outcomes import Sent
 from tasks.delivery.runtime import Runtime
 from tasks.delivery.steps import StepContext
-from tasks.errors import ConfigurationError, InvalidSendRequest
-from tasks.request import build_send_request
 from tasks.sandbox import Sandbox
-from tasks.send_options import Priority
-from tasks.settings import load_settings
 from tasks.state.enums import Reason
 from tasks.worker import callbacks
 from tasks.worker.app import app

@@ -8,9 +8,9 @@ import json
 import pytest
 
 from tasks.cli import ExitCode, main
+from tasks.core.request import build_send_request
+from tasks.core.send_options import Priority
 from tasks.delivery.runtime import Runtime
-from tasks.request import build_send_request
-from tasks.send_options import Priority
 
 
 def queue(rt: Runtime, key: str, lane: Priority = Priority.NORMAL) -> None:

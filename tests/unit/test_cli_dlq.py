@@ -9,8 +9,8 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from tasks.cli import ExitCode, main
+from tasks.core.request import build_send_request
 from tasks.delivery.runtime import Runtime
-from tasks.request import build_send_request
 from tasks.state.enums import Reason
 from tests.support.broker import Broker
 from tests.support.environments import make_settings

@@ -9,9 +9,9 @@ import pytest
 
 import tasks
 from tasks.cli.main import main
+from tasks.core.errors import InvalidSendRequest
+from tasks.core.request import Identifier
 from tasks.delivery.runtime import Runtime
-from tasks.errors import InvalidSendRequest
-from tasks.request import Identifier
 
 MOBILE = Identifier("MOBILE", "48505606707")
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import fakeredis
 
-from tasks.request import build_send_request
+from tasks.core.request import build_send_request
 from tasks.state.dead_letters import DeadLetterStore
 from tasks.state.enums import Reason
 from tasks.state.keys import RedisKeys

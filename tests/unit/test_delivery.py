@@ -8,15 +8,15 @@ import time
 import fakeredis
 import pytest
 
+from tasks.core.errors import EngageServerError
+from tasks.core.request import SendRequest, build_send_request
+from tasks.core.send_options import Priority
 from tasks.delivery import steps as delivery
 from tasks.delivery.context import SendMeta
 from tasks.delivery.outcomes import Busy, DeadLetter, Resolved, Retry, Sent, Stopped
 from tasks.delivery.runtime import Runtime
 from tasks.delivery.steps import StepContext
-from tasks.errors import EngageServerError
-from tasks.request import SendRequest, build_send_request
 from tasks.sandbox import Sandbox
-from tasks.send_options import Priority
 from tasks.state.enums import Reason, SendState
 from tests.support.environments import make_settings
 from tests.support.runtime import fake_runtime

@@ -6,7 +6,7 @@ import threading
 
 import fakeredis
 
-from tasks.request import build_send_request
+from tasks.core.request import build_send_request
 from tasks.state.keys import RedisKeys
 from tasks.state.ledger import DeliveryLedger
 

@@ -15,12 +15,12 @@ import fakeredis
 import pytest
 import redis
 
+from tasks.core.errors import DeadLettered, EngageServerError
+from tasks.core.request import SendRequest, build_send_request
 from tasks.delivery import steps as delivery
 from tasks.delivery.outcomes import DeadLetter, Resolved, Retry, StepOutcome
 from tasks.delivery.runtime import Runtime
 from tasks.delivery.steps import StepContext
-from tasks.errors import DeadLettered, EngageServerError
-from tasks.request import SendRequest, build_send_request
 from tasks.sandbox import Sandbox
 from tasks.worker import pipeline
 from tests.support.environments import make_settings

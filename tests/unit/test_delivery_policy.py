@@ -12,15 +12,15 @@ import pytest
 
 from tasks.api import delivery_status, send_prepared_sms, suppress
 from tasks.cli.main import main
+from tasks.core.request import Identifier, build_send_request
+from tasks.core.send_options import Priority
 from tasks.delivery import policy
 from tasks.delivery import steps as delivery
 from tasks.delivery.outcomes import DeadLetter, Resolved, Retry, Sent, Stopped
 from tasks.delivery.runtime import Runtime
 from tasks.delivery.steps import StepContext
 from tasks.engage import Contact, EngageClient
-from tasks.request import Identifier, build_send_request
 from tasks.sandbox import Sandbox
-from tasks.send_options import Priority
 from tasks.state.enums import Reason, SendState
 from tasks.state.ledger import ClaimPolicy
 from tasks.worker.housekeeping import sweep

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from tasks.emails import normalize_email
-from tasks.errors import InvalidSendRequest
+from tasks.core.emails import normalize_email
+from tasks.core.errors import InvalidSendRequest
 
 
 @pytest.mark.parametrize(

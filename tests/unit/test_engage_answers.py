@@ -7,8 +7,8 @@ import pickle
 import pytest
 import requests
 
+from tasks.core.errors import EngageError, UnexpectedAnswer
 from tasks.engage import answers
-from tasks.errors import EngageError, UnexpectedAnswer
 
 REQUEST_URL = "https://tenant.example/api/rest/v19/message/sendSingle?messageId=1&recipientId=2"
 

@@ -7,11 +7,11 @@ import time
 import pytest
 import requests
 
+from tasks.core.errors import EngageClientError, EngageServerError, UnexpectedAnswer
+from tasks.core.request import Identifier
 from tasks.engage.bodies import MAX_ANSWER_BYTES, BodyNotRead, read_body
 from tasks.engage.http import make_session
 from tasks.engage.soap import SoapEngageClient
-from tasks.errors import EngageClientError, EngageServerError, UnexpectedAnswer
-from tasks.request import Identifier
 from tasks.sandbox import Sandbox
 from tests.unit.test_engage_client import SANDBOX_PASSWORD, SANDBOX_USER, client_for
 

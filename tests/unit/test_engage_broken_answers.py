@@ -10,18 +10,18 @@ from typing import TypeVar
 
 import pytest
 
-from tasks.engage.base import TransportClient
-from tasks.engage.http import make_session
-from tasks.engage.rest import RestEngageClient
-from tasks.engage.soap import SoapEngageClient
-from tasks.errors import (
+from tasks.core.errors import (
     EngageClientError,
     EngageError,
     OutcomeUnknown,
     RequestNotSent,
     UnexpectedAnswer,
 )
-from tasks.request import Identifier
+from tasks.core.request import Identifier
+from tasks.engage.base import TransportClient
+from tasks.engage.http import make_session
+from tasks.engage.rest import RestEngageClient
+from tasks.engage.soap import SoapEngageClient
 from tests.support.raw_server import RawServer
 
 C = TypeVar("C", bound=TransportClient)

@@ -9,9 +9,7 @@ import pytest
 import requests
 from requests.adapters import BaseAdapter
 
-from tasks.engage.http import make_session
-from tasks.engage.rest import RestEngageClient
-from tasks.errors import (
+from tasks.core.errors import (
     CredentialsRejected,
     EngageClientError,
     EngageServerError,
@@ -21,7 +19,9 @@ from tasks.errors import (
     UnexpectedAnswer,
     UnknownRecipient,
 )
-from tasks.request import Identifier
+from tasks.core.request import Identifier
+from tasks.engage.http import make_session
+from tasks.engage.rest import RestEngageClient
 from tasks.sandbox import Sandbox
 
 #: The sandbox's default API user.

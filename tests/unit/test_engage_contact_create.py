@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import pytest
 
+from tasks.core.errors import EngageClientError, EngageServerError
+from tasks.core.request import Identifier
+from tasks.core.settings import EngageSettings
 from tasks.engage import build_client
 from tasks.engage.base import EngageClient
 from tasks.engage.contact_create import already_exists
-from tasks.errors import EngageClientError, EngageServerError
-from tasks.request import Identifier
 from tasks.sandbox import Sandbox
 from tasks.sandbox.state import CREATED_IDS_FROM
-from tasks.settings import EngageSettings
 from tests.support.environments import SANDBOX_PASSWORD, SANDBOX_USER
 
 TRANSPORTS = ["rest", "soap"]

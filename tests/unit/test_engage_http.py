@@ -17,8 +17,8 @@ from urllib3.exceptions import (
     ProtocolError,
 )
 
+from tasks.core.errors import OutcomeUnknown, RequestNotSent
 from tasks.engage import http as engage_http
-from tasks.errors import OutcomeUnknown, RequestNotSent
 
 URL = "http://engage.test/api/rest/v19/message/sendSingle"
 TIMEOUT = (2.0, 30.0)

@@ -11,6 +11,18 @@ import pytest
 import requests
 from defusedxml.ElementTree import fromstring as safe_fromstring
 
+from tasks.core.errors import (
+    CredentialsRejected,
+    EngageClientError,
+    EngageServerError,
+    InvalidSendRequest,
+    OutcomeUnknown,
+    RateLimited,
+    RequestNotSent,
+    UnexpectedAnswer,
+    UnknownRecipient,
+)
+from tasks.core.request import Identifier
 from tasks.engage import http as engage_http
 from tasks.engage.soap import SoapEngageClient, fault_status
 from tasks.engage.soap_envelope import (
@@ -24,18 +36,6 @@ from tasks.engage.soap_envelope import (
     read_envelope,
     send_single_envelope,
 )
-from tasks.errors import (
-    CredentialsRejected,
-    EngageClientError,
-    EngageServerError,
-    InvalidSendRequest,
-    OutcomeUnknown,
-    RateLimited,
-    RequestNotSent,
-    UnexpectedAnswer,
-    UnknownRecipient,
-)
-from tasks.request import Identifier
 from tasks.sandbox import Sandbox
 from tasks.sandbox.soap import fault_envelope
 from tests.support.raw_server import RawServer

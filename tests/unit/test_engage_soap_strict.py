@@ -7,10 +7,15 @@ from __future__ import annotations
 
 import pytest
 
+from tasks.core.errors import (
+    EngageClientError,
+    EngageServerError,
+    UnexpectedAnswer,
+    UnknownRecipient,
+)
+from tasks.core.request import Identifier
 from tasks.engage.http import make_session
 from tasks.engage.soap import SoapEngageClient
-from tasks.errors import EngageClientError, EngageServerError, UnexpectedAnswer, UnknownRecipient
-from tasks.request import Identifier
 from tasks.sandbox import Sandbox
 from tests.unit.test_engage_client import SANDBOX_PASSWORD, SANDBOX_USER
 

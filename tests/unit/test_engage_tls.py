@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 import requests
 
+from tasks.core.errors import OutcomeUnknown, RequestNotSent
+from tasks.core.request import Identifier
 from tasks.engage.http import make_session
 from tasks.engage.rest import RestEngageClient
-from tasks.errors import OutcomeUnknown, RequestNotSent
-from tasks.request import Identifier
 from tasks.sandbox import Sandbox
 from tests.support.tls import SelfSigned, self_signed
 from tests.unit.test_engage_client import SANDBOX_PASSWORD, SANDBOX_USER

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 import tasks
-from tasks.errors import (
+from tasks.core.errors import (
     EngageServerError,
     OutcomeUnknown,
     RateLimited,
@@ -26,7 +26,7 @@ from tasks.errors import (
     UnexpectedAnswer,
     UnknownRecipient,
 )
-from tasks.masking import Masker
+from tasks.core.masking import Masker
 
 SECRET = "Zebulon Quartz"
 MASK = Masker([SECRET])

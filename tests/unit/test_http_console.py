@@ -8,10 +8,10 @@ import pytest
 import redis
 from fastapi.testclient import TestClient
 
+from tasks.core.request import build_send_request
 from tasks.delivery.runtime import Runtime
 from tasks.http.services import current_services
 from tasks.http.tokens import NewToken
-from tasks.request import build_send_request
 from tasks.state.enums import Reason
 from tests.support.broker import Broker
 from tests.support.environments import NOWHERE_REDIS_URL, make_settings

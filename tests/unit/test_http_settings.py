@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from tasks.errors import ConfigurationError
-from tasks.settings import DEFAULT_HTTP_RATE_LIMIT, load_settings
+from tasks.core.errors import ConfigurationError
+from tasks.core.settings import DEFAULT_HTTP_RATE_LIMIT, load_settings
 
 
 def test_the_rate_limit_defaults_and_can_be_lifted() -> None:

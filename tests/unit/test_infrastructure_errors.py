@@ -10,10 +10,10 @@ import pytest
 import redis
 
 from tasks.api import delivery_status, replay_dead_letter, send_prepared_sms
+from tasks.core.errors import ServiceUnavailable
+from tasks.core.outages import unavailable_as
+from tasks.core.request import build_send_request
 from tasks.delivery.runtime import Runtime
-from tasks.errors import ServiceUnavailable
-from tasks.outages import unavailable_as
-from tasks.request import build_send_request
 from tasks.state.enums import Reason
 from tasks.worker.app import app
 from tests.support.broker import REFUSE_AT_ONCE, Broker, using_broker

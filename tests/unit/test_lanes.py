@@ -11,10 +11,10 @@ import pytest
 import tasks.api
 from tasks.api import delivery_status, send_prepared_sms
 from tasks.cli import ExitCode, main
+from tasks.core.errors import ConfigurationError, InvalidSendRequest
+from tasks.core.schedule_file import parse_schedules
+from tasks.core.send_options import Priority, lane_of_queue
 from tasks.delivery.runtime import Runtime
-from tasks.errors import ConfigurationError, InvalidSendRequest
-from tasks.schedule_file import parse_schedules
-from tasks.send_options import Priority, lane_of_queue
 from tasks.state.enums import Reason
 from tasks.state.keys import RedisKeys
 from tasks.worker.housekeeping import sweep

@@ -1,8 +1,8 @@
 """The package's layers, read from the source with ast: who may import whom, and no cycles.
 
-Bottom (request, masking, errors, settings, ...) < engage, state < delivery < worker < api < http
+core (request, masking, errors, settings, ...) < engage, state < delivery < worker < api < http
 (the HTTP front door, on the public API) < cli.
-The sandbox imports only itself, engage (the SOAP namespaces) and the bottom layer; only the CLI
+The sandbox imports only itself, engage (the SOAP namespaces) and core; only the CLI
 imports the sandbox. ``from pkg import submodule`` is a dependency on the submodule, not on the
 package. Imports inside functions count for the layers (they run sooner or later) but not for
 cycles (they do not run at import time); imports under ``if TYPE_CHECKING:`` never run.
@@ -21,29 +21,11 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGE = "tasks"
 
-#: Top-level modules of the bottom layer: values, errors, settings, used by every layer above.
-BOTTOM = frozenset(
-    {
-        "emails",
-        "environment",
-        "errors",
-        "masking",
-        "masking_forms",
-        "numbers",
-        "outages",
-        "quiet_hours",
-        "redis_errors",
-        "request",
-        "schedule_file",
-        "send_options",
-        "sending_policy",
-        "settings",
-        "urls",
-    }
-)
+#: Top-level modules of the core layer: the re-export of tasks.core.errors where users catch it.
+BOTTOM = frozenset({"errors"})
 #: Layers from the bottom up; a module may import its own part and the parts of lower layers.
 ORDER: tuple[frozenset[str], ...] = (
-    frozenset({"bottom"}),
+    frozenset({"core"}),
     frozenset({"engage", "state"}),
     frozenset({"delivery"}),
     frozenset({"worker"}),
@@ -53,7 +35,7 @@ ORDER: tuple[frozenset[str], ...] = (
     frozenset({"package"}),  # tasks/__init__.py: the lazy public names
 )
 #: Parts outside the order, with what they may import and who may import them.
-SANDBOX_MAY_IMPORT = frozenset({"sandbox", "engage", "bottom"})
+SANDBOX_MAY_IMPORT = frozenset({"sandbox", "engage", "core"})
 SANDBOX_USERS = frozenset({"sandbox", "cli", "package"})
 
 NOQA_WITH_REASON = re.compile(r"#\s*noqa:\s*PLC0415\b[\s,:;(-]*(?P<reason>\w.*)?$")
@@ -83,7 +65,7 @@ MODULES = module_paths()
 
 
 def part_of(module: str) -> str | None:
-    """The layer part of a module: its subpackage, ``bottom``, ``api``, ``package``; else None."""
+    """The layer part of a module: its subpackage (``core`` included), ``api``, ``package``; else None."""
     parts = module.split(".")
     if parts == [PACKAGE]:
         return "package"
@@ -91,7 +73,7 @@ def part_of(module: str) -> str | None:
     if (ROOT / PACKAGE / name / "__init__.py").exists():
         return name
     if name in BOTTOM:
-        return "bottom"
+        return "core"
     # The test double for host apps stands in for the API at the API's level.
     return "api" if name in ("api", "testing") else None
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tasks.masking import (
+from tasks.core.masking import (
     Masker,
     excerpt,
     mask_email,

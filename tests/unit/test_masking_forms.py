@@ -6,8 +6,8 @@ import unicodedata
 
 import pytest
 
-from tasks.errors import EngageClientError
-from tasks.masking import Masker, mask_known
+from tasks.core.errors import EngageClientError
+from tasks.core.masking import Masker, mask_known
 
 
 @pytest.mark.parametrize(

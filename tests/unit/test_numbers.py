@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import pytest
 
-from tasks.errors import ConfigurationError, InvalidSendRequest
-from tasks.numbers import DEFAULT_NUMBER_TYPES, NumberPolicy, normalize_mobile
-from tasks.settings import load_settings
+from tasks.core.errors import ConfigurationError, InvalidSendRequest
+from tasks.core.numbers import DEFAULT_NUMBER_TYPES, NumberPolicy, normalize_mobile
+from tasks.core.settings import load_settings
 
 #: phonenumbers reads these as 0-9; Engage's form is ASCII, so they are refused up front.
 ARABIC_INDIC_48505606707 = "".join(chr(0x660 + int(digit)) for digit in "48505606707")

@@ -12,9 +12,9 @@ import fakeredis
 import pytest
 import redis
 
+from tasks.core.request import Identifier, build_send_request
+from tasks.core.send_options import Priority
 from tasks.delivery.runtime import Runtime
-from tasks.request import Identifier, build_send_request
-from tasks.send_options import Priority
 from tasks.state.ledger import ClaimPolicy
 from tests.support.environments import REAL_REDIS_URL, make_settings
 from tests.support.real_redis import delete_prefix, unique_prefix

@@ -8,9 +8,9 @@ import fakeredis
 import pytest
 import redis
 
+from tasks.core.request import Identifier, build_send_request
+from tasks.core.send_options import Priority
 from tasks.delivery.runtime import Runtime
-from tasks.request import Identifier, build_send_request
-from tasks.send_options import Priority
 from tasks.state.enums import SendState
 from tasks.state.ledger import ClaimPolicy
 from tasks.state.recipient_caps import CapCheck

@@ -6,8 +6,8 @@ from datetime import UTC, datetime, time
 
 import pytest
 
-from tasks.errors import ConfigurationError
-from tasks.quiet_hours import parse_window, parse_zone, quiet_in, quiet_until, recipient_zones
+from tasks.core.errors import ConfigurationError
+from tasks.core.quiet_hours import parse_window, parse_zone, quiet_in, quiet_until, recipient_zones
 
 NIGHT = parse_window("21:00-08:00")
 WARSAW = ("Europe/Warsaw",)

@@ -13,7 +13,7 @@ import itertools
 import fakeredis
 import pytest
 
-from tasks.send_options import Priority
+from tasks.core.send_options import Priority
 from tasks.state.keys import RedisKeys
 from tasks.state.rate_limit import STARVATION_LIMIT, RateLimiter
 from tests.support.virtual_clock import VirtualClock

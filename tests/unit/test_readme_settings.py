@@ -1,4 +1,4 @@
-"""The settings are declared once (tasks/settings.py): the README's table is generated from them."""
+"""The settings are declared once (tasks/core/settings.py): the README's table comes from them."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from tasks.environment import Setting
-from tasks.errors import ConfigurationError
-from tasks.settings import SETTINGS, Settings, load_settings, settings_table
+from tasks.core.environment import Setting
+from tasks.core.errors import ConfigurationError
+from tasks.core.settings import SETTINGS, Settings, load_settings, settings_table
 
 ROOT = Path(__file__).resolve().parents[2]
 VARIABLE = re.compile(r'"((?:ENGAGE|CELERY)_[A-Z_]+|REDIS_URL)"')
@@ -32,8 +32,8 @@ def test_the_readme_table_is_the_generated_one() -> None:
 
 
 def test_every_variable_read_by_the_settings_is_declared() -> None:
-    """Each variable named in tasks/settings.py has a declaration (so a row in the README)."""
-    read = set(VARIABLE.findall((ROOT / "tasks" / "settings.py").read_text()))
+    """Each variable named in tasks/core/settings.py has a declaration (so a row in the README)."""
+    read = set(VARIABLE.findall((ROOT / "tasks" / "core" / "settings.py").read_text()))
     assert "ENGAGE_SCHEDULE_FILE" in read
     assert read - {s.name for s in SETTINGS} == set()
 

@@ -6,14 +6,7 @@ import random
 
 import pytest
 
-from tasks.delivery.retry_policy import (
-    JITTER,
-    TOLD_WAIT_FLOOR,
-    TOLD_WAIT_MAX_CALLS,
-    Attempt,
-    decide,
-)
-from tasks.errors import (
+from tasks.core.errors import (
     CredentialsRejected,
     EngageClientError,
     EngageError,
@@ -24,7 +17,14 @@ from tasks.errors import (
     UnexpectedAnswer,
     UnknownRecipient,
 )
-from tasks.settings import RetrySettings
+from tasks.core.settings import RetrySettings
+from tasks.delivery.retry_policy import (
+    JITTER,
+    TOLD_WAIT_FLOOR,
+    TOLD_WAIT_MAX_CALLS,
+    Attempt,
+    decide,
+)
 
 POLICY = RetrySettings(
     base_delay=30,

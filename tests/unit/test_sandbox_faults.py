@@ -9,12 +9,12 @@ from __future__ import annotations
 import pytest
 import requests
 
+from tasks.core.errors import EngageClientError, EngageServerError, UnexpectedAnswer
+from tasks.core.request import Identifier
 from tasks.engage.base import EngageClient
 from tasks.engage.http import make_session
 from tasks.engage.rest import RestEngageClient
 from tasks.engage.soap import SoapEngageClient
-from tasks.errors import EngageClientError, EngageServerError, UnexpectedAnswer
-from tasks.request import Identifier
 from tasks.sandbox import Sandbox
 from tasks.sandbox.faults import parse_step
 from tasks.sandbox.gate import LOGIN

@@ -6,9 +6,9 @@ import re
 
 import pytest
 
-from tasks.errors import InvalidSendRequest
-from tasks.numbers import NumberPolicy
-from tasks.request import (
+from tasks.core.errors import InvalidSendRequest
+from tasks.core.numbers import NumberPolicy
+from tasks.core.request import (
     Identifier,
     SendRequest,
     build_send_request,

@@ -6,16 +6,16 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from tasks.errors import ConfigurationError, InvalidSendRequest
-from tasks.send_options import Priority
-from tasks.sending_policy import (
+from tasks.core.errors import ConfigurationError, InvalidSendRequest
+from tasks.core.send_options import Priority
+from tasks.core.sending_policy import (
     DEFAULT_TTLS,
     RecipientCap,
     SendingPolicy,
     parse_caps,
     resolve_deadline,
 )
-from tasks.settings import load_settings
+from tasks.core.settings import load_settings
 
 NOW = 1_800_000_000.0
 

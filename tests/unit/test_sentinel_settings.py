@@ -6,10 +6,10 @@ import pytest
 import redis
 from redis.sentinel import SentinelConnectionPool
 
-from tasks.errors import ConfigurationError, ServiceUnavailable
-from tasks.settings import load_settings
+from tasks.core.errors import ConfigurationError, ServiceUnavailable
+from tasks.core.settings import load_settings
+from tasks.core.urls import parse_sentinel_url, redact_url
 from tasks.state.clients import broker_transport_options, redis_client
-from tasks.urls import parse_sentinel_url, redact_url
 
 SENTINELS = "sentinel://:secret@h1:26379/2;sentinel://h2:26380;sentinel://h3"
 

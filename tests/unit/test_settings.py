@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from tasks.errors import ConfigurationError
-from tasks.settings import basic_auth_problem, load_settings
+from tasks.core.errors import ConfigurationError
+from tasks.core.settings import basic_auth_problem, load_settings
 
 BASE = {
     "ENGAGE_BASE_URL": "https://tenant.example/api/rest/v19/",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from celery.concurrency import solo
 
-from tasks.settings import load_settings
+from tasks.core.settings import load_settings
 from tasks.worker.start_checks import pool_name, worker_problem
 
 SETTINGS = load_settings({"ENGAGE_KEY_PREFIX": "acme"})

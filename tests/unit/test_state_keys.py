@@ -10,7 +10,7 @@ from importlib.resources import files
 import fakeredis
 import redis
 
-from tasks.schedule_file import parse_schedules
+from tasks.core.schedule_file import parse_schedules
 from tasks.state import scripts
 from tasks.state.credentials import AuthCircuit
 from tasks.state.hashing import KeyHasher

@@ -10,15 +10,15 @@ import fakeredis
 import pytest
 import redis
 
+from tasks.core.errors import DeadLettered
+from tasks.core.masking import Masker
+from tasks.core.request import Identifier, SendRequest, build_send_request
 from tasks.delivery import failures
 from tasks.delivery import steps as delivery
 from tasks.delivery.outcomes import DeadLetter, Retry, Sent, StepOutcome
 from tasks.delivery.runtime import Runtime, install_runtime
 from tasks.delivery.steps import StepContext
 from tasks.engage import Contact
-from tasks.errors import DeadLettered
-from tasks.masking import Masker
-from tasks.request import Identifier, SendRequest, build_send_request
 from tasks.state.enums import Reason
 from tasks.worker import pipeline
 from tests.conftest import make_settings

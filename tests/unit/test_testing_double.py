@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tasks import delivery_status, send_prepared_sms
-from tasks.errors import IdempotencyConflict, InvalidSendRequest
+from tasks.core.errors import IdempotencyConflict, InvalidSendRequest
 from tasks.testing import captured_sends
 from tests.support.broker import Broker
 from tests.support.environments import OFFLINE_ENV, child_env

@@ -13,7 +13,7 @@ A TOML file of ``[[schedule]]`` tables::
     priority = "bulk"             # the lane: urgent, normal or bulk (the default)
     expires_in = 3600             # deadline in seconds (default: the lane's, ENGAGE_BULK_TTL)
 
-Every recipient is validated like an API call (:func:`tasks.request.build_send_request`);
+Every recipient is validated like an API call (:func:`tasks.core.request.build_send_request`);
 any error names the schedule and the field, as a ConfigurationError of ``ENGAGE_SCHEDULE_FILE``.
 """
 
@@ -27,9 +27,9 @@ from typing import Any
 
 from celery.schedules import ParseException, crontab
 
-from tasks.errors import ConfigurationError, InvalidSendRequest, Rebuildable
-from tasks.request import SendRequest, build_send_request
-from tasks.send_options import DEFAULT_SCHEDULE_PRIORITY, Priority, parse_priority
+from tasks.core.errors import ConfigurationError, InvalidSendRequest, Rebuildable
+from tasks.core.request import SendRequest, build_send_request
+from tasks.core.send_options import DEFAULT_SCHEDULE_PRIORITY, Priority, parse_priority
 
 SETTING = "ENGAGE_SCHEDULE_FILE"
 #: Names go into idempotency keys: short, and without the key's ``:`` separator.

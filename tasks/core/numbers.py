@@ -20,7 +20,7 @@ import phonenumbers
 from phonenumbers import NumberParseException, PhoneNumberFormat, PhoneNumberType
 from phonenumbers import ValidationResult as Possible
 
-from tasks.errors import InvalidSendRequest
+from tasks.core.errors import InvalidSendRequest
 
 #: Regions a default region may name (two-letter ISO 3166 codes phonenumbers has data for).
 REGIONS = frozenset(phonenumbers.SUPPORTED_REGIONS)

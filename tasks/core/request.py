@@ -9,10 +9,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypedDict
 
-from tasks.emails import normalize_email
-from tasks.errors import InvalidSendRequest
-from tasks.masking import mask_email, mask_phone
-from tasks.numbers import NumberPolicy, normalize_mobile
+from tasks.core.emails import normalize_email
+from tasks.core.errors import InvalidSendRequest
+from tasks.core.masking import mask_email, mask_phone
+from tasks.core.numbers import NumberPolicy, normalize_mobile
 
 #: Engage ids are signed 64-bit integers.
 MAX_ENGAGE_ID = 2**63 - 1
@@ -99,7 +99,7 @@ class SendRequest:
     def private_values(self) -> tuple[str, ...]:
         """What must not reach logs in clear: the identifier and every parameter value.
 
-        Hand them to :class:`tasks.masking.Masker` to mask a text by what it may contain. An
+        Hand them to :class:`tasks.core.masking.Masker` to mask a text by what it may contain. An
         Engage contact id is not personal (logs show it), so an ``ID`` identifier is left out.
         """
         identifier = () if self.identifier.type == "ID" else (self.identifier.value,)

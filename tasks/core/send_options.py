@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from enum import StrEnum
 
-from tasks.errors import InvalidSendRequest
+from tasks.core.errors import InvalidSendRequest
 
 
 class Priority(StrEnum):

@@ -37,9 +37,9 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any, ClassVar, Self, TypeVar
 
-from tasks.urls import redact_url
+from tasks.core.urls import redact_url
 
-#: Masks one text (:class:`tasks.masking.Masker` for a request's values, or a pattern masker).
+#: Masks one text (:class:`tasks.core.masking.Masker` for a request's values, or a pattern masker).
 Mask = Callable[[str], str]
 
 _E = TypeVar("_E", bound="Rebuildable")

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from typing import Generic, TypeVar, cast
 from urllib.parse import urlsplit
 
-from tasks.errors import ConfigurationError, InvalidSendRequest
-from tasks.send_options import validate_task_name
+from tasks.core.errors import ConfigurationError, InvalidSendRequest
+from tasks.core.send_options import validate_task_name
 
 T = TypeVar("T")
 
@@ -104,7 +104,7 @@ class Setting(Generic[T]):
     name: str
     type: type[T]
     default: T | None
-    #: Attribute of :class:`tasks.settings.Settings` it fills (``retry.base_delay``), or "".
+    #: Attribute of :class:`tasks.core.settings.Settings` it fills (``retry.base_delay``), or "".
     field: str = ""
     #: Lowest accepted value (numbers only).
     minimum: float = 0

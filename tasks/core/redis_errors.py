@@ -1,7 +1,7 @@
 """The one definition of "Redis is unavailable for now" (:data:`REDIS_UNREACHABLE`).
 
-Imports only redis-py and :mod:`tasks.errors`: the state layer uses it without loading kombu,
-``tasks.outages`` turns it into ServiceUnavailable for callers.
+Imports only redis-py and :mod:`tasks.core.errors`: the state layer uses it without loading kombu,
+``tasks.core.outages`` turns it into ServiceUnavailable for callers.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import redis
 from redis._parsers.base import BaseParser
 from redis.exceptions import ClusterDownError, TryAgainError
 
-from tasks.errors import Rebuildable
+from tasks.core.errors import Rebuildable
 
 
 class NoReplicasError(Rebuildable, redis.ResponseError):

@@ -4,7 +4,7 @@ Engage applies its message limits to campaigns, never to ``sendSingle``, so this
 the policy itself. This module holds the settings (read from the environment once, through
 :func:`load_policy`) and the per-send deadline's validation; the Redis side is in
 :mod:`tasks.state.suppressions` and :mod:`tasks.state.recipient_caps`, the time zones in
-:mod:`tasks.quiet_hours`.
+:mod:`tasks.core.quiet_hours`.
 """
 
 from __future__ import annotations
@@ -14,10 +14,10 @@ import re
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from tasks.environment import Environment
-from tasks.errors import ConfigurationError, InvalidSendRequest
-from tasks.quiet_hours import QuietWindow, parse_window, parse_zone
-from tasks.send_options import Priority
+from tasks.core.environment import Environment
+from tasks.core.errors import ConfigurationError, InvalidSendRequest
+from tasks.core.quiet_hours import QuietWindow, parse_window, parse_zone
+from tasks.core.send_options import Priority
 
 #: Default deadline per lane: a one-time code or password reset is useless after minutes; a
 #: normal send after a day; a campaign has none (it may wait out quiet hours and caps).
@@ -56,7 +56,7 @@ class RecipientCap:
 
 @dataclass(frozen=True)
 class SendingPolicy:
-    """The policy settings, one object in :class:`tasks.settings.Settings` (``policy``)."""
+    """The policy settings, one object in :class:`tasks.core.settings.Settings` (``policy``)."""
 
     #: Deadline per lane when a send gives none (``ENGAGE_URGENT_TTL``...; None: no deadline).
     ttls: dict[Priority, float | None] = field(default_factory=lambda: dict(DEFAULT_TTLS))

@@ -1,4 +1,4 @@
-"""Redis and broker outages as :class:`~tasks.errors.ServiceUnavailable`, mapped by one table.
+"""Redis and broker outages as :class:`~tasks.core.errors.ServiceUnavailable`, mapped by one table.
 
 Used at the package's edges (the public API, publishing, the dead-letter commands) so a caller
 sees one error naming the service and its URL, password masked, instead of redis-py's or kombu's.
@@ -14,8 +14,8 @@ from urllib.parse import urlsplit
 
 from kombu.exceptions import OperationalError
 
-from tasks.errors import ServiceUnavailable
-from tasks.redis_errors import REDIS_UNREACHABLE
+from tasks.core.errors import ServiceUnavailable
+from tasks.core.redis_errors import REDIS_UNREACHABLE
 
 Service = Literal["redis", "broker"]
 

@@ -7,7 +7,7 @@ other whitespace, digits grouped otherwise (``918 273`` for ``918273``). :func:`
 text into one plain form in which each character remembers the span of the original it came
 from; :class:`KnownValues` searches that form and returns the original spans to mask.
 
-Which values are searched for where (the rule :mod:`tasks.masking` documents):
+Which values are searched for where (the rule :mod:`tasks.core.masking` documents):
 
 - a value of :data:`MIN_KNOWN_LENGTH` characters or more, not a :data:`COMMON_WORDS` word, is
   found anywhere it stands as a whole word;

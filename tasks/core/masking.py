@@ -3,8 +3,8 @@
 Two ways, best first:
 
 - :func:`mask_known` masks by value: given what a layer knows is private (a request's identifier
-  and parameter values, :meth:`tasks.request.SendRequest.private_values`), it masks each
-  occurrence, in any form Engage may echo it (:mod:`tasks.masking_forms`: JSON and HTML
+  and parameter values, :meth:`tasks.core.request.SendRequest.private_values`), it masks each
+  occurrence, in any form Engage may echo it (:mod:`tasks.core.masking_forms`: JSON and HTML
   escapes, URL encoding, NFD, case, whitespace, digits grouped otherwise). A value under three
   characters or a common word (``value``) is masked only where it stands as a value: the whole
   text, between quotes, or after ``=``; elsewhere the text stays readable;
@@ -14,7 +14,7 @@ Two ways, best first:
   phone number, and stays readable).
 
 :class:`Masker` does both, in that order: it is how the delivery layer masks everything Engage
-answered about one request (:meth:`tasks.errors.EngageError.masked`). Texts quoted from an
+answered about one request (:meth:`tasks.core.errors.EngageError.masked`). Texts quoted from an
 answer are cut with :func:`excerpt`, never inside a word, so a value is quoted whole (and
 masked) or not at all; a value with spaces that a cut ends inside is masked as far as it got.
 """
@@ -25,7 +25,7 @@ import re
 from collections.abc import Collection, Iterable
 from typing import Any
 
-from tasks.masking_forms import MIN_KNOWN_LENGTH, KnownValues, plain_value
+from tasks.core.masking_forms import MIN_KNOWN_LENGTH, KnownValues, plain_value
 
 # Anything e-mail-shaped, in any script: the local part runs back to a space or the punctuation
 # that surrounds addresses in text (quotes, brackets, commas, a colon as in mailto:); <> stay in,
@@ -53,7 +53,7 @@ class Masker:
     """Masks texts that may echo one request: its private values by value, then by pattern.
 
     ``Masker(request.private_values())`` is the one way the delivery layer masks what Engage
-    answered: in errors (:meth:`tasks.errors.EngageError.masked`), dead letters and logs.
+    answered: in errors (:meth:`tasks.core.errors.EngageError.masked`), dead letters and logs.
     ``readable`` are numbers known not to be private (the contact id), which the pattern would
     otherwise take for phone numbers.
     """

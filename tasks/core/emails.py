@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 import unicodedata
 
-from tasks.errors import InvalidSendRequest
+from tasks.core.errors import InvalidSendRequest
 
 #: RFC 5321: at most 64 octets before the ``@``, 254 in all (the 256-octet path less its <>).
 MAX_LOCAL_OCTETS = 64

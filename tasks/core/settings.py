@@ -17,12 +17,12 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-from tasks.environment import Environment, Setting
-from tasks.errors import ConfigurationError
-from tasks.numbers import NUMBER_TYPES, REGIONS, NumberPolicy
-from tasks.send_options import Priority, lane_queues
-from tasks.sending_policy import SendingPolicy, load_policy
-from tasks.urls import is_sentinel_url, parse_sentinel_url
+from tasks.core.environment import Environment, Setting
+from tasks.core.errors import ConfigurationError
+from tasks.core.numbers import NUMBER_TYPES, REGIONS, NumberPolicy
+from tasks.core.send_options import Priority, lane_queues
+from tasks.core.sending_policy import SendingPolicy, load_policy
+from tasks.core.urls import is_sentinel_url, parse_sentinel_url
 
 #: Every variable of the settings table, in the README's order (README: Configuration).
 #: The README's table is generated from these (``python scripts/settings_table.py``); a new
@@ -237,7 +237,8 @@ class Settings:
     #: TOML file of periodic prepared sends run by celery beat; None: no schedules.
     schedule_file: str | None = None
     #: How mobile numbers are read at enqueue: ``ENGAGE_DEFAULT_REGION`` (None: international
-    #: only) and ``ENGAGE_NUMBER_TYPES`` (see tasks.numbers.DEFAULT_NUMBER_TYPES for the policy).
+    #: only) and ``ENGAGE_NUMBER_TYPES`` (see tasks.core.numbers.DEFAULT_NUMBER_TYPES for the
+    #: policy).
     numbers: NumberPolicy = field(default_factory=NumberPolicy)
     #: Publish Celery's ``task-sent`` event at enqueue (Flower then lists tasks still queued).
     #: Off by default: it is a third Redis round trip and ~0.3 ms per enqueue.

@@ -19,7 +19,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import phonenumbers
 from phonenumbers import timezone as number_zones
 
-from tasks.errors import ConfigurationError
+from tasks.core.errors import ConfigurationError
 
 _CLOCK = re.compile(r"([01]?\d|2[0-3]):([0-5]\d)(?::([0-5]\d))?")
 #: How far ahead the end of a window is looked for: a window is shorter than a day, so two days
