@@ -65,7 +65,7 @@ MODULES = module_paths()
 
 
 def part_of(module: str) -> str | None:
-    """The layer part of a module: its subpackage (``core`` included), ``api``, ``package``; else None."""
+    """The layer part of a module: its subpackage (``core`` too), ``api``, ``package``, or None."""
     parts = module.split(".")
     if parts == [PACKAGE]:
         return "package"

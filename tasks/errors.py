@@ -1,0 +1,45 @@
+"""The exception tree, where users catch it: ``from tasks.errors import IdempotencyConflict``.
+
+The classes live in :mod:`tasks.core.errors` (the tree is drawn in its docstring); this module
+names them under the path the README documents, so code that catches them keeps working.
+"""
+
+from tasks.core.errors import (
+    ConfigurationError,
+    CredentialsRejected,
+    DeadLettered,
+    EngageAPIError,
+    EngageClientError,
+    EngageError,
+    EngageServerError,
+    EngageSmsError,
+    IdempotencyConflict,
+    InvalidSendRequest,
+    OutcomeUnknown,
+    RateLimited,
+    Rebuildable,
+    RequestNotSent,
+    ServiceUnavailable,
+    UnexpectedAnswer,
+    UnknownRecipient,
+)
+
+__all__ = [
+    "ConfigurationError",
+    "CredentialsRejected",
+    "DeadLettered",
+    "EngageAPIError",
+    "EngageClientError",
+    "EngageError",
+    "EngageServerError",
+    "EngageSmsError",
+    "IdempotencyConflict",
+    "InvalidSendRequest",
+    "OutcomeUnknown",
+    "RateLimited",
+    "Rebuildable",
+    "RequestNotSent",
+    "ServiceUnavailable",
+    "UnexpectedAnswer",
+    "UnknownRecipient",
+]
