@@ -16,7 +16,7 @@ from prometheus_client.registry import Collector
 
 from tasks.core.send_options import LANE_QUEUES
 from tasks.core.settings import Settings, broker_is_redis
-from tasks.state.callbacks import CallbackOutbox
+from tasks.state.callback_outbox import CallbackOutbox
 from tasks.state.clients import redis_client
 from tasks.state.dead_letters import DeadLetterStore
 from tasks.state.deferrals import DeferredSends

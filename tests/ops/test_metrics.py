@@ -14,7 +14,7 @@ from tasks.delivery import metrics
 from tasks.delivery.events import log_event
 from tasks.engage import EngageClient
 from tasks.sandbox import Sandbox
-from tasks.state.callbacks import CallbackOutbox
+from tasks.state.callback_outbox import CallbackOutbox
 from tasks.state.dead_letters import DeadLetterStore
 from tasks.state.deferrals import DeferredSends
 from tasks.state.enums import Reason

@@ -20,7 +20,7 @@ from tasks.delivery.runtime import Runtime
 from tasks.delivery.steps import StepContext
 from tasks.sandbox import Sandbox
 from tasks.state.enums import Reason
-from tasks.worker import callbacks
+from tasks.worker import completion_callbacks
 from tasks.worker.app import app
 from tasks.worker.housekeeping import sweep
 from tests.support.broker import Broker
@@ -82,7 +82,7 @@ def test_no_callback_is_published_before_the_final_state(
 ) -> None:
     """A queued send with a callback has none due: nothing is published yet."""
     rt = claimed(runtime)
-    assert callbacks.publish_due(rt, "k1") is False
+    assert completion_callbacks.publish_due(rt, "k1") is False
     assert published() == []
 
 
@@ -92,8 +92,8 @@ def test_callback_is_published_once_the_send_is_recorded_sent(
     """After sent, the named task is published once with the masked sent status."""
     rt = claimed(runtime)
     assert delivery.send(rt, REQUEST, 33457, ctx()) == Sent(callback=TASK)
-    assert callbacks.publish_due(rt, "k1") is True
-    assert callbacks.publish_due(rt, "k1") is False
+    assert completion_callbacks.publish_due(rt, "k1") is True
+    assert completion_callbacks.publish_due(rt, "k1") is False
     ((task, (status,)),) = published()
     assert task == TASK
     assert (status["key"], status["state"], status["recipient"]) == (
@@ -108,7 +108,7 @@ def test_callback_is_published_after_a_dead_letter(runtime: Runtime, published: 
     """A dead-lettered send's callback carries the dead_lettered status and its reason."""
     rt = claimed(runtime)
     rt.dead_letters.add("k1", reason=Reason.REJECTED, detail="d", error=None, task_ids=["r1"])
-    assert callbacks.publish_due(rt, "k1") is True
+    assert completion_callbacks.publish_due(rt, "k1") is True
     ((_, (status,)),) = published()
     assert (status["state"], status["reason"]) == ("dead_lettered", "rejected")
 
@@ -119,10 +119,10 @@ def test_callback_is_published_again_after_a_replay_ends(
     """Dead-lettered, replayed, then sent: a second callback, with the sent status."""
     send_prepared_sms(23541, mobile="+48505606707", idempotency_key="k1", on_done=TASK)
     runtime.dead_letters.add("k1", reason=Reason.AUTH_FAILED, detail="d", error=None, task_ids=[])
-    callbacks.publish_due(runtime, "k1")
+    completion_callbacks.publish_due(runtime, "k1")
     assert tasks.api.replay_dead_letter("k1") == "requeued"
     delivery.send(runtime, REQUEST, 33457, ctx())
-    assert callbacks.publish_due(runtime, "k1") is True
+    assert completion_callbacks.publish_due(runtime, "k1") is True
     assert [status["state"] for _, (status,) in published()] == ["dead_lettered", "sent"]
 
 
@@ -133,7 +133,7 @@ def test_no_callback_when_none_is_configured(
     rt = claimed(runtime, on_done=None)
     delivery.send(rt, REQUEST, 33457, ctx())
     assert rt.callbacks.depth() == 0
-    assert callbacks.publish_due(rt, "k1") is False
+    assert completion_callbacks.publish_due(rt, "k1") is False
     assert published() == []
 
 
@@ -177,8 +177,8 @@ def test_callback_the_broker_refused_stays_due(
     rt = claimed(runtime)
     delivery.send(rt, REQUEST, 33457, ctx())
     with broker.unreachable():
-        assert callbacks.publish_due(rt, "k1") is False
-    assert callbacks.publish_due(rt, "k1") is True
+        assert completion_callbacks.publish_due(rt, "k1") is False
+    assert completion_callbacks.publish_due(rt, "k1") is True
     assert len(published()) == 1
 
 
@@ -189,7 +189,7 @@ def test_callback_of_a_send_replayed_before_it_went_out_is_dropped(
     send_prepared_sms(23541, mobile="+48505606707", idempotency_key="k1", on_done=TASK)
     runtime.dead_letters.add("k1", reason=Reason.AUTH_FAILED, detail="d", error=None, task_ids=[])
     tasks.api.replay_dead_letter("k1")
-    assert callbacks.publish_due(runtime, "k1") is False
+    assert completion_callbacks.publish_due(runtime, "k1") is False
     assert published() == []
     assert runtime.callbacks.depth() == 0
 

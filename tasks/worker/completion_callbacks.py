@@ -2,7 +2,7 @@
 
 When a send reaches a final state, ``sent``, ``dead_lettered`` (again after a replay), or the
 sending policy's ``expired``, ``capped``, ``suppressed``, the script that records
-it files the key in the outbox (:mod:`tasks.state.callbacks`). The task that recorded it then
+it files the key in the outbox (:mod:`tasks.state.callback_outbox`). The task that recorded it then
 publishes ``app.send_task(on_done, args=[status])`` to ``ENGAGE_ON_DONE_QUEUE``, ``status`` being
 what :func:`tasks.api.delivery_status` returns (masked, with the key for deduplication), and
 takes the key out of the outbox. A publish that fails, or a worker that dies before it, leaves the
