@@ -8,7 +8,7 @@ import threading
 from tasks.engage import written
 from tasks.engage.http import make_session
 from tasks.sandbox import Sandbox
-from tests.unit.test_engage_client import SANDBOX_PASSWORD, SANDBOX_USER
+from tests.unit.engage.test_rest import SANDBOX_PASSWORD, SANDBOX_USER
 
 
 def test_a_call_that_wrote_its_request_is_noted(sandbox: Sandbox) -> None:

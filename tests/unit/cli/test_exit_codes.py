@@ -13,7 +13,7 @@ from tasks.cli.exit_codes import help_epilog, markdown_table
 from tasks.delivery.runtime import Runtime
 from tests.support.broker import Broker
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def test_the_numbers_stay_what_scripts_test_for() -> None:

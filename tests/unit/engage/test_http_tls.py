@@ -18,7 +18,7 @@ from tasks.engage.http import make_session
 from tasks.engage.rest import RestEngageClient
 from tasks.sandbox import Sandbox
 from tests.support.tls import SelfSigned, self_signed
-from tests.unit.test_engage_client import SANDBOX_PASSWORD, SANDBOX_USER
+from tests.unit.engage.test_rest import SANDBOX_PASSWORD, SANDBOX_USER
 
 
 @pytest.fixture(scope="module")

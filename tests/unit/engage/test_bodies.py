@@ -13,7 +13,7 @@ from tasks.engage.bodies import MAX_ANSWER_BYTES, BodyNotRead, read_body
 from tasks.engage.http import make_session
 from tasks.engage.soap import SoapEngageClient
 from tasks.sandbox import Sandbox
-from tests.unit.test_engage_client import SANDBOX_PASSWORD, SANDBOX_USER, client_for
+from tests.unit.engage.test_rest import SANDBOX_PASSWORD, SANDBOX_USER, client_for
 
 #: Inflated size of the bombs here: over the limit, small enough for the code before the limit.
 BOMB_MIB = 48

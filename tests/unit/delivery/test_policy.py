@@ -27,7 +27,7 @@ from tasks.worker.housekeeping import sweep
 from tests.support.broker import Broker
 from tests.support.environments import make_settings
 from tests.support.runtime import fake_runtime, installed
-from tests.unit.test_callbacks import CALLBACK_QUEUE, drain
+from tests.unit.worker.test_completion_callbacks import CALLBACK_QUEUE, drain
 
 NUMBER = "48505606707"
 UNKNOWN = "48600700800"

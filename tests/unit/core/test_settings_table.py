@@ -12,7 +12,7 @@ from tasks.core.environment import Setting
 from tasks.core.errors import ConfigurationError
 from tasks.core.settings import SETTINGS, Settings, load_settings, settings_table
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 VARIABLE = re.compile(r'"((?:ENGAGE|CELERY)_[A-Z_]+|REDIS_URL)"')
 NUMBERS = [s for s in SETTINGS if s.field and s.type in (int, float)]
 

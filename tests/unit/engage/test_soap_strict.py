@@ -17,7 +17,7 @@ from tasks.core.request import Identifier
 from tasks.engage.http import make_session
 from tasks.engage.soap import SoapEngageClient
 from tasks.sandbox import Sandbox
-from tests.unit.test_engage_client import SANDBOX_PASSWORD, SANDBOX_USER
+from tests.unit.engage.test_rest import SANDBOX_PASSWORD, SANDBOX_USER
 
 
 def soap(sandbox: Sandbox) -> SoapEngageClient:
