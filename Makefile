@@ -50,8 +50,8 @@ chaos: install
 	$(PY) scripts/chaos.py
 
 bench: install
-	$(PY) scripts/bench.py
-	$(PY) scripts/bench_replicas.py
+	$(PY) -m benchmarks
+	$(PY) -m benchmarks.replicas
 
 # A Sentinel set of its own (never 6379): the primary killed 3 times, without and with
 # replication lag; then the control run without replica acks, which must show duplicates.
@@ -62,7 +62,7 @@ failover: install
 
 # Enqueue over HTTP (engage-sms api) against send_prepared_sms in process, on a Redis of its own.
 bench-http: install
-	$(PY) scripts/bench_http.py
+	$(PY) -m benchmarks.front_door
 
 clean:
 	rm -rf $(VENV) .run .pytest_cache .mypy_cache .ruff_cache *.egg-info

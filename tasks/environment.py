@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Generic, TypeVar, cast
+from typing import Any, Generic, TypeVar, cast
 from urllib.parse import urlsplit
 
 from tasks.errors import ConfigurationError, InvalidSendRequest
@@ -98,7 +98,8 @@ class Setting(Generic[T]):
     """One environment variable declared once: name, type, default, lower bound, meaning.
 
     A declaration without ``field`` is read by code of its own (URLs, ports, derived defaults),
-    which still takes its name and bounds from here.
+    which still takes its name and bounds from here. One whose text is no plain value (quiet
+    hours, caps, lanes) names a ``reader`` of its own, and is still read by the one loader.
     """
 
     name: str
@@ -118,6 +119,9 @@ class Setting(Generic[T]):
     scale: float = 1
     #: One line for the README's table: what it means.
     doc: str = ""
+    #: Reads a value that is no plain number, flag or choice: ``reader(env, self)`` returns the
+    #: value (the default when unset) or raises ConfigurationError naming the variable.
+    reader: Callable[[Environment, Setting[Any]], Any] | None = None
 
     @property
     def value(self) -> T | None:
@@ -129,7 +133,9 @@ class Setting(Generic[T]):
     def read(self, env: Environment) -> T | None:
         """This variable's value from ``env`` (the default when unset), checked."""
         value: object
-        if self.type is bool:
+        if self.reader is not None:
+            value = self.reader(env, self)
+        elif self.type is bool:
             value = env.choice(self.name, "on" if self.default else "off", ("off", "on")) == "on"
         elif self.type is int and isinstance(self.default, int):
             value = env.integer(self.name, self.default, int(self.minimum))

@@ -41,7 +41,7 @@ def lane_queues(deployment: str = DEFAULT_DEPLOYMENT) -> dict[Priority, str]:
     """The Celery queue of each lane of one deployment (``{prefix}.{lane}``), highest first.
 
     Named by the deployment (``ENGAGE_KEY_PREFIX``), so two deployments on one Redis never
-    consume each other's sends; the default prefix gives ``engage.urgent`` and so on, as before.
+    consume each other's sends; the default prefix gives ``engage.urgent`` and so on.
     """
     return {p: f"{deployment}.{p.value}" for p in Priority}
 

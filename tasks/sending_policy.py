@@ -1,10 +1,10 @@
 """The sending policy: deadlines, quiet hours, per-recipient caps, opt-outs, contact creation.
 
 Engage applies its message limits to campaigns, never to ``sendSingle``, so this package carries
-the policy itself. This module holds the settings (read from the environment once, through
-:func:`load_policy`) and the per-send deadline's validation; the Redis side is in
-:mod:`tasks.state.suppressions` and :mod:`tasks.state.recipient_caps`, the time zones in
-:mod:`tasks.quiet_hours`.
+the policy itself. This module declares its settings (:data:`POLICY_SETTINGS`, part of
+:data:`tasks.settings.SETTINGS`, read by its one loader) and validates a send's deadline; the
+Redis side is in :mod:`tasks.state.suppressions` and :mod:`tasks.state.recipient_caps`, the time
+zones in :mod:`tasks.quiet_hours`.
 """
 
 from __future__ import annotations
@@ -13,25 +13,13 @@ import math
 import re
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any, cast
 
-from tasks.environment import Environment
+from tasks.environment import Environment, Setting
 from tasks.errors import ConfigurationError, InvalidSendRequest
 from tasks.quiet_hours import QuietWindow, parse_window, parse_zone
 from tasks.send_options import Priority
 
-#: Default deadline per lane: a one-time code or password reset is useless after minutes; a
-#: normal send after a day; a campaign has none (it may wait out quiet hours and caps).
-DEFAULT_TTLS: dict[Priority, float | None] = {
-    Priority.URGENT: 900.0,
-    Priority.NORMAL: 86400.0,
-    Priority.BULK: None,
-}
-#: The setting that overrides each lane's default deadline.
-TTL_SETTINGS: dict[Priority, str] = {
-    Priority.URGENT: "ENGAGE_URGENT_TTL",
-    Priority.NORMAL: "ENGAGE_NORMAL_TTL",
-    Priority.BULK: "ENGAGE_BULK_TTL",
-}
 #: The longest deadline a send may ask for (beyond it the ledger record itself would be gone).
 MAX_TTL = 30 * 86400.0
 #: Lanes quiet hours apply to unless ``ENGAGE_QUIET_LANES`` says otherwise.
@@ -54,56 +42,41 @@ class RecipientCap:
         return f"{self.limit}/{self.window:g}s"
 
 
-@dataclass(frozen=True)
-class SendingPolicy:
-    """The policy settings, one object in :class:`tasks.settings.Settings` (``policy``)."""
-
-    #: Deadline per lane when a send gives none (``ENGAGE_URGENT_TTL``...; None: no deadline).
-    ttls: dict[Priority, float | None] = field(default_factory=lambda: dict(DEFAULT_TTLS))
-    #: ``ENGAGE_QUIET_HOURS``; None: no quiet hours.
-    quiet_hours: QuietWindow | None = None
-    quiet_lanes: frozenset[Priority] = DEFAULT_QUIET_LANES
-    #: Zone of recipients without one of their own (e-mail, ids) (``ENGAGE_DEFAULT_TIMEZONE``).
-    default_timezone: str = "UTC"
-    #: ``ENGAGE_RECIPIENT_CAP`` by lane; a lane not named is not capped.
-    caps: dict[Priority, RecipientCap] = field(default_factory=dict)
-    suppression_lanes: frozenset[Priority] = DEFAULT_SUPPRESSION_LANES
-    #: ``ENGAGE_CREATE_CONTACTS``: create an unknown recipient in Engage instead of dead-lettering.
-    create_contacts: bool = False
-
-    def quiet_applies(self, lane: Priority) -> bool:
-        """Whether sends of ``lane`` wait out quiet hours (urgent never does)."""
-        return self.quiet_hours is not None and lane in self.quiet_lanes
-
-    def suppression_applies(self, lane: Priority) -> bool:
-        """Whether sends of ``lane`` are checked against the opt-out list."""
-        return lane in self.suppression_lanes
+def _read_ttl(env: Environment, setting: Setting[Any]) -> float | None:
+    """A lane's deadline in seconds; ``none``, ``off`` or ``0``: no deadline."""
+    raw = env.optional_text(setting.name)
+    if raw is None:
+        return cast("float | None", setting.default)
+    if raw.lower() in ("none", "off", "0"):
+        return None
+    value = env.number(setting.name, 0.0, minimum=setting.minimum)
+    if value > MAX_TTL:
+        raise ConfigurationError(setting.name, f"must be at most {MAX_TTL:.0f} s (30 days)")
+    return value
 
 
-def load_policy(env: Environment) -> SendingPolicy:
-    """The policy settings from the environment; ConfigurationError names a bad variable."""
-    ttls: dict[Priority, float | None] = {}
-    for lane, name in TTL_SETTINGS.items():
-        raw = env.optional_text(name)
-        if raw is None:
-            ttls[lane] = DEFAULT_TTLS[lane]
-        elif raw.lower() in ("none", "off", "0"):
-            ttls[lane] = None
-        else:
-            ttls[lane] = env.number(name, 0.0, minimum=1)
-            if ttls[lane] > MAX_TTL:  # type: ignore[operator]  # just set to a float
-                raise ConfigurationError(name, f"must be at most {MAX_TTL:.0f} s (30 days)")
-    quiet = env.optional_text("ENGAGE_QUIET_HOURS")
-    zone = env.optional_text("ENGAGE_DEFAULT_TIMEZONE")
-    return SendingPolicy(
-        ttls=ttls,
-        quiet_hours=None if quiet is None or quiet.lower() == "off" else parse_window(quiet),
-        quiet_lanes=_lanes(env, "ENGAGE_QUIET_LANES", DEFAULT_QUIET_LANES, urgent=False),
-        default_timezone="UTC" if zone is None else parse_zone(zone),
-        caps=parse_caps(env.optional_text("ENGAGE_RECIPIENT_CAP") or ""),
-        suppression_lanes=_lanes(env, "ENGAGE_SUPPRESSION_LANES", DEFAULT_SUPPRESSION_LANES),
-        create_contacts=env.choice("ENGAGE_CREATE_CONTACTS", "off", ("off", "on")) == "on",
-    )
+def _read_window(env: Environment, setting: Setting[Any]) -> QuietWindow | None:
+    raw = env.optional_text(setting.name)
+    if raw is None or raw.lower() == "off":
+        return None
+    return parse_window(raw, setting=setting.name)
+
+
+def _read_zone(env: Environment, setting: Setting[Any]) -> str:
+    raw = env.optional_text(setting.name)
+    return str(setting.default) if raw is None else parse_zone(raw, setting=setting.name)
+
+
+def _read_caps(env: Environment, setting: Setting[Any]) -> dict[Priority, RecipientCap]:
+    return parse_caps(env.optional_text(setting.name) or "", setting=setting.name)
+
+
+def _read_quiet_lanes(env: Environment, setting: Setting[Any]) -> frozenset[Priority]:
+    return _lanes(env, setting.name, cast("frozenset[Priority]", setting.default), urgent=False)
+
+
+def _read_lanes(env: Environment, setting: Setting[Any]) -> frozenset[Priority]:
+    return _lanes(env, setting.name, cast("frozenset[Priority]", setting.default))
 
 
 def _lanes(
@@ -149,6 +122,93 @@ def parse_caps(
             raise ConfigurationError(setting, f"lane {lane} is named twice")
         caps[Priority(lane)] = RecipientCap(limit, window)
     return caps
+
+
+#: The policy's variables, part of :data:`tasks.settings.SETTINGS` (the README's table) and read
+#: by its one loader into :attr:`tasks.settings.Settings.policy`; :class:`SendingPolicy`'s
+#: defaults are theirs. Deadlines: a one-time code or password reset is useless after minutes; a
+#: normal send after a day; a campaign has none (it may wait out quiet hours and caps).
+# fmt: off
+POLICY_SETTINGS: tuple[Setting[Any], ...] = (
+    Setting("ENGAGE_URGENT_TTL", float, 900.0, field="policy.urgent_ttl", minimum=1, unit=" s",
+            reader=_read_ttl, doc="Deadline of an urgent send that gives none (at most 30 days; "
+                                  "`none`, `off` or `0`: no deadline)"),
+    Setting("ENGAGE_NORMAL_TTL", float, 86400.0, field="policy.normal_ttl", minimum=1, unit=" s",
+            reader=_read_ttl, doc="Deadline of a normal send that gives none (likewise)"),
+    Setting("ENGAGE_BULK_TTL", float, None, field="policy.bulk_ttl", minimum=1,
+            shown="`none`", reader=_read_ttl,
+            doc="Deadline of a bulk send that gives none (likewise)"),
+    Setting("ENGAGE_QUIET_HOURS", QuietWindow, None, field="policy.quiet_hours",
+            shown="`off`", reader=_read_window,
+            doc="Daily window of recipients' local time in which sends wait, `HH:MM[:SS]-HH:MM"
+                "[:SS]` (may wrap midnight), e.g. `21:00-08:00` (see Sending policy)"),
+    Setting("ENGAGE_QUIET_LANES", frozenset, DEFAULT_QUIET_LANES, field="policy.quiet_lanes",
+            shown="`bulk`", reader=_read_quiet_lanes,
+            doc="Lanes that wait out quiet hours, comma-separated, or `none` (`urgent` is "
+                "refused)"),
+    Setting("ENGAGE_DEFAULT_TIMEZONE", str, "UTC", field="policy.default_timezone",
+            reader=_read_zone,
+            doc="IANA zone of recipients without one of their own (e-mail, app alias, ids)"),
+    Setting("ENGAGE_RECIPIENT_CAP", dict, {}, field="policy.caps", shown="unset (no caps)",
+            reader=_read_caps,
+            doc="Sends per recipient and lane, `LANE=COUNT/PERIOD,...` (units `s m h d`), e.g. "
+                "`bulk=2/24h,normal=10/24h`; a lane not named is not capped"),
+    Setting("ENGAGE_SUPPRESSION_LANES", frozenset, DEFAULT_SUPPRESSION_LANES,
+            field="policy.suppression_lanes", shown="`urgent,normal,bulk`", reader=_read_lanes,
+            doc="Lanes checked against the opt-out list, comma-separated, or `none`"),
+    Setting("ENGAGE_CREATE_CONTACTS", bool, False, field="policy.create_contacts",
+            doc="`on`: a recipient Engage does not know is created, then sent to, unless the "
+                "send says otherwise (`create_contact`)"),
+)
+# fmt: on
+_DECLARED = {setting.field.partition(".")[2]: setting for setting in POLICY_SETTINGS}
+
+
+def _default(name: str) -> Any:
+    return _DECLARED[name].value
+
+
+@dataclass(frozen=True)
+class SendingPolicy:
+    """The policy settings, one object in :class:`tasks.settings.Settings` (``policy``)."""
+
+    #: Deadline of an urgent send that gives none (``ENGAGE_URGENT_TTL``; None: no deadline).
+    urgent_ttl: float | None = _default("urgent_ttl")
+    #: ``ENGAGE_NORMAL_TTL``, likewise.
+    normal_ttl: float | None = _default("normal_ttl")
+    #: ``ENGAGE_BULK_TTL``, likewise.
+    bulk_ttl: float | None = _default("bulk_ttl")
+    #: ``ENGAGE_QUIET_HOURS``; None: no quiet hours.
+    quiet_hours: QuietWindow | None = None
+    quiet_lanes: frozenset[Priority] = _default("quiet_lanes")
+    #: Zone of recipients without one of their own (e-mail, ids) (``ENGAGE_DEFAULT_TIMEZONE``).
+    default_timezone: str = _default("default_timezone")
+    #: ``ENGAGE_RECIPIENT_CAP`` by lane; a lane not named is not capped.
+    caps: dict[Priority, RecipientCap] = field(default_factory=lambda: dict(_default("caps")))
+    suppression_lanes: frozenset[Priority] = _default("suppression_lanes")
+    #: ``ENGAGE_CREATE_CONTACTS``: create an unknown recipient in Engage instead of dead-lettering.
+    create_contacts: bool = _default("create_contacts")
+
+    @property
+    def ttls(self) -> dict[Priority, float | None]:
+        """Deadline per lane when a send gives none (None: no deadline)."""
+        return {
+            Priority.URGENT: self.urgent_ttl,
+            Priority.NORMAL: self.normal_ttl,
+            Priority.BULK: self.bulk_ttl,
+        }
+
+    def quiet_applies(self, lane: Priority) -> bool:
+        """Whether sends of ``lane`` wait out quiet hours (urgent never does)."""
+        return self.quiet_hours is not None and lane in self.quiet_lanes
+
+    def suppression_applies(self, lane: Priority) -> bool:
+        """Whether sends of ``lane`` are checked against the opt-out list."""
+        return lane in self.suppression_lanes
+
+
+#: Default deadline per lane (the declared ``ENGAGE_*_TTL`` defaults).
+DEFAULT_TTLS: dict[Priority, float | None] = SendingPolicy().ttls
 
 
 @dataclass(frozen=True)

@@ -3,8 +3,10 @@
 Read per role: enqueueing and asking for a status need only the broker and Redis, so a web process
 never has to hold the Engage password; :meth:`Settings.require_engage` is what workers, ``doctor``
 and the demo call. The package's Celery configuration (:mod:`tasks.worker.config`) and the CLI
-call :func:`load_settings` and pass the result on. The only other reads of ``os.environ`` are
-requests' proxy and CA variables, read once in :func:`tasks.engage.http.make_session`.
+call :func:`load_settings` and pass the result on. The only other reads of ``os.environ`` are of
+variables not ours: requests' proxy and CA variables, read once in
+:func:`tasks.engage.http.make_session`, and Flower's ``FLOWER_BASIC_AUTH``, checked before
+Flower starts (tests/unit/test_settings_declared.py keeps it so).
 
 Each variable is declared once, in :data:`SETTINGS` (name, type, default, bound, meaning): the
 loader, the dataclass defaults and the README's table (:func:`settings_table`) all read it.
@@ -21,7 +23,7 @@ from tasks.environment import Environment, Setting
 from tasks.errors import ConfigurationError
 from tasks.numbers import NUMBER_TYPES, REGIONS, NumberPolicy
 from tasks.send_options import Priority, lane_queues
-from tasks.sending_policy import SendingPolicy, load_policy
+from tasks.sending_policy import POLICY_SETTINGS, SendingPolicy
 from tasks.urls import is_sentinel_url, parse_sentinel_url
 
 #: Every variable of the settings table, in the README's order (README: Configuration).
@@ -138,6 +140,8 @@ SETTINGS: tuple[Setting[Any], ...] = (
     Setting("ENGAGE_REPLICA_ACK_TIMEOUT", float, 500.0, field="replica_ack_timeout", minimum=1,
             unit=" ms",
             doc="Longest one `WAIT` for those replicas takes"),
+    # Deadlines, quiet hours, caps, opt-outs, contact creation (README: Sending policy).
+    *POLICY_SETTINGS,
 )
 # fmt: on
 
@@ -297,7 +301,7 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
     declared: dict[str, Any] = {
         setting.field: setting.read(env) for setting in SETTINGS if setting.field
     }
-    nested = {"retry": RetrySettings, "http": HttpSettings}
+    nested = {"retry": RetrySettings, "http": HttpSettings, "policy": SendingPolicy}
     top = {name: value for name, value in declared.items() if "." not in name}
     for group, build in nested.items():
         members = {n.partition(".")[2]: v for n, v in declared.items() if n.startswith(group + ".")}
@@ -314,7 +318,6 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         on_done_task=env.task_name("ENGAGE_ON_DONE_TASK"),
         on_done_queue=env.optional_text("ENGAGE_ON_DONE_QUEUE")
         or f"{prefix}.{ON_DONE_QUEUE_SUFFIX}",
-        policy=load_policy(env),
         **_high_availability(env, broker_url, redis_url),
     )
     _check_consistency(settings)

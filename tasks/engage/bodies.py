@@ -4,7 +4,7 @@
 1 MB gzip error page that inflates to gigabytes takes the worker's memory with it. Calls are
 made with ``stream=True`` and the body is read here in chunks (urllib3 decodes each chunk with
 a bound on its output), stopping at the size limit or the deadline. What was read becomes the
-response's ``content``, so the readers of answers work on it as before; a body cut short raises
+response's ``content``, which the readers of answers work on; a body cut short raises
 :class:`BodyNotRead`, which :mod:`tasks.engage.http` turns into the error the status calls for.
 """
 

@@ -21,7 +21,7 @@ from tests.integration.conftest import FAST_ENV, WorkerFactory, wait_for
 pytestmark = pytest.mark.integration
 
 FINAL = ("sent", "dead_lettered")
-#: What the issue promises: final within 4 minutes of the worker's restart or Redis' return.
+#: The recovery bound: final within 4 minutes of the worker's restart or Redis' return.
 RECOVERY_LIMIT = 240.0
 
 

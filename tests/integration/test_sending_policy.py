@@ -1,4 +1,4 @@
-"""The sending policy with real workers, real Redis and the sandbox (issue 22's "done when")."""
+"""The sending policy with real workers, real Redis and the sandbox, end to end."""
 
 from __future__ import annotations
 

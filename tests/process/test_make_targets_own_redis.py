@@ -3,8 +3,8 @@
 Each target runs as ``make`` runs it, in a shell that exports ``REDIS_URL``, ``CELERY_BROKER_URL``
 and ``ENGAGE_BROKER_URL`` for another deployment (a bystander Redis this test starts, holding a
 canary key). The bystander must end as it began. When something answers on the machine's
-127.0.0.1:6379, a canary key there must survive too (the test deletes that one key and nothing
-else). The demo also runs with ``redis-server`` hidden from ``PATH``: python3 is enough.
+127.0.0.1:6379, it is watched by reading only: no database that held keys may end empty. The
+demo also runs with ``redis-server`` hidden from ``PATH``: python3 is enough.
 """
 
 from __future__ import annotations
@@ -46,9 +46,9 @@ def bystander(tmp_path: Path) -> Iterator[redis.Redis]:
 
 
 @pytest.fixture
-def machine_canary() -> Iterator[Callable[[], None]]:
-    """A canary key on 127.0.0.1:6379 if something answers there (only that key is deleted)."""
-    with machine_redis.machine_canary() as check:
+def machine_watch() -> Iterator[Callable[[], None]]:
+    """A read-only watch on 127.0.0.1:6379 if something answers there (nothing is written)."""
+    with machine_redis.machine_watch() as check:
         yield check
 
 
@@ -74,7 +74,7 @@ def _assert_untouched(bystander: redis.Redis, machine_check: Callable[[], None])
 
 
 def test_demo_runs_on_its_own_redis_without_redis_server(
-    bystander: redis.Redis, machine_canary: Callable[[], None], tmp_path: Path
+    bystander: redis.Redis, machine_watch: Callable[[], None], tmp_path: Path
 ) -> None:
     """make demo passes with no redis-server on PATH, and writes nothing to the shell's Redis."""
     hidden = path_without(("redis-server",), tmp_path / "bin")
@@ -83,11 +83,11 @@ def test_demo_runs_on_its_own_redis_without_redis_server(
     result = _run([demo, "demo"], _shell_env(bystander, PATH=hidden), tmp_path)
     assert "demo OK: sent once, unknown recipient dead-lettered" in result.stdout
     assert "a throwaway server of the demo's own" in result.stdout
-    _assert_untouched(bystander, machine_canary)
+    _assert_untouched(bystander, machine_watch)
 
 
 def test_chaos_and_bench_run_on_their_own_redis(
-    bystander: redis.Redis, machine_canary: Callable[[], None], tmp_path: Path
+    bystander: redis.Redis, machine_watch: Callable[[], None], tmp_path: Path
 ) -> None:
     """A small chaos run and bench's enqueue phase leave the shell's Redis and 6379 as they were."""
     env = _shell_env(bystander)
@@ -97,7 +97,21 @@ def test_chaos_and_bench_run_on_their_own_redis(
         tmp_path,
     )
     assert "duplicates:            0" in chaos.stdout
-    bench = [sys.executable, str(REPOSITORY / "scripts/bench.py"), "--phases", "4"]
-    result = _run([*bench, "--enqueues", "40", "--warmup", "10"], env, tmp_path)
+    bench_path = {"PYTHONPATH": str(REPOSITORY)}  # ``make bench`` runs it from the repository
+    bench = [sys.executable, "-m", "benchmarks", "--phases", "4"]
+    result = _run([*bench, "--enqueues", "40", "--warmup", "10"], env | bench_path, tmp_path)
     assert "enqueue latency, median" in result.stdout
-    _assert_untouched(bystander, machine_canary)
+    _assert_untouched(bystander, machine_watch)
+
+
+def test_the_machine_watch_sees_a_flush_and_writes_nothing(real_redis: redis.Redis) -> None:
+    """The 6379 watch, on a Redis of the tests: silent while keys stay, loud on a flush."""
+    real_redis.flushdb()
+    real_redis.set("someone-elses-data", "1")
+    url = "redis://{host}:{port}/{db}".format(**real_redis.connection_pool.connection_kwargs)
+    with machine_redis.machine_watch(url) as check:
+        check()
+        assert real_redis.keys("*") == [b"someone-elses-data"]  # the watch wrote nothing
+        real_redis.flushdb()
+        with pytest.raises(AssertionError, match="lost every key"):
+            check()

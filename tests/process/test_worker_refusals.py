@@ -71,7 +71,7 @@ def test_another_deployments_lanes_are_refused() -> None:
 
 
 def test_gevent_is_refused_with_one_line() -> None:
-    """gevent used to hang the worker before ready with no error: now one line names the pool.
+    """A gevent pool is refused before ready, with one line that names the pool.
 
     Celery's command line patches for gevent before the app loads, and gevent may warn about it.
     """

@@ -1,12 +1,13 @@
-"""A canary on the machine's Redis (127.0.0.1:6379), which belongs to someone else.
+"""A read-only watch on the machine's Redis (127.0.0.1:6379), which belongs to someone else.
 
-Nothing of this project may write to it or flush it. When something answers there, the canary
-key is set before and read after; only the canary is ever deleted.
+Nothing of this project may write to it or flush it, and this watch writes nothing either: when
+something answers there, it notes the server's run id and which databases hold keys, and checks
+afterwards that none of those was emptied (a ``FLUSHDB``/``FLUSHALL`` of ours would show), unless
+the server restarted meanwhile (a new run id: not ours to judge).
 """
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
@@ -15,26 +16,29 @@ import redis
 from tasks.cli.local_stack import redis_answers
 
 MACHINE_REDIS = "redis://127.0.0.1:6379/0"
-#: The canary outlives a crashed run by at most this long.
-CANARY_TTL = 6 * 3600
+
+
+def _databases_with_keys(client: redis.Redis) -> set[str]:
+    return {db for db, stats in client.info("keyspace").items() if stats.get("keys", 0) > 0}
 
 
 @contextmanager
-def machine_canary() -> Iterator[Callable[[], None]]:
-    """Yield a check that raises AssertionError if the canary was flushed or changed."""
-    if not redis_answers(MACHINE_REDIS):
+def machine_watch(url: str = MACHINE_REDIS) -> Iterator[Callable[[], None]]:
+    """Yield a check that raises AssertionError if a database that held keys was emptied."""
+    if not redis_answers(url):
         yield lambda: None
         return
-    client = redis.Redis.from_url(MACHINE_REDIS, socket_connect_timeout=2)
-    key, value = f"engage-sms-test-canary:{uuid.uuid4().hex}", uuid.uuid4().hex
-    client.set(key, value, ex=CANARY_TTL)
+    client = redis.Redis.from_url(url, socket_connect_timeout=2)
+    run_id = client.info("server")["run_id"]
+    held = _databases_with_keys(client)
 
     def check() -> None:
-        found = client.get(key)
-        assert found == value.encode(), f"the Redis on 127.0.0.1:6379 lost its canary {key}"
+        if client.info("server")["run_id"] != run_id:
+            return  # restarted by its owner: what it holds now says nothing about us
+        emptied = held - _databases_with_keys(client)
+        assert not emptied, f"the Redis at {url} lost every key of {sorted(emptied)}"
 
     try:
         yield check
     finally:
-        client.delete(key)
         client.close()

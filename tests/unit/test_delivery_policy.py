@@ -238,7 +238,7 @@ NEW_REQUEST = build_send_request(23541, mobile="+" + UNKNOWN)
 
 
 def test_by_default_an_unknown_recipient_is_still_dead_lettered(sandbox: Sandbox) -> None:
-    """Without create_contact nothing is created: unknown_recipient, as before."""
+    """Without create_contact nothing is created: the send ends unknown_recipient."""
     settings = make_settings(sandbox.base_url, ENGAGE_UNKNOWN_RECIPIENT_RETRIES="0")
     rt = fake_runtime(settings, redis_client=fakeredis.FakeRedis())
     rt.ledger.claim("k1", NEW_REQUEST, ["r1", "s1"], policy=ClaimPolicy())

@@ -64,8 +64,10 @@ def test_the_settings_defaults_are_the_declared_ones(setting: Setting[Any]) -> N
 @pytest.mark.parametrize("setting", NUMBERS, ids=lambda s: s.name)
 def test_a_value_below_the_declared_bound_is_refused(setting: Setting[Any]) -> None:
     """Below its minimum, each numeric variable stops the settings with its name."""
+    # Half below for fractions: a deadline's 0 is a word for none, not a number below its bound.
+    below = setting.minimum - (1 if setting.type is int else 0.5)
     with pytest.raises(ConfigurationError, match="must be at least") as caught:
-        load_settings({setting.name: str(setting.minimum - 1)})
+        load_settings({setting.name: str(below)})
     assert caught.value.setting == setting.name
 
 

@@ -124,7 +124,7 @@ def test_429s_count_toward_a_bounded_budget() -> None:
 
 
 def test_retry_after_zero_gives_few_calls_in_ten_seconds() -> None:
-    """What the issue saw (95 calls in 10 s) cannot happen: at most 4 calls start in 10 s."""
+    """Retry-After 0 never gives a burst (95 calls in 10 s): at most 4 calls start in 10 s."""
     error = RateLimited("message/sendSingle", status=429, retry_after=0)
     clock, calls = 0.0, 0
     while clock < 10:

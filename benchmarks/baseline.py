@@ -10,8 +10,8 @@
 
 Same broker as the benchmark and the settings of ``tasks/worker/config.py`` that shape what a
 worker does per message (transport, JSON, late acks, prefetch, task events, no results). Started
-as ``celery -A bench_baseline worker`` with ``scripts/`` on ``PYTHONPATH``; it imports nothing
-from :mod:`tasks` but the broker transport. Engage's address and login come from
+as ``celery -A benchmarks.baseline worker`` with the repository on ``PYTHONPATH``; it imports
+nothing from :mod:`tasks` but the broker transport. Engage's address and login come from
 ``BENCH_ENGAGE_URL``, ``BENCH_ENGAGE_USERNAME`` and ``BENCH_ENGAGE_PASSWORD`` (the sandbox).
 """
 
@@ -26,12 +26,13 @@ from celery import Celery
 from requests.adapters import HTTPAdapter
 
 #: Names the benchmark's Redis for this process and the workers it starts: a throwaway server of
-#: ``scripts/bench.py``'s own unless the user gave one (flushed at start and at the end).
+#: ``make bench``'s own (``benchmarks/harness.py``) unless the user gave one (flushed at start
+#: and at the end).
 BROKER_VARIABLE = "BENCH_REDIS_URL"
 BROKER_URL = os.environ.get(BROKER_VARIABLE, "")
 #: A queue of its own, so a baseline message can never reach an ``engage`` worker or vice versa.
 QUEUE = "bench-baseline"
-#: celeryconfig.py's value with the default ENGAGE_VISIBILITY_TIMEOUT.
+#: tasks/worker/config.py's value with the default ENGAGE_VISIBILITY_TIMEOUT.
 VISIBILITY_TIMEOUT = 7200.0
 
 app = Celery("bench_baseline")
@@ -56,8 +57,8 @@ app.conf.update(
     task_reject_on_worker_lost=True,
     worker_prefetch_multiplier=1,
     broker_connection_retry_on_startup=True,
-    # celeryconfig.py's transport: kombu's, reusing one client object per channel. Named, not
-    # imported: the worker imports it from the repository root (celery puts it on sys.path).
+    # tasks/worker/config.py's transport: kombu's, reusing one client object per channel. Named,
+    # not imported: the worker imports it when it builds the connection.
     broker_transport="tasks.worker.transport:Transport",
     broker_transport_options={
         "visibility_timeout": VISIBILITY_TIMEOUT,

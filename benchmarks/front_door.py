@@ -37,7 +37,9 @@ BODY = {"message_id": 23541, "mobile": "+48 505 606 707", "parameters": {"firstN
 
 def main() -> int:
     """Run the phases and print their figures."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.front_door", description=__doc__.splitlines()[0]
+    )
     parser.add_argument("--calls", type=int, default=2000, help="calls per phase (default 2000)")
     parser.add_argument("--clients", type=int, default=8, help="threads in phase 4 (default 8)")
     args = parser.parse_args()

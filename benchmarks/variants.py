@@ -1,9 +1,9 @@
 """Worker variants for the lanes phase of ``make bench``: what each part of the design buys.
 
-``celery -A bench_variants worker`` is the package's own worker, changed by ``BENCH_VARIANT``:
+``celery -A benchmarks.variants worker`` is the package's own worker, changed by ``BENCH_VARIANT``:
 ``round_robin`` fetches from the lanes in kombu's default rotation instead of highest first.
-Everything else is the package's configuration. Started by ``scripts/bench.py`` with
-``scripts/`` on ``PYTHONPATH``.
+Everything else is the package's configuration. Started by the lanes phase
+(``benchmarks/lanes.py``) with the repository on ``PYTHONPATH``.
 """
 
 from __future__ import annotations

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import redis
 
+from benchmarks.harness import cpu_seconds as _cpu_seconds
 from tasks.cli.local_stack import celery_worker, start_worker
 from tasks.cli.redis_server import RedisServer
 from tasks.sandbox import Sandbox, SandboxState
@@ -26,7 +27,6 @@ from tasks.sandbox import Sandbox, SandboxState
 USER, PASSWORD = "api@example.com", "sandbox-password"
 MESSAGE_ID = 555
 FIRST_CONTACT_ID = 100_000
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
 def main() -> int:
@@ -145,14 +145,10 @@ def _wait_until_sent(rt: object, keys: list[str], timeout: float = 300.0) -> Non
             time.sleep(0.05)
 
 
-def _cpu_seconds(pid: int) -> float:
-    """User plus system CPU time of a process (all its threads) from /proc/<pid>/stat."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
-
-
 def _arguments() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.replicas", description=__doc__.splitlines()[0]
+    )
     parser.add_argument("--enqueues", type=int, default=1000, help="enqueues per round")
     parser.add_argument("--messages", type=int, default=600, help="sends per worker round")
     parser.add_argument("--rounds", type=int, default=2, help="rounds per setting")
