@@ -11,10 +11,10 @@ from typing import Any
 
 from celery import Celery, Task
 
-from tasks.errors import ConfigurationError
-from tasks.masking import mask_value
-from tasks.request import SendRequest
-from tasks.settings import Settings
+from tasks.core.errors import ConfigurationError
+from tasks.core.masking import mask_value
+from tasks.core.request import SendRequest
+from tasks.core.settings import Settings
 from tasks.worker.programs import on_configured
 
 #: Modules holding tasks and worker hooks: imported by ``celery -A tasks worker`` (and beat) at
