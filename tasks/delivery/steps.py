@@ -242,8 +242,7 @@ def _lease(  # noqa: PLR0911  (each way the step ends reads best as an early ret
     if start.outcome == StartOutcome.BLOCKED:
         return failures.dead_letter(Reason.AUTH_FAILED, "Engage refused the credentials")
     if start.outcome == StartOutcome.INTERRUPTED:
-        return failures.dead_letter(
-            Reason.OUTCOME_UNKNOWN,
+        return failures.interrupted(
             f"a worker stopped during message/sendSingle (its lease ran out at "
             f"{iso(start.lapsed_at)}); Engage may have sent it",
         )
