@@ -50,6 +50,11 @@ from tasks.state.records import iso
 SKIP_STATES = (*FINAL_STATES, SendState.DEFERRED)
 #: After Engage accepted a send, how long a worker keeps trying to record it while Redis is away.
 RECORD_SENT_PATIENCE = 120.0
+#: The pauses between two tries of such a write: doubling from the first to the longest, so the
+#: holder records its answer within a second of Redis taking writes again, before a redelivered
+#: copy finds its lease lapsed and takes the send for interrupted (``outcome_unknown``).
+RECORD_RETRY_FIRST = 0.25
+RECORD_RETRY_MAX = 1.0
 #: A lease too few replicas acknowledged is tried again this much later (s): about a failover.
 HOLD_BACK_DELAY = 2.0
 
@@ -327,7 +332,7 @@ def _record_sent(rt: Runtime, request: SendRequest, ctx: StepContext) -> Recorde
     """
     key = ctx.key
     deadline = time.monotonic() + RECORD_SENT_PATIENCE
-    delay = 0.5
+    delay = RECORD_RETRY_FIRST
     while True:
         try:
             sent = rt.ledger.mark_sent(key)
@@ -337,7 +342,7 @@ def _record_sent(rt: Runtime, request: SendRequest, ctx: StepContext) -> Recorde
             if sent is not None:
                 return sent
         except REDIS_UNREACHABLE as err:
-            if delay == 0.5:  # once per send
+            if delay == RECORD_RETRY_FIRST:  # once per send
                 logger.warning(
                     "recording send %s as sent: Redis unavailable (%s); trying again",
                     key,
@@ -369,14 +374,15 @@ def _record_sent(rt: Runtime, request: SendRequest, ctx: StepContext) -> Recorde
                 )
                 return None
         time.sleep(delay)
-        delay = min(delay * 2, 5.0)
+        delay = min(delay * 2, RECORD_RETRY_MAX)
 
 
 def _through_outage(record: Callable[[], _T]) -> _T:
     """Run ``record`` (a ledger write after the call), waiting out "Redis unavailable" for up to
-    :data:`RECORD_SENT_PATIENCE`; then its error goes up (the step's own wait-and-retry)."""
+    :data:`RECORD_SENT_PATIENCE` (tried again at least every :data:`RECORD_RETRY_MAX` s); then
+    its error goes up (the step's own wait-and-retry)."""
     deadline = time.monotonic() + RECORD_SENT_PATIENCE
-    delay = 0.5
+    delay = RECORD_RETRY_FIRST
     while True:
         try:
             return record()
@@ -384,7 +390,7 @@ def _through_outage(record: Callable[[], _T]) -> _T:
             if time.monotonic() >= deadline:
                 raise
             time.sleep(delay)
-            delay = min(delay * 2, 5.0)
+            delay = min(delay * 2, RECORD_RETRY_MAX)
 
 
 def _recreate_record(rt: Runtime, request: SendRequest, ctx: StepContext) -> SendState | None:

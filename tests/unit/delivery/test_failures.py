@@ -140,6 +140,32 @@ def test_sent_is_recorded_after_a_short_redis_outage(monkeypatch: pytest.MonkeyP
     assert rt.ledger.state("k1") == "sent"
 
 
+def test_a_write_after_the_call_is_tried_again_at_least_every_second(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A long outage: the pauses grow from 0.25 s to 1 s and stay there, so the holder records
+    its answer within a second of Redis taking writes again (before a copy finds the lease
+    lapsed)."""
+    server = fakeredis.FakeServer()
+    rt = runtime_with(BrokenClient(RuntimeError("unused")), server)
+    waits: list[float] = []
+
+    def wait(seconds: float) -> None:
+        waits.append(seconds)
+        server.connected = len(waits) >= 8
+
+    monkeypatch.setattr(delivery, "time", SimpleNamespace(monotonic=time.monotonic, sleep=wait))
+    server.connected = False
+    delivery._record_sent(rt, REQUEST, ctx())
+    assert waits == [0.25, 0.5, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0]
+    assert rt.ledger.state("k1") == "sent"
+    # An error answer's record (a 429 to mark retrying) rides out an outage at the same pace.
+    waits.clear()
+    server.connected = False
+    assert delivery._through_outage(lambda: rt.ledger.state("k1")) == "sent"
+    assert waits == [0.25, 0.5, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0]
+
+
 def run_step(rt: Runtime, step: Callable[[Runtime], StepOutcome]) -> RecordingTask:
     """Run ``step`` as the pipeline runs a step, with ``rt`` installed; return the task."""
     task = RecordingTask()
