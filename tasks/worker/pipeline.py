@@ -18,7 +18,6 @@ from typing import Any, TypeVar, assert_never
 
 from celery import Task
 from celery.exceptions import Ignore, Reject
-from kombu.exceptions import OperationalError
 
 from tasks.delivery import steps as delivery
 from tasks.delivery.context import SendMeta, StepContext
@@ -34,6 +33,7 @@ from tasks.delivery.outcomes import (
 )
 from tasks.delivery.runtime import Runtime, current_runtime
 from tasks.errors import DeadLettered
+from tasks.outages import OUTAGES
 from tasks.request import SendRequest
 from tasks.send_options import lane_of_queue, lane_queues
 from tasks.state import REDIS_UNREACHABLE
@@ -57,7 +57,7 @@ INFRASTRUCTURE_PUBLISH_POLICY = {
 #: How long the probe key written to tell that Redis takes writes again lives (ms).
 WRITE_PROBE_MS = 10_000
 #: A retry's publish failed for want of a writable broker: publish it again, never drop it.
-PUBLISH_REFUSED: tuple[type[Exception], ...] = (OperationalError, *REDIS_UNREACHABLE)
+PUBLISH_REFUSED = OUTAGES["broker"]
 
 _TASK_OPTIONS: dict[str, Any] = {
     "bind": True,
