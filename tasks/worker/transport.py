@@ -21,9 +21,9 @@ Priority lanes (:mod:`tasks.send_options`) take two more things here:
   bulk ones. A worker's ``BRPOP`` lists the lanes highest first instead, so it takes an urgent
   message whenever one waits; one fetch in :data:`FETCH_SHARE_EVERY` lists them starting from
   the next lower lane instead, so a lane below a never-empty one is still fetched from.
-Holding back lower lanes while they fill a worker's threads was tried too and taken out: it
-changed nothing measurable at 16 threads, and its fetch-time bookkeeping left a worker hung after
-a Redis restart (the recovery test caught it).
+No thread is held back for higher lanes: at 16 threads that changes nothing measurable, and
+fetch-time bookkeeping of that kind can leave a worker hung after a Redis restart
+(``tests/integration/test_recovery.py``; CHANGELOG.md has what such a reserve measured).
 
 **The broker's clock** (:class:`BrokerClock`): kombu stamps each delivered message with the
 worker's ``time()`` and hands it out again once it is older than the visibility timeout by the
