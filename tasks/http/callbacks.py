@@ -82,7 +82,7 @@ BUSY_AGAIN = 1.0
 
 def retry_delay(fails: int) -> float:
     """The wait (s) after a state's ``fails``-th failed delivery, before jitter (up to +20 %)."""
-    return min(MAX_RETRY, FIRST_RETRY * 2 ** (fails - 1))
+    return min(MAX_RETRY, FIRST_RETRY * 2.0 ** (fails - 1))
 
 
 def _digest(secret: str, timestamp: int, body: bytes) -> str:
