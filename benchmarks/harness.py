@@ -31,8 +31,8 @@ from redis.connection import AbstractConnection
 from benchmarks import baseline
 from tasks.cli.local_stack import ManagedProcess, celery_worker, start_worker
 from tasks.cli.redis_server import RedisServer
+from tasks.core.send_options import lane_queues
 from tasks.sandbox import Sandbox, SandboxState
-from tasks.send_options import lane_queues
 
 USER = "api@example.com"
 PASSWORD = "sandbox-password"  # noqa: S105  (the local sandbox's password, not a secret)

@@ -26,8 +26,8 @@ from benchmarks.harness import (
 )
 from benchmarks.report import title
 from benchmarks.targets import BULK_SHARE_TARGET, RATE_BUDGET, URGENT_P99_TARGET
+from tasks.core.send_options import parse_priority
 from tasks.sandbox.state import max_in_window
-from tasks.send_options import parse_priority
 
 #: The documented worker command line, two processes, 10 calls/s.
 LANE_WORKERS = 2

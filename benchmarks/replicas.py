@@ -64,9 +64,9 @@ def main() -> int:
 
 
 def _measure(args: argparse.Namespace, base: dict[str, str], run_dir: Path) -> int:
+    from tasks.core.request import build_send_request  # noqa: PLC0415
+    from tasks.core.settings import load_settings  # noqa: PLC0415
     from tasks.delivery.runtime import Runtime  # noqa: PLC0415  (after the environment is set)
-    from tasks.request import build_send_request  # noqa: PLC0415
-    from tasks.settings import load_settings  # noqa: PLC0415
     from tasks.worker.publish import enqueue  # noqa: PLC0415
 
     runtimes = {

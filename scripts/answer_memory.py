@@ -31,8 +31,8 @@ CASES = (
 _CALL = """
 import json, sys
 from tasks.engage import build_client
-from tasks.request import Identifier
-from tasks.settings import EngageSettings
+from tasks.core.request import Identifier
+from tasks.core.settings import EngageSettings
 
 def status(field):
     for line in open("/proc/self/status"):

@@ -29,12 +29,12 @@ from celery import uuid
 
 from tasks.cli.local_stack import ManagedProcess, celery_worker, start_worker
 from tasks.cli.redis_server import RedisServer
+from tasks.core.errors import ServiceUnavailable
+from tasks.core.request import build_send_request
+from tasks.core.send_options import Priority
+from tasks.core.settings import load_settings
 from tasks.delivery.runtime import Runtime
-from tasks.errors import ServiceUnavailable
-from tasks.request import build_send_request
 from tasks.sandbox import Sandbox, SandboxState
-from tasks.send_options import Priority
-from tasks.settings import load_settings
 from tasks.state.enums import SendState
 from tasks.worker import cancellation
 from tasks.worker.publish import enqueue, publish

@@ -29,7 +29,7 @@ from typing import Any
 
 from tasks.cli.local_stack import ManagedProcess, celery_worker, start_worker
 from tasks.cli.sentinel_set import MASTER_NAME, SentinelSet
-from tasks.errors import ServiceUnavailable
+from tasks.core.errors import ServiceUnavailable
 from tasks.sandbox import Sandbox, SandboxState
 
 USER, PASSWORD = "api@example.com", "sandbox-password"

@@ -22,14 +22,14 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.targets import RECORD_BYTES_TARGET as TARGET_BYTES  # noqa: E402
 from tasks.cli.redis_server import RedisServer  # noqa: E402
+from tasks.core.request import build_send_request  # noqa: E402
+from tasks.core.send_options import Priority  # noqa: E402
+from tasks.core.settings import load_settings  # noqa: E402
 from tasks.delivery import steps  # noqa: E402
 from tasks.delivery.outcomes import Resolved, Sent  # noqa: E402
 from tasks.delivery.runtime import Runtime  # noqa: E402
 from tasks.delivery.steps import StepContext  # noqa: E402
-from tasks.request import build_send_request  # noqa: E402
 from tasks.sandbox import Sandbox, SandboxState  # noqa: E402
-from tasks.send_options import Priority  # noqa: E402
-from tasks.settings import load_settings  # noqa: E402
 from tasks.state.enums import SendState  # noqa: E402
 from tasks.state.ledger import ClaimPolicy  # noqa: E402
 

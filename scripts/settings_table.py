@@ -1,4 +1,4 @@
-"""Write the README's settings table from the declarations in tasks/settings.py.
+"""Write the README's settings table from the declarations in tasks/core/settings.py.
 
     python scripts/settings_table.py          # rewrite the table in README.md (Configuration)
     python scripts/settings_table.py --check  # exit 1 if README.md's table differs
@@ -12,7 +12,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from tasks.settings import settings_table
+from tasks.core.settings import settings_table
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 SECTION = "## Configuration\n"

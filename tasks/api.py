@@ -9,18 +9,18 @@ from typing import Any, Unpack
 
 from celery import uuid
 
-from tasks.delivery.events import log_event
-from tasks.delivery.runtime import Runtime, current_runtime
-from tasks.errors import InvalidSendRequest
-from tasks.outages import unavailable_as
-from tasks.request import (
+from tasks.core.errors import InvalidSendRequest
+from tasks.core.outages import unavailable_as
+from tasks.core.request import (
     RecipientFields,
     build_identifier,
     build_send_request,
     validate_idempotency_key,
 )
-from tasks.send_options import DEFAULT_PRIORITY, Priority, parse_priority, validate_task_name
-from tasks.sending_policy import Deadline, SendingPolicy, resolve_deadline
+from tasks.core.send_options import DEFAULT_PRIORITY, Priority, parse_priority, validate_task_name
+from tasks.core.sending_policy import Deadline, SendingPolicy, resolve_deadline
+from tasks.delivery.events import log_event
+from tasks.delivery.runtime import Runtime, current_runtime
 from tasks.state.enums import Reason
 from tasks.testing import active_outbox
 from tasks.worker import cancellation

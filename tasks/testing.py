@@ -33,10 +33,10 @@ from typing import Any
 
 from celery import uuid
 
-from tasks.errors import IdempotencyConflict
-from tasks.numbers import NumberPolicy
-from tasks.request import SendRequest, build_send_request, validate_idempotency_key
-from tasks.send_options import Priority, parse_priority, validate_task_name
+from tasks.core.errors import IdempotencyConflict
+from tasks.core.numbers import NumberPolicy
+from tasks.core.request import SendRequest, build_send_request, validate_idempotency_key
+from tasks.core.send_options import Priority, parse_priority, validate_task_name
 from tasks.worker.publish import SendHandle
 
 __all__ = ["CapturedSend", "SendOutbox", "captured_sends"]

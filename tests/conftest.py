@@ -31,7 +31,7 @@ def pytest_configure(config: pytest.Config) -> None:
 
 @pytest.fixture(scope="session", autouse=True)
 def machine_redis_untouched() -> Iterator[None]:
-    """The whole run empties no database of 127.0.0.1:6379 (if anything answers there).
+    """The whole run flushes nothing on 127.0.0.1:6379 (if anything answers there).
 
     The tests use only Redis servers they start; this watches it for the whole run, reading only.
     """

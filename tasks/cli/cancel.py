@@ -40,9 +40,9 @@ def add_cancel_command(commands: Any) -> None:
 def _cancel(args: argparse.Namespace) -> ExitCode:
     # Imported here: they load the configuration and Celery.
     from tasks.api import cancel_sends  # noqa: PLC0415
+    from tasks.core.outages import unavailable_as  # noqa: PLC0415
+    from tasks.core.send_options import parse_priority  # noqa: PLC0415
     from tasks.delivery.runtime import current_runtime  # noqa: PLC0415
-    from tasks.outages import unavailable_as  # noqa: PLC0415
-    from tasks.send_options import parse_priority  # noqa: PLC0415
     from tasks.worker import cancellation  # noqa: PLC0415
     from tasks.worker.app import engage_settings  # noqa: PLC0415
 

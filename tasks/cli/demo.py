@@ -28,9 +28,9 @@ from tasks.cli.exit_codes import ExitCode
 from tasks.cli.local_stack import ManagedProcess, celery_worker, start_worker
 from tasks.cli.redis_server import RedisServer
 from tasks.cli.sentinel_set import MASTER_NAME, SentinelSet
-from tasks.masking import mask_value
+from tasks.core.masking import mask_value
+from tasks.core.urls import redact_url
 from tasks.sandbox import Sandbox, SandboxState
-from tasks.urls import redact_url
 
 #: Variables of the package a shell may hold for another deployment: never read by the demo.
 PACKAGE_VARIABLES = ("ENGAGE_", "CELERY_", "REDIS_URL")

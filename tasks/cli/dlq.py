@@ -105,8 +105,8 @@ def _on_store(action: Action) -> Callable[[argparse.Namespace], ExitCode]:
 
     def handler(args: argparse.Namespace) -> ExitCode:
         # Imported here: they load the configuration and Celery, which `sandbox` never needs.
+        from tasks.core.outages import unavailable_as  # noqa: PLC0415
         from tasks.delivery.runtime import current_runtime  # noqa: PLC0415
-        from tasks.outages import unavailable_as  # noqa: PLC0415
         from tasks.worker.app import engage_settings  # noqa: PLC0415
 
         rt = current_runtime(engage_settings())

@@ -16,8 +16,7 @@ from urllib.parse import urlsplit
 import redis
 from kombu.connection import Connection
 
-from tasks.engage import build_client
-from tasks.errors import (
+from tasks.core.errors import (
     ConfigurationError,
     CredentialsRejected,
     EngageAPIError,
@@ -25,11 +24,12 @@ from tasks.errors import (
     RequestNotSent,
     UnexpectedAnswer,
 )
-from tasks.masking import mask_text
-from tasks.schedule_file import load_schedules
-from tasks.settings import Settings, broker_variable, load_settings
+from tasks.core.masking import mask_text
+from tasks.core.schedule_file import load_schedules
+from tasks.core.settings import Settings, broker_variable, load_settings
+from tasks.core.urls import redact_url
+from tasks.engage import build_client
 from tasks.state.clients import broker_transport_options, redis_client
-from tasks.urls import redact_url
 
 #: The doctor waits this long (seconds) for any one answer, not the 35 s a send may wait.
 TIMEOUT = 5.0

@@ -9,7 +9,7 @@ from __future__ import annotations
 import redis
 
 from tasks.cli.doctor import TIMEOUT, Check
-from tasks.settings import Settings
+from tasks.core.settings import Settings
 from tasks.state.clients import redis_client
 from tasks.state.keys import RedisKeys
 from tasks.state.rate_limit import RateLimiter

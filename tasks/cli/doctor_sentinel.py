@@ -12,9 +12,9 @@ from typing import Any
 import redis
 
 from tasks.cli.doctor import TIMEOUT, Check
-from tasks.settings import Settings
+from tasks.core.settings import Settings
+from tasks.core.urls import is_sentinel_url, parse_sentinel_url
 from tasks.state.clients import redis_client
-from tasks.urls import is_sentinel_url, parse_sentinel_url
 
 #: Sentinels a set needs to elect a new primary while one host is down.
 MIN_SENTINELS = 3

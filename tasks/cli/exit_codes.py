@@ -1,7 +1,7 @@
 """What ``engage-sms`` exits with: one :class:`ExitCode` per outcome, each with its meaning.
 
 ``engage-sms --help`` lists them (:func:`help_epilog`) and the README's table is
-:func:`markdown_table` (``tests/unit/test_exit_codes.py`` holds the two to each other).
+:func:`markdown_table` (``tests/unit/cli/test_exit_codes.py`` holds the two to each other).
 """
 
 from __future__ import annotations

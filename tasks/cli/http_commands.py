@@ -101,7 +101,7 @@ def _on_redis(
 
     def handler(args: argparse.Namespace) -> ExitCode:
         # Imported here: they load the configuration and Celery, which `sandbox` never needs.
-        from tasks.outages import unavailable_as  # noqa: PLC0415
+        from tasks.core.outages import unavailable_as  # noqa: PLC0415
         from tasks.worker.app import engage_settings  # noqa: PLC0415
 
         with unavailable_as("redis", engage_settings().redis_url):

@@ -16,7 +16,7 @@ from typing import IO
 
 import redis
 
-from tasks.send_options import DEFAULT_DEPLOYMENT, all_queues
+from tasks.core.send_options import DEFAULT_DEPLOYMENT, all_queues
 
 
 def redis_answers(url: str) -> bool:

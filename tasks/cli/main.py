@@ -21,7 +21,7 @@ from tasks.cli.exit_codes import ExitCode, help_epilog
 from tasks.cli.http_commands import add_http_commands
 from tasks.cli.ops import add_ops_commands
 from tasks.cli.suppress import add_suppress_commands
-from tasks.errors import (
+from tasks.core.errors import (
     ConfigurationError,
     EngageSmsError,
     IdempotencyConflict,

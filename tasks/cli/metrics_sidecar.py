@@ -14,9 +14,9 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from tasks.send_options import LANE_QUEUES
-from tasks.settings import Settings, broker_is_redis
-from tasks.state.callbacks import CallbackOutbox
+from tasks.core.send_options import LANE_QUEUES
+from tasks.core.settings import Settings, broker_is_redis
+from tasks.state.callback_outbox import CallbackOutbox
 from tasks.state.clients import redis_client
 from tasks.state.dead_letters import DeadLetterStore
 from tasks.state.deferrals import DeferredSends

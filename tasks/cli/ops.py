@@ -13,7 +13,7 @@ import sys
 from typing import Any
 
 from tasks.cli.exit_codes import ExitCode
-from tasks.settings import basic_auth_problem
+from tasks.core.settings import basic_auth_problem
 
 #: Port of the metrics sidecar (workers use ENGAGE_METRICS_PORT, 9100 in docker-compose.yml).
 DEFAULT_METRICS_PORT = 9101
@@ -70,8 +70,8 @@ def _doctor(_: argparse.Namespace) -> ExitCode:
 def _metrics(args: argparse.Namespace) -> ExitCode:
     # Imported here: only this command serves metrics (Prometheus client, Redis gauges).
     from tasks.cli.metrics_sidecar import sidecar_registry  # noqa: PLC0415
+    from tasks.core.settings import load_settings  # noqa: PLC0415
     from tasks.delivery.metrics import serve  # noqa: PLC0415
-    from tasks.settings import load_settings  # noqa: PLC0415
 
     settings = load_settings(os.environ)
     host = args.host or settings.metrics_address

@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from tasks.cli.exit_codes import ExitCode
-from tasks.errors import InvalidSendRequest
-from tasks.request import Identifier, build_identifier
+from tasks.core.errors import InvalidSendRequest
+from tasks.core.request import Identifier, build_identifier
 
 TYPES = ("auto", "mobile", "email", "app_alias", "external_id", "recipient_id")
 #: Lines an import reports as bad at most (the rest are counted).
@@ -67,8 +67,8 @@ def _on_runtime(action: Callable[[argparse.Namespace, Any], ExitCode]) -> Callab
 
     def handler(args: argparse.Namespace) -> ExitCode:
         # Imported here: they load the configuration and Celery, which `sandbox` never needs.
+        from tasks.core.outages import unavailable_as  # noqa: PLC0415
         from tasks.delivery.runtime import current_runtime  # noqa: PLC0415
-        from tasks.outages import unavailable_as  # noqa: PLC0415
         from tasks.worker.app import engage_settings  # noqa: PLC0415
 
         rt = current_runtime(engage_settings())

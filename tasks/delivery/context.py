@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from tasks.send_options import DEFAULT_PRIORITY, Priority, parse_priority
+from tasks.core.send_options import DEFAULT_PRIORITY, Priority, parse_priority
 
 
 @dataclass(frozen=True)

@@ -7,9 +7,9 @@ import json
 import logging
 from typing import TYPE_CHECKING, Any
 
+from tasks.core.errors import EngageAPIError, EngageError
+from tasks.core.masking import mask_value
 from tasks.delivery import metrics
-from tasks.errors import EngageAPIError, EngageError
-from tasks.masking import mask_value
 from tasks.state.attempts import AttemptEntry, AttemptOutcome
 from tasks.state.enums import Reason
 

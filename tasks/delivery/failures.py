@@ -2,7 +2,7 @@
 
 Engage's answers may echo the recipient or a parameter value, and an unforeseen exception's
 text is not known to be clean. A step builds one :class:`StepFailures` and with it one
-:class:`~tasks.masking.Masker` (its request's private values, by value and by pattern); every
+:class:`~tasks.core.masking.Masker` (its request's private values, by value and by pattern); every
 failure of the step is masked by it once, and the ledger, the dead-letter store, the log and the
 outcome handed to the pipeline (which Celery logs and sends to Flower) only hold the masked copy.
 """
@@ -14,14 +14,14 @@ import traceback
 from functools import cached_property
 from typing import Any
 
+from tasks.core.errors import CredentialsRejected, EngageAPIError, EngageError
+from tasks.core.masking import Masker
+from tasks.core.request import SendRequest
 from tasks.delivery.context import StepContext
 from tasks.delivery.events import attempt_failed, log_event
 from tasks.delivery.outcomes import DeadLetter, Retry, Stopped
 from tasks.delivery.retry_policy import Attempt, decide
 from tasks.delivery.runtime import Runtime
-from tasks.errors import CredentialsRejected, EngageAPIError, EngageError
-from tasks.masking import Masker
-from tasks.request import SendRequest
 from tasks.state.enums import Reason, SendState
 
 logger = logging.getLogger("engage.delivery")

@@ -18,8 +18,8 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_
 if TYPE_CHECKING:
     from wsgiref.simple_server import WSGIServer
 
-from tasks.send_options import Priority
-from tasks.settings import DEFAULT_METRICS_ADDRESS
+from tasks.core.send_options import Priority
+from tasks.core.settings import DEFAULT_METRICS_ADDRESS
 from tasks.state.enums import Reason
 
 #: The registry of this process's counters (not prometheus_client's global one).

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from tasks.errors import EngageError
+from tasks.core.errors import EngageError
 from tasks.state.enums import Reason, SendState
 
 

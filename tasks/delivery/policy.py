@@ -15,17 +15,17 @@ from datetime import UTC, datetime
 
 from redis.exceptions import LockError
 
+from tasks.core.errors import EngageError, Rebuildable
+from tasks.core.quiet_hours import quiet_until as window_end
+from tasks.core.quiet_hours import recipient_zones
+from tasks.core.request import SendRequest
+from tasks.core.send_options import Priority
+from tasks.core.sending_policy import Deadline
 from tasks.delivery.context import StepContext
 from tasks.delivery.events import log_event
 from tasks.delivery.outcomes import Resolved, Retry
 from tasks.delivery.runtime import Runtime
 from tasks.engage.contact_create import already_exists
-from tasks.errors import EngageError, Rebuildable
-from tasks.quiet_hours import quiet_until as window_end
-from tasks.quiet_hours import recipient_zones
-from tasks.request import SendRequest
-from tasks.send_options import Priority
-from tasks.sending_policy import Deadline
 from tasks.state.enums import SendState
 from tasks.state.ledger import ClaimPolicy
 from tasks.state.records import POLICY_DETAILS

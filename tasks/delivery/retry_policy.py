@@ -1,6 +1,6 @@
 """What to do after a failed Engage call: retry after a delay, or dead-letter with a reason.
 
-Retryability follows the error's type (see :mod:`tasks.errors`), never a blanket rule.
+Retryability follows the error's type (see :mod:`tasks.core.errors`), never a blanket rule.
 """
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
-from tasks.errors import (
+from tasks.core.errors import (
     CredentialsRejected,
     EngageAPIError,
     EngageClientError,
@@ -20,7 +20,7 @@ from tasks.errors import (
     UnexpectedAnswer,
     UnknownRecipient,
 )
-from tasks.settings import RetrySettings
+from tasks.core.settings import RetrySettings
 from tasks.state.enums import Reason
 
 #: Engage error codes that will not change on a second try of the same request.

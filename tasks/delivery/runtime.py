@@ -14,11 +14,11 @@ from functools import cached_property
 
 from redis import Redis
 
+from tasks.core.settings import Settings
 from tasks.delivery import metrics
 from tasks.engage import EngageClient, build_client
-from tasks.settings import Settings
 from tasks.state.attempts import AttemptHistory
-from tasks.state.callbacks import CallbackOutbox
+from tasks.state.callback_outbox import CallbackOutbox
 from tasks.state.clients import redis_client as connect
 from tasks.state.contact_cache import ContactCache
 from tasks.state.credentials import AuthCircuit

@@ -15,6 +15,12 @@ from collections.abc import Callable
 from functools import partial
 from typing import TypeVar
 
+from tasks.core.errors import (
+    EngageError,
+    UnknownRecipient,
+)
+from tasks.core.request import SendRequest, encoding_problem
+from tasks.core.send_options import Priority
 from tasks.delivery import metrics, policy
 from tasks.delivery.context import StepContext
 from tasks.delivery.events import attempt_answered, log_event
@@ -31,12 +37,6 @@ from tasks.delivery.outcomes import (
     Unrecorded,
 )
 from tasks.delivery.runtime import Runtime
-from tasks.errors import (
-    EngageError,
-    UnknownRecipient,
-)
-from tasks.request import SendRequest, encoding_problem
-from tasks.send_options import Priority
 from tasks.state import REDIS_UNREACHABLE
 from tasks.state.enums import FINAL_STATES, Reason, SendState, StartOutcome
 from tasks.state.ledger import SendStart

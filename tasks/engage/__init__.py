@@ -1,19 +1,19 @@
 """The Engage client: look a contact up, send it a prepared message, over REST or SOAP.
 
 Imports neither Celery nor Redis: the delivery layer hands it a request and gets an answer or a
-typed error of :mod:`tasks.errors`. :func:`build_client` picks the transport.
+typed error of :mod:`tasks.core.errors`. :func:`build_client` picks the transport.
 """
 
 from __future__ import annotations
 
 import requests
 
+from tasks.core.settings import EngageSettings
 from tasks.engage import http
 from tasks.engage.base import Contact, EngageClient
 from tasks.engage.http import CallObserver
 from tasks.engage.rest import RestEngageClient
 from tasks.engage.soap import SoapEngageClient
-from tasks.settings import EngageSettings
 
 __all__ = ["CallObserver", "Contact", "EngageClient", "build_client"]
 

@@ -2,9 +2,9 @@
 
 Success is only what the documentation calls success: 204 to ``message/sendSingle``, 200 with a
 JSON ``contactId`` to ``contact/get``. A redirect, an HTML page or a malformed id is none of
-Engage's documented answers: it becomes :class:`~tasks.errors.UnexpectedAnswer`, whose text
+Engage's documented answers: it becomes :class:`~tasks.core.errors.UnexpectedAnswer`, whose text
 names the status, the content type and, for a redirect, where it pointed. Quotes from the answer
-are cut between words (:func:`tasks.masking.excerpt`) and masked by the delivery layer.
+are cut between words (:func:`tasks.core.masking.excerpt`) and masked by the delivery layer.
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from urllib.parse import urljoin, urlsplit, urlunsplit
 
 import requests
 
-from tasks.errors import UnexpectedAnswer
-from tasks.masking import excerpt
+from tasks.core.errors import UnexpectedAnswer
+from tasks.core.masking import excerpt
 
 #: The largest contact id: Engage's ids are Java longs, and 0 or less names no contact.
 MAX_CONTACT_ID = 2**63 - 1

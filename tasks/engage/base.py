@@ -11,9 +11,9 @@ from typing import Any, Protocol
 
 import requests
 
+from tasks.core.request import Identifier
 from tasks.engage import http
 from tasks.engage.http import CallObserver
-from tasks.request import Identifier
 
 
 @dataclass(frozen=True)

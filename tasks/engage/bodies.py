@@ -14,7 +14,7 @@ import time
 
 import requests
 
-from tasks.errors import Rebuildable
+from tasks.core.errors import Rebuildable
 
 #: Largest answer body read, decoded. Engage's answers are a contact (a few KB with its
 #: attributes), an error body or a SOAP envelope of the same; 1 MiB leaves room for big contacts.

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 
+from tasks.core.errors import EngageAPIError, EngageError
+from tasks.core.request import Identifier
 from tasks.engage import answers
 from tasks.engage.base import Contact
 from tasks.engage.soap_envelope import UnreadableAnswer, build_envelope
-from tasks.errors import EngageAPIError, EngageError
-from tasks.request import Identifier
 
 OPERATION = "contact/create"
 #: The contact object's field for each identifier type (a contact id names an existing one).

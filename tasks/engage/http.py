@@ -1,10 +1,10 @@
 """HTTP plumbing shared by the REST and SOAP clients: the pooled session and the error choke point.
 
 Every ``requests`` exception is sorted here, by one table per method, into "never left"
-(:class:`~tasks.errors.RequestNotSent`) or "may have arrived"
-(:class:`~tasks.errors.OutcomeUnknown`), and every error status into a typed
-:class:`~tasks.errors.EngageAPIError`. Errors quote Engage's answer as it came (quotes cut with
-:func:`tasks.masking.excerpt`); the delivery layer masks them by the request's values.
+(:class:`~tasks.core.errors.RequestNotSent`) or "may have arrived"
+(:class:`~tasks.core.errors.OutcomeUnknown`), and every error status into a typed
+:class:`~tasks.core.errors.EngageAPIError`. Errors quote Engage's answer as it came (quotes cut with
+:func:`tasks.core.masking.excerpt`); the delivery layer masks them by the request's values.
 """
 
 from __future__ import annotations
@@ -25,11 +25,7 @@ from urllib3.exceptions import (
     NewConnectionError,
 )
 
-from tasks.engage import written
-from tasks.engage.answers import unexpected
-from tasks.engage.bodies import BodyNotRead, read_body
-from tasks.engage.deadline import DeadlineAdapter, deadline
-from tasks.errors import (
+from tasks.core.errors import (
     CredentialsRejected,
     EngageAPIError,
     EngageClientError,
@@ -40,7 +36,11 @@ from tasks.errors import (
     RequestNotSent,
     UnknownRecipient,
 )
-from tasks.masking import excerpt
+from tasks.core.masking import excerpt
+from tasks.engage import written
+from tasks.engage.answers import unexpected
+from tasks.engage.bodies import BodyNotRead, read_body
+from tasks.engage.deadline import DeadlineAdapter, deadline
 
 #: Connections kept per host: one per worker thread is enough, more only wastes sockets.
 POOL_SIZE = 32

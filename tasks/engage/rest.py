@@ -6,11 +6,11 @@ from collections.abc import Sequence
 
 import requests
 
+from tasks.core.errors import EngageError
+from tasks.core.request import Identifier
 from tasks.engage import answers, contact_create
 from tasks.engage import http as engage_http
 from tasks.engage.base import Contact, TransportClient
-from tasks.errors import EngageError
-from tasks.request import Identifier
 
 
 class RestEngageClient(TransportClient):

@@ -4,7 +4,7 @@ Envelopes are built and read in :mod:`tasks.engage.soap_envelope`; here they are
 faults become the same typed errors as REST error bodies, through
 :func:`tasks.engage.http.api_error`, so "unknown recipient" means the same on both transports.
 Success is only the operation's documented answer; anything else is
-:class:`~tasks.errors.UnexpectedAnswer`, as on REST.
+:class:`~tasks.core.errors.UnexpectedAnswer`, as on REST.
 """
 
 from __future__ import annotations
@@ -15,6 +15,8 @@ from typing import TypeVar
 
 import requests
 
+from tasks.core.errors import OutcomeUnknown, RequestNotSent
+from tasks.core.request import Identifier
 from tasks.engage import answers, contact_create
 from tasks.engage import http as engage_http
 from tasks.engage.base import Contact, TransportClient
@@ -30,8 +32,6 @@ from tasks.engage.soap_envelope import (
     send_single_envelope,
     version_from_answer,
 )
-from tasks.errors import OutcomeUnknown, RequestNotSent
-from tasks.request import Identifier
 
 #: The one status of an empty answer that means "sent": Engage's page documents a 204 "with no
 #: further information". An empty 200 or 202 says nothing about the operation (a gateway or a

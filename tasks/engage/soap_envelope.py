@@ -17,11 +17,11 @@ from typing import TypeAlias
 from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import fromstring as _safe_fromstring
 
+from tasks.core.errors import InvalidSendRequest, Rebuildable
+from tasks.core.masking import excerpt
+from tasks.core.request import Identifier
 from tasks.engage import answers
 from tasks.engage.base import Contact
-from tasks.errors import InvalidSendRequest, Rebuildable
-from tasks.masking import excerpt
-from tasks.request import Identifier
 
 #: Engage's SOAP namespace (the prepared-SMS page shows a placeholder; this is the real one).
 NAMESPACE = "http://ecircle.com/developer/ecmapi"

@@ -15,7 +15,9 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from tasks.api import SendHandle, delivery_status, send_prepared_sms
-from tasks.errors import IdempotencyConflict, InvalidSendRequest, ServiceUnavailable
+from tasks.core.errors import IdempotencyConflict, InvalidSendRequest, ServiceUnavailable
+from tasks.core.outages import unavailable_as
+from tasks.core.request import validate_idempotency_key
 from tasks.http.problems import (
     RETRY_AFTER_UNAVAILABLE,
     ApiError,
@@ -28,8 +30,6 @@ from tasks.http.schemas import Health, SendAccepted, SendRequestBody, SendStatus
 from tasks.http.sends import MAX_BODY_BYTES, SendBody, SendOwner, parse_send_body
 from tasks.http.services import HttpServices
 from tasks.http.tokens import Scope, Token, well_formed
-from tasks.outages import unavailable_as
-from tasks.request import validate_idempotency_key
 from tasks.worker.app import app as celery_app
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"

@@ -13,7 +13,7 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from tasks.errors import ServiceUnavailable
+from tasks.core.errors import ServiceUnavailable
 from tasks.http.api_routes import api_router
 from tasks.http.console import console_errors, console_router, unavailable_page
 from tasks.http.problems import ApiError, ErrorBody, unavailable

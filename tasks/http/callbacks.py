@@ -40,11 +40,11 @@ from urllib.parse import urlsplit
 import redis
 import requests
 
+from tasks.core.urls import redact_url
 from tasks.http.keys import HttpKeys
 from tasks.http.sends import SendOwners
 from tasks.http.tokens import TokenStore
 from tasks.state.ledger import DeliveryLedger
-from tasks.urls import redact_url
 
 logger = logging.getLogger("engage.http.callbacks")
 

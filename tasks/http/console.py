@@ -22,7 +22,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
 from tasks.api import replay_dead_letter
-from tasks.errors import Rebuildable
+from tasks.core.errors import Rebuildable
 from tasks.http.services import HttpServices
 from tasks.http.sessions import (
     LOGIN_COOKIE,

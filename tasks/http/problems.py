@@ -6,7 +6,7 @@ import math
 
 from pydantic import BaseModel
 
-from tasks.errors import Rebuildable
+from tasks.core.errors import Rebuildable
 
 
 class ErrorBody(BaseModel):

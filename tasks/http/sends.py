@@ -1,10 +1,10 @@
 """``POST /v1/sends`` bodies, and which token sent which key (with its callback URL).
 
 A body is read strictly: a JSON object of the known fields only, each checked here or by
-:func:`tasks.request.build_send_request`, whose InvalidSendRequest names the field at fault. The
-HTTP record of a key is written once (``SET NX``) before the enqueue: the same key from another
-token, with another callback URL or in another lane (priority), is a reused key, never a second
-send.
+:func:`tasks.core.request.build_send_request`, whose InvalidSendRequest names the field at
+fault. The HTTP record of a key is written once (``SET NX``) before the enqueue: the same key from
+another token, with another callback URL or in another lane (priority), is a reused key, never a
+second send.
 """
 
 from __future__ import annotations
@@ -20,11 +20,11 @@ from urllib.parse import urlsplit
 
 import redis
 
-from tasks.errors import InvalidSendRequest
+from tasks.core.errors import InvalidSendRequest
+from tasks.core.numbers import NumberPolicy
+from tasks.core.request import SendRequest, build_send_request
+from tasks.core.send_options import DEFAULT_PRIORITY, Priority, parse_priority
 from tasks.http.keys import HttpKeys
-from tasks.numbers import NumberPolicy
-from tasks.request import SendRequest, build_send_request
-from tasks.send_options import DEFAULT_PRIORITY, Priority, parse_priority
 
 #: Largest request body accepted (413 above it).
 MAX_BODY_BYTES = 64 * 1024

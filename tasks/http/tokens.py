@@ -22,7 +22,7 @@ from enum import StrEnum
 
 import redis
 
-from tasks.errors import Rebuildable
+from tasks.core.errors import Rebuildable
 from tasks.http.keys import HttpKeys
 from tasks.state.hashing import KeyHasher
 from tasks.state.records import iso, text

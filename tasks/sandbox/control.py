@@ -13,8 +13,8 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
-from tasks.errors import Rebuildable
-from tasks.request import IDENTIFIER_TYPES
+from tasks.core.errors import Rebuildable
+from tasks.core.request import IDENTIFIER_TYPES
 
 CONTACT_SHAPE = '{"type": "MOBILE", "value": "48505606707", "contactId": 33457}'
 CONTACTS_SHAPE = f'{{"contacts": [{CONTACT_SHAPE}, ...]}}'

@@ -4,6 +4,6 @@ Imports neither Celery nor requests: each store is a small class over a ``redis.
 Every key is named in :mod:`tasks.state.keys`; the scripts are ``lua/*.lua`` beside the code.
 """
 
-from tasks.redis_errors import REDIS_UNREACHABLE
+from tasks.core.redis_errors import REDIS_UNREACHABLE
 
 __all__ = ["REDIS_UNREACHABLE"]

@@ -16,9 +16,9 @@ import redis
 from redis._parsers.base import BaseParser
 from redis.sentinel import Sentinel
 
-from tasks.errors import Rebuildable
-from tasks.settings import Settings
-from tasks.urls import is_sentinel_url, parse_sentinel_url
+from tasks.core.errors import Rebuildable
+from tasks.core.settings import Settings
+from tasks.core.urls import is_sentinel_url, parse_sentinel_url
 
 
 class NoGoodReplicas(Rebuildable, redis.ConnectionError):

@@ -16,8 +16,8 @@ from typing import Any
 
 import redis
 
-from tasks.masking import Masker
-from tasks.request import SendRequest
+from tasks.core.masking import Masker
+from tasks.core.request import SendRequest
 from tasks.state import scripts
 from tasks.state.enums import Reason
 from tasks.state.keys import RedisKeys

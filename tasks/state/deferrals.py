@@ -16,8 +16,8 @@ from dataclasses import dataclass
 
 import redis
 
-from tasks.request import SendRequest
-from tasks.send_options import Priority
+from tasks.core.request import SendRequest
+from tasks.core.send_options import Priority
 from tasks.state import scripts
 from tasks.state.keys import RedisKeys
 from tasks.state.records import text

@@ -23,8 +23,8 @@ from typing import Any
 
 import redis
 
-from tasks.request import SendRequest
-from tasks.send_options import DEFAULT_PRIORITY, Priority
+from tasks.core.request import SendRequest
+from tasks.core.send_options import DEFAULT_PRIORITY, Priority
 from tasks.state import scripts
 from tasks.state.clock import server_time
 from tasks.state.enums import ClaimOutcome, SendState, StartOutcome

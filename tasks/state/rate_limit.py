@@ -16,7 +16,7 @@ little after (the reply's latency, the sleep's overshoot, the GIL), never before
 is there so that this lateness does not put ``rate + 1`` calls into one second as Engage counts
 them (measured locally: up to 42 ms of lateness between two calls).
 
-Lanes. A call names its lane (:class:`tasks.send_options.Priority`), and the lane decides only
+Lanes. A call names its lane (:class:`tasks.core.send_options.Priority`), and the lane decides only
 *how far ahead* it may book: urgent up to ``max_wait`` (``ENGAGE_RATE_MAX_WAIT``, 5 s), normal
 :data:`LOOKAHEAD_INTERVALS` = 2 slots, bulk 1 slot. A lower-lane call that finds the next free
 slot beyond its look-ahead books nothing and sleeps until that slot comes within reach, then asks
@@ -54,7 +54,7 @@ from dataclasses import dataclass
 
 import redis
 
-from tasks.send_options import Priority
+from tasks.core.send_options import Priority
 from tasks.state import scripts
 from tasks.state.keys import RedisKeys
 from tasks.state.records import text

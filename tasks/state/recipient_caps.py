@@ -14,9 +14,9 @@ from dataclasses import dataclass
 
 import redis
 
-from tasks.request import Identifier
-from tasks.send_options import Priority
-from tasks.sending_policy import RecipientCap
+from tasks.core.request import Identifier
+from tasks.core.send_options import Priority
+from tasks.core.sending_policy import RecipientCap
 from tasks.state.hashing import KeyHasher
 from tasks.state.keys import RedisKeys
 

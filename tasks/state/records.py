@@ -8,8 +8,8 @@ from typing import Any
 
 import redis
 
-from tasks.masking import Masker
-from tasks.request import SendRequest
+from tasks.core.masking import Masker
+from tasks.core.request import SendRequest
 from tasks.state.keys import RedisKeys
 
 #: Optional record fields a status shows (times as ISO 8601, the rest masked).

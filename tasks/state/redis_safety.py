@@ -16,8 +16,8 @@ from dataclasses import dataclass
 
 import redis
 
-from tasks.errors import ConfigurationError
-from tasks.urls import redact_url
+from tasks.core.errors import ConfigurationError
+from tasks.core.urls import redact_url
 
 #: The only eviction policy under which Redis never drops a key of ours.
 NOEVICTION = "noeviction"

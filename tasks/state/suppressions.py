@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import redis
 
-from tasks.request import Identifier
+from tasks.core.request import Identifier
 from tasks.state.hashing import KeyHasher
 from tasks.state.keys import RedisKeys
 from tasks.state.records import iso, text

@@ -12,10 +12,10 @@ from typing import Any
 from celery import Celery, Task
 from celery.app.amqp import AMQP
 
-from tasks.errors import ConfigurationError
-from tasks.masking import mask_value
-from tasks.request import SendRequest
-from tasks.settings import Settings
+from tasks.core.errors import ConfigurationError
+from tasks.core.masking import mask_value
+from tasks.core.request import SendRequest
+from tasks.core.settings import Settings
 from tasks.worker.programs import on_configured
 from tasks.worker.transport import Connection
 

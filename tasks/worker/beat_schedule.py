@@ -13,8 +13,8 @@ from typing import Any
 
 from celery.schedules import crontab, schedstate, schedule
 
-from tasks.request import SendRequest
-from tasks.schedule_file import Schedule
+from tasks.core.request import SendRequest
+from tasks.core.schedule_file import Schedule
 from tasks.state.hashing import KeyHasher
 
 #: Housekeeping cadence (seconds).

@@ -12,10 +12,10 @@ from __future__ import annotations
 
 from collections import Counter
 
+from tasks.core.send_options import Priority
 from tasks.delivery.events import log_event
 from tasks.delivery.runtime import Runtime
-from tasks.send_options import Priority
-from tasks.worker import callbacks
+from tasks.worker import completion_callbacks
 
 #: What :func:`cancel` reports for a send it stopped.
 CANCELLED_NOW = "cancelled_now"
@@ -40,7 +40,7 @@ def cancel(rt: Runtime, keys: list[str]) -> dict[str, str]:
         outcomes[key] = outcome
         if outcome == CANCELLED_NOW:
             log_event("cancelled", key=key)
-            callbacks.publish_due(rt, key)
+            completion_callbacks.publish_due(rt, key)
     return outcomes
 
 

@@ -15,10 +15,10 @@ from urllib.parse import urlsplit
 
 from kombu.entity import Exchange, Queue
 
-from tasks.errors import ConfigurationError
-from tasks.schedule_file import Schedule, load_schedules
-from tasks.send_options import DEFAULT_DEPLOYMENT, DEFAULT_PRIORITY
-from tasks.settings import Settings, broker_is_redis, load_settings
+from tasks.core.errors import ConfigurationError
+from tasks.core.schedule_file import Schedule, load_schedules
+from tasks.core.send_options import DEFAULT_DEPLOYMENT, DEFAULT_PRIORITY
+from tasks.core.settings import Settings, broker_is_redis, load_settings
 from tasks.state.clients import broker_transport_options as sentinel_options
 from tasks.worker.beat_schedule import housekeeping_entries, schedule_entries
 from tasks.worker.transport import LANE_CYCLE, SENTINEL_TRANSPORT, TRANSPORT

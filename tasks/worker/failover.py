@@ -31,10 +31,10 @@ import redis
 from celery import uuid
 from kombu.exceptions import OperationalError
 
+from tasks.core.request import SendRequest
+from tasks.core.send_options import DEFAULT_PRIORITY, Priority
+from tasks.core.settings import broker_is_redis
 from tasks.delivery.runtime import Runtime
-from tasks.request import SendRequest
-from tasks.send_options import DEFAULT_PRIORITY, Priority
-from tasks.settings import broker_is_redis
 from tasks.state import REDIS_UNREACHABLE
 from tasks.state.clients import redis_client
 from tasks.state.enums import SendState

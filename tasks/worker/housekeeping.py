@@ -7,8 +7,8 @@ published again under the same key, in its lane, with new task ids (the original
 still exist: kombu restores unacknowledged messages, and a copy under the same ids would pass for
 the original delivered again after its worker died). The ledger keeps the two copies from
 sending twice. It also publishes completion callbacks whose worker did not
-(:mod:`tasks.worker.callbacks`), and releases deferred sends whose quiet hours ended. A lane with
-sends waiting in its queue and no worker seen consuming it lately
+(:mod:`tasks.worker.completion_callbacks`), and releases deferred sends whose quiet hours ended. A
+lane with sends waiting in its queue and no worker seen consuming it lately
 (:mod:`tasks.state.lane_consumers`) gets a warning naming the ``-Q`` that would serve it, and its
 sends are not published again meanwhile (another copy would only wait). Every time compared here
 is the Redis server's clock.
@@ -23,15 +23,15 @@ from typing import Any
 
 from celery import uuid
 
+from tasks.core.request import SendRequest
+from tasks.core.send_options import DEFAULT_PRIORITY, Priority
+from tasks.core.settings import broker_is_redis
 from tasks.delivery.events import log_event
 from tasks.delivery.runtime import Runtime, current_runtime
-from tasks.request import SendRequest
-from tasks.send_options import DEFAULT_PRIORITY, Priority
-from tasks.settings import broker_is_redis
 from tasks.state.deferrals import Released
 from tasks.state.enums import Reason, SendState
 from tasks.state.records import iso
-from tasks.worker import callbacks, publish
+from tasks.worker import completion_callbacks, publish
 from tasks.worker.app import MaskedTask, app, engage_settings
 
 logger = logging.getLogger("engage.housekeeping")
@@ -98,9 +98,9 @@ def sweep(rt: Runtime, *, now: float | None = None) -> SweepResult:
             _sweep_one(rt, key, now, result)
         _release_deferred(rt, result)
         # After the dead letters above: theirs are published now, not a sweep later.
-        result.callbacks = callbacks.publish_stale(rt)
+        result.callbacks = completion_callbacks.publish_stale(rt)
         for key in result.dead_lettered:
-            if callbacks.publish_due(rt, key):
+            if completion_callbacks.publish_due(rt, key):
                 result.callbacks.append(key)
     finally:
         rt.redis.delete(lock)
@@ -196,7 +196,7 @@ def _release_deferred(rt: Runtime, result: SweepResult) -> None:
             result.released.append(key)
         elif released == "expired":
             log_event("expired", key=key, detail="the deadline passed during quiet hours")
-            if callbacks.publish_due(rt, key):
+            if completion_callbacks.publish_due(rt, key):
                 result.callbacks.append(key)
 
 

@@ -2,11 +2,11 @@
 
 A step (:mod:`tasks.delivery.steps`) decides how it ended and returns it as an outcome
 (:mod:`tasks.delivery.outcomes`); :func:`_conclude` is the one place that turns it into Celery's
-terms: a result, ``task.retry``, or :class:`~tasks.errors.DeadLettered`. The one exception a step
-raises, Redis unreachable, becomes a retry published once Redis takes writes again (the worker
+terms: a result, ``task.retry``, or :class:`~tasks.core.errors.DeadLettered`. The one exception a
+step raises, Redis unreachable, becomes a retry published once Redis takes writes again (the worker
 thread waits for it) instead of a failed publish that would drop the message. Once a send is
 final, its completion callback, if it named one, is published here
-(:mod:`tasks.worker.callbacks`); a task's lane is the queue it was delivered from.
+(:mod:`tasks.worker.completion_callbacks`); a task's lane is the queue it was delivered from.
 """
 
 from __future__ import annotations
@@ -19,6 +19,10 @@ from typing import Any, TypeVar, assert_never
 from celery import Task
 from celery.exceptions import Ignore, Reject
 
+from tasks.core.errors import DeadLettered
+from tasks.core.outages import OUTAGES
+from tasks.core.request import SendRequest
+from tasks.core.send_options import lane_of_queue, lane_queues
 from tasks.delivery import steps as delivery
 from tasks.delivery.context import SendMeta, StepContext
 from tasks.delivery.outcomes import (
@@ -32,12 +36,8 @@ from tasks.delivery.outcomes import (
     Unrecorded,
 )
 from tasks.delivery.runtime import Runtime, current_runtime
-from tasks.errors import DeadLettered
-from tasks.outages import OUTAGES
-from tasks.request import SendRequest
-from tasks.send_options import lane_of_queue, lane_queues
 from tasks.state import REDIS_UNREACHABLE
-from tasks.worker import callbacks
+from tasks.worker import completion_callbacks
 from tasks.worker.app import MaskedTask, app, engage_settings
 
 logger = logging.getLogger("engage.worker")
@@ -156,7 +156,7 @@ def _conclude(
 def _finished(key: str) -> None:
     """The send is final: publish its completion callback if one is due (never raises)."""
     try:
-        callbacks.publish_due(current_runtime(engage_settings()), key)
+        completion_callbacks.publish_due(current_runtime(engage_settings()), key)
     except REDIS_UNREACHABLE as err:
         # The final state is recorded and the callback filed: the sweep publishes it.
         logger.warning("callback of %s left to the sweep: Redis unreachable (%s)", key, err)

@@ -23,7 +23,7 @@ from typing import Any
 
 import click
 
-from tasks.settings import basic_auth_problem
+from tasks.core.settings import basic_auth_problem
 from tasks.worker.transport import TRANSPORT
 
 

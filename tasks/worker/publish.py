@@ -15,18 +15,18 @@ from typing import Any
 
 from celery import uuid
 
+from tasks.core.errors import IdempotencyConflict, ServiceUnavailable
+from tasks.core.outages import unavailable_as
+from tasks.core.request import SendRequest
+from tasks.core.send_options import DEFAULT_PRIORITY, Priority, lane_queues
+from tasks.core.sending_policy import Deadline, resolve_deadline
 from tasks.delivery import policy
 from tasks.delivery.context import SendMeta
 from tasks.delivery.events import log_event
 from tasks.delivery.runtime import Runtime
-from tasks.errors import IdempotencyConflict, ServiceUnavailable
-from tasks.outages import unavailable_as
-from tasks.request import SendRequest
-from tasks.send_options import DEFAULT_PRIORITY, Priority, lane_queues
-from tasks.sending_policy import Deadline, resolve_deadline
 from tasks.state.enums import ClaimOutcome, SendState
 from tasks.state.ledger import Claim
-from tasks.worker import callbacks
+from tasks.worker import completion_callbacks
 from tasks.worker.pipeline import resolve_contact, send_single
 
 
@@ -58,9 +58,9 @@ def enqueue(
     """Claim ``key`` for ``request`` and publish the chain, in ``priority``'s lane, if it is new.
 
     ``on_done`` (else ``ENGAGE_ON_DONE_TASK``) is kept in the record: the Celery task published
-    with the send's final status (:mod:`tasks.worker.callbacks`). Raises IdempotencyConflict,
-    or ServiceUnavailable when Redis or the broker does not answer; either way no claim of this
-    call is left behind (as far as Redis lets it be released).
+    with the send's final status (:mod:`tasks.worker.completion_callbacks`). Raises
+    IdempotencyConflict, or ServiceUnavailable when Redis or the broker does not answer; either way
+    no claim of this call is left behind (as far as Redis lets it be released).
 
     The sending policy (``deadline``, ``create_contact``, the opt-out list, quiet hours) is
     recorded by the claim: a recipient on the opt-out list ends ``suppressed`` at once, a send
@@ -125,7 +125,7 @@ def _held_by_policy(
     )
     if claim.state == SendState.SUPPRESSED:
         # Final at enqueue: its callback goes out now (the sweep would, a little later).
-        callbacks.publish_due(rt, key)
+        completion_callbacks.publish_due(rt, key)
 
 
 def _claim(

@@ -19,10 +19,10 @@ from typing import Any
 from celery import Task
 from celery.signals import before_task_publish
 
+from tasks.core.errors import ConfigurationError, IdempotencyConflict
+from tasks.core.schedule_file import SETTING, Schedule, schedule_from_table
+from tasks.core.sending_policy import resolve_deadline
 from tasks.delivery.runtime import Runtime, current_runtime
-from tasks.errors import ConfigurationError, IdempotencyConflict
-from tasks.schedule_file import SETTING, Schedule, schedule_from_table
-from tasks.sending_policy import resolve_deadline
 from tasks.worker import publish
 from tasks.worker.app import MaskedTask, app, engage_settings
 from tasks.worker.beat_schedule import DISPATCH_TASK, run_key, slot_of

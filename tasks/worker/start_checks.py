@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from tasks.settings import Settings
+from tasks.core.settings import Settings
 
 #: Pools the worker is run and tested with.
 SUPPORTED_POOLS = ("prefork", "threads", "solo")

@@ -21,9 +21,9 @@ from typing import Any
 
 from celery.signals import beat_init, celeryd_init, worker_init, worker_ready
 
+from tasks.core.errors import ConfigurationError
+from tasks.core.settings import Settings
 from tasks.delivery.runtime import current_runtime
-from tasks.errors import ConfigurationError
-from tasks.settings import Settings
 from tasks.state import REDIS_UNREACHABLE
 from tasks.state.redis_safety import check_no_eviction
 from tasks.worker.app import engage_settings

@@ -14,7 +14,7 @@ Used by :mod:`tasks.worker.config` for ``redis://`` and ``sentinel://`` brokers 
 ``broker_transport``. ``rediss://`` keeps kombu's own transport: kombu enables TLS for a URL
 without ``broker_use_ssl`` only when the transport is the one named ``rediss``.
 
-Priority lanes (:mod:`tasks.send_options`) take two more things here:
+Priority lanes (:mod:`tasks.core.send_options`) take two more things here:
 
 - **Which queue a fetch looks at first** (:class:`LaneCycle`, kombu's ``queue_order_strategy``):
   kombu's default rotates between a worker's queues, so an urgent message waits its turn behind
@@ -46,7 +46,7 @@ import redis
 from kombu.connection import Connection as KombuConnection
 from kombu.transport import redis as kombu_redis
 
-from tasks.send_options import Priority, lane_of_queue
+from tasks.core.send_options import Priority, lane_of_queue
 
 #: What ``broker_transport`` names.
 TRANSPORT = "tasks.worker.transport:Transport"

@@ -8,8 +8,8 @@ import pytest
 import redis
 
 from tasks.api import delivery_status, send_prepared_sms
+from tasks.core.errors import OutcomeUnknown
 from tasks.engage.http import make_session, post
-from tasks.errors import OutcomeUnknown
 from tasks.sandbox import Sandbox
 from tests.integration.conftest import WorkerFactory, wait_for
 from tests.support.environments import SANDBOX_PASSWORD, SANDBOX_USER

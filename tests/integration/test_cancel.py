@@ -9,9 +9,9 @@ import redis
 
 from tasks.api import cancel_sends, delivery_status, send_prepared_sms
 from tasks.cli.local_stack import ManagedProcess
-from tasks.request import build_send_request
+from tasks.core.request import build_send_request
+from tasks.core.send_options import Priority
 from tasks.sandbox import Sandbox
-from tasks.send_options import Priority
 from tasks.worker.publish import publish
 from tests.integration.conftest import WorkerFactory, wait_for
 from tests.support import callback_app

@@ -10,12 +10,12 @@ import pytest
 import redis
 from celery import uuid
 
+from tasks.core.request import build_send_request
+from tasks.core.send_options import Priority
+from tasks.core.settings import load_settings
 from tasks.delivery.context import SendMeta
 from tasks.delivery.runtime import Runtime
-from tasks.request import build_send_request
 from tasks.sandbox import Sandbox, SandboxState
-from tasks.send_options import Priority
-from tasks.settings import load_settings
 from tasks.worker.pipeline import resolve_contact, send_single
 from tasks.worker.publish import enqueue
 from tests.integration.conftest import WorkerFactory, wait_for

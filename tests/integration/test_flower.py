@@ -19,8 +19,8 @@ import pytest
 
 from tasks.cli.demo import FLOWER_USER
 from tasks.cli.local_stack import ManagedProcess
+from tasks.core.send_options import lane_queues
 from tasks.sandbox import Sandbox
-from tasks.send_options import lane_queues
 from tests.integration.conftest import wait_for
 from tests.support import sandbox as sandboxes
 from tests.support.chromium import open_browser

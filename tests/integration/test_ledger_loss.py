@@ -15,10 +15,10 @@ import redis
 
 from tasks.cli.local_stack import ManagedProcess
 from tasks.cli.redis_server import RedisServer
+from tasks.core.request import build_send_request
+from tasks.core.settings import load_settings
 from tasks.delivery.runtime import Runtime
-from tasks.request import build_send_request
 from tasks.sandbox import Sandbox
-from tasks.settings import load_settings
 from tasks.worker.publish import enqueue
 from tests.integration.conftest import WorkerFactory, wait_for
 from tests.support import callback_app

@@ -18,14 +18,14 @@ from celery.exceptions import Retry
 from kombu.exceptions import OperationalError
 
 from tasks.cli.redis_server import RedisServer
+from tasks.core.errors import ServiceUnavailable
+from tasks.core.request import build_send_request
+from tasks.core.send_options import LANE_QUEUES, Priority
 from tasks.delivery import outcomes
 from tasks.delivery import steps as delivery
 from tasks.delivery.runtime import Runtime, install_runtime
 from tasks.delivery.steps import StepContext
-from tasks.errors import ServiceUnavailable
-from tasks.request import build_send_request
 from tasks.sandbox import Sandbox
-from tasks.send_options import LANE_QUEUES, Priority
 from tasks.worker import pipeline
 from tasks.worker.app import app
 from tasks.worker.failover import RECOVERY_WINDOW, PrimaryWatch, Recovery, republish_unfinished

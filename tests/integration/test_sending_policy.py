@@ -14,10 +14,10 @@ import redis
 
 from tasks.api import delivery_status, send_prepared_sms, suppress
 from tasks.cli.local_stack import ManagedProcess
+from tasks.core.request import build_send_request
+from tasks.core.settings import load_settings
 from tasks.delivery.runtime import Runtime, install_runtime
-from tasks.request import build_send_request
 from tasks.sandbox import Sandbox
-from tasks.settings import load_settings
 from tasks.worker.publish import publish
 from tests.integration.conftest import WorkerFactory, wait_for
 from tests.support import callback_app

@@ -19,8 +19,8 @@ from celery.concurrency import ALIASES as POOL_ALIASES
 from flower.options import options as flower_options
 
 from tasks.cli.main import _parser
-from tasks.schedule_file import load_schedules
-from tasks.settings import load_settings
+from tasks.core.schedule_file import load_schedules
+from tasks.core.settings import load_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE: dict[str, Any] = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
@@ -48,11 +48,11 @@ def argv_of(service: dict[str, Any]) -> list[str]:
 
 
 def variables_read_by_code() -> set[str]:
-    """Environment variable names read in tasks/settings.py (and the sending policy's settings,
-    tasks/sending_policy.py) and celeryconfig.py."""
+    """Environment variable names read in tasks/core/settings.py (and the sending policy's settings,
+    tasks/core/sending_policy.py) and celeryconfig.py."""
     sources = [
-        ROOT / "tasks" / "settings.py",
-        ROOT / "tasks" / "sending_policy.py",
+        ROOT / "tasks" / "core" / "settings.py",
+        ROOT / "tasks" / "core" / "sending_policy.py",
         ROOT / "celeryconfig.py",
     ]
     return {name for path in sources for name in _QUOTED_NAME.findall(path.read_text())}

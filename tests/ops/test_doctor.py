@@ -13,10 +13,10 @@ from tasks.cli import main
 from tasks.cli.doctor import Check, run_checks
 from tasks.cli.local_stack import ManagedProcess, start_worker
 from tasks.cli.redis_server import RedisServer
+from tasks.core.urls import redact_url
 from tasks.sandbox import Sandbox
 from tasks.state.keys import RedisKeys
 from tasks.state.rate_limit import RateLimiter
-from tasks.urls import redact_url
 from tests.support.environments import (
     NOWHERE_ENGAGE_URL,
     NOWHERE_REDIS_URL,

@@ -18,7 +18,7 @@ from tasks.cli.doctor_sentinel import (
 )
 from tasks.cli.redis_server import RedisServer
 from tasks.cli.sentinel_set import MASTER_NAME, SentinelSet
-from tasks.settings import Settings
+from tasks.core.settings import Settings
 from tests.support.environments import make_settings
 
 pytestmark = pytest.mark.integration

@@ -8,8 +8,8 @@ from collections.abc import Iterator
 
 import pytest
 
+from tasks.core.request import build_send_request
 from tasks.delivery.runtime import Runtime
-from tasks.request import build_send_request
 from tasks.state.enums import Reason
 from tasks.state.keys import RedisKeys
 from tasks.worker.housekeeping import STUCK_DETAIL, dlq_cleanup, sweep

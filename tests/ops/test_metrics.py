@@ -9,12 +9,12 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from tasks.cli.metrics_sidecar import RedisStateCollector
+from tasks.core.errors import RequestNotSent
 from tasks.delivery import metrics
 from tasks.delivery.events import log_event
 from tasks.engage import EngageClient
-from tasks.errors import RequestNotSent
 from tasks.sandbox import Sandbox
-from tasks.state.callbacks import CallbackOutbox
+from tasks.state.callback_outbox import CallbackOutbox
 from tasks.state.dead_letters import DeadLetterStore
 from tasks.state.deferrals import DeferredSends
 from tasks.state.enums import Reason

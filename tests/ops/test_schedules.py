@@ -13,9 +13,9 @@ import pytest
 from celery.app.task import Context
 from celery.schedules import crontab
 
+from tasks.core.errors import ConfigurationError
+from tasks.core.schedule_file import Schedule, load_schedules, parse_schedules
 from tasks.delivery.runtime import Runtime
-from tasks.errors import ConfigurationError
-from tasks.schedule_file import Schedule, load_schedules, parse_schedules
 from tasks.state.hashing import KeyHasher
 from tasks.state.keys import RedisKeys
 from tasks.worker.beat_schedule import (

@@ -49,7 +49,7 @@ def test_a_malformed_setting_reaches_whoever_reads_the_settings() -> None:
     """Outside a celery program the configuration loads, and reading the settings raises the
     error naming the variable (a web process sees it at its first send, as before)."""
     code = (
-        "from tasks.errors import ConfigurationError\n"
+        "from tasks.core.errors import ConfigurationError\n"
         "from tasks.worker.app import app, engage_settings\n"
         "print(app.conf.broker_write_url)\n"
         "try:\n    engage_settings()\nexcept ConfigurationError as err:\n    print(err.setting)"

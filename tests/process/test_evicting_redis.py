@@ -16,8 +16,8 @@ import redis
 from tasks.api import send_prepared_sms
 from tasks.cli.local_stack import celery_command
 from tasks.cli.redis_server import RedisServer
+from tasks.core.errors import ConfigurationError
 from tasks.delivery.runtime import Runtime
-from tasks.errors import ConfigurationError
 from tests.support.environments import WORKER_ENV, child_env, make_settings
 from tests.support.runtime import installed
 

@@ -16,8 +16,8 @@ from typing import Any
 
 from celery import Celery
 
-from tasks.request import SendRequest
-from tasks.send_options import LANE_QUEUES
+from tasks.core.request import SendRequest
+from tasks.core.send_options import LANE_QUEUES
 from tests.support.environments import NOWHERE_REDIS_URL
 
 #: The priority lanes' queues, highest first: where every task of the package is published.

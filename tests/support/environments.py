@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 
-from tasks.settings import Settings, load_settings
+from tasks.core.settings import Settings, load_settings
 from tests.support.own_redis import session_redis_url
 
 SANDBOX_USER = "api@example.com"

@@ -7,9 +7,9 @@ from contextlib import contextmanager
 
 import fakeredis
 
+from tasks.core.settings import Settings
 from tasks.delivery.runtime import Runtime, install_runtime
 from tasks.engage import EngageClient
-from tasks.settings import Settings
 from tests.support.environments import NOWHERE_ENGAGE_URL, make_settings
 
 

@@ -6,9 +6,9 @@ import pytest
 
 import tasks.api
 from tasks.api import delivery_status, send_prepared_sms
+from tasks.core.errors import IdempotencyConflict, InvalidSendRequest, ServiceUnavailable
+from tasks.core.request import build_send_request
 from tasks.delivery.runtime import Runtime
-from tasks.errors import IdempotencyConflict, InvalidSendRequest, ServiceUnavailable
-from tasks.request import build_send_request
 from tasks.state.enums import Reason
 from tests.support.broker import Broker
 
