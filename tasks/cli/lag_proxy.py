@@ -2,9 +2,10 @@
 
 For ``make failover``'s lag mode: on one machine a replica is never more than a few microseconds
 behind, so a killed primary loses almost nothing; between hosts it is milliseconds behind. Bytes
-from the server to a connection that spoke ``PSYNC``/``REPLCONF`` (a replica) are held 5-20 ms,
-in order; every other connection (clients, sentinels) passes at once. :meth:`LagProxy.kill`
-drops whatever it holds, as a crashed host would.
+from the server to a connection that spoke ``PSYNC``/``REPLCONF`` (a replica) are held ``lag``
+(5-20 ms; the drill's control run holds them longer), in order; every other connection
+(clients, sentinels) passes at once. :meth:`LagProxy.kill` drops whatever it holds, as a crashed
+host would.
 """
 
 from __future__ import annotations
@@ -107,7 +108,7 @@ class LagProxy:
         try:
             while data := await reader.read(65536):
                 if replication.is_set():
-                    # Each chunk is held 5-20 ms, and never passes the one ahead of it.
+                    # Each chunk is held (5-20 ms), and never passes the one ahead of it.
                     held.put_nowait((loop.time() + random.uniform(*self.lag), data))
                 else:
                     writer.write(data)

@@ -19,7 +19,7 @@ from tasks.core.masking import Masker
 from tasks.core.request import SendRequest
 from tasks.delivery.context import StepContext
 from tasks.delivery.events import attempt_failed, log_event
-from tasks.delivery.outcomes import DeadLetter, Retry, Stopped
+from tasks.delivery.outcomes import Busy, DeadLetter, Retry, Stopped
 from tasks.delivery.retry_policy import Attempt, decide
 from tasks.delivery.runtime import Runtime
 from tasks.state.enums import Reason, SendState
@@ -152,22 +152,49 @@ class StepFailures:
 
         :class:`Stopped` ``sent`` when it was sent (or cancelled) meanwhile: nothing to store.
         """
+        moved = self._move(reason, detail, error=error, entry=entry)
+        return Stopped(SendState.SENT) if moved is None else moved
+
+    def interrupted(self, detail: str) -> DeadLetter | Busy:
+        """Dead-letter ``outcome_unknown`` a send whose holder's lease was found lapsed, if it
+        still is when it is moved; :class:`Busy` when the holder lived after all (it renewed the
+        lease before calling Engage, or gave it back after an answer that proves nothing was
+        sent) or another delivery holds it now.
+        """
+        moved = self._move(Reason.OUTCOME_UNKNOWN, detail, lapsed_lease=True)
+        return Busy() if moved is None else moved
+
+    def _move(
+        self,
+        reason: Reason,
+        detail: str,
+        *,
+        error: EngageError | None = None,
+        entry: dict[str, str] | None = None,
+        lapsed_lease: bool = False,
+    ) -> DeadLetter | None:
+        """The dead letter, or None when the store would not take the send (see ``add``)."""
         rt, ctx = self.rt, self.ctx
         if isinstance(error, EngageAPIError):
             entry = error.to_dict()
         elif error is not None:
             entry = {"type": type(error).__name__, "message": str(error)}
         added = rt.dead_letters.add(
-            ctx.key, reason=reason, detail=detail, error=entry, task_ids=ctx.task_ids
+            ctx.key,
+            reason=reason,
+            detail=detail,
+            error=entry,
+            task_ids=ctx.task_ids,
+            lapsed_lease=lapsed_lease,
         )
-        if added is None:
+        if added is None and not lapsed_lease:
             # The record was lost under this step: write it in full, so the entry can be replayed.
             claim_from_message(rt, self.request, ctx)
             added = rt.dead_letters.add(
                 ctx.key, reason=reason, detail=detail, error=entry, task_ids=ctx.task_ids
             )
         if not added:
-            return Stopped(SendState.SENT)
+            return None
         log_event(
             "dead_lettered",
             key=ctx.key,

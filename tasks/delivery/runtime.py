@@ -144,7 +144,9 @@ class Runtime:
             suppressions=SuppressionList(client, keys=keys, hasher=hasher),
             caps=RecipientCaps(client, keys=keys, hasher=hasher, caps=settings.policy.caps),
             deferrals=DeferredSends(client, keys=keys, retention=settings.key_retention),
-            gate=PolicyGate(client, keys=keys, retention=settings.key_retention),
+            gate=PolicyGate(
+                client, keys=keys, retention=settings.key_retention, lease=settings.lease_seconds
+            ),
             lane_consumers=LaneConsumers(client, keys=keys),
             engage_override=engage,
         )

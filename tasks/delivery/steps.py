@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import logging
 import time
+import uuid
 from collections.abc import Callable
 from functools import partial
 from typing import TypeVar
 
 from tasks.core.errors import (
     EngageError,
+    Rebuildable,
     UnknownRecipient,
 )
 from tasks.core.request import SendRequest, encoding_problem
@@ -51,7 +53,7 @@ RECORD_SENT_PATIENCE = 120.0
 #: A lease too few replicas acknowledged is tried again this much later (s): about a failover.
 HOLD_BACK_DELAY = 2.0
 
-__all__ = ["StepContext", "resolve", "send"]
+__all__ = ["STEP_RAISES", "StepContext", "UnsentLease", "resolve", "send"]
 
 logger = logging.getLogger("engage.delivery")
 _T = TypeVar("_T")
@@ -129,6 +131,27 @@ def _look_up(
         return failures.engage_error(err, stage="create")
 
 
+class UnsentLease(Rebuildable):
+    """Redis failed after this delivery took (or may have taken) the send lease and before
+    ``sendSingle`` was called: no request left, so the lease may be given back.
+
+    Raised by :func:`send` from the Redis error (its ``__cause__``); the pipeline waits for Redis
+    to take writes, gives back the lease named by ``token``
+    (:meth:`~tasks.state.ledger.DeliveryLedger.release_unsent`), then retries.
+    """
+
+    _fields = ("key", "owner", "token")
+    _plain = frozenset({"owner", "token"})
+
+    def __init__(self, key: str, owner: str, token: str) -> None:
+        self.key, self.owner, self.token = key, owner, token
+        super().__init__(f"Redis failed before message/sendSingle of {key}: nothing sent")
+
+
+#: What a step raises: Redis unreachable, bare or with a lease to give back.
+STEP_RAISES: tuple[type[Exception], ...] = (*REDIS_UNREACHABLE, UnsentLease)
+
+
 def send(rt: Runtime, request: SendRequest, contact_id: int, ctx: StepContext) -> SendOutcome:
     """Send once: :class:`Sent`, or how the step ended instead (:mod:`tasks.delivery.outcomes`).
 
@@ -140,13 +163,13 @@ def send(rt: Runtime, request: SendRequest, contact_id: int, ctx: StepContext) -
     failures = StepFailures(rt, request, ctx, contact_id=contact_id)
     try:
         return _send(rt, request, contact_id, ctx, failures)
-    except REDIS_UNREACHABLE:
+    except STEP_RAISES:
         raise  # the pipeline waits for Redis, then retries
     except Exception as err:
         return failures.unforeseen(err, stage="message/sendSingle")
 
 
-def _send(  # noqa: PLR0911, PLR0912  (each way the step ends reads best as an early return)
+def _send(  # noqa: PLR0911  (each way the step ends reads best as an early return)
     rt: Runtime, request: SendRequest, contact_id: int, ctx: StepContext, failures: StepFailures
 ) -> SendOutcome:
     rejected = _check_encodable(request, failures)  # before the lease: nothing was sent
@@ -159,38 +182,15 @@ def _send(  # noqa: PLR0911, PLR0912  (each way the step ends reads best as an e
     waiting = _pace(rt, ctx.priority)
     if waiting is not None:
         return waiting
-    resend = rt.settings.retry.on_unknown_outcome == "retry"
-
-    def take_lease() -> SendStart:
-        # The credentials flag is checked inside the same script that takes the lease.
-        return rt.ledger.begin_send(
-            ctx.key, ctx.owner, contact_id, resend_interrupted=resend, blocked_by=[rt.auth.key]
-        )
-
-    start = take_lease()
-    if start.outcome == StartOutcome.MISSING:
-        if _recreate_record(rt, request, ctx) is None:
-            return _record_missing(failures)
-        start = take_lease()
-    if start.outcome == StartOutcome.BLOCKED:
-        return failures.dead_letter(Reason.AUTH_FAILED, "Engage refused the credentials")
-    if start.outcome == StartOutcome.INTERRUPTED:
-        return failures.dead_letter(
-            Reason.OUTCOME_UNKNOWN,
-            f"a worker stopped during message/sendSingle (its lease ran out at "
-            f"{iso(start.lapsed_at)}); Engage may have sent it",
-        )
-    if start.outcome == StartOutcome.EXPIRED:
-        return Stopped(policy.end(rt, request, ctx, SendState.EXPIRED))
-    if start.outcome == StartOutcome.BUSY:
-        return Busy()
-    if start.outcome != StartOutcome.ACQUIRED:
-        return Stopped(SendState(start.outcome))  # final or deferred by an earlier delivery
-    if not start.held:
-        return _hold_back(rt, ctx, start, failures)
-    stopped = _policy_stop(rt, request, ctx)  # opted out meanwhile, or over the cap
-    if stopped is not None:
-        return stopped
+    # Names this taking of the lease: if Redis fails before the call, the pipeline gives back
+    # this lease (and no later one) once Redis takes writes again, so the retry may send.
+    token = uuid.uuid4().hex
+    try:
+        start = _lease(rt, request, contact_id, ctx, failures, token=token)
+    except REDIS_UNREACHABLE as err:
+        raise UnsentLease(ctx.key, ctx.owner, token) from err
+    if not isinstance(start, SendStart):
+        return start
     try:
         rt.engage.send_single(request.message_id, contact_id, request.parameters)
     except EngageError as err:
@@ -205,6 +205,59 @@ def _send(  # noqa: PLR0911, PLR0912  (each way the step ends reads best as an e
         # reading the answer): the request may have left, so this is never retried blindly.
         return failures.unforeseen(err, stage="message/sendSingle", may_have_sent=True)
     return _after_send(rt, request, ctx, contact_id, start)
+
+
+def _lease(  # noqa: PLR0911  (each way the step ends reads best as an early return)
+    rt: Runtime,
+    request: SendRequest,
+    contact_id: int,
+    ctx: StepContext,
+    failures: StepFailures,
+    *,
+    token: str,
+) -> SendStart | SendOutcome:
+    """Take the lease and check the gate under it: the lease to send under, or how it ended.
+
+    No request has left when this returns or raises: Redis failing here raises (see
+    :class:`UnsentLease`).
+    """
+    resend = rt.settings.retry.on_unknown_outcome == "retry"
+
+    def take_lease() -> SendStart:
+        # The credentials flag is checked inside the same script that takes the lease.
+        return rt.ledger.begin_send(
+            ctx.key,
+            ctx.owner,
+            contact_id,
+            resend_interrupted=resend,
+            blocked_by=[rt.auth.key],
+            lease_token=token,
+        )
+
+    start = take_lease()
+    if start.outcome == StartOutcome.MISSING:
+        if _recreate_record(rt, request, ctx) is None:
+            return _record_missing(failures)
+        start = take_lease()
+    if start.outcome == StartOutcome.BLOCKED:
+        return failures.dead_letter(Reason.AUTH_FAILED, "Engage refused the credentials")
+    if start.outcome == StartOutcome.INTERRUPTED:
+        return failures.interrupted(
+            f"a worker stopped during message/sendSingle (its lease ran out at "
+            f"{iso(start.lapsed_at)}); Engage may have sent it",
+        )
+    if start.outcome == StartOutcome.EXPIRED:
+        return Stopped(policy.end(rt, request, ctx, SendState.EXPIRED))
+    if start.outcome == StartOutcome.BUSY:
+        return Busy()
+    if start.outcome != StartOutcome.ACQUIRED:
+        return Stopped(SendState(start.outcome))  # final or deferred by an earlier delivery
+    if not start.held:
+        return _hold_back(rt, ctx, start, failures)
+    stopped = _policy_stop(rt, request, ctx)  # opted out meanwhile, or over the cap
+    if stopped is not None:
+        return stopped
+    return start
 
 
 def _after_send(

@@ -72,8 +72,13 @@ class DeadLetterStore:
         detail: str,
         error: dict[str, Any] | None,
         task_ids: list[str],
+        lapsed_lease: bool = False,
     ) -> bool | None:
         """Dead-letter the send; False when it was sent or cancelled meanwhile (never moved).
+
+        ``lapsed_lease``: only while the send is ``sending`` under a lease past its time (on the
+        Redis clock, checked in the step that moves it); False when its holder renewed or gave
+        the lease back, or another delivery holds it, since it was seen lapsed.
 
         None when the send has no ledger record: nothing is written, the caller writes the
         record in full first. At ``ENGAGE_DLQ_MAX_ENTRIES`` the oldest entries leave the
@@ -108,6 +113,7 @@ class DeadLetterStore:
                 int(max(self._max_age * 1000, self._retention_ms)),
                 self._max_age,
                 self._max_entries,
+                "1" if lapsed_lease else "0",
             ],
         )
         if not isinstance(reply, list):

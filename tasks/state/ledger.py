@@ -125,6 +125,7 @@ class DeliveryLedger:
         self._begin = scripts.register(client, "begin_send")
         self._sent = scripts.register(client, "mark_sent")
         self._retrying = scripts.register(client, "mark_retrying")
+        self._release_unsent = scripts.register(client, "release_unsent")
         self._resolved = scripts.register(client, "mark_resolved")
         self._cancel = scripts.register(client, "cancel")
         self._count_failure = scripts.register(client, "count_failure")
@@ -212,16 +213,19 @@ class DeliveryLedger:
         *,
         resend_interrupted: bool = False,
         blocked_by: Sequence[str] = (),
+        lease_token: str = "",
     ) -> SendStart:
         """Take the send lease; ``owner`` names this delivery attempt (task id and retry).
 
         When any key in ``blocked_by`` exists (the credentials flag), nothing is taken and the
-        outcome is ``blocked``.
+        outcome is ``blocked``. ``lease_token`` names this taking of the lease, so that
+        :meth:`release_unsent` gives back this lease and no later one, even if this call's
+        answer never came.
         """
         written = self.barrier.run(
             self._begin,
             [*self._record_keys(key), *blocked_by],
-            [owner, self._lease, "1" if resend_interrupted else "0", contact_id, key],
+            [owner, self._lease, "1" if resend_interrupted else "0", contact_id, key, lease_token],
         )
         outcome, attempts, *lapsed = written.reply
         return SendStart(
@@ -256,6 +260,18 @@ class DeliveryLedger:
     def mark_retrying(self, key: str, owner: str, error: str, retry_in: float) -> bool:
         """Give the lease back after a failure that proves nothing was sent; a retry follows."""
         return bool(self._retrying(keys=self._record_keys(key), args=[owner, error, retry_in, key]))
+
+    def release_unsent(
+        self, key: str, owner: str, lease_token: str, error: str, retry_in: float
+    ) -> bool:
+        """Give back the lease ``begin_send(lease_token=...)`` took when no request went out
+        under it (Redis failed before sendSingle); a retry follows. False when the record is not
+        sending under that very lease: nothing changes."""
+        return bool(
+            self._release_unsent(
+                keys=self._record_keys(key), args=[owner, lease_token, error, retry_in, key]
+            )
+        )
 
     def mark_resolved(
         self, key: str, contact_id: int, *, cache: tuple[str, int] | None = None

@@ -1,7 +1,8 @@
 """The sending policy's last word before Engage is called, and the final states it ends sends in.
 
-:meth:`PolicyGate.check` runs under the send lease (``lua/policy_gate.lua``): the opt-out list
-once more and the recipient's cap, in one round trip. :meth:`PolicyGate.finish` ends a send
+:meth:`PolicyGate.check` runs under the send lease (``lua/policy_gate.lua``): the lease still
+ours (then renewed: the call starts with all of it), the opt-out list once more and the
+recipient's cap, in one round trip. :meth:`PolicyGate.finish` ends a send
 ``expired``, ``capped`` or ``suppressed`` (``lua/mark_final.lua``): final, its completion callback
 filed in the same step, its record slimmed like a sent one, and never a dead letter (a batch
 replay would send it late, or to someone who opted out).
@@ -21,14 +22,18 @@ from tasks.state.records import text
 class PolicyGate:
     """Opt-out and cap check under the lease; the policy's final states."""
 
-    def __init__(self, client: redis.Redis, *, keys: RedisKeys, retention: float) -> None:
+    def __init__(
+        self, client: redis.Redis, *, keys: RedisKeys, retention: float, lease: float
+    ) -> None:
         self._keys = keys
+        self._lease = lease
         self._retention_ms = int(retention * 1000)
         self._gate = scripts.register(client, "policy_gate")
         self._final = scripts.register(client, "mark_final")
 
     def check(self, key: str, owner: str, *, suppression: str | None, cap: CapCheck | None) -> str:
-        """``ok`` (counted against the cap), ``suppressed``, ``capped`` or ``lost`` (no lease)."""
+        """``ok`` (counted against the cap, the lease renewed for a whole call from now),
+        ``suppressed``, ``capped`` or ``lost`` (the lease is not ``owner``'s any more)."""
         k = self._keys
         cap_key = cap.key if cap is not None else k.send(key)  # an unused slot, never written
         return text(
@@ -40,6 +45,7 @@ class PolicyGate:
                     cap.limit if cap is not None else 0,
                     cap.window_ms if cap is not None else 0,
                     key,
+                    self._lease,
                 ],
             )
         )

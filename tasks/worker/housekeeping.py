@@ -126,6 +126,7 @@ def _sweep_one(rt: Runtime, key: str, now: float, result: SweepResult) -> None:
             detail=f"{STUCK_DETAIL} (it ran out at {iso(record.get('lease_until'))})",
             error=None,
             task_ids=task_ids,
+            lapsed_lease=True,  # its holder may have renewed or given it back since the read
         ):
             log_event(
                 "dead_lettered",

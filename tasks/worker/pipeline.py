@@ -174,7 +174,10 @@ def _step(
     rt = current_runtime(engage_settings())
     try:
         return run(rt)
-    except REDIS_UNREACHABLE as err:
+    except delivery.STEP_RAISES as caught:
+        unsent = caught if isinstance(caught, delivery.UnsentLease) else None
+        cause = caught.__cause__ if unsent is not None else caught
+        err = cause if isinstance(cause, Exception) else caught
         logger.warning(
             "Redis unreachable during %s of %s (%s): retrying once it answers",
             stage,
@@ -184,10 +187,12 @@ def _step(
         # Redis may have failed while an Engage error was being handled, whose text is not
         # masked: keep it out of the chain Celery logs and Flower shows.
         err.__suppress_context__ = True
-        raise _retry_once_writable(task, rt, err) from None
+        raise _retry_once_writable(task, rt, err, unsent) from None
 
 
-def _retry_once_writable(task: Task, rt: Runtime, err: Exception) -> Exception:
+def _retry_once_writable(
+    task: Task, rt: Runtime, err: Exception, unsent: delivery.UnsentLease | None = None
+) -> Exception:
     """The retry of a step Redis failed, published only once Redis takes writes again.
 
     Celery drops the message when a retry cannot be published (``Reject(requeue=False)``), and
@@ -197,10 +202,17 @@ def _retry_once_writable(task: Task, rt: Runtime, err: Exception) -> Exception:
     publishes then; a publish the broker still refuses is tried again, within the same
     patience, instead of dropping the message. Nothing else can progress meanwhile, so holding
     this thread costs nothing. Spare copies are harmless: the ledger decides who sends.
+
+    ``unsent``: Redis failed after the send step took its lease and before ``sendSingle``.
+    That lease is given back first, or the retry would find it busy and the sweep would
+    dead-letter the send ``outcome_unknown`` though no request left.
     """
     deadline = time.monotonic() + INFRASTRUCTURE_PATIENCE
     while True:
         _await_writable(rt, deadline)
+        if unsent is not None and not _give_back(rt, unsent, err, deadline):
+            continue
+        unsent = None
         try:
             retry: Exception = task.retry(
                 countdown=INFRASTRUCTURE_RETRY_DELAY,
@@ -218,6 +230,26 @@ def _retry_once_writable(task: Task, rt: Runtime, err: Exception) -> Exception:
             time.sleep(INFRASTRUCTURE_RETRY_DELAY)
         else:
             return retry
+
+
+def _give_back(rt: Runtime, unsent: delivery.UnsentLease, err: Exception, deadline: float) -> bool:
+    """Give back a lease no request went out under; False: Redis failed again, wait for it.
+
+    Past ``deadline`` it stops trying (True): the lease lapses and the sweep settles the send.
+    """
+    why = f"Redis unreachable before message/sendSingle ({type(err).__name__}): not sent"
+    try:
+        released = rt.ledger.release_unsent(
+            unsent.key, unsent.owner, unsent.token, why, INFRASTRUCTURE_RETRY_DELAY
+        )
+    except REDIS_UNREACHABLE:
+        if time.monotonic() >= deadline:
+            return True
+        time.sleep(INFRASTRUCTURE_RETRY_DELAY)
+        return False
+    if released:
+        logger.info("lease of %s given back: Redis failed before message/sendSingle", unsent.key)
+    return True
 
 
 def _await_writable(rt: Runtime, deadline: float) -> None:

@@ -1,7 +1,8 @@
 -- Take the send lease, or say why not.
 -- KEYS: record, inflight, then keys that block the send while they exist (the credentials flag)
 -- ARGV: owner (names one published message: task id and retry), lease (s), resend interrupted
---       ('1'/'0'), contact id, idempotency key
+--       ('1'/'0'), contact id, idempotency key, lease token (names this taking of the lease, so
+--       its taker can give back this lease and no later one: lua/release_unsent.lua)
 -- The lease and the deadline run on the Redis server's clock (TIME): a worker's clock, however
 -- wrong, never decides whether another worker's lease has lapsed or a deadline has passed.
 -- Returns {outcome, attempts}: 'acquired', 'sent', 'dead_lettered', 'cancelled', 'busy',
@@ -42,6 +43,6 @@ end
 attempts = attempts + 1
 redis.call('HSET', k, 'state', 'sending', 'lease_owner', ARGV[1],
   'lease_until', string.format('%.6f', now + tonumber(ARGV[2])), 'attempts', attempts,
-  'updated_at', string.format('%.6f', now), 'contact_id', ARGV[4])
+  'updated_at', string.format('%.6f', now), 'contact_id', ARGV[4], 'lease_token', ARGV[6] or '')
 redis.call('ZADD', KEYS[2], string.format('%.6f', now), ARGV[5])
 return {'acquired', attempts}

@@ -1,9 +1,10 @@
 -- Dead-letter a send: flip its ledger record and file the entry, then trim by age and size.
 -- KEYS: record, dlq, dlq entries, dlq reasons, inflight, callbacks, over bound
 -- ARGV: idempotency key, reason, detail, entry JSON (an object, without its times), record TTL
---       (ms), max age (s), max entries
+--       (ms), max age (s), max entries, '1' to move it only while its send lease has lapsed
 -- Returns {1, keys moved over the bound...}; 0 when the send was sent or cancelled meanwhile
--- (never moved); -1 when it has no record (nothing is written: the caller writes it in full
+-- (never moved), or, asked for a lapsed lease, when the send no longer holds one (its holder
+-- renewed the lease or gave it back, or another delivery took it); -1 when it has no record (nothing is written: the caller writes it in full
 -- first). A completion callback the send asked for is filed in the callbacks set in the same
 -- step. Times (the entry's, the score, the age bound) are the Redis server's (TIME).
 local ledger, dlq, entries, reasons, inflight = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
@@ -15,6 +16,13 @@ if state == 'sent' or state == 'cancelled' then return 0 end
 if state == 'expired' or state == 'capped' or state == 'suppressed' then return 0 end
 local t = redis.call('TIME')
 local now = t[1] + t[2] / 1000000
+-- Whoever saw the lease lapsed read it a moment ago: the holder may have lived after all and
+-- renewed or given it back since. Checked here, in the step that moves it, or a live send would
+-- be dead-lettered outcome_unknown.
+if ARGV[8] == '1' then
+  local lease_until = redis.call('HGET', ledger, 'lease_until')
+  if state ~= 'sending' or not lease_until or tonumber(lease_until) > now then return 0 end
+end
 local stamp = string.format('%.6f', now)
 local first = redis.call('HGET', ledger, 'first_failure_at') or stamp
 -- Appended as text: decoding and encoding the entry would turn its empty lists into objects.
