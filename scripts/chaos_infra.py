@@ -1,4 +1,4 @@
-"""``make chaos``'s infrastructure faults (issue 16): clocks, a lost visibility timeout, trickled
+"""``make chaos``'s infrastructure faults: clocks, a lost visibility timeout, trickled
 answers, a READONLY ledger, and the checks that every ``outcome_unknown`` and every completion
 callback is accounted for.
 

@@ -97,15 +97,16 @@ class Environment:
 class Setting(Generic[T]):
     """One environment variable declared once: name, type, default, lower bound, meaning.
 
-    A declaration without ``field`` is read by code of its own (URLs, ports, derived defaults),
-    which still takes its name and bounds from here. One whose text is no plain value (quiet
-    hours, caps, lanes) names a ``reader`` of its own, and is still read by the one loader.
+    The one loader reads each into its ``field``; one whose text is no plain value (URLs, ports,
+    quiet hours, caps, lanes, defaults derived from another variable) names a ``reader`` of its
+    own. Only a variable read as another's fallback (``CELERY_BROKER_URL``) has no ``field``.
     """
 
     name: str
     type: type[T]
     default: T | None
-    #: Attribute of :class:`tasks.core.settings.Settings` it fills (``retry.base_delay``), or "".
+    #: Attribute of :class:`tasks.core.settings.Settings` it fills (``retry.base_delay``); ""
+    #: only for a variable read as another's fallback.
     field: str = ""
     #: Lowest accepted value (numbers only).
     minimum: float = 0

@@ -118,8 +118,8 @@ class ConfigurationError(EngageSmsError):
         super().__init__(f"{setting}: {problem}")
 
 
-class InvalidSendRequest(EngageSmsError, ValueError):
-    """The send request is invalid; ``field`` names the argument at fault."""
+class FieldError(Rebuildable):
+    """One named field of some input is at fault: ``field`` names it, ``problem`` says how."""
 
     _fields = ("field", "problem")
     _plain = frozenset({"field"})
@@ -128,6 +128,10 @@ class InvalidSendRequest(EngageSmsError, ValueError):
         self.field = field
         self.problem = problem
         super().__init__(f"{field}: {problem}")
+
+
+class InvalidSendRequest(EngageSmsError, FieldError, ValueError):
+    """The send request is invalid; ``field`` names the argument at fault."""
 
 
 class IdempotencyConflict(EngageSmsError):

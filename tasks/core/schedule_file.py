@@ -27,7 +27,7 @@ from typing import Any
 
 from celery.schedules import ParseException, crontab
 
-from tasks.core.errors import ConfigurationError, InvalidSendRequest, Rebuildable
+from tasks.core.errors import ConfigurationError, FieldError, InvalidSendRequest
 from tasks.core.request import SendRequest, build_send_request
 from tasks.core.send_options import DEFAULT_SCHEDULE_PRIORITY, Priority, parse_priority
 
@@ -99,7 +99,7 @@ def parse_schedules(
             where = f"{source}: schedule {table['name']!r}"
         try:
             schedule = _schedule(table)
-        except _FieldError as err:
+        except FieldError as err:
             raise ConfigurationError(SETTING, f"{where}: {err.field}: {err.problem}") from None
         if any(s.name == schedule.name for s in schedules):
             raise ConfigurationError(SETTING, f"{where}: name: used by an earlier schedule")
@@ -113,37 +113,25 @@ def schedule_from_table(table: Mapping[str, Any], *, source: str) -> Schedule:
     return schedule
 
 
-class _FieldError(Rebuildable):
-    """One field of a schedule is at fault."""
-
-    _fields = ("field", "problem")
-    _plain = frozenset({"field"})
-
-    def __init__(self, field: str, problem: str) -> None:
-        self.field = field
-        self.problem = problem
-        super().__init__(f"{field}: {problem}")
-
-
 def _schedule(table: object) -> Schedule:
     if not isinstance(table, dict):
-        raise _FieldError("schedule", "must be a table")
+        raise FieldError("schedule", "must be a table")
     unknown = sorted(set(table) - set(SCHEDULE_FIELDS))
     if unknown:
-        raise _FieldError(unknown[0], f"unknown field (expected {', '.join(SCHEDULE_FIELDS)})")
+        raise FieldError(unknown[0], f"unknown field (expected {', '.join(SCHEDULE_FIELDS)})")
     name = table.get("name")
     if not isinstance(name, str) or not NAME_PATTERN.match(name):
-        raise _FieldError("name", "must be 1 to 64 letters, digits, '_', '.', '-'")
+        raise FieldError("name", "must be 1 to 64 letters, digits, '_', '.', '-'")
     cron, every = _timing(table)
     try:
         priority = parse_priority(table.get("priority", DEFAULT_SCHEDULE_PRIORITY))
     except InvalidSendRequest as err:
-        raise _FieldError("priority", err.problem) from None
+        raise FieldError("priority", err.problem) from None
     expires_in = table.get("expires_in")
     if expires_in is not None and (
         isinstance(expires_in, bool) or not isinstance(expires_in, int | float) or expires_in <= 0
     ):
-        raise _FieldError("expires_in", "must be a number of seconds above 0")
+        raise FieldError("expires_in", "must be a number of seconds above 0")
     return Schedule(
         name=name,
         cron=None if cron is None else table["cron"],
@@ -158,15 +146,15 @@ def _schedule(table: object) -> Schedule:
 
 def _timing(table: dict[str, Any]) -> tuple[crontab | None, int | None]:
     if ("cron" in table) == ("every" in table):
-        raise _FieldError("cron", "give exactly one of cron and every")
+        raise FieldError("cron", "give exactly one of cron and every")
     if "every" in table:
         every = table["every"]
         if isinstance(every, bool) or not isinstance(every, int) or every < MIN_EVERY_SECONDS:
-            raise _FieldError("every", f"must be a whole number of seconds >= {MIN_EVERY_SECONDS}")
+            raise FieldError("every", f"must be a whole number of seconds >= {MIN_EVERY_SECONDS}")
         return None, every
     text = table["cron"]
     if not isinstance(text, str) or len(text.split()) != 5:
-        raise _FieldError("cron", f"must be 5 fields 'minute hour day month weekday', got {text!r}")
+        raise FieldError("cron", f"must be 5 fields 'minute hour day month weekday', got {text!r}")
     minute, hour, day_of_month, month_of_year, day_of_week = text.split()
     try:
         spec = crontab(
@@ -177,25 +165,25 @@ def _timing(table: dict[str, Any]) -> tuple[crontab | None, int | None]:
             month_of_year=month_of_year,
         )
     except (ValueError, ParseException) as err:
-        raise _FieldError("cron", f"{text!r}: {err}") from None
+        raise FieldError("cron", f"{text!r}: {err}") from None
     return spec, None
 
 
 def _requests(table: dict[str, Any]) -> tuple[SendRequest, ...]:
     parameters = table.get("parameters")
     if parameters is not None and not isinstance(parameters, dict):
-        raise _FieldError("parameters", 'must be a table of name = "value"')
+        raise FieldError("parameters", 'must be a table of name = "value"')
     recipients = table.get("recipients")
     if not isinstance(recipients, list) or not recipients:
-        raise _FieldError("recipients", "must be a non-empty list of tables like { mobile = ... }")
+        raise FieldError("recipients", "must be a non-empty list of tables like { mobile = ... }")
     requests: list[SendRequest] = []
     for index, recipient in enumerate(recipients):
         field = f"recipients[{index}]"
         if not isinstance(recipient, dict):
-            raise _FieldError(field, 'must be a table like { mobile = "+48..." }')
+            raise FieldError(field, 'must be a table like { mobile = "+48..." }')
         unknown = sorted(set(recipient) - set(RECIPIENT_FIELDS))
         if unknown:
-            raise _FieldError(
+            raise FieldError(
                 f"{field}.{unknown[0]}",
                 f"unknown field (expected one of {', '.join(RECIPIENT_FIELDS)})",
             )
@@ -205,9 +193,9 @@ def _requests(table: dict[str, Any]) -> tuple[SendRequest, ...]:
             )
         except InvalidSendRequest as err:
             at = err.field if err.field in ("message_id", "parameters") else f"{field}.{err.field}"
-            raise _FieldError(at, err.problem) from None
+            raise FieldError(at, err.problem) from None
         for earlier, other in enumerate(requests):
             if other.identifier == request.identifier:
-                raise _FieldError(field, f"the same recipient as recipients[{earlier}]")
+                raise FieldError(field, f"the same recipient as recipients[{earlier}]")
         requests.append(request)
     return tuple(requests)

@@ -9,39 +9,141 @@ variables not ours: requests' proxy and CA variables, read once in
 Flower starts (tests/unit/test_settings_declared.py keeps it so).
 
 Each variable is declared once, in :data:`SETTINGS` (name, type, default, bound, meaning): the
-loader, the dataclass defaults and the README's table (:func:`settings_table`) all read it.
+loader, the dataclass defaults and the README's table (:func:`settings_table`) all read it. Every
+declaration fills one attribute; one whose value is no plain number, flag or choice (URLs, ports,
+defaults derived from another variable) names a ``reader``, and is still read by the one loader.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urlsplit
 
 from tasks.core.environment import Environment, Setting
 from tasks.core.errors import ConfigurationError
-from tasks.core.numbers import NUMBER_TYPES, REGIONS, NumberPolicy
+from tasks.core.numbers import DEFAULT_NUMBER_TYPES, NUMBER_TYPES, REGIONS, NumberPolicy
 from tasks.core.send_options import Priority, lane_queues
 from tasks.core.sending_policy import POLICY_SETTINGS, SendingPolicy
 from tasks.core.urls import is_sentinel_url, parse_sentinel_url
 
+#: Where completion callbacks are published, after the key prefix: a queue of the deployment's
+#: own name that none of its workers consumes (they refuse to), for the host app's workers.
+ON_DONE_QUEUE_SUFFIX = "callbacks"
+_REDIS_SCHEMES = ("redis", "rediss", "unix", "sentinel")
+_BROKER_SCHEMES = (*_REDIS_SCHEMES, "amqp", "amqps", "pyamqp", "memory")
+
+
+def _read_broker_url(env: Environment, setting: Setting[Any]) -> str:
+    """``ENGAGE_BROKER_URL``, else Celery's ``CELERY_BROKER_URL``, else its declared default.
+
+    ENGAGE_BROKER_URL first: Celery itself applies CELERY_BROKER_URL to every app in the
+    process, so a web app with a Celery app of its own names ours apart (README: host apps).
+    """
+    fallback = DECLARED["CELERY_BROKER_URL"]
+    name = setting.name if env.optional_text(setting.name) else fallback.name
+    url = env.url(name, str(fallback.default), schemes=_BROKER_SCHEMES)
+    return _checked_sentinel(setting.name, url)
+
+
+def _read_redis_url(env: Environment, setting: Setting[Any]) -> str:
+    """``REDIS_URL``, else the broker's URL."""
+    broker = _read_broker_url(env, DECLARED["ENGAGE_BROKER_URL"])
+    return _checked_sentinel(setting.name, env.url(setting.name, broker, schemes=_REDIS_SCHEMES))
+
+
+def _checked_sentinel(name: str, url: str) -> str:
+    if is_sentinel_url(url):
+        try:
+            parse_sentinel_url(url)
+        except ValueError as err:
+            raise ConfigurationError(name, str(err)) from None
+    return url
+
+
+def _on_sentinel(env: Environment) -> bool:
+    """True when the broker or the ledger's Redis is named by its sentinels."""
+    broker = _read_broker_url(env, DECLARED["ENGAGE_BROKER_URL"])
+    return is_sentinel_url(broker) or is_sentinel_url(_read_redis_url(env, DECLARED["REDIS_URL"]))
+
+
+def _read_engage_url(env: Environment, setting: Setting[Any]) -> str | None:
+    if env.optional_text(setting.name) is None:
+        return None
+    return env.url(setting.name, None, schemes=("http", "https")).rstrip("/")
+
+
+def _read_port(env: Environment, setting: Setting[Any]) -> int | None:
+    return env.optional_port(setting.name)
+
+
+def _read_task_name(env: Environment, setting: Setting[Any]) -> str | None:
+    return env.task_name(setting.name)
+
+
+def _read_region(env: Environment, setting: Setting[Any]) -> str | None:
+    region = (env.optional_text(setting.name) or "").upper() or None
+    if region is not None and region not in REGIONS:
+        raise ConfigurationError(
+            setting.name, f"must be a two-letter region code (PL, DE, US...), got {region!r}"
+        )
+    return region
+
+
+def _read_number_types(env: Environment, setting: Setting[Any]) -> frozenset[str]:
+    raw = env.optional_text(setting.name)
+    if raw is None:
+        return cast("frozenset[str]", setting.default)
+    types = frozenset(name.strip().lower() for name in raw.split(",") if name.strip())
+    if not types or types - NUMBER_TYPES.keys():
+        raise ConfigurationError(
+            setting.name, f"must be a comma-separated list of {', '.join(NUMBER_TYPES)}"
+        )
+    return types
+
+
+def _read_on_done_queue(env: Environment, setting: Setting[Any]) -> str:
+    """The queue given, else ``{prefix}.callbacks``: one deployment per prefix."""
+    prefix = DECLARED["ENGAGE_KEY_PREFIX"].read(env)
+    return env.optional_text(setting.name) or f"{prefix}.{ON_DONE_QUEUE_SUFFIX}"
+
+
+def _read_master_name(env: Environment, setting: Setting[Any]) -> str | None:
+    master_name = env.optional_text(setting.name)
+    if master_name is None and _on_sentinel(env):
+        raise ConfigurationError(
+            setting.name, "is not set (a sentinel:// URL needs the primary's name)"
+        )
+    return master_name
+
+
+def _read_replica_acks(env: Environment, setting: Setting[Any]) -> int:
+    # Sentinel replicates asynchronously: by default a lease is held by one replica first.
+    default = 1 if _on_sentinel(env) else int(cast("int", setting.default))
+    return env.integer(setting.name, default, int(setting.minimum))
+
+
 #: Every variable of the settings table, in the README's order (README: Configuration).
 #: The README's table is generated from these (``python scripts/settings_table.py``); a new
 #: variable is one more entry here. ``field``: the :class:`Settings` attribute it fills.
+#: ``CELERY_BROKER_URL`` is Celery's own variable: ``ENGAGE_BROKER_URL``'s reader falls back to it.
 # One declaration per entry: name, type, default and bounds on the first line, then the meaning.
 # fmt: off
 SETTINGS: tuple[Setting[Any], ...] = (
-    Setting("ENGAGE_BASE_URL", str, None, shown="required by workers",
+    Setting("ENGAGE_BASE_URL", str, None, field="engage.base_url", reader=_read_engage_url,
+            shown="required by workers",
             doc="Full REST base with any prefix and version, e.g. "
                 "`https://tenant.example/api/rest/v19`; with SOAP, the SOAP endpoint"),
-    Setting("ENGAGE_USERNAME", str, None, shown="required with `ENGAGE_BASE_URL`",
+    Setting("ENGAGE_USERNAME", str, None, field="engage.username",
+            shown="required with `ENGAGE_BASE_URL`",
             doc="The Engage API user (HTTP Basic)"),
-    Setting("ENGAGE_PASSWORD", str, None, shown="required with `ENGAGE_BASE_URL`",
+    Setting("ENGAGE_PASSWORD", str, None, field="engage.password",
+            shown="required with `ENGAGE_BASE_URL`",
             doc="The Engage API user's password (HTTP Basic); never logged or shown"),
-    Setting("ENGAGE_TRANSPORT", str, "rest", choices=("rest", "soap"),
+    Setting("ENGAGE_TRANSPORT", str, "rest", field="engage.transport", choices=("rest", "soap"),
             doc="`rest` or `soap`"),
-    Setting("ENGAGE_BROKER_URL", str, None,
+    Setting("ENGAGE_BROKER_URL", str, None, field="broker_url", reader=_read_broker_url,
             shown="`CELERY_BROKER_URL`, else `redis://127.0.0.1:6379/0`",
             doc="This package's Celery broker; use it beside a Celery app of your own. Also "
                 "kombu's Sentinel form, `sentinel://h1:26379;sentinel://h2:26379;...`"),
@@ -49,7 +151,8 @@ SETTINGS: tuple[Setting[Any], ...] = (
             doc="Celery broker, read when `ENGAGE_BROKER_URL` is unset"),
     Setting("CELERY_RESULT_BACKEND", str, None, field="result_backend", shown="unset (results off)",
             doc="Status lives in the ledger; set this only if you want Celery results too"),
-    Setting("REDIS_URL", str, None, shown="the broker URL",
+    Setting("REDIS_URL", str, None, field="redis_url", shown="the broker URL",
+            reader=_read_redis_url,
             doc="Where the ledger, dead letters, rate limit and cache live"),
     Setting("ENGAGE_KEY_PREFIX", str, "engage", field="key_prefix",
             doc="The deployment: prefix of every Redis key this package writes, of its lane queues "
@@ -69,10 +172,12 @@ SETTINGS: tuple[Setting[Any], ...] = (
             doc="Longest a task sleeps for its slot before handing it back to Celery"),
     Setting("ENGAGE_CONTACT_CACHE_TTL", float, 86400.0, field="contact_cache_ttl", unit=" s",
             doc="Contact-id cache lifetime (`0`: off)"),
-    Setting("ENGAGE_DEFAULT_REGION", str, None,
+    Setting("ENGAGE_DEFAULT_REGION", str, None, field="numbers.default_region",
+            reader=_read_region,
             doc="Region of numbers given without a country code (e.g. `PL`); unset: national "
                 "numbers are refused"),
-    Setting("ENGAGE_NUMBER_TYPES", str, None, shown="`mobile,fixed_line_or_mobile`",
+    Setting("ENGAGE_NUMBER_TYPES", frozenset, DEFAULT_NUMBER_TYPES, field="numbers.types",
+            shown="`mobile,fixed_line_or_mobile`", reader=_read_number_types,
             doc="Number types that may receive an SMS (landlines are refused)"),
     Setting("ENGAGE_RETRY_BASE_DELAY", float, 30.0, field="retry.base_delay", unit=" s",
             doc="First backoff delay: 30 s, then 15 min (plus up to 20 % jitter, never less)"),
@@ -111,30 +216,35 @@ SETTINGS: tuple[Setting[Any], ...] = (
             doc="Days a dead letter is kept at most"),
     Setting("ENGAGE_SWEEP_INTERVAL", float, 30.0, field="sweep_interval", minimum=1, unit=" s",
             doc="How often each worker sweeps for stuck sends (recovery without beat)"),
-    Setting("ENGAGE_METRICS_PORT", int, None,
+    Setting("ENGAGE_METRICS_PORT", int, None, field="metrics_port", minimum=1,
+            reader=_read_port,
             doc="The worker's Prometheus endpoint (off unless a port is set)"),
     Setting("ENGAGE_METRICS_ADDRESS", str, "127.0.0.1", field="metrics_address",
             doc="The address the worker's endpoint and `engage-sms metrics` listen on"),
     Setting("ENGAGE_SENT_EVENTS", bool, False, field="sent_events",
             doc="`on`: enqueue also publishes Celery's `task-sent` event, so Flower lists tasks "
                 "still queued (one more Redis round trip per enqueue)"),
-    Setting("ENGAGE_ON_DONE_TASK", str, None,
+    Setting("ENGAGE_ON_DONE_TASK", str, None, field="on_done_task",
+            reader=_read_task_name,
             doc="Celery task published with the final status of every send that names no "
                 "`on_done`, e.g. `myapp.tasks.sms_finished`"),
     Setting("ENGAGE_HTTP_RATE_LIMIT", int, 100, field="http.rate_limit",
             doc="Requests per second one API token may make to `engage-sms api` (`0`: no limit)"),
-    Setting("ENGAGE_ON_DONE_QUEUE", str, None, shown="`{prefix}.callbacks`",
+    Setting("ENGAGE_ON_DONE_QUEUE", str, None, field="on_done_queue",
+            shown="`{prefix}.callbacks`", reader=_read_on_done_queue,
             doc="Queue the completion callbacks go to: one your app's workers consume; this "
                 "package's workers publish them and refuse to consume it (never one of its lanes)"),
     Setting("ENGAGE_SCHEDULE_FILE", str, None, field="schedule_file", shown="unset (no schedules)",
             doc="Beat's TOML file of periodic sends (`schedules.example.toml`); set it on beat "
                 "only, which publishes each run's schedule to the workers; `doctor` checks it"),
-    Setting("ENGAGE_REDIS_MASTER_NAME", str, None, shown="required with `sentinel://`",
+    Setting("ENGAGE_REDIS_MASTER_NAME", str, None, field="redis_master_name",
+            shown="required with `sentinel://`", reader=_read_master_name,
             doc='The name the sentinels monitor the primary under (see "Running on more than one '
                 'machine")'),
-    Setting("ENGAGE_SENTINEL_PASSWORD", str, None,
+    Setting("ENGAGE_SENTINEL_PASSWORD", str, None, field="sentinel_password",
             doc="The sentinels' own password (the primary's is in the URL); never shown"),
-    Setting("ENGAGE_REPLICA_ACKS", int, None, shown="`1` with `sentinel://`, else `0`",
+    Setting("ENGAGE_REPLICA_ACKS", int, 0, field="replica_acks", reader=_read_replica_acks,
+            shown="`1` with `sentinel://`, else `0`",
             doc="Replicas that must hold a claim or a lease (`WAIT`) before it counts; fewer: "
                 "enqueue fails, the send is held back"),
     Setting("ENGAGE_REPLICA_ACK_TIMEOUT", float, 500.0, field="replica_ack_timeout", minimum=1,
@@ -167,10 +277,8 @@ DEFAULT_BROKER_URL = str(DECLARED["CELERY_BROKER_URL"].default)
 DEFAULT_METRICS_ADDRESS: str = default("metrics_address")
 #: Requests one API token may make per second (``engage-sms api``); 0: no limit.
 DEFAULT_HTTP_RATE_LIMIT: int = default("http.rate_limit")
-#: Where completion callbacks are published, after the key prefix: a queue of the deployment's
-#: own name that none of its workers consumes (they refuse to), for the host app's workers.
-ON_DONE_QUEUE_SUFFIX = "callbacks"
-DEFAULT_ON_DONE_QUEUE = f"engage.{ON_DONE_QUEUE_SUFFIX}"
+#: The completion callbacks' queue of the default deployment (``{prefix}.callbacks``).
+DEFAULT_ON_DONE_QUEUE = f"{default('key_prefix')}.{ON_DONE_QUEUE_SUFFIX}"
 
 
 @dataclass(frozen=True)
@@ -209,7 +317,7 @@ class EngageSettings:
     base_url: str
     username: str
     password: str = field(repr=False)
-    transport: str = str(DECLARED["ENGAGE_TRANSPORT"].default)
+    transport: str = default("engage.transport")
 
 
 @dataclass(frozen=True)
@@ -235,7 +343,7 @@ class Settings:
     retry: RetrySettings = field(default_factory=RetrySettings)
     key_prefix: str = default("key_prefix")
     #: Port of the worker's Prometheus endpoint; None: no endpoint.
-    metrics_port: int | None = None
+    metrics_port: int | None = default("metrics_port")
     #: Address the worker's endpoint and ``engage-sms metrics`` listen on.
     metrics_address: str = DEFAULT_METRICS_ADDRESS
     #: TOML file of periodic prepared sends run by celery beat; None: no schedules.
@@ -251,18 +359,18 @@ class Settings:
     sweep_interval: float = default("sweep_interval")
     #: Celery task published with a send's final status when a send names no ``on_done`` of its
     #: own (``ENGAGE_ON_DONE_TASK``); None: no callback.
-    on_done_task: str | None = None
+    on_done_task: str | None = default("on_done_task")
     #: Queue the completion callbacks are published to (``ENGAGE_ON_DONE_QUEUE``; default
     #: ``{prefix}.callbacks``).
     on_done_queue: str = DEFAULT_ON_DONE_QUEUE
     #: Deadlines, quiet hours, recipient caps, opt-outs, contact creation (README: Sending policy).
     policy: SendingPolicy = field(default_factory=SendingPolicy)
     #: With ``sentinel://`` URLs: the name the sentinels monitor the primary under.
-    redis_master_name: str | None = None
+    redis_master_name: str | None = default("redis_master_name")
     #: The sentinels' own password (``ENGAGE_SENTINEL_PASSWORD``), not the primary's.
-    sentinel_password: str | None = field(default=None, repr=False)
+    sentinel_password: str | None = field(default=default("sentinel_password"), repr=False)
     #: Replicas that must hold a claim or a lease before it counts (``WAIT``); 0: no barrier.
-    replica_acks: int = 0
+    replica_acks: int = default("replica_acks")
     #: How long (ms) one ``WAIT`` may take before the write counts as not held.
     replica_ack_timeout: float = default("replica_ack_timeout")
     #: The HTTP front door's limits (``ENGAGE_HTTP_*``).
@@ -295,32 +403,21 @@ class Settings:
 def load_settings(environ: Mapping[str, str]) -> Settings:
     """Build :class:`Settings` from the environment; ConfigurationError names a bad variable."""
     env = Environment(environ)
-    # ENGAGE_BROKER_URL first: Celery itself applies CELERY_BROKER_URL to every app in the
-    # process, so a web app with a Celery app of its own names ours apart (README: host apps).
-    broker_url = env.url(broker_variable(environ), DEFAULT_BROKER_URL, schemes=_BROKER_SCHEMES)
-    redis_url = env.url("REDIS_URL", broker_url, schemes=_REDIS_SCHEMES)
     declared: dict[str, Any] = {
         setting.field: setting.read(env) for setting in SETTINGS if setting.field
     }
-    nested = {"retry": RetrySettings, "http": HttpSettings, "policy": SendingPolicy}
+    groups: dict[str, Callable[..., Any]] = {
+        "engage": _engage_settings,
+        "numbers": NumberPolicy,
+        "retry": RetrySettings,
+        "http": HttpSettings,
+        "policy": SendingPolicy,
+    }
     top = {name: value for name, value in declared.items() if "." not in name}
-    for group, build in nested.items():
+    for group, build in groups.items():
         members = {n.partition(".")[2]: v for n, v in declared.items() if n.startswith(group + ".")}
         top[group] = build(**members)
-    # One deployment per prefix: its Redis keys, its queues and its callback queue.
-    prefix = top["key_prefix"]
-    settings = Settings(
-        **top,
-        engage=_engage_settings(env),
-        broker_url=broker_url,
-        redis_url=redis_url,
-        metrics_port=env.optional_port("ENGAGE_METRICS_PORT"),
-        numbers=_number_policy(env),
-        on_done_task=env.task_name("ENGAGE_ON_DONE_TASK"),
-        on_done_queue=env.optional_text("ENGAGE_ON_DONE_QUEUE")
-        or f"{prefix}.{ON_DONE_QUEUE_SUFFIX}",
-        **_high_availability(env, broker_url, redis_url),
-    )
+    settings = Settings(**top)
     _check_consistency(settings)
     return settings
 
@@ -331,62 +428,21 @@ def broker_variable(environ: Mapping[str, str]) -> str:
     return "ENGAGE_BROKER_URL" if given else "CELERY_BROKER_URL"
 
 
-def _engage_settings(env: Environment) -> EngageSettings | None:
+def _engage_settings(
+    base_url: str | None, username: str | None, password: str | None, transport: str
+) -> EngageSettings | None:
     """Engage's address and login: all or nothing (a web process that only enqueues sets none)."""
-    transport = str(DECLARED["ENGAGE_TRANSPORT"].read(env))
-    if env.optional_text("ENGAGE_BASE_URL") is None:
-        for name in ("ENGAGE_USERNAME", "ENGAGE_PASSWORD"):
-            if env.optional_text(name) is not None:
+    if base_url is None:
+        for name, value in (("ENGAGE_USERNAME", username), ("ENGAGE_PASSWORD", password)):
+            if value is not None:
                 raise ConfigurationError("ENGAGE_BASE_URL", f"is not set, but {name} is")
         return None
+    for name, value in (("ENGAGE_USERNAME", username), ("ENGAGE_PASSWORD", password)):
+        if value is None:
+            raise ConfigurationError(name, "is not set")
     return EngageSettings(
-        base_url=env.url("ENGAGE_BASE_URL", None, schemes=("http", "https")).rstrip("/"),
-        username=env.text("ENGAGE_USERNAME"),
-        password=env.text("ENGAGE_PASSWORD"),
-        transport=transport,
+        base_url=base_url, username=str(username), password=str(password), transport=transport
     )
-
-
-def _high_availability(env: Environment, broker_url: str, redis_url: str) -> dict[str, Any]:
-    """Sentinel's master name and password, and the replica acks every ledger write waits for."""
-    on_sentinel = False
-    for name, url in (("ENGAGE_BROKER_URL", broker_url), ("REDIS_URL", redis_url)):
-        if is_sentinel_url(url):
-            on_sentinel = True
-            try:
-                parse_sentinel_url(url)
-            except ValueError as err:
-                raise ConfigurationError(name, str(err)) from None
-    master_name = env.optional_text("ENGAGE_REDIS_MASTER_NAME")
-    if on_sentinel and master_name is None:
-        raise ConfigurationError(
-            "ENGAGE_REDIS_MASTER_NAME", "is not set (a sentinel:// URL needs the primary's name)"
-        )
-    return {
-        "redis_master_name": master_name,
-        "sentinel_password": env.optional_text("ENGAGE_SENTINEL_PASSWORD"),
-        # Sentinel replicates asynchronously: by default a lease is held by one replica first.
-        "replica_acks": env.integer("ENGAGE_REPLICA_ACKS", 1 if on_sentinel else 0, 0),
-    }
-
-
-def _number_policy(env: Environment) -> NumberPolicy:
-    """National numbers' region and the number types that may receive an SMS."""
-    region = (env.optional_text("ENGAGE_DEFAULT_REGION") or "").upper() or None
-    if region is not None and region not in REGIONS:
-        raise ConfigurationError(
-            "ENGAGE_DEFAULT_REGION",
-            f"must be a two-letter region code (PL, DE, US...), got {region!r}",
-        )
-    raw = env.optional_text("ENGAGE_NUMBER_TYPES")
-    if raw is None:
-        return NumberPolicy(default_region=region)
-    types = frozenset(name.strip().lower() for name in raw.split(",") if name.strip())
-    if not types or types - NUMBER_TYPES.keys():
-        raise ConfigurationError(
-            "ENGAGE_NUMBER_TYPES", f"must be a comma-separated list of {', '.join(NUMBER_TYPES)}"
-        )
-    return NumberPolicy(default_region=region, types=types)
 
 
 def _check_consistency(settings: Settings) -> None:
@@ -413,10 +469,6 @@ def _check_consistency(settings: Settings) -> None:
 def broker_is_redis(url: str) -> bool:
     """True when the broker is Redis (visibility timeout applies)."""
     return urlsplit(url).scheme in _REDIS_SCHEMES
-
-
-_REDIS_SCHEMES = ("redis", "rediss", "unix", "sentinel")
-_BROKER_SCHEMES = (*_REDIS_SCHEMES, "amqp", "amqps", "pyamqp", "memory")
 
 
 def basic_auth_problem(value: str | None) -> str | None:

@@ -37,8 +37,9 @@ def attempt_answered(rt: Runtime, key: str, operation: str, status: int) -> None
 
 
 def attempt_failed(rt: Runtime, key: str, err: EngageError, decision: Decision) -> None:
-    """Engage's call failed with ``err`` (masked or not: only its status and code are kept) and
-    the retry policy decided ``decision``: one entry in the send's history."""
+    """Engage's call failed with ``err`` and the retry policy decided ``decision``: one entry in
+    the send's history. ``err`` must be the masked copy (``err.masked(mask)``): its ``errorCode``
+    is Engage's own text, which may echo a value of the request."""
     if decision.retry_in is not None:
         outcome = AttemptOutcome.RETRY
     elif decision.reason == Reason.OUTCOME_UNKNOWN:

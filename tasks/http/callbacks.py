@@ -52,8 +52,9 @@ logger = logging.getLogger("engage.http.callbacks")
 SIGNATURE_HEADER = "Engage-Signature"
 #: How far (s) a callback's signing time may be from the receiver's clock for :func:`verify`.
 SIGNATURE_TOLERANCE = 300
-#: Failed deliveries of one state before it is given up (about a day of backoff).
-MAX_FAILURES = 20
+#: Failed deliveries of one state before it is given up: 34 waits, 1 s doubling to an hour,
+#: about a day in all (23 - 28 h with the jitter; :func:`retry_delay`).
+MAX_FAILURES = 35
 #: Backoff after the first failure, and its ceiling.
 FIRST_RETRY = 1.0
 MAX_RETRY = 3600.0
@@ -77,6 +78,11 @@ POST_WORKERS = 8
 PER_DESTINATION = 2
 #: A callback due while its receiver (or the pool) is busy is looked at again this much later.
 BUSY_AGAIN = 1.0
+
+
+def retry_delay(fails: int) -> float:
+    """The wait (s) after a state's ``fails``-th failed delivery, before jitter (up to +20 %)."""
+    return min(MAX_RETRY, FIRST_RETRY * 2.0 ** (fails - 1))
 
 
 def _digest(secret: str, timestamp: int, body: bytes) -> str:
@@ -274,7 +280,7 @@ class CallbackDispatcher:
             logger.error("callback of %s given up after %d failures", key, fails)
             self._forget(key)
             return 0
-        delay = min(MAX_RETRY, FIRST_RETRY * 2 ** (fails - 1)) * random.uniform(1.0, 1.2)
+        delay = retry_delay(fails) * random.uniform(1.0, 1.2)
         logger.warning("callback of %s failed (HTTP %s); again in %.0f s", key, code, delay)
         self._again(key, now + delay)
         return 0

@@ -149,8 +149,8 @@ class SendOwner:
 
     token_id: str
     callback_url: str | None
-    #: The lane asked for: the same key in another lane is another request (422). None in a
-    #: record written before the priority was kept: such a record matches any lane.
+    #: The lane asked for: the same key in another lane is another request (422). None: a
+    #: record that names no lane, which matches any lane.
     priority: str | None = None
 
     def to_json(self) -> str:

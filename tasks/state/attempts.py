@@ -1,10 +1,11 @@
 """Each Engage call of a send, one short entry each: :class:`AttemptHistory`.
 
 The ledger keeps a send's attempt count and last error; this keeps what the console's timeline
-shows of each call: when (Redis ``TIME``), the stage (``resolve``, ``create``, ``send``), Engage's
-HTTP status or the error's type, Engage's ``errorCode``, and what came of it (``ok``, ``retry``,
-``dead-letter``, ``unknown``). No message text and no request value is written, so an entry holds
-nothing private (an error code or type name is Engage's or this package's, never the caller's).
+shows of each call: when (Redis ``TIME``), the Engage operation (``contact/get``,
+``contact/create``, ``message/sendSingle``), Engage's HTTP status or the error's type, Engage's
+``errorCode`` (taken from the masked error: Engage's text may echo a request value), and what came
+of it (``ok``, ``retry``, ``dead-letter``, ``unknown``). No message text and no request value is
+written, so an entry holds nothing private.
 
 One list per send (``{p}:attempts:{key}``), the last :data:`MAX_ATTEMPT_ENTRIES` entries, written
 by one script that also gives it the ledger record's remaining time to live: it expires with the

@@ -10,12 +10,14 @@ from __future__ import annotations
 from typing import Any
 
 from celery import Celery, Task
+from celery.app.amqp import AMQP
 
 from tasks.core.errors import ConfigurationError
 from tasks.core.masking import mask_value
 from tasks.core.request import SendRequest
 from tasks.core.settings import Settings
 from tasks.worker.programs import on_configured
+from tasks.worker.transport import Connection
 
 #: Modules holding tasks and worker hooks: imported by ``celery -A tasks worker`` (and beat) at
 #: start, not by ``import tasks``.
@@ -28,7 +30,14 @@ TASK_MODULES = (
     "tasks.worker.startup",
 )
 
-app = Celery("engage", include=list(TASK_MODULES), set_as_current=False)
+
+class EngageAMQP(AMQP):  # type: ignore[misc]  # Celery ships no type hints
+    """Celery's AMQP of this app: its connections keep the Sentinel transport through failover."""
+
+    Connection = Connection
+
+
+app = Celery("engage", include=list(TASK_MODULES), set_as_current=False, amqp=EngageAMQP)
 # Lazy: the module is imported when the configuration is first read, not at import of this one.
 app.config_from_object("tasks.worker.config")
 # What a celery program (worker, beat, Flower...) refuses is decided once that happens.

@@ -21,12 +21,7 @@ from tasks.core.send_options import DEFAULT_DEPLOYMENT, DEFAULT_PRIORITY
 from tasks.core.settings import Settings, broker_is_redis, load_settings
 from tasks.state.clients import broker_transport_options as sentinel_options
 from tasks.worker.beat_schedule import housekeeping_entries, schedule_entries
-from tasks.worker.transport import (
-    LANE_CYCLE,
-    SENTINEL_TRANSPORT,
-    TRANSPORT,
-    keep_sentinel_transport_on_reconnect,
-)
+from tasks.worker.transport import LANE_CYCLE, SENTINEL_TRANSPORT, TRANSPORT
 
 
 def _load() -> tuple[Settings, tuple[Schedule, ...], ConfigurationError | None]:
@@ -92,7 +87,7 @@ task_acks_late = True
 task_reject_on_worker_lost = True
 # One message per thread: a prefetched message waits behind whatever the threads are doing, so
 # an urgent send fetched behind three bulk ones per thread would wait for all of them
-# (docs/benchmarks.md, lanes phase). The transport also keeps threads free for higher lanes.
+# (docs/benchmarks.md, lanes phase).
 worker_prefetch_multiplier = 1
 broker_connection_retry_on_startup = True
 if broker_is_redis(broker_url):
@@ -102,8 +97,8 @@ if broker_is_redis(broker_url):
         # Flower keeps kombu's own (tasks.worker.programs).
         broker_transport = TRANSPORT
     elif urlsplit(broker_url).scheme == "sentinel":
+        # Kept through a failover by this app's connections (tasks.worker.transport.Connection).
         broker_transport = SENTINEL_TRANSPORT
-        keep_sentinel_transport_on_reconnect()
     broker_transport_options = {
         "visibility_timeout": engage_settings.visibility_timeout,
         # Messages of a killed worker come back one visibility timeout later, found by a sweep

@@ -18,9 +18,9 @@ from typing import Any, TypeVar, assert_never
 
 from celery import Task
 from celery.exceptions import Ignore, Reject
-from kombu.exceptions import OperationalError
 
 from tasks.core.errors import DeadLettered
+from tasks.core.outages import OUTAGES
 from tasks.core.request import SendRequest
 from tasks.core.send_options import lane_of_queue, lane_queues
 from tasks.delivery import steps as delivery
@@ -57,7 +57,7 @@ INFRASTRUCTURE_PUBLISH_POLICY = {
 #: How long the probe key written to tell that Redis takes writes again lives (ms).
 WRITE_PROBE_MS = 10_000
 #: A retry's publish failed for want of a writable broker: publish it again, never drop it.
-PUBLISH_REFUSED: tuple[type[Exception], ...] = (OperationalError, *REDIS_UNREACHABLE)
+PUBLISH_REFUSED = OUTAGES["broker"]
 
 _TASK_OPTIONS: dict[str, Any] = {
     "bind": True,

@@ -21,9 +21,9 @@ Priority lanes (:mod:`tasks.core.send_options`) take two more things here:
   bulk ones. A worker's ``BRPOP`` lists the lanes highest first instead, so it takes an urgent
   message whenever one waits; one fetch in :data:`FETCH_SHARE_EVERY` lists them starting from
   the next lower lane instead, so a lane below a never-empty one is still fetched from.
-Holding back lower lanes while they fill a worker's threads was tried too and taken out: it
-changed nothing measurable at 16 threads, and its fetch-time bookkeeping left a worker hung after
-a Redis restart (the recovery test caught it).
+No thread is held back for higher lanes: at 16 threads that changes nothing measurable, and
+fetch-time bookkeeping of that kind can leave a worker hung after a Redis restart
+(``tests/integration/test_recovery.py``; CHANGELOG.md has what such a reserve measured).
 
 **The broker's clock** (:class:`BrokerClock`): kombu stamps each delivered message with the
 worker's ``time()`` and hands it out again once it is older than the visibility timeout by the
@@ -43,7 +43,7 @@ from contextlib import contextmanager
 from typing import Any
 
 import redis
-from kombu import transport as kombu_transport
+from kombu.connection import Connection as KombuConnection
 from kombu.transport import redis as kombu_redis
 
 from tasks.core.send_options import Priority, lane_of_queue
@@ -190,13 +190,21 @@ class SentinelTransport(kombu_redis.SentinelTransport):
     Channel = SentinelChannel
 
 
-def keep_sentinel_transport_on_reconnect() -> None:
-    """Name :class:`SentinelTransport` for ``sentinel://`` in kombu's table of URL schemes.
+class Connection(KombuConnection):
+    """kombu's connection, keeping :class:`SentinelTransport` when it moves to another sentinel.
 
     kombu reads a ``;``-joined URL as alternates and, when the connection is lost, reconnects to
     the next one with the transport its scheme names, not ``broker_transport``. For Sentinel the
     alternates are the sentinels of one set, so every failover would swap in kombu's own
     channel: without the shared client, and with the close that stops a worker after a second
-    failover (see :meth:`Channel.conn_or_acquire`).
+    failover (see :meth:`Channel.conn_or_acquire`). Only this package's app makes its connections
+    from this class (:mod:`tasks.worker.app`): kombu's table of URL schemes stays as it is, so a
+    host application's own ``sentinel://`` app keeps kombu's transport.
     """
-    kombu_transport.TRANSPORT_ALIASES["sentinel"] = SENTINEL_TRANSPORT
+
+    def switch(self, conn_str: str) -> None:
+        """Move to ``conn_str`` (kombu's), keeping this package's Sentinel transport."""
+        transport: object = self.transport_cls
+        super().switch(conn_str)  # type: ignore[no-untyped-call]  # kombu's, untyped
+        if transport == SENTINEL_TRANSPORT and self.transport_cls == "sentinel":
+            self.transport_cls: object = transport

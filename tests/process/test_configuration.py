@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
-from tasks.worker.transport import TRANSPORT
+from tasks.worker.transport import SENTINEL_TRANSPORT, TRANSPORT
 from tests.support.environments import NOWHERE_REDIS_URL, OFFLINE_ENV, child_env
 from tests.support.processes import run_python
 
@@ -55,3 +57,33 @@ def test_a_malformed_setting_reaches_whoever_reads_the_settings() -> None:
     env = child_env(OFFLINE_ENV, ENGAGE_READ_TIMEOUT="soon")
     result = run_python(code, env=env, check=False)
     assert result.stdout.split() == ["memory://", "ENGAGE_READ_TIMEOUT"], result.stderr
+
+
+SENTINELS = "sentinel://127.0.0.1:26379;sentinel://127.0.0.1:26380"
+#: The scheme table of kombu before and after this package's app is configured on Sentinel, and
+#: the transport its connection names after moving to the second sentinel.
+ALIASES = f"""
+import json
+from kombu import transport
+before = dict(transport.TRANSPORT_ALIASES)
+import tasks
+from tasks.worker.app import app
+chosen = app.conf.broker_transport
+connection = app.connection_for_write()
+connection.switch({SENTINELS.split(";")[1]!r})
+print(json.dumps([before == dict(transport.TRANSPORT_ALIASES), chosen, connection.transport_cls]))
+"""
+
+
+def test_a_sentinel_broker_leaves_kombus_scheme_table_to_the_host_app() -> None:
+    """Configured on sentinel://, the app keeps its transport through a switch of sentinel
+    without renaming kombu's ``sentinel`` scheme for every other app of the process."""
+    env = child_env(
+        OFFLINE_ENV,
+        ENGAGE_BROKER_URL=SENTINELS,
+        REDIS_URL=NOWHERE_REDIS_URL,
+        ENGAGE_REDIS_MASTER_NAME="primary",
+    )
+    result = run_python(ALIASES, env=env, check=False)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == [True, SENTINEL_TRANSPORT, SENTINEL_TRANSPORT]

@@ -79,5 +79,11 @@ def test_every_engage_variable_named_in_the_package_is_declared() -> None:
 def test_the_environment_is_read_by_hand_only_for_variables_not_ours() -> None:
     """Each read by name (os.environ, os.getenv, Environment) is declared or one of NOT_OURS."""
     read = {name for path in modules() for name in environment_reads(path)}
-    assert {"FLOWER_BASIC_AUTH", "REQUESTS_CA_BUNDLE", "ENGAGE_BASE_URL"} <= read
+    assert {"FLOWER_BASIC_AUTH", "REQUESTS_CA_BUNDLE"} <= read
     assert read - DECLARED - NOT_OURS == set()
+
+
+def test_no_setting_is_read_by_its_name_outside_its_declaration() -> None:
+    """Every ENGAGE_* variable is read by the one loader through its declaration's reader."""
+    read = {f"{path.name}: {name}" for path in modules() for name in environment_reads(path)}
+    assert {entry for entry in read if ": ENGAGE_" in entry} == set()

@@ -54,11 +54,59 @@ def attribute(settings: Settings, path: str) -> Any:
     return value
 
 
-@pytest.mark.parametrize("setting", [s for s in SETTINGS if s.field], ids=lambda s: s.name)
+PLAIN = [s for s in SETTINGS if s.field and not s.shown]
+#: A ``shown`` default that is a value: its last backquoted word (```1` with ..., else `0```).
+SHOWN_VALUE = re.compile(r"`([^`]*)`$")
+
+
+def test_every_setting_fills_an_attribute() -> None:
+    """Every declaration is read by the one loader into an attribute, but Celery's fallback."""
+    assert [s.name for s in SETTINGS if not s.field] == ["CELERY_BROKER_URL"]
+
+
+@pytest.mark.parametrize("setting", PLAIN, ids=lambda s: s.name)
 def test_the_settings_defaults_are_the_declared_ones(setting: Setting[Any]) -> None:
     """An unset variable and a Settings built without it both hold the declared default."""
+    if setting.field.startswith("engage."):  # Engage's settings exist only with its login
+        login = {"ENGAGE_BASE_URL": "https://t.example/api", "ENGAGE_USERNAME": "u"}
+        engage = load_settings({**login, "ENGAGE_PASSWORD": "p"}).require_engage()
+        assert getattr(engage, setting.field.partition(".")[2]) == setting.value
+        return
     assert attribute(Settings(), setting.field) == setting.value
     assert attribute(load_settings({}), setting.field) == setting.value
+
+
+def words(value: Any) -> set[str]:
+    """A value as the README's words: a set's members, None as ``none``."""
+    if value is None:
+        return {"none"}
+    if isinstance(value, frozenset | set):
+        return {str(member) for member in value}
+    return {str(value)}
+
+
+@pytest.mark.parametrize("setting", [s for s in SETTINGS if s.shown], ids=lambda s: s.name)
+def test_the_readme_shows_the_default_the_loader_gives(setting: Setting[Any]) -> None:
+    """Each ``shown`` default that is a value, or ``unset``, is what an empty environment gives."""
+    loaded = load_settings({})
+    if setting.name == "REDIS_URL":  # "the broker URL"
+        assert loaded.redis_url == loaded.broker_url
+        return
+    if setting.field.startswith("engage."):  # Engage's login: none without ENGAGE_BASE_URL
+        assert loaded.engage is None
+        return
+    value = attribute(loaded, setting.field)
+    if setting.shown.startswith("required"):
+        assert value is None
+        return
+    if setting.shown.startswith("unset"):
+        assert value in (None, {})
+        return
+    match = SHOWN_VALUE.search(setting.shown)
+    assert match, f"{setting.name}: shown {setting.shown!r} is no value"
+    shown = match.group(1).replace("{prefix}", loaded.key_prefix)
+    expected = {"off": {"none"}}.get(shown, set(shown.split(",")))
+    assert words(value) == expected
 
 
 @pytest.mark.parametrize("setting", NUMBERS, ids=lambda s: s.name)

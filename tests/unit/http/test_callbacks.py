@@ -13,10 +13,13 @@ from fastapi.testclient import TestClient
 
 from tasks.delivery.runtime import Runtime
 from tasks.http.callbacks import (
+    MAX_FAILURES,
     PER_DESTINATION,
+    POST_WORKERS,
     SIGNATURE_HEADER,
     CallbackDispatcher,
     Post,
+    retry_delay,
     sign,
     verify,
 )
@@ -115,14 +118,20 @@ def test_the_signature_covers_its_time_so_a_replay_later_is_refused() -> None:
 class Hanging:
     """Two receivers: one at ``slow.example`` that hangs until released, any other answers."""
 
-    def __init__(self) -> None:
+    def __init__(self, slow_expected: int) -> None:
         self.release = threading.Event()
         self.fast_called = threading.Event()
+        self.slow_running = threading.Event()
+        self.slow_expected = slow_expected
         self.slow_calls = 0
+        self._lock = threading.Lock()
 
     def __call__(self, url: str, body: bytes, headers: dict[str, str]) -> int:
         if "slow.example" in url:
-            self.slow_calls += 1
+            with self._lock:
+                self.slow_calls += 1
+                if self.slow_calls >= self.slow_expected:
+                    self.slow_running.set()
             self.release.wait(30)
             return 0  # as a receiver that never answered: the client's timeout ended it
         self.fast_called.set()
@@ -132,25 +141,32 @@ class Hanging:
 def test_a_receiver_that_hangs_does_not_hold_up_another_s_callbacks(
     runtime: Runtime, broker: Broker
 ) -> None:
-    """Three callbacks due for a hanging receiver, one for another: the other is delivered while
-    the hanging one holds its POSTs; the hanging one gets at most PER_DESTINATION at once."""
-    receivers = Hanging()
+    """More callbacks due for a hanging receiver than the pool has threads, then one for another:
+    the hanging one gets exactly PER_DESTINATION POSTs at once, the other is delivered."""
+    receivers = Hanging(slow_expected=PER_DESTINATION)
+    urls = ["https://slow.example/hook"] * (POST_WORKERS + 2) + ["https://fast.example/h"]
     with api_client() as client:
         token = new_token("shop", "send")
-        for n, url in enumerate(["https://slow.example/hook"] * 3 + ["https://fast.example/h"]):
+        for n, url in enumerate(urls):
             body = {**BODY, "callback_url": url}
             assert client.post("/v1/sends", json=body, headers=bearer(token, f"k{n}")).is_success
             runtime.ledger.mark_sent(f"k{n}")
     d = dispatcher(receivers)
-    rounds = threading.Thread(target=d.run_once, kwargs={"now": time.time() + 1}, daemon=True)
     try:
-        rounds.start()
+        d.run_once(now=time.time() + 1, wait=False)
+        assert receivers.slow_running.wait(20), "the hanging receiver got no POSTs"
         assert receivers.fast_called.wait(20), "the fast receiver waited behind the hanging one"
-        assert receivers.slow_calls <= PER_DESTINATION
+        assert receivers.slow_calls == PER_DESTINATION
     finally:
         receivers.release.set()
-        rounds.join(30)
         d.close()
+
+
+def test_a_callback_is_retried_for_about_a_day() -> None:
+    """The waits between MAX_FAILURES tries add up to about a day, jitter included."""
+    waits = sum(retry_delay(fails) for fails in range(1, MAX_FAILURES))
+    assert waits >= 22 * 3600
+    assert waits * 1.2 <= 30 * 3600
 
 
 def test_a_failed_post_is_retried_later_not_at_once(
