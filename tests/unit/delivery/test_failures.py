@@ -121,20 +121,27 @@ def test_request_no_transport_can_carry_is_rejected_before_the_lease() -> None:
     assert client.calls == 0
 
 
+def redis_away_for(
+    monkeypatch: pytest.MonkeyPatch, server: fakeredis.FakeServer, tries: int
+) -> list[float]:
+    """Redis away now and back after ``tries`` pauses; the pauses, recorded instead of slept."""
+    waits: list[float] = []
+
+    def wait(seconds: float) -> None:
+        waits.append(seconds)
+        server.connected = len(waits) >= tries
+
+    monkeypatch.setattr(delivery, "time", SimpleNamespace(monotonic=time.monotonic, sleep=wait))
+    server.connected = False
+    return waits
+
+
 def test_sent_is_recorded_after_a_short_redis_outage(monkeypatch: pytest.MonkeyPatch) -> None:
     """Engage accepted it while Redis was away: the worker keeps trying until it is recorded."""
     server = fakeredis.FakeServer()
     rt = runtime_with(BrokenClient(RuntimeError("unused")), server)
     monkeypatch.setattr(delivery, "RECORD_SENT_PATIENCE", 10.0)
-    waits: list[float] = []
-
-    def wait(seconds: float) -> None:
-        """The pause between tries, not slept: Redis is back after the third."""
-        waits.append(seconds)
-        server.connected = len(waits) >= 3
-
-    monkeypatch.setattr(delivery, "time", SimpleNamespace(monotonic=time.monotonic, sleep=wait))
-    server.connected = False
+    waits = redis_away_for(monkeypatch, server, tries=3)
     delivery._record_sent(rt, REQUEST, ctx())
     assert len(waits) == 3
     assert rt.ledger.state("k1") == "sent"
@@ -148,20 +155,12 @@ def test_a_write_after_the_call_is_tried_again_at_least_every_second(
     lapsed)."""
     server = fakeredis.FakeServer()
     rt = runtime_with(BrokenClient(RuntimeError("unused")), server)
-    waits: list[float] = []
-
-    def wait(seconds: float) -> None:
-        waits.append(seconds)
-        server.connected = len(waits) >= 8
-
-    monkeypatch.setattr(delivery, "time", SimpleNamespace(monotonic=time.monotonic, sleep=wait))
-    server.connected = False
+    waits = redis_away_for(monkeypatch, server, tries=8)
     delivery._record_sent(rt, REQUEST, ctx())
     assert waits == [0.25, 0.5, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0]
     assert rt.ledger.state("k1") == "sent"
     # An error answer's record (a 429 to mark retrying) rides out an outage at the same pace.
-    waits.clear()
-    server.connected = False
+    waits = redis_away_for(monkeypatch, server, tries=8)
     assert delivery._through_outage(lambda: rt.ledger.state("k1")) == "sent"
     assert waits == [0.25, 0.5, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0]
 
