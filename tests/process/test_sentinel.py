@@ -107,11 +107,10 @@ def _free_port() -> int:
 
 
 def test_a_reconnect_keeps_the_package_sentinel_transport() -> None:
-    """kombu reconnects by the URL's scheme: for sentinel:// that names our transport."""
+    """kombu reconnects by the URL's scheme; the app's own connections keep our transport."""
     code = (
-        "from tasks.worker.app import app; app.conf.broker_url\n"
-        "from kombu import Connection\n"
-        "connection = Connection(app.conf.broker_url)\n"
+        "from tasks.worker.app import app\n"
+        "connection = app.connection_for_read()\n"
         "connection.switch(connection.alt[1])\n"
         "print(type(connection.transport).__module__, type(connection.transport).__name__)"
     )
