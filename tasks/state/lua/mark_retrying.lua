@@ -3,6 +3,7 @@
 -- ARGV: owner, error, seconds until the retry, idempotency key
 -- Times are the Redis server's (TIME).
 -- Returns 1 when done; 0 when finished, unknown, or leased by another delivery.
+--#include to_retrying
 local k = KEYS[1]
 local state = redis.call('HGET', k, 'state')
 if state == 'sent' or state == 'dead_lettered' or state == 'cancelled' or not state then
@@ -13,12 +14,5 @@ if state == 'deferred' or state == 'expired' or state == 'capped' or state == 's
   return 0
 end
 if state == 'sending' and redis.call('HGET', k, 'lease_owner') ~= ARGV[1] then return 0 end
-local t = redis.call('TIME')
-local now = t[1] + t[2] / 1000000
-local stamp = string.format('%.6f', now)
-redis.call('HSET', k, 'state', 'retrying', 'updated_at', stamp, 'last_error', ARGV[2],
-  'retry_at', string.format('%.6f', now + tonumber(ARGV[3])))
-redis.call('HSETNX', k, 'first_failure_at', stamp)
-redis.call('HDEL', k, 'lease_owner', 'lease_until')
-redis.call('ZADD', KEYS[2], stamp, ARGV[4])
+to_retrying(k, KEYS[2], ARGV[4], ARGV[2], ARGV[3])
 return 1
