@@ -66,6 +66,13 @@ def dead_lettered(outcome: StepOutcome) -> DeadLettered:
     return caught.value
 
 
+def email_echoed_by_a_400(rt: Runtime, sandbox: Sandbox) -> DeadLettered:
+    """k1 to :data:`EMAIL` resolved against a 400 that quotes the address: its dead letter."""
+    request = build_send_request(23541, email=EMAIL)
+    sandbox.state.set_faults({"script": {"contact/get": ["echo:400"]}})
+    return dead_lettered(delivery.resolve(claimed(rt, request), request, ctx()))
+
+
 def shown(err: BaseException) -> str:
     """The exception as Celery logs it and Flower shows it: repr, args and the whole chain."""
     chain = "".join(traceback.format_exception(type(err), err, err.__traceback__))
@@ -96,10 +103,8 @@ def test_error_echoing_an_email_is_dead_lettered_masked(
     transport_runtime: Runtime, sandbox: Sandbox
 ) -> None:
     """A 400 quoting the address: DeadLettered, its chain and the entry show it masked only."""
-    request = build_send_request(23541, email=EMAIL)
-    rt = claimed(transport_runtime, request)
-    sandbox.state.set_faults({"script": {"contact/get": ["echo:400"]}})
-    failure = dead_lettered(delivery.resolve(rt, request, ctx()))
+    rt = transport_runtime
+    failure = email_echoed_by_a_400(rt, sandbox)
     entry = rt.dead_letters.get("k1")
     assert entry is not None
     assert entry["error"]["message"] == "Invalid value 'j***@example.com'."
@@ -130,10 +135,7 @@ def test_raised_failure_is_chained_to_the_masked_copy_only(
     transport_runtime: Runtime, sandbox: Sandbox
 ) -> None:
     """The dead letter's cause is the masked error, and the raw one is hidden as context."""
-    request = build_send_request(23541, email=EMAIL)
-    rt = claimed(transport_runtime, request)
-    sandbox.state.set_faults({"script": {"contact/get": ["echo:400"]}})
-    failure = dead_lettered(delivery.resolve(rt, request, ctx()))
+    failure = email_echoed_by_a_400(transport_runtime, sandbox)
     cause = failure.__cause__
     assert cause is not None
     assert "j***@example.com" in str(cause)
