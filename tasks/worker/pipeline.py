@@ -253,14 +253,18 @@ def _give_back(rt: Runtime, unsent: delivery.UnsentLease, err: Exception, deadli
 
 
 def _await_writable(rt: Runtime, deadline: float) -> None:
-    """Return once the ledger's Redis takes a write (a short-lived probe), or at ``deadline``."""
-    delay = 0.25
+    """Return once the ledger's Redis takes a write (a short-lived probe), or at ``deadline``.
+
+    Probed at the pace of the steps' own writes through an outage (at least once a second), so
+    an unsent lease is given back soon after Redis returns, before the sweep finds it lapsed.
+    """
+    delay = delivery.RECORD_RETRY_FIRST
     while time.monotonic() < deadline:
         try:
             rt.redis.set(rt.keys.write_probe, "1", px=WRITE_PROBE_MS)
         except REDIS_UNREACHABLE:
             time.sleep(delay)
-            delay = min(delay * 2, 5.0)
+            delay = min(delay * 2, delivery.RECORD_RETRY_MAX)
         else:
             return
 
